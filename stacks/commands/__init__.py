@@ -1,0 +1,1 @@
+"""The `authgate` subcommands, one module each (see stacks/cli.py)."""

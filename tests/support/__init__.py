@@ -1,0 +1,1 @@
+"""Test support shared by every test kind: key pairs, token minting, local servers."""
