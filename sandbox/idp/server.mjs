@@ -1,0 +1,255 @@
+// The sandbox's OpenID provider: npm oidc-provider on a loopback port, configured from a JSON file the Python
+// launcher writes from the auth policy (clients, resource servers, demo users).
+//
+// Usage: node server.mjs CONFIG.json
+// Env:   AUTHGATE_IDP_ADMIN_TOKEN  shared secret for the /__sandbox admin endpoints (required)
+// On readiness it prints one JSON line: {"event":"ready","issuer":"http://127.0.0.1:PORT", ...}.
+//
+// Key rotation: POST /__sandbox/rotate-key builds a fresh provider instance whose first (signing) key is new while
+// every earlier key stays in the published JWKS, which is how a real issuer rotates. Sessions, grants and tokens
+// survive because oidc-provider's in-memory adapter keeps its storage at module level, shared by every instance.
+import { createServer } from 'node:http';
+import { generateKeyPairSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+
+import Provider from 'oidc-provider';
+
+const ADMIN_PREFIX = '/__sandbox/';
+
+function fail(message) {
+  process.stderr.write(`authgate idp: ${message}\n`);
+  process.exit(2);
+}
+
+const configPath = process.argv[2];
+if (!configPath) fail('usage: node server.mjs CONFIG.json');
+const adminToken = process.env.AUTHGATE_IDP_ADMIN_TOKEN;
+if (!adminToken || adminToken.length < 16) fail('AUTHGATE_IDP_ADMIN_TOKEN must be set to a secret of 16+ characters');
+
+let config;
+try {
+  config = JSON.parse(readFileSync(configPath, 'utf8'));
+} catch (err) {
+  fail(`cannot read config ${configPath}: ${err.message}`);
+}
+
+const resources = new Map((config.resources || []).map((r) => [r.indicator, r]));
+const users = config.users || {};
+const resourceScopes = [...new Set((config.resources || []).flatMap((r) => r.scopes || []))];
+const clientClaims = new Map((config.clients || []).map((c) => [c.client_id, c.token_claims || {}]));
+const defaultTTL = config.access_token_ttl || 300;
+// Cookie signing keys must outlive a rotation, or a login in progress would break when the provider is rebuilt.
+const cookieKeys = [randomBytes(32).toString('base64url')];
+
+let keyCounter = 0;
+function newSigningKey() {
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  keyCounter += 1;
+  const jwk = privateKey.export({ format: 'jwk' });
+  return { ...jwk, kid: `sandbox-${keyCounter}-${randomBytes(4).toString('hex')}`, alg: 'RS256', use: 'sig' };
+}
+
+function clientMetadata(c) {
+  if (c.kind === 'spa') {
+    return {
+      client_id: c.client_id,
+      application_type: 'web',
+      token_endpoint_auth_method: 'none',
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      redirect_uris: c.redirect_uris,
+      post_logout_redirect_uris: c.post_logout_redirect_uris || [],
+      scope: ['openid', 'profile', 'email', 'offline_access', ...(c.scopes || [])].join(' '),
+    };
+  }
+  if (c.kind === 'service') {
+    return {
+      client_id: c.client_id,
+      client_secret: c.client_secret,
+      token_endpoint_auth_method: 'client_secret_basic',
+      grant_types: ['client_credentials'],
+      response_types: [],
+      redirect_uris: [],
+      scope: (c.scopes || []).join(' '),
+    };
+  }
+  throw new Error(`client ${c.client_id}: kind must be "spa" or "service", got ${JSON.stringify(c.kind)}`);
+}
+
+function resourceServerInfo(resource) {
+  return {
+    audience: resource.audience,
+    scope: (resource.scopes || []).join(' '),
+    accessTokenTTL: resource.access_token_ttl || defaultTTL,
+    accessTokenFormat: 'jwt',
+    jwt: { sign: { alg: 'RS256' } },
+  };
+}
+
+function buildProvider(issuer, keys) {
+  const provider = new Provider(issuer, {
+    clients: (config.clients || []).map(clientMetadata),
+    jwks: { keys },
+    scopes: ['openid', 'offline_access', 'profile', 'email', ...resourceScopes],
+    cookies: { keys: cookieKeys },
+    pkce: { required: () => true },
+    claims: {
+      openid: ['sub'],
+      profile: ['name'],
+      email: ['email', 'email_verified'],
+    },
+    conformIdTokenClaims: false,
+    features: {
+      devInteractions: { enabled: true },
+      clientCredentials: { enabled: true },
+      introspection: { enabled: false },
+      revocation: { enabled: true },
+      rpInitiatedLogout: { enabled: true },
+      resourceIndicators: {
+        enabled: true,
+        // A login without a resource parameter gets the first configured API, like a default audience.
+        defaultResource: (ctx, client, oneOf) => (oneOf ? oneOf[0] : (config.resources || [])[0]?.indicator),
+        useGrantedResource: () => true,
+        getResourceServerInfo: (ctx, indicator) => {
+          const resource = resources.get(indicator);
+          if (!resource) throw new Provider.errors.InvalidTarget(`unknown resource indicator ${indicator}`);
+          return resourceServerInfo(resource);
+        },
+      },
+    },
+    ttl: {
+      AccessToken: (ctx, token) => token.resourceServer?.accessTokenTTL || defaultTTL,
+      ClientCredentials: (ctx, token) => token.resourceServer?.accessTokenTTL || defaultTTL,
+      IdToken: 300,
+      Interaction: 600,
+      Session: 3600,
+      Grant: 3600,
+      RefreshToken: 3600,
+      AuthorizationCode: 60,
+    },
+    findAccount: async (ctx, sub) => {
+      const user = users[sub];
+      if (!user) return undefined;
+      return {
+        accountId: sub,
+        claims: async () => ({ sub, ...(user.id_token_claims || {}) }),
+      };
+    },
+    // Roles, groups and tenant travel in the access token, where the gateways and the guard read them.
+    extraTokenClaims: async (ctx, token) => {
+      if (token.accountId) return users[token.accountId]?.token_claims || undefined;
+      return clientClaims.get(token.clientId) || undefined;
+    },
+    renderError: async (ctx, out) => {
+      ctx.type = 'json';
+      ctx.body = out;
+    },
+  });
+  provider.on('server_error', (ctx, err) => process.stderr.write(`authgate idp: server error: ${err.stack}\n`));
+  return provider;
+}
+
+function adminAuthorized(req) {
+  const given = Buffer.from(String(req.headers['x-authgate-admin'] || ''));
+  const expected = Buffer.from(adminToken);
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
+function readJson(req) {
+  return new Promise((resolve, reject) => {
+    let body = '';
+    req.on('data', (chunk) => {
+      body += chunk;
+      if (body.length > 65536) reject(new Error('request body too large'));
+    });
+    req.on('end', () => {
+      try {
+        resolve(body ? JSON.parse(body) : {});
+      } catch (err) {
+        reject(new Error(`body is not JSON: ${err.message}`));
+      }
+    });
+  });
+}
+
+function sendJson(res, status, obj) {
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(JSON.stringify(obj));
+}
+
+const keys = [newSigningKey()];
+let provider;
+let handler;
+let issuer;
+
+// An access token exactly as this provider would have issued it `age_seconds` ago, already expired now: the demo
+// needs a genuinely expired, genuinely signed token without waiting out its lifetime plus the verifier's leeway.
+async function issueExpiredToken({ client_id: clientId, resource: indicator, scope = '', age_seconds: age = 3600 }) {
+  const client = await provider.Client.find(String(clientId));
+  if (!client) throw new Error(`unknown client ${clientId}`);
+  const resource = resources.get(indicator);
+  if (!resource) throw new Error(`unknown resource indicator ${indicator}`);
+  const info = resourceServerInfo(resource);
+  const now = Math.floor(Date.now() / 1000);
+  const iat = now - Number(age);
+  const ttl = Math.min(info.accessTokenTTL, Math.max(1, Number(age) - 1));
+  const token = new provider.ClientCredentials({
+    client,
+    resourceServer: new provider.ResourceServer(indicator, info),
+    scope: String(scope),
+    iat,
+    exp: iat + ttl,
+    extra: clientClaims.get(client.clientId) || undefined,
+  });
+  return { access_token: await token.save(), expires_at: iat + ttl };
+}
+
+async function handleAdmin(req, res) {
+  if (!adminAuthorized(req)) return sendJson(res, 403, { error: 'x-authgate-admin header missing or wrong' });
+  if (req.method !== 'POST') return sendJson(res, 405, { error: 'admin endpoints take POST' });
+  const path = req.url.slice(ADMIN_PREFIX.length).split('?')[0];
+  try {
+    if (path === 'rotate-key') {
+      keys.unshift(newSigningKey());
+      provider = buildProvider(issuer, keys);
+      handler = provider.callback();
+      return sendJson(res, 200, { signing_kid: keys[0].kid, published_kids: keys.map((k) => k.kid) });
+    }
+    if (path === 'expired-token') return sendJson(res, 200, await issueExpiredToken(await readJson(req)));
+    return sendJson(res, 404, { error: `no admin endpoint ${path}; have rotate-key, expired-token` });
+  } catch (err) {
+    return sendJson(res, 400, { error: err.message });
+  }
+}
+
+const server = createServer((req, res) => {
+  if (req.url.startsWith(ADMIN_PREFIX)) {
+    handleAdmin(req, res);
+    return;
+  }
+  handler(req, res);
+});
+
+server.listen(0, '127.0.0.1', () => {
+  const { port } = server.address();
+  issuer = `http://127.0.0.1:${port}`;
+  try {
+    provider = buildProvider(issuer, keys);
+    handler = provider.callback();
+  } catch (err) {
+    fail(`bad provider configuration: ${err.message}`);
+  }
+  process.stdout.write(`${JSON.stringify({ event: 'ready', issuer, signing_kid: keys[0].kid })}\n`);
+});
+
+function shutdown() {
+  server.close();
+  server.closeAllConnections();
+  process.exit(0);
+}
+process.on('SIGTERM', shutdown);
+process.on('SIGINT', shutdown);
+// The launcher holds our stdin open; when it goes away (even killed hard) we go too, leaving no stray server.
+process.stdin.on('end', shutdown);
+process.stdin.on('error', shutdown);
+process.stdin.resume();
