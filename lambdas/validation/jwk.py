@@ -1,0 +1,335 @@
+"""Public JSON Web Keys (RFC 7517/7518/8037) parsed once into ready-to-verify key objects, and key sets built from JWKS.
+
+Everything here is built once per fetched key document so that verifying a signature costs one call into
+`cryptography` with padding and hash objects that already exist. The EC and Ed25519 modules are imported only when
+such a key appears, which keeps a cold start that only ever sees RSA keys short.
+"""
+from __future__ import annotations
+
+import binascii
+from typing import Any, Callable, Mapping
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
+
+# RFC 7518 3.3: "A key of size 2048 bits or larger MUST be used with these algorithms."
+MIN_RSA_BITS = 2048
+# Far beyond any issuer in use; bounds the cost an attacker-supplied JWKS can impose on every verify.
+MAX_RSA_BITS = 8192
+
+RSA_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
+EC_CURVE_ALGORITHMS = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
+EC_COORDINATE_BYTES = {"P-256": 32, "P-384": 48, "P-521": 66}
+# "Ed25519" is the fully-specified name from RFC 9864 for what RFC 8037 calls "EdDSA" over Ed25519.
+OKP_CURVE_ALGORITHMS = {"Ed25519": ("EdDSA", "Ed25519")}
+SUPPORTED_ALGORITHMS = frozenset(RSA_ALGORITHMS) | frozenset(EC_CURVE_ALGORITHMS.values()) | {"EdDSA", "Ed25519"}
+
+# Members that only a private (or symmetric) key carries; a JWKS that publishes them is leaking a secret.
+_PRIVATE_MEMBERS = {
+    "RSA": ("d", "p", "q", "dp", "dq", "qi", "oth"),
+    "EC": ("d",),
+    "OKP": ("d",),
+}
+
+_B64URL_TO_STD = bytes.maketrans(b"-_+/=", b"+/!!!")  # "+", "/" and "=" become invalid so strict decoding refuses them
+_PADDING = (b"", b"", b"==", b"=")
+_B64URL_INDEX = {c: i for i, c in enumerate(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")}
+
+
+def b64url_decode(segment: bytes) -> bytes:
+    """Strict unpadded base64url (RFC 7515 2): no padding, no other alphabet, no stray bits in the last character.
+
+    Raises ValueError. The canonical-form check means one byte string has exactly one accepted encoding.
+    """
+    remainder = len(segment) & 3
+    if remainder == 1:
+        raise ValueError("base64url text has an impossible length")
+    try:
+        raw = binascii.a2b_base64(segment.translate(_B64URL_TO_STD) + _PADDING[remainder], strict_mode=True)
+    except binascii.Error:
+        raise ValueError("not strict unpadded base64url (only A-Z a-z 0-9 - _ are allowed, no '=')") from None
+    if remainder:
+        # The last character carries 4 (or 2) bits beyond the data; a canonical encoder sets them to zero.
+        spare_bits = 0b1111 if remainder == 2 else 0b11
+        if _B64URL_INDEX[segment[-1]] & spare_bits:
+            raise ValueError("base64url text is not canonical (non-zero trailing bits)")
+    return raw
+
+
+class JsonWebKey:
+    """An immutable public key parsed from a JWK, ready to verify JWS signatures."""
+
+    __slots__ = ("kid", "kty", "alg", "crv", "use", "key_ops", "key_size", "public_key", "_verifiers")
+
+    def __init__(self, *, kid: str | None, kty: str, alg: str | None, crv: str | None, use: str | None,
+                 key_ops: tuple[str, ...] | None, key_size: int, public_key: Any,
+                 verifiers: Mapping[str, Callable[[bytes, bytes], None]]) -> None:
+        set_ = object.__setattr__
+        set_(self, "kid", kid)
+        set_(self, "kty", kty)
+        set_(self, "alg", alg)
+        set_(self, "crv", crv)
+        set_(self, "use", use)
+        set_(self, "key_ops", key_ops)
+        set_(self, "key_size", key_size)
+        set_(self, "public_key", public_key)
+        # alg -> function(signature, signing_input) that raises InvalidSignature; only algs this key may verify.
+        set_(self, "_verifiers", dict(verifiers))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("JsonWebKey is immutable")
+
+    def __repr__(self) -> str:
+        detail = f"crv={self.crv!r}" if self.crv else f"bits={self.key_size}"
+        return f"JsonWebKey(kid={self.kid!r}, kty={self.kty!r}, alg={self.alg!r}, {detail})"
+
+    @property
+    def algorithms(self) -> tuple[str, ...]:
+        """The JWS algorithms this key can verify (narrowed to its own "alg" member when it has one)."""
+        return tuple(self._verifiers)
+
+    def supports(self, alg: str) -> bool:
+        return alg in self._verifiers
+
+    def verify(self, alg: str, signing_input: bytes, signature: bytes) -> bool:
+        """True when `signature` is a valid `alg` signature of `signing_input` under this key; False otherwise,
+        including when the key cannot be used with `alg` at all."""
+        verifier = self._verifiers.get(alg)
+        if verifier is None:
+            return False
+        try:
+            verifier(signature, signing_input)
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+
+def parse_jwk(obj: Any) -> JsonWebKey:
+    """Build a JsonWebKey from a JWK object. Raises ValueError saying what is wrong with the JWK and how to fix it."""
+    if not isinstance(obj, Mapping):
+        raise ValueError(f"a JWK must be a JSON object, got {type(obj).__name__}")
+    kty = obj.get("kty")
+    if not isinstance(kty, str):
+        raise ValueError('JWK has no "kty" string member; expected "RSA", "EC" or "OKP"')
+    kid = _optional_str(obj, "kid")
+    alg = _optional_str(obj, "alg")
+    use = _optional_str(obj, "use")
+    key_ops = obj.get("key_ops")
+    if key_ops is not None:
+        if not isinstance(key_ops, list) or not all(isinstance(op, str) for op in key_ops):
+            raise ValueError(f'JWK {kid!r}: "key_ops" must be an array of strings')
+        if len(set(key_ops)) != len(key_ops):
+            raise ValueError(f'JWK {kid!r}: "key_ops" lists an operation twice (RFC 7517 4.3)')
+        key_ops = tuple(key_ops)
+    if kty == "oct":
+        raise ValueError(f"JWK {kid!r} is a symmetric (oct) key; only public RSA, EC and OKP keys verify tokens "
+                         "(a shared secret must never be published or used to verify issuer-signed tokens)")
+    private = _PRIVATE_MEMBERS.get(kty)
+    if private is None:
+        raise ValueError(f'JWK {kid!r} has unsupported kty {kty!r}; expected "RSA", "EC" or "OKP"')
+    leaked = [m for m in private if m in obj]
+    if leaked:
+        raise ValueError(f"JWK {kid!r} contains private key member(s) {', '.join(leaked)}; publish only the public "
+                         "part of the key")
+    if alg is not None and alg not in SUPPORTED_ALGORITHMS:
+        raise ValueError(f"JWK {kid!r} declares alg {alg!r}, which is not a supported signature algorithm "
+                         f"({', '.join(sorted(SUPPORTED_ALGORITHMS))})")
+    if kty == "RSA":
+        public_key, key_size, crv, verifiers = _rsa_key(obj, kid)
+    elif kty == "EC":
+        public_key, key_size, crv, verifiers = _ec_key(obj, kid)
+    else:
+        public_key, key_size, crv, verifiers = _okp_key(obj, kid)
+    if alg is not None:
+        if alg not in verifiers:
+            raise ValueError(f"JWK {kid!r} declares alg {alg!r}, which a {kty} key"
+                             f"{' on ' + crv if crv else ''} cannot verify")
+        verifiers = {alg: verifiers[alg]}
+    return JsonWebKey(kid=kid, kty=kty, alg=alg, crv=crv, use=use, key_ops=key_ops, key_size=key_size,
+                      public_key=public_key, verifiers=verifiers)
+
+
+def _optional_str(obj: Mapping, name: str) -> str | None:
+    value = obj.get(name)
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f'JWK member "{name}" must be a string, got {type(value).__name__}')
+    return value
+
+
+def _member_bytes(obj: Mapping, name: str, kid: str | None) -> bytes:
+    value = obj.get(name)
+    if not isinstance(value, str) or not value:
+        raise ValueError(f'JWK {kid!r} is missing its "{name}" member (a base64url string)')
+    try:
+        return b64url_decode(value.encode("ascii"))
+    except (ValueError, UnicodeEncodeError):
+        raise ValueError(f'JWK {kid!r}: member "{name}" is not strict unpadded base64url') from None
+
+
+_SHA = {"256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}
+
+
+def _rsa_key(obj: Mapping, kid: str | None):
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    n_bytes = _member_bytes(obj, "n", kid)
+    e_bytes = _member_bytes(obj, "e", kid)
+    if n_bytes[0] == 0 or e_bytes[0] == 0:
+        # RFC 7518 6.3.1: the octet sequence uses the minimum number of octets.
+        raise ValueError(f"JWK {kid!r}: RSA modulus/exponent has leading zero octets (RFC 7518 6.3.1)")
+    n = int.from_bytes(n_bytes, "big")
+    e = int.from_bytes(e_bytes, "big")
+    bits = n.bit_length()
+    if bits < MIN_RSA_BITS:
+        raise ValueError(f"JWK {kid!r}: RSA key is {bits} bits; at least {MIN_RSA_BITS} are required (RFC 7518 3.3)")
+    if bits > MAX_RSA_BITS:
+        raise ValueError(f"JWK {kid!r}: RSA key is {bits} bits; at most {MAX_RSA_BITS} are accepted")
+    if e < 3 or e % 2 == 0 or e >= n:
+        raise ValueError(f"JWK {kid!r}: RSA public exponent {e} is not valid (it must be odd, >= 3 and < n)")
+    try:
+        public_key = rsa.RSAPublicNumbers(e, n).public_key()
+    except ValueError as exc:
+        raise ValueError(f"JWK {kid!r}: not a usable RSA public key ({exc})") from None
+    verify = public_key.verify
+    verifiers: dict[str, Callable[[bytes, bytes], None]] = {}
+    for size, hash_cls in _SHA.items():
+        pkcs1, h = padding.PKCS1v15(), hash_cls()
+        verifiers["RS" + size] = _bind_rsa(verify, pkcs1, h)
+        h = hash_cls()
+        # RFC 7518 3.5: the salt is as long as the hash output, and MGF1 uses the same hash.
+        pss = padding.PSS(mgf=padding.MGF1(h), salt_length=h.digest_size)
+        verifiers["PS" + size] = _bind_rsa(verify, pss, h)
+    return public_key, bits, None, verifiers
+
+
+def _bind_rsa(verify, pad, h):
+    def verify_rsa(signature: bytes, signing_input: bytes) -> None:
+        verify(signature, signing_input, pad, h)
+    return verify_rsa
+
+
+def _ec_key(obj: Mapping, kid: str | None):
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+    crv = obj.get("crv")
+    if crv not in EC_CURVE_ALGORITHMS:
+        raise ValueError(f"JWK {kid!r}: EC curve {crv!r} is not supported; expected P-256, P-384 or P-521")
+    size = EC_COORDINATE_BYTES[crv]
+    x = _member_bytes(obj, "x", kid)
+    y = _member_bytes(obj, "y", kid)
+    if len(x) != size or len(y) != size:
+        # RFC 7518 6.2.1.2: coordinates are the full curve size, leading zeros included.
+        raise ValueError(f"JWK {kid!r}: {crv} coordinates must be exactly {size} octets, got {len(x)} and {len(y)}")
+    curve = {"P-256": ec.SECP256R1, "P-384": ec.SECP384R1, "P-521": ec.SECP521R1}[crv]()
+    try:
+        # from_encoded_point checks that the point lies on the curve (invalid-curve attacks).
+        public_key = ec.EllipticCurvePublicKey.from_encoded_point(curve, b"\x04" + x + y)
+    except ValueError:
+        raise ValueError(f"JWK {kid!r}: the x/y coordinates are not a point on {crv}") from None
+    alg = EC_CURVE_ALGORITHMS[crv]
+    ecdsa = ec.ECDSA(_SHA[alg[2:]]())
+    verify = public_key.verify
+    from_bytes = int.from_bytes
+
+    def verify_ecdsa(signature: bytes, signing_input: bytes) -> None:
+        # JWS carries r||s, each exactly the curve size (RFC 7518 3.4); any other length is not a signature.
+        if len(signature) != 2 * size:
+            raise InvalidSignature
+        r = from_bytes(signature[:size], "big")
+        s = from_bytes(signature[size:], "big")
+        verify(encode_dss_signature(r, s), signing_input, ecdsa)
+
+    return public_key, public_key.curve.key_size, crv, {alg: verify_ecdsa}
+
+
+def _okp_key(obj: Mapping, kid: str | None):
+    crv = obj.get("crv")
+    if crv not in OKP_CURVE_ALGORITHMS:
+        raise ValueError(f"JWK {kid!r}: OKP curve {crv!r} is not supported; expected Ed25519")
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    x = _member_bytes(obj, "x", kid)
+    if len(x) != 32:
+        raise ValueError(f"JWK {kid!r}: an Ed25519 public key is 32 octets, got {len(x)}")
+    try:
+        public_key = ed25519.Ed25519PublicKey.from_public_bytes(x)
+    except ValueError:
+        raise ValueError(f"JWK {kid!r}: not a valid Ed25519 public key") from None
+    verify = public_key.verify
+
+    def verify_eddsa(signature: bytes, signing_input: bytes) -> None:
+        verify(signature, signing_input)
+
+    return public_key, 256, crv, {alg: verify_eddsa for alg in OKP_CURVE_ALGORITHMS[crv]}
+
+
+class KeySet:
+    """An immutable set of verification keys built from one JWKS document (RFC 7517 5)."""
+
+    __slots__ = ("source", "keys", "kids", "skipped", "_by_kid")
+
+    def __init__(self, keys: tuple[JsonWebKey, ...], *, source: str, skipped: tuple[str, ...] = ()) -> None:
+        by_kid: dict[str | None, tuple[JsonWebKey, ...]] = {}
+        for key in keys:
+            by_kid[key.kid] = by_kid.get(key.kid, ()) + (key,)
+        set_ = object.__setattr__
+        set_(self, "source", source)
+        set_(self, "keys", tuple(keys))
+        set_(self, "kids", tuple(k for k in by_kid if k is not None))
+        set_(self, "skipped", tuple(skipped))
+        set_(self, "_by_kid", by_kid)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("KeySet is immutable")
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __repr__(self) -> str:
+        return f"KeySet(source={self.source!r}, kids={self.kids!r}, skipped={len(self.skipped)})"
+
+    @classmethod
+    def from_jwks(cls, doc: Any, *, source: str) -> "KeySet":
+        """Parse a JWKS document. Keys that are not for signature verification, or that cannot be used, are skipped
+        and the reason recorded in `.skipped`; a document that is not `{"keys": [...]}` raises ValueError."""
+        if not isinstance(doc, Mapping) or not isinstance(doc.get("keys"), list):
+            raise ValueError(f'{source}: a JWKS must be a JSON object with a "keys" array (RFC 7517 5)')
+        keys: list[JsonWebKey] = []
+        skipped: list[str] = []
+        for index, entry in enumerate(doc["keys"]):
+            label = f"key #{index}"
+            if isinstance(entry, Mapping) and isinstance(entry.get("kid"), str):
+                label += f" (kid {entry['kid'][:64]!r})"
+            if isinstance(entry, Mapping):
+                use = entry.get("use")
+                if use is not None and use != "sig":
+                    skipped.append(f'{label}: use is {use!r}, not "sig"')
+                    continue
+                ops = entry.get("key_ops")
+                if isinstance(ops, list) and "verify" not in ops:
+                    skipped.append(f'{label}: key_ops {ops!r} does not include "verify"')
+                    continue
+            try:
+                keys.append(parse_jwk(entry))
+            except ValueError as exc:
+                skipped.append(f"{label}: {exc}")
+        return cls(tuple(keys), source=source, skipped=tuple(skipped))
+
+    def has_kid(self, kid: str | None) -> bool:
+        return kid in self._by_kid
+
+    def find(self, kid: str | None, alg: str) -> JsonWebKey | None:
+        """The key for this kid that can verify `alg`, or None.
+
+        A token without a kid is matched only when exactly one key in the set can verify its alg: guessing among
+        several keys would let a token pick which key checks it.
+        """
+        if kid is None:
+            candidates = [key for key in self.keys if alg in key._verifiers]
+            return candidates[0] if len(candidates) == 1 else None
+        for key in self._by_kid.get(kid, ()):
+            if alg in key._verifiers:
+                return key
+        return None
