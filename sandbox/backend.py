@@ -1,0 +1,116 @@
+"""Service B: a sample backend on loopback that checks its callers with the backend guard and counts every arrival.
+
+The counter is the demo's proof of gateway enforcement: it counts every request that reaches the backend at all,
+before the guard looks at it, so a request refused at a gateway shows up as "the counter did not move".
+One backend can listen on several ports ("doors"), one per way a gateway hands over the caller's identity: a bearer
+token passed through (AWS, APIM), or the X-Apigateway-Api-Userinfo header (GCP). All doors share one counter.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable, Mapping
+
+MAX_BODY_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class GuardVerdict:
+    """The backend guard's answer for one request: allowed, or the status and reason it refused with."""
+
+    allowed: bool
+    status: int = 200
+    code: str = ""
+    message: str = ""
+    subject: str = ""
+
+
+# A guard takes (method, path, lower-cased headers) and decides; sandbox/environment.py builds them from lambdas.guards.
+Guard = Callable[[str, str, Mapping[str, str]], GuardVerdict]
+
+
+class Backend:
+    """The sample API. `doors` maps a door name to the guard that protects it."""
+
+    def __init__(self, doors: Mapping[str, Guard]) -> None:
+        self._lock = threading.Lock()
+        self.arrivals: Counter[str] = Counter()      # door -> requests that reached the backend
+        self.accepted: Counter[str] = Counter()      # door -> requests the guard let through
+        self._servers: dict[str, ThreadingHTTPServer] = {}
+        self._threads: list[threading.Thread] = []
+        for door, guard in doors.items():
+            server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class(door, guard))
+            server.daemon_threads = True
+            self._servers[door] = server
+
+    def url(self, door: str) -> str:
+        host, port = self._servers[door].server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def total_arrivals(self) -> int:
+        with self._lock:
+            return sum(self.arrivals.values())
+
+    def start(self) -> "Backend":
+        for door, server in self._servers.items():
+            thread = threading.Thread(target=server.serve_forever, name=f"backend-{door}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def stop(self) -> None:
+        for server in self._servers.values():
+            if self._threads:
+                server.shutdown()
+            server.server_close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._threads = []
+
+    def _count(self, door: str, accepted: bool) -> int:
+        with self._lock:
+            self.arrivals[door] += 1
+            if accepted:
+                self.accepted[door] += 1
+            return sum(self.arrivals.values())
+
+    def _handler_class(self, door: str, guard: Guard) -> type[BaseHTTPRequestHandler]:
+        backend = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                return
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                if length:
+                    self.rfile.read(min(length, MAX_BODY_BYTES))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                try:
+                    verdict = guard(self.command, self.path, headers)
+                except Exception as exc:  # a guard failure is a refusal, never a pass
+                    verdict = GuardVerdict(False, 500, "guard_error", f"{type(exc).__name__}: {exc}")
+                seen = backend._count(door, verdict.allowed)
+                if verdict.allowed:
+                    status, body = 200, {"service": "orders", "door": door, "method": self.command,
+                                         "path": self.path, "caller": verdict.subject, "requests_seen": seen}
+                else:
+                    status, body = verdict.status, {"message": verdict.message, "code": verdict.code,
+                                                    "refused_by": "backend guard", "requests_seen": seen}
+                payload = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _handle
+
+        return Handler

@@ -1,0 +1,172 @@
+"""The HTTP front of every emulated gateway: take a request, ask the gateway's decision, forward or refuse.
+
+Each emulator (HTTP API, REST API, GCP API Gateway, APIM) only answers "what would the real gateway do with this
+request"; this module turns that into a loopback HTTP server that forwards allowed requests to the backend and
+answers refused ones itself, so a refused request provably never reaches the backend.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Mapping, Protocol
+
+from sandbox.report import fingerprint
+
+MAX_BODY_BYTES = 1 << 20
+FORWARD_TIMEOUT_SECONDS = 10
+# Hop-by-hop headers (RFC 9110 7.6.1) are never forwarded.
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+                        "transfer-encoding", "upgrade", "host", "content-length"})
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a gateway does with one request.
+
+    allowed          forward to the backend (True) or answer `status` itself (False)
+    status, body     the gateway's own answer when not allowed
+    checked          what the gateway checked, in words, for the narration
+    code             the validation module's reason code when refused (e.g. "expired"), else ""
+    set_headers      headers to add or replace on the forwarded request (e.g. X-Apigateway-Api-Userinfo)
+    drop_headers     headers to remove from the forwarded request (lower case)
+    """
+
+    allowed: bool
+    status: int = 200
+    body: Mapping = field(default_factory=dict)
+    checked: str = ""
+    code: str = ""
+    set_headers: Mapping[str, str] = field(default_factory=dict)
+    drop_headers: frozenset[str] = frozenset()
+
+    @classmethod
+    def refuse(cls, status: int, message: str, *, code: str = "", checked: str = "") -> "Decision":
+        body = {"message": message}
+        if code:
+            body["code"] = code
+        return cls(allowed=False, status=status, body=body, checked=checked, code=code)
+
+
+class GatewayEmulator(Protocol):
+    name: str
+
+    def decide(self, method: str, path: str, headers: Mapping[str, str]) -> Decision:
+        """The real gateway's verdict for this request. `headers` keys are lower case."""
+        ...
+
+
+@dataclass(frozen=True)
+class GatewayEvent:
+    """One request seen by a gateway, for narration and for tests."""
+
+    gateway: str
+    method: str
+    path: str
+    token: str
+    decision: Decision
+    final_status: int
+
+
+class GatewayServer:
+    """A loopback HTTP server in front of `backend_url` that applies `emulator`'s decisions."""
+
+    def __init__(self, emulator: GatewayEmulator, backend_url: str) -> None:
+        self.emulator = emulator
+        self.backend_url = backend_url.rstrip("/")
+        self.events: list[GatewayEvent] = []
+        self._lock = threading.Lock()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> "GatewayServer":
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name=f"gateway-{self.emulator.name}",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._httpd.server_close()
+
+    def record(self, event: GatewayEvent) -> None:
+        with self._lock:
+            self.events.append(event)
+
+    def _forward(self, method: str, path: str, headers: Mapping[str, str], body: bytes | None,
+                 decision: Decision) -> tuple[int, dict[str, str], bytes]:
+        out = {k: v for k, v in headers.items() if k not in HOP_BY_HOP and k not in decision.drop_headers}
+        out.update({k.lower(): v for k, v in decision.set_headers.items()})
+        request = urllib.request.Request(self.backend_url + path, data=body, headers=out, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=FORWARD_TIMEOUT_SECONDS) as resp:
+                return resp.status, dict(resp.headers.items()), resp.read()
+        except urllib.error.HTTPError as err:
+            return err.code, dict(err.headers.items()), err.read()
+        except OSError as err:
+            # The real gateways answer 502/504 when the integration fails; never pass the request on silently.
+            return 502, {"content-type": "application/json"}, json.dumps(
+                {"message": f"integration failure: {err}"}).encode()
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        gateway = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:  # the narration reports requests; keep stderr quiet
+                return
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                if length > MAX_BODY_BYTES:
+                    self._reply(413, {"content-type": "application/json"}, b'{"message":"Request too large"}')
+                    return
+                body = self.rfile.read(length) if length else None
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                try:
+                    decision = gateway.emulator.decide(self.command, self.path, headers)
+                except Exception as exc:  # an emulator bug must never turn into an allow
+                    decision = Decision.refuse(500, f"gateway emulator error: {type(exc).__name__}: {exc}",
+                                               code="emulator_error")
+                if decision.allowed:
+                    status, resp_headers, resp_body = gateway._forward(self.command, self.path, headers, body,
+                                                                       decision)
+                    resp_headers = {k.lower(): v for k, v in resp_headers.items() if k.lower() not in HOP_BY_HOP}
+                else:
+                    status, resp_headers = decision.status, {"content-type": "application/json"}
+                    resp_body = json.dumps(decision.body).encode()
+                token = _bearer(headers.get("authorization", ""))
+                gateway.record(GatewayEvent(gateway.emulator.name, self.command, self.path, fingerprint(token),
+                                            decision, status))
+                self._reply(status, resp_headers, resp_body)
+
+            def _reply(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
+
+        return Handler
+
+
+def _bearer(authorization: str) -> str:
+    scheme, _, value = authorization.strip().partition(" ")
+    return value.strip() if scheme.lower() == "bearer" else ""
