@@ -222,9 +222,60 @@ async function handleAdmin(req, res) {
   }
 }
 
+// oidc-provider's development login page accepts any password. The sandbox checks it against its configured users
+// before the provider sees the form, so a wrong password fails the way it would at a real issuer.
+const INTERACTION_SUBMIT = /^\/interaction\/[^/?]+\/?(\?.*)?$/;
+
+function readRawBody(req) {
+  return new Promise((resolve, reject) => {
+    const chunks = [];
+    let size = 0;
+    req.on('data', (chunk) => {
+      size += chunk.length;
+      if (size > 65536) {
+        reject(new Error('request body too large'));
+        req.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+async function checkLoginThenHandle(req, res) {
+  let raw;
+  try {
+    raw = await readRawBody(req);
+  } catch (err) {
+    res.writeHead(413, { 'content-type': 'text/plain' });
+    res.end(err.message);
+    return;
+  }
+  const form = new URLSearchParams(raw);
+  if (form.get('prompt') === 'login') {
+    const user = users[form.get('login') || ''];
+    const given = Buffer.from(form.get('password') || '');
+    const expected = Buffer.from(user?.password || '');
+    if (!user || given.length !== expected.length || !timingSafeEqual(given, expected)) {
+      res.writeHead(401, { 'content-type': 'text/html; charset=utf-8' });
+      res.end('<!DOCTYPE html><title>Sign-in failed</title><p>Wrong username or password.</p>');
+      return;
+    }
+  }
+  // The stream is consumed; oidc-provider falls back to req.body for an already-read form.
+  req.body = raw;
+  handler(req, res);
+}
+
 const server = createServer((req, res) => {
   if (req.url.startsWith(ADMIN_PREFIX)) {
     handleAdmin(req, res);
+    return;
+  }
+  if (req.method === 'POST' && INTERACTION_SUBMIT.test(req.url)) {
+    checkLoginThenHandle(req, res);
     return;
   }
   handler(req, res);
