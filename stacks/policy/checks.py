@@ -1,0 +1,92 @@
+"""Policy-wide rules a single field cannot see: names, route keys, cross references, forced enforcement."""
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from stacks.policy.enforcement import native_blockers
+from stacks.policy.errors import PolicyError, Problem
+from stacks.policy.route_keys import RouteKey, parse_route_key
+
+if TYPE_CHECKING:
+    from stacks.policy.model import AuthPolicy
+
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
+_NAME_HELP = "names start with a letter and hold up to 63 letters, digits, '-' or '_'"
+
+
+def check_policy(policy: "AuthPolicy") -> None:
+    """Raise one PolicyError listing every cross-reference problem, each with its field path."""
+    from stacks.policy.model import STANDARD_SCOPES
+
+    problems: list[Problem] = []
+    for section in ("issuers", "apis", "clients"):
+        for name in getattr(policy, section):
+            if not _NAME.match(name):
+                problems.append(Problem((section, name), f"{name!r} is not a usable name: {_NAME_HELP}"))
+
+    by_url: dict[str, str] = {}
+    for name, issuer in policy.issuers.items():
+        if issuer.issuer in by_url:
+            problems.append(Problem(("issuers", name, "issuer"), (
+                f"issuer {by_url[issuer.issuer]} already has {issuer.issuer}; tokens are matched to issuers by iss, "
+                f"so give each issuer URL once (list all its audiences there)")))
+        by_url.setdefault(issuer.issuer, name)
+
+    known_issuers = ", ".join(policy.issuers)
+    for api_name, api in policy.apis.items():
+        parsed: list[RouteKey] = []
+        for key, route in api.routes.items():
+            loc = ("apis", api_name, "routes", key)
+            try:
+                route_key = parse_route_key(key)
+            except ValueError as exc:
+                problems.append(Problem(loc, str(exc)))
+                continue
+            for other in parsed:
+                if route_key.conflicts_with(other):
+                    problems.append(Problem(loc, f"{key!r} is the same route as {other.key!r} (parameter names do "
+                                                 f"not distinguish routes); merge them"))
+            parsed.append(route_key)
+            for index, issuer_name in enumerate(route.issuers):
+                if issuer_name not in policy.issuers:
+                    problems.append(Problem(loc + ("issuers", index), (
+                        f"no issuer named {issuer_name!r}; the policy defines: {known_issuers}")))
+                    continue
+                issuer = policy.issuers[issuer_name]
+                if route.token_use not in (None, "any") and issuer.token_use not in ("any", route.token_use):
+                    problems.append(Problem(loc + ("token_use",), (
+                        f"the route accepts only {route.token_use} tokens but issuer {issuer_name} accepts only "
+                        f"{issuer.token_use} tokens (token_use: {issuer.token_use}); set token_use: any on the "
+                        f"issuer to narrow per route")))
+            if route.enforcement == "native" and all(i in policy.issuers for i in route.issuers):
+                blockers = native_blockers(route, policy.issuers)
+                if blockers:
+                    problems.append(Problem(loc + ("enforcement",), (
+                        "enforcement: native is impossible here: " + "; ".join(blockers)
+                        + ". Use enforcement: auto (or lambda) or change the route")))
+
+    for client_name, client in policy.clients.items():
+        loc = ("clients", client_name)
+        issuer = policy.issuers.get(client.issuer)
+        if issuer is None:
+            problems.append(Problem(loc + ("issuer",), f"no issuer named {client.issuer!r}; the policy defines: "
+                                                       f"{known_issuers}"))
+            continue
+        defined = set(policy.issuer_scopes(client.issuer))
+        for index, scope in enumerate(client.scopes):
+            if scope not in defined and scope not in STANDARD_SCOPES:
+                choices = ", ".join(sorted(defined)) or "none yet"
+                problems.append(Problem(loc + ("scopes", index), (
+                    f"scope {scope!r} is not defined by issuer {client.issuer} (defined: {choices}); require it on a "
+                    f"route or declare it under issuers.{client.issuer}.scopes")))
+        if client.audience is not None and client.audience not in issuer.audiences:
+            problems.append(Problem(loc + ("audience",), (
+                f"audience {client.audience!r} is not one of issuer {client.issuer}'s audiences "
+                f"({', '.join(issuer.audiences)}); a token for it would be refused")))
+        if client.audience is None and issuer.profile != "cognito":
+            problems.append(Problem(loc + ("audience",), (
+                f"name the audience this client calls (one of {', '.join(issuer.audiences)}); only Cognito, whose "
+                f"access tokens carry client_id instead of aud, can do without")))
+    if problems:
+        raise PolicyError(problems)

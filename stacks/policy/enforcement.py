@@ -1,0 +1,67 @@
+"""Whether the HTTP API's native JWT authorizer can enforce a route, and if not, every reason why not."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Mapping
+
+from stacks.policy.profiles import NATIVE_GATEWAY_ALGORITHMS
+
+if TYPE_CHECKING:
+    from stacks.policy.model import IssuerSpec, RouteSpec
+
+# An HTTP API route's JWT authorizer accepts at most this many authorization scopes.
+NATIVE_MAX_SCOPES = 10
+_NATIVE_CHECKS = "the native JWT authorizer checks only iss, aud/client_id, exp/nbf and any-of scopes"
+
+
+def native_scopes(route: "RouteSpec") -> tuple[str, ...]:
+    """The any-of scopes the native authorizer would be given (a single all-of scope is the same rule)."""
+    if route.scopes:
+        return tuple(route.scopes)
+    if len(route.scopes_all) == 1:
+        return tuple(route.scopes_all)
+    return ()
+
+
+def native_blockers(route: "RouteSpec", issuers: Mapping[str, "IssuerSpec"]) -> list[str]:
+    """Why the native JWT authorizer cannot enforce `route` (empty: it can). Public routes need no authorizer."""
+    if route.public:
+        return []
+    reasons: list[str] = []
+    if len(route.issuers) > 1:
+        reasons.append(f"{len(route.issuers)} issuers ({', '.join(route.issuers)}) need the Lambda authorizer: an "
+                       f"HTTP API route takes one JWT authorizer, which trusts one issuer")
+    if route.scopes and route.scopes_all or len(route.scopes_all) > 1:
+        reasons.append(f"all-of scopes (scopes_all) need the Lambda authorizer: {_NATIVE_CHECKS}")
+    for field, what in (("roles", "roles"), ("roles_all", "all-of roles"), ("groups", "groups"),
+                        ("groups_all", "all-of groups"), ("claims", "claim rules")):
+        if getattr(route, field):
+            reasons.append(f"{what} ({field}) need the Lambda authorizer: {_NATIVE_CHECKS}")
+    scopes = native_scopes(route)
+    if len(scopes) > NATIVE_MAX_SCOPES:
+        reasons.append(f"{len(scopes)} any-of scopes exceed the native JWT authorizer's limit of "
+                       f"{NATIVE_MAX_SCOPES} per route")
+    for name in route.issuers:
+        issuer = issuers.get(name)
+        if issuer is None:
+            continue
+        non_rsa = [alg for alg in issuer.algorithms if alg not in NATIVE_GATEWAY_ALGORITHMS]
+        if non_rsa:
+            reasons.append(f"issuer {name} allows {', '.join(non_rsa)}, which the native JWT authorizer cannot "
+                           f"verify (RSA RS256/RS384/RS512 only)")
+        if issuer.local_development:
+            reasons.append(f"issuer {name} is a loopback development issuer that a cloud gateway cannot reach")
+        elif issuer.jwks is not None:
+            reasons.append(f"issuer {name}'s keys are bundled (jwks_file/jwks): the native JWT authorizer fetches "
+                           f"keys only from the issuer's public discovery document")
+        if issuer.max_token_age_seconds is not None:
+            reasons.append(f"issuer {name} limits token age (max_token_age_seconds), which the native JWT "
+                           f"authorizer cannot check")
+        token_use = route.token_use if route.token_use not in (None, "any") else issuer.token_use
+        if token_use == "id":
+            reasons.append(f"ID tokens (token_use: id) need the Lambda authorizer: the native JWT authorizer "
+                           f"cannot tell ID tokens from access tokens")
+        elif token_use == "access" and not scopes:
+            reasons.append(f"access tokens only (token_use: access) with no required scope need the Lambda "
+                           f"authorizer: without a scope to require, the native JWT authorizer would also accept "
+                           f"ID tokens from {name}")
+    return reasons

@@ -1,0 +1,410 @@
+"""The typed auth policy: issuers defined once, APIs whose routes state requirements, and the clients that get tokens."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any, Iterator, Literal
+
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationInfo,
+                      field_validator, model_validator)
+
+from stacks.policy.profiles import (ASYMMETRIC_ALGORITHMS, PROFILES, check_issuer_url, check_key_url)
+from stacks.policy.route_keys import RouteKey, parse_route_key
+
+ProfileName = Literal["generic", "cognito", "entra", "google", "okta", "auth0", "keycloak", "kubernetes"]
+Algorithm = Literal["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
+TokenUse = Literal["access", "id", "any"]
+Enforcement = Literal["auto", "native", "lambda"]
+
+# Names become CDK construct ids, Pulumi resource names and OpenAPI security definition names.
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
+# RFC 6749 §3.3 scope-token: printable ASCII except space, '"' and '\'.
+_SCOPE_TOKEN = re.compile(r'^[\x21\x23-\x5B\x5D-\x7E]+$')
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Checked by the verifier on every token; a route rule on them would be either redundant or contradictory.
+VERIFIER_CLAIMS = frozenset({"iss", "aud", "exp", "nbf", "iat"})
+# Scopes a client may request that no route needs to define (OIDC and Cognito built-ins).
+STANDARD_SCOPES = frozenset({"openid", "profile", "email", "phone", "address", "offline_access",
+                             "aws.cognito.signin.user.admin"})
+_PRIVATE_JWK_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
+
+
+def _scope(value: str) -> str:
+    if not _SCOPE_TOKEN.match(value):
+        raise ValueError(f"{value!r} is not a scope: a scope is one token of printable ASCII without spaces, quotes "
+                         f"or backslashes (RFC 6749 §3.3), e.g. orders:read or orders-api/orders.read")
+    return value
+
+
+def _label(value: str) -> str:
+    if not value or _CONTROL.search(value) or value != value.strip():
+        raise ValueError(f"{value!r}: give a non-empty value without control characters or surrounding spaces")
+    return value
+
+
+def _one_or_many(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+Scope = Annotated[str, AfterValidator(_scope)]
+Label = Annotated[str, AfterValidator(_label)]
+ClaimValues = Annotated[list[Label], BeforeValidator(_one_or_many), Field(min_length=1)]
+
+
+def _unique(values: list[str], what: str) -> list[str]:
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"{what} lists {value!r} twice; give each once")
+        seen.add(value)
+    return values
+
+
+class PolicyModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+
+class IssuerSpec(PolicyModel):
+    """An identity provider whose tokens the APIs accept. Defined once; routes name it."""
+
+    # Declared first: the issuer and key URL checks depend on them (pydantic validates fields in order).
+    local_development: bool = Field(False, description=(
+        "Allow http:// for a loopback issuer (127.0.0.1, ::1, localhost). Local sandbox only"))
+    profile: ProfileName = Field("generic", description="Issuer kind; sets defaults and issuer-specific checks")
+    issuer: str = Field(description="The exact `iss` value, e.g. https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Ab12")
+    audiences: list[Label] = Field(min_length=1, description=(
+        "Accepted `aud` values (Cognito access tokens: the app client ids, matched against client_id)"))
+    algorithms: list[Algorithm] = Field(default=None, min_length=1, validate_default=False, description=(
+        "Allowed signature algorithms; default per profile (RS256). none and HMAC are never allowed"))
+    jwks_uri: str | None = Field(None, description="Key set URL; default: the profile's well-known URL or discovery")
+    jwks_file: str | None = Field(None, description=(
+        "A JWK set bundled with the deployment, relative to the policy file (no egress to the issuer needed)"))
+    jwks: dict[str, Any] | None = Field(None, description="An inline public JWK set (alternative to jwks_file)")
+    token_use: TokenUse = Field(default=None, validate_default=False, description=(
+        "Which tokens to accept: access (default for most profiles), id, or any"))
+    leeway_seconds: int = Field(60, ge=0, le=300, description="Clock skew allowed on exp, nbf and iat")
+    max_token_age_seconds: int | None = Field(None, gt=0, description="Refuse tokens whose iat is older than this")
+    scopes: list[Scope] = Field(default_factory=list, description=(
+        "Scopes this issuer defines beyond those the routes require (clients may request them)"))
+    description: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_profile_defaults(cls, data: Any, info: ValidationInfo) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        profile = PROFILES.get(data.get("profile", "generic"))
+        if profile is not None:
+            if data.get("algorithms") is None:
+                data["algorithms"] = list(profile.algorithms)
+            if data.get("token_use") is None:
+                data["token_use"] = profile.token_use
+        if data.get("jwks_file") is not None:
+            from_file = _read_jwks_file(data["jwks_file"], info)
+            # A dumped-and-reloaded spec carries both; a file that disagrees with an inline set is a mistake.
+            if data.get("jwks") is not None and data["jwks"] != from_file:
+                raise ValueError("give either jwks_file or an inline jwks, not both")
+            data["jwks"] = from_file
+        return data
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer_shape(cls, value: str, info: ValidationInfo) -> str:
+        check_issuer_url(value, local_development=bool(info.data.get("local_development", False)))
+        profile = PROFILES.get(info.data.get("profile", "generic"))
+        if profile is not None:
+            profile.check_issuer(value)
+        return value
+
+    @field_validator("jwks_uri")
+    @classmethod
+    def _jwks_uri_shape(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None:
+            check_key_url(value, what="jwks_uri", local_development=bool(info.data.get("local_development", False)))
+        return value
+
+    @field_validator("audiences", "scopes")
+    @classmethod
+    def _no_duplicates(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        return _unique(value, info.field_name)
+
+    @field_validator("algorithms")
+    @classmethod
+    def _algorithms(cls, value: list[str]) -> list[str]:
+        return _unique(value, "algorithms")
+
+    @field_validator("jwks")
+    @classmethod
+    def _public_key_set(cls, value: dict | None) -> dict | None:
+        if value is None:
+            return None
+        keys = value.get("keys")
+        if not isinstance(keys, list) or not keys:
+            raise ValueError('a JWK set is an object {"keys": [...]} with at least one key')
+        for index, key in enumerate(keys):
+            if not isinstance(key, dict) or key.get("kty") not in ("RSA", "EC", "OKP"):
+                raise ValueError(f"keys[{index}]: kty must be RSA, EC or OKP (symmetric 'oct' keys are refused: "
+                                 f"anyone holding them could mint tokens)")
+            private = [m for m in _PRIVATE_JWK_MEMBERS if m in key]
+            if private:
+                raise ValueError(f"keys[{index}] holds private key material ({', '.join(private)}); bundle only the "
+                                 f"public key set the issuer publishes")
+        return value
+
+    @model_validator(mode="after")
+    def _consistency(self) -> "IssuerSpec":
+        if self.jwks is not None:
+            for index, key in enumerate(self.jwks["keys"]):
+                alg = key.get("alg")
+                if alg is not None and alg not in self.algorithms:
+                    raise ValueError(f"jwks keys[{index}] is for {alg}, which algorithms ({', '.join(self.algorithms)}) "
+                                     f"does not allow; add {alg} to algorithms or bundle the right key set")
+        return self
+
+    # ---- derived values renderers share -------------------------------------------------------------------
+    @property
+    def effective_jwks_uri(self) -> str | None:
+        """The key set URL: explicit, else the profile's well-known location, else None (use OIDC discovery)."""
+        if self.jwks_uri:
+            return self.jwks_uri
+        if self.jwks is not None:
+            return None
+        return PROFILES[self.profile].default_jwks_uri(self.issuer)
+
+    @property
+    def discovery_url(self) -> str:
+        return self.issuer.rstrip("/") + "/.well-known/openid-configuration"
+
+    @property
+    def accepted_token_use(self) -> str | None:
+        """The route table's token_use: "access", "id", or None for either."""
+        return None if self.token_use == "any" else self.token_use
+
+
+def _read_jwks_file(path_text: Any, info: ValidationInfo) -> Any:
+    if not isinstance(path_text, str) or not path_text:
+        raise ValueError("jwks_file must be a path relative to the policy file")
+    base_dir = Path((info.context or {}).get("base_dir") or ".")
+    path = Path(path_text)
+    resolved = path if path.is_absolute() else base_dir / path
+    try:
+        text = resolved.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ValueError(f"jwks_file {path_text!r} not found (looked at {resolved}); paths are relative to the "
+                         f"policy file") from None
+    except OSError as exc:
+        raise ValueError(f"jwks_file {path_text!r} cannot be read: {exc.strerror}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"jwks_file {path_text!r} is not JSON (line {exc.lineno}: {exc.msg}); it must hold a JWK "
+                         f'set {{"keys": [...]}}') from None
+
+
+class RouteSpec(PolicyModel):
+    """What a caller needs for one route. Lists are any-of; the *_all lists are all-of; claims: name -> allowed values."""
+
+    public: bool = Field(False, description="No token needed (health checks, discovery). Excludes every other rule")
+    issuers: list[str] = Field(default_factory=list, description="Names of the issuers whose tokens this route accepts")
+    scopes: list[Scope] = Field(default_factory=list, description="The token needs at least one of these scopes")
+    scopes_all: list[Scope] = Field(default_factory=list, description="The token needs every one of these scopes")
+    roles: list[Label] = Field(default_factory=list, description="At least one of these roles")
+    roles_all: list[Label] = Field(default_factory=list, description="Every one of these roles")
+    groups: list[Label] = Field(default_factory=list, description="At least one of these groups")
+    groups_all: list[Label] = Field(default_factory=list, description="Every one of these groups")
+    claims: dict[str, ClaimValues] = Field(default_factory=dict, description=(
+        "Claim name -> allowed string values (any-of), e.g. {tenant: [acme]}"))
+    token_use: TokenUse | None = Field(None, description=(
+        "Narrow an issuer that accepts any token to access or id tokens on this route"))
+    enforcement: Enforcement = Field("auto", description=(
+        "auto: native JWT authorizer where it can enforce the route, else the Lambda authorizer; native or lambda "
+        "force one (native fails the policy when it cannot enforce the route)"))
+    description: str | None = None
+
+    @field_validator("issuers", "scopes", "scopes_all", "roles", "roles_all", "groups", "groups_all")
+    @classmethod
+    def _no_duplicates(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        return _unique(value, info.field_name)
+
+    @field_validator("claims")
+    @classmethod
+    def _claim_rules(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name, allowed in value.items():
+            _label(name)
+            if name in VERIFIER_CLAIMS:
+                raise ValueError(f"claim {name!r} is checked by the verifier for every token (set it on the issuer: "
+                                 f"issuer, audiences, leeway_seconds); remove it from claims")
+            _unique(allowed, f"claims.{name}")
+        return value
+
+    @model_validator(mode="after")
+    def _public_or_protected(self) -> "RouteSpec":
+        if self.public:
+            extra = [name for name in ("issuers", "scopes", "scopes_all", "roles", "roles_all", "groups",
+                                       "groups_all", "claims") if getattr(self, name)]
+            if self.token_use is not None:
+                extra.append("token_use")
+            if self.enforcement != "auto":
+                extra.append("enforcement")
+            if extra:
+                raise ValueError(f"a public route takes no token, so {', '.join(extra)} cannot apply; remove "
+                                 f"{'them' if len(extra) > 1 else 'it'} or drop public: true")
+        elif not self.issuers:
+            raise ValueError("a protected route names the issuers whose tokens it accepts (issuers: [name]); "
+                             "for a route without authentication set public: true")
+        return self
+
+    @property
+    def requirement_fields(self) -> dict[str, Any]:
+        """The authorization rules as plain lists, in the route table's field order."""
+        return {"scopes": list(self.scopes), "scopes_all": list(self.scopes_all), "roles": list(self.roles),
+                "roles_all": list(self.roles_all), "groups": list(self.groups), "groups_all": list(self.groups_all),
+                "claims": {name: list(values) for name, values in self.claims.items()}}
+
+
+class RateLimitSpec(PolicyModel):
+    """Calls each caller may make per period (APIM rate-limit-by-key; gateway throttling elsewhere)."""
+
+    calls: int = Field(100, ge=1, le=1_000_000)
+    period_seconds: int = Field(60, ge=1, le=300)
+
+
+class ApiSpec(PolicyModel):
+    """One API: its routes keyed "METHOD /path" (API Gateway syntax) and optional presentation details."""
+
+    title: str | None = None
+    description: str | None = None
+    rate_limit: RateLimitSpec = Field(default_factory=RateLimitSpec)
+    routes: dict[str, RouteSpec] = Field(min_length=1)
+
+    def route_keys(self) -> dict[str, RouteKey]:
+        return {key: parse_route_key(key) for key in self.routes}
+
+
+class ClientSpec(PolicyModel):
+    """An application that gets tokens: a SPA (authorization code + PKCE) or a service (client credentials)."""
+
+    kind: Literal["spa", "service"]
+    issuer: str = Field(description="Name of the issuer that issues this client's tokens")
+    scopes: list[Scope] = Field(default_factory=list, description="Scopes the client may request")
+    audience: str | None = Field(None, description="The audience (API) the client calls; one of the issuer's audiences")
+    redirect_uris: list[str] = Field(default_factory=list, description="SPA only: exact sign-in callback URLs")
+    logout_uris: list[str] = Field(default_factory=list, description="SPA only: exact sign-out return URLs")
+    description: str | None = None
+
+    @field_validator("scopes", "redirect_uris", "logout_uris")
+    @classmethod
+    def _no_duplicates(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        return _unique(value, info.field_name)
+
+    @model_validator(mode="after")
+    def _kind_rules(self) -> "ClientSpec":
+        if self.kind == "spa":
+            if not self.redirect_uris:
+                raise ValueError("a spa client needs redirect_uris (the exact URLs the issuer may send the "
+                                 "authorization code to)")
+            for field, uris in (("redirect_uris", self.redirect_uris), ("logout_uris", self.logout_uris)):
+                for uri in uris:
+                    _check_callback_uri(uri, field)
+        else:
+            if self.redirect_uris or self.logout_uris:
+                raise ValueError("a service client uses client credentials and has no browser redirects; remove "
+                                 "redirect_uris and logout_uris")
+            if not self.scopes:
+                raise ValueError("a service client lists the scopes it requests (client credentials tokens carry "
+                                 "only granted scopes)")
+            if "openid" in self.scopes:
+                raise ValueError("openid is for user sign-in; a client credentials token has no user")
+        return self
+
+
+def _check_callback_uri(uri: str, field: str) -> None:
+    from urllib.parse import urlsplit
+
+    from stacks.policy.profiles import is_loopback_host
+    parts = urlsplit(uri)
+    if "*" in uri:
+        raise ValueError(f"{field}: {uri!r} has a wildcard; redirect URIs are matched exactly (RFC 9700 §4.1.3)")
+    if parts.fragment:
+        raise ValueError(f"{field}: {uri!r} has a fragment; redirect URIs must not (RFC 6749 §3.1.2)")
+    if parts.scheme == "https" and parts.hostname:
+        return
+    if parts.scheme == "http" and is_loopback_host(parts.hostname):
+        return
+    raise ValueError(f"{field}: {uri!r} must be https:// (http:// only for loopback hosts during development)")
+
+
+class AuthPolicy(PolicyModel):
+    """A whole policy file. Cross references (routes and clients naming issuers, route keys) are checked here."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    schema_ref: str | None = Field(None, alias="$schema", description="JSON Schema of this file, for editors")
+    description: str | None = None
+    issuers: dict[str, IssuerSpec] = Field(min_length=1)
+    apis: dict[str, ApiSpec] = Field(min_length=1)
+    clients: dict[str, ClientSpec] = Field(default_factory=dict)
+
+    _source_path: Path | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> "AuthPolicy":
+        from stacks.policy.checks import check_policy
+        check_policy(self)
+        return self
+
+    # ---- lookups ----------------------------------------------------------------------------------------------
+    @property
+    def source_path(self) -> Path | None:
+        """The file this policy was loaded from (None when built from a dict)."""
+        return self._source_path
+
+    def api(self, name: str) -> ApiSpec:
+        try:
+            return self.apis[name]
+        except KeyError:
+            raise KeyError(f"no API named {name!r}; the policy defines: {', '.join(self.apis)}") from None
+
+    def issuer(self, name: str) -> IssuerSpec:
+        try:
+            return self.issuers[name]
+        except KeyError:
+            raise KeyError(f"no issuer named {name!r}; the policy defines: {', '.join(self.issuers)}") from None
+
+    def iter_routes(self) -> Iterator[tuple[str, RouteKey, RouteSpec]]:
+        """Every (api name, parsed route key, route) in policy order."""
+        for api_name, api in self.apis.items():
+            for key, route in api.routes.items():
+                yield api_name, parse_route_key(key), route
+
+    def _routes(self) -> Iterator[RouteSpec]:
+        for api in self.apis.values():
+            yield from api.routes.values()
+
+    def issuer_scopes(self, name: str) -> tuple[str, ...]:
+        """Every scope issuer `name` defines: its declared scopes plus the union the routes naming it require. Sorted."""
+        issuer = self.issuer(name)
+        found = set(issuer.scopes)
+        for route in self._routes():
+            if name in route.issuers:
+                found.update(route.scopes)
+                found.update(route.scopes_all)
+        return tuple(sorted(found))
+
+    def scopes_by_issuer(self) -> dict[str, tuple[str, ...]]:
+        return {name: self.issuer_scopes(name) for name in self.issuers}
+
+    def issuer_roles(self, name: str) -> tuple[str, ...]:
+        """Every role the routes accepting issuer `name` check (e.g. the Entra app roles to define). Sorted."""
+        self.issuer(name)
+        found: set[str] = set()
+        for route in self._routes():
+            if name in route.issuers:
+                found.update(route.roles)
+                found.update(route.roles_all)
+        return tuple(sorted(found))
+
+    def clients_of(self, issuer_name: str) -> dict[str, ClientSpec]:
+        return {name: c for name, c in self.clients.items() if c.issuer == issuer_name}
