@@ -1,0 +1,1 @@
+"""AWS CDK constructs and stacks that put authgate's policy in front of APIs on AWS."""

@@ -1,0 +1,1 @@
+"""The Lambda function that runs one of authgate's authorizer handlers."""

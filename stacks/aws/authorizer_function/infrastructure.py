@@ -1,0 +1,46 @@
+"""The Lambda authorizer function: one of lambdas/authorizers/* with the rendered route table inside its asset."""
+from __future__ import annotations
+
+from aws_cdk import Duration, aws_iam as iam, aws_lambda as lambda_, aws_logs as logs
+from constructs import Construct
+
+from stacks.aws.log_group import DEFAULT_RETENTION, retained_log_group
+
+# handler kind -> the module:function API Gateway invokes (contract in DESIGN.md).
+AUTHORIZER_HANDLERS = {
+    "rest": "lambdas.authorizers.rest.handler",
+    "http_api": "lambdas.authorizers.http_api.handler",
+    "websocket": "lambdas.authorizers.websocket.handler",
+}
+DEFAULT_RUNTIME = lambda_.Runtime.PYTHON_3_14
+
+
+class AuthorizerFunction(Construct):
+    """A Lambda authorizer with its own role and log group and nothing else: it needs no AWS API at run time.
+
+    code              the authorizer asset (lambdas/ + its runtime dependencies + the rendered route table)
+    route_table_path  where the route table sits inside the asset (becomes AUTHGATE_POLICY)
+    api_name          which API of the route table this function guards (becomes AUTHGATE_API)
+    """
+
+    def __init__(self, scope: Construct, id_: str, *, kind: str, code: lambda_.Code, route_table_path: str,
+                 api_name: str, runtime: lambda_.Runtime = DEFAULT_RUNTIME,
+                 architecture: lambda_.Architecture = lambda_.Architecture.ARM_64, memory_size: int = 512,
+                 timeout: Duration = Duration.seconds(5),
+                 log_retention: logs.RetentionDays = DEFAULT_RETENTION) -> None:
+        super().__init__(scope, id_)
+        if kind not in AUTHORIZER_HANDLERS:
+            raise ValueError(f"authorizer kind {kind!r} is not one of {', '.join(AUTHORIZER_HANDLERS)}")
+        if not route_table_path or route_table_path.startswith("/"):
+            raise ValueError(f"route_table_path {route_table_path!r} must be a path relative to the asset root")
+        self.log_group = retained_log_group(self, "Logs", retention=log_retention)
+        # A role of its own with write access to its own log group only: the authorizer calls no AWS API.
+        self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+                             description=f"authgate {kind} authorizer for API {api_name}")
+        self.log_group.grant_write(self.role)
+        self.function = lambda_.Function(
+            self, "Function", runtime=runtime, architecture=architecture, handler=AUTHORIZER_HANDLERS[kind],
+            code=code, role=self.role, memory_size=memory_size, timeout=timeout, log_group=self.log_group,
+            logging_format=lambda_.LoggingFormat.JSON,
+            description=f"authgate {kind} authorizer for API {api_name}",
+            environment={"AUTHGATE_POLICY": f"/var/task/{route_table_path}", "AUTHGATE_API": api_name})

@@ -1,0 +1,1 @@
+"""A minimal backend that echoes who the gateway let through, for smoke-testing a deployment."""

@@ -1,0 +1,26 @@
+"""The echo backend Lambda: what the gateways route to when no backend of your own is given."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import Duration, aws_iam as iam, aws_lambda as lambda_, aws_logs as logs
+from constructs import Construct
+
+from stacks.aws.log_group import DEFAULT_RETENTION, retained_log_group
+
+RUNTIME_DIR = Path(__file__).resolve().parent / "runtime"
+
+
+class EchoBackend(Construct):
+    def __init__(self, scope: Construct, id_: str, *,
+                 log_retention: logs.RetentionDays = DEFAULT_RETENTION) -> None:
+        super().__init__(scope, id_)
+        self.log_group = retained_log_group(self, "Logs", retention=log_retention)
+        self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+                             description="authgate echo backend")
+        self.log_group.grant_write(self.role)
+        self.function = lambda_.Function(
+            self, "Function", runtime=lambda_.Runtime.PYTHON_3_14, architecture=lambda_.Architecture.ARM_64,
+            handler="echo.handler", code=lambda_.Code.from_asset(str(RUNTIME_DIR)), role=self.role,
+            memory_size=128, timeout=Duration.seconds(3), log_group=self.log_group,
+            logging_format=lambda_.LoggingFormat.JSON, description="authgate echo backend")

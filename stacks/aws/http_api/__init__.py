@@ -1,0 +1,1 @@
+"""API Gateway HTTP API guarded by native JWT authorizers and authgate's Lambda authorizer."""

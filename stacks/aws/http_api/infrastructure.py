@@ -1,0 +1,135 @@
+"""HTTP API guarded per route as the compiled policy says: native JWT authorizer (issuer, audience, any-of scopes)
+where API Gateway can enforce the rule, authgate's Lambda authorizer where it cannot, nothing for public routes."""
+from __future__ import annotations
+
+import re
+
+import jsii
+
+from aws_cdk import (CfnOutput, Duration, aws_apigateway as apigw, aws_apigatewayv2 as apigwv2,
+                     aws_apigatewayv2_authorizers as authorizers, aws_lambda as lambda_, aws_logs as logs)
+from constructs import Construct
+
+from stacks.aws.authorizer_function.infrastructure import AuthorizerFunction
+from stacks.aws.nag import acknowledge_nag
+from stacks.aws.log_group import DEFAULT_RETENTION, retained_log_group
+from stacks.aws.refusals import require_cache_within_token_lifetime
+from stacks.aws.route_plan import ApiPlan, IssuerPlan, RoutePlan
+
+TOKEN_IDENTITY_SOURCE = "$request.header.Authorization"
+ROUTE_IDENTITY_SOURCE = "$context.routeKey"
+
+
+def lambda_identity_sources(plan: ApiPlan, cache_seconds: int) -> list[str]:
+    """The identity sources of the Lambda authorizer, derived from the plan so they cannot be set wrong.
+
+    API Gateway caches a simple response per identity-source value and reuses it for every route of the API.
+    If routes enforced by the Lambda authorizer differ in what they require, a token allowed on one route would
+    be allowed on all of them from the cache; keying the cache on the route as well prevents that.
+    """
+    sources = [TOKEN_IDENTITY_SOURCE]
+    if cache_seconds > 0 and plan.lambda_routes_differ:
+        sources.append(ROUTE_IDENTITY_SOURCE)
+    return sources
+
+
+class AuthgateHttpApi(Construct):
+    """An HTTP API whose routes come from one API of the route table.
+
+    integration              where every allowed request goes (a Lambda, a URL, or an ALB through a VPC link)
+    authorizer_code          the authorizer asset (needed only when some route is enforced by Lambda)
+    route_table_path         where the rendered route table sits inside that asset
+    shortest_token_lifetime  the shortest access-token lifetime of the issuers; bounds the authorizer cache
+    """
+
+    def __init__(self, scope: Construct, id_: str, *, plan: ApiPlan, integration: apigwv2.HttpRouteIntegration,
+                 shortest_token_lifetime: Duration, authorizer_code: lambda_.Code | None = None,
+                 route_table_path: str = "authgate_routes.json",
+                 authorizer_cache_ttl: Duration = Duration.minutes(5), throttle_rate_limit: float = 100,
+                 throttle_burst_limit: int = 200, log_retention: logs.RetentionDays = DEFAULT_RETENTION) -> None:
+        super().__init__(scope, id_)
+        self.plan = plan
+        cache_seconds = int(min(authorizer_cache_ttl.to_seconds(), shortest_token_lifetime.to_seconds()))
+        require_cache_within_token_lifetime(cache_seconds, int(shortest_token_lifetime.to_seconds()),
+                                            what="HTTP API Lambda authorizer")
+        self.api = apigwv2.HttpApi(self, "Api", api_name=f"authgate-{plan.name}", create_default_stage=False,
+                                   description=f"authgate API {plan.name}")
+        self.access_logs = retained_log_group(self, "AccessLogs", retention=log_retention)
+        self.stage = apigwv2.HttpStage(
+            self, "Stage", http_api=self.api, auto_deploy=True,
+            throttle=apigwv2.ThrottleSettings(rate_limit=throttle_rate_limit, burst_limit=throttle_burst_limit),
+            access_log_settings=_AccessLogSettings(apigwv2.LogGroupLogDestination(self.access_logs),
+                                                   apigw.AccessLogFormat.custom(_ACCESS_LOG_FORMAT)))
+
+        self.jwt_authorizers: dict[str, authorizers.HttpJwtAuthorizer] = {
+            issuer.name: self._jwt_authorizer(issuer) for issuer in plan.issuers_used(plan.native_routes)}
+        self.lambda_authorizer: authorizers.HttpLambdaAuthorizer | None = None
+        self.authorizer_function: AuthorizerFunction | None = None
+        self.identity_sources: list[str] = []
+        if plan.lambda_routes:
+            if authorizer_code is None:
+                raise ValueError(f"API {plan.name!r} has routes the Lambda authorizer enforces "
+                                 f"({', '.join(r.route_key for r in plan.lambda_routes)}); pass authorizer_code")
+            self.authorizer_function = AuthorizerFunction(
+                self, "Authorizer", kind="http_api", code=authorizer_code, route_table_path=route_table_path,
+                api_name=plan.name, log_retention=log_retention)
+            self.identity_sources = lambda_identity_sources(plan, cache_seconds)
+            self.lambda_authorizer = authorizers.HttpLambdaAuthorizer(
+                "AuthgateLambda", self.authorizer_function.function, authorizer_name=f"authgate-{plan.name}",
+                response_types=[authorizers.HttpLambdaResponseType.SIMPLE],
+                results_cache_ttl=Duration.seconds(cache_seconds), identity_source=self.identity_sources)
+
+        self.routes: dict[str, apigwv2.HttpRoute] = {}
+        for route in plan.routes:
+            self.routes[route.route_key] = self._add_route(route, integration)
+        CfnOutput(self, "Url", value=self.api.api_endpoint, description=f"base URL of API {plan.name}")
+
+    def _jwt_authorizer(self, issuer: IssuerPlan) -> authorizers.HttpJwtAuthorizer:
+        return authorizers.HttpJwtAuthorizer(
+            f"Jwt{_construct_id(issuer.name)}", issuer.issuer, jwt_audience=list(issuer.audiences),
+            authorizer_name=f"jwt-{issuer.name}", identity_source=[TOKEN_IDENTITY_SOURCE])
+
+    def _add_route(self, route: RoutePlan, integration: apigwv2.HttpRouteIntegration) -> apigwv2.HttpRoute:
+        if route.public:
+            authorizer, scopes = apigwv2.HttpNoneAuthorizer(), None
+        elif route.native:
+            authorizer, scopes = self.jwt_authorizers[route.issuers[0]], list(route.scopes) or None
+        else:
+            authorizer, scopes = self.lambda_authorizer, None
+        (http_route,) = self.api.add_routes(path=route.path, methods=[apigwv2.HttpMethod(route.method)],
+                                            integration=integration, authorizer=authorizer,
+                                            authorization_scopes=scopes)
+        if route.public:
+            acknowledge_nag(http_route, "AwsSolutions-APIG4",
+                            f"route {route.route_key} is declared public: true in the auth policy")
+        return http_route
+
+
+@jsii.implements(apigwv2.IAccessLogSettings)
+class _AccessLogSettings:
+    """IAccessLogSettings is a jsii interface, not a struct, so Python must implement it to pass it."""
+
+    def __init__(self, destination: apigwv2.IAccessLogDestination, log_format: apigw.AccessLogFormat) -> None:
+        self._destination = destination
+        self._format = log_format
+
+    @property
+    def destination(self) -> apigwv2.IAccessLogDestination:
+        return self._destination
+
+    @property
+    def format(self) -> apigw.AccessLogFormat:
+        return self._format
+
+
+def _construct_id(name: str) -> str:
+    return "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", name) if part) or "Issuer"
+
+
+# One JSON object per request: who was let through by which authorizer, and why a request was refused.
+_ACCESS_LOG_FORMAT = (
+    '{"requestId":"$context.requestId","ip":"$context.identity.sourceIp","requestTime":"$context.requestTime",'
+    '"routeKey":"$context.routeKey","status":"$context.status","protocol":"$context.protocol",'
+    '"responseLength":"$context.responseLength","integrationError":"$context.integrationErrorMessage",'
+    '"authorizerError":"$context.authorizer.error","sub":"$context.authorizer.claims.sub",'
+    '"clientId":"$context.authorizer.claims.client_id"}')

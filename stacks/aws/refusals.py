@@ -1,0 +1,86 @@
+"""Synth-time refusals: combinations AWS cannot enforce, stopped with an error that says what and how to fix it.
+
+Every check here runs while the app is synthesized, so a bad combination never reaches CloudFormation (where it
+would either fail late or, worse, deploy an authorizer that enforces less than the policy says).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+# API Gateway's HTTP API JWT authorizer verifies RSA signatures only.
+NATIVE_JWT_ALGORITHMS = frozenset({"RS256", "RS384", "RS512"})
+# Authorization scopes on one HTTP API route; kept at the figure the product brief sets for a native route.
+MAX_NATIVE_ROUTE_SCOPES = 10
+# API Gateway's upper bound for an authorizer's result cache.
+MAX_AUTHORIZER_CACHE_SECONDS = 3600
+# Issuers whose tokens are minted by a client SDK, not by an OAuth authorization endpoint an ALB could redirect to.
+SDK_ONLY_ISSUER_HOSTS = frozenset({"securetoken.google.com"})
+SDK_ONLY_PROFILES = frozenset({"firebase", "identity_platform", "gcp_identity_platform"})
+
+
+class UnsupportedConfiguration(ValueError):
+    """A construct was asked for something AWS cannot do (or cannot do safely); the message says how to fix it."""
+
+
+def require_https_url(url: str, *, what: str) -> None:
+    """Cloud deployments fetch keys and discovery documents over TLS only; http:// is for the local sandbox."""
+    if not isinstance(url, str) or not url:
+        raise UnsupportedConfiguration(f"{what} is empty; give an https:// URL")
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.netloc:
+        raise UnsupportedConfiguration(
+            f"{what} {url!r} is not an https:// URL; AWS gateways fetch issuer metadata and keys over TLS only "
+            "(http:// issuers are for the local sandbox: run them with `authgate local`, not `cdk deploy`)")
+    if parts.query or parts.fragment:
+        raise UnsupportedConfiguration(f"{what} {url!r} carries a query or fragment; an issuer URL may not")
+
+
+def require_native_jwt_issuer(name: str, *, issuer: str, audiences: Sequence[str], algorithms: Sequence[str]) -> None:
+    """What the HTTP API JWT authorizer needs from an issuer: https, at least one audience, RSA keys only."""
+    require_https_url(issuer, what=f"issuer {name!r}")
+    if not audiences:
+        raise UnsupportedConfiguration(
+            f"issuer {name!r} has no audiences; the HTTP API JWT authorizer must check aud (or Cognito's client_id): "
+            "add `audiences: [...]` to the issuer in the policy")
+    non_rsa = sorted(set(algorithms) - NATIVE_JWT_ALGORITHMS)
+    if non_rsa:
+        raise UnsupportedConfiguration(
+            f"issuer {name!r} signs with {', '.join(non_rsa)}; the HTTP API JWT authorizer verifies RSA only "
+            f"({', '.join(sorted(NATIVE_JWT_ALGORITHMS))}). Route it through the Lambda authorizer "
+            "(the policy compiler does this for non-RSA issuers) or restrict the issuer's algorithms to RS256")
+
+
+def require_native_route_scopes(route_key: str, scopes: Sequence[str]) -> None:
+    if len(scopes) > MAX_NATIVE_ROUTE_SCOPES:
+        raise UnsupportedConfiguration(
+            f"route {route_key!r} lists {len(scopes)} scopes; a native HTTP API route takes at most "
+            f"{MAX_NATIVE_ROUTE_SCOPES}. Group them under fewer scopes, or let the Lambda authorizer enforce the route")
+
+
+def require_alb_oidc_provider(issuer: str, *, profile: str | None = None) -> None:
+    """The ALB runs the authorization-code flow itself, so the issuer must expose authorize/token endpoints."""
+    require_https_url(issuer, what="ALB OIDC issuer")
+    host = urlsplit(issuer).hostname or ""
+    if host in SDK_ONLY_ISSUER_HOSTS or (profile or "").lower() in SDK_ONLY_PROFILES:
+        raise UnsupportedConfiguration(
+            f"issuer {issuer!r} is Firebase / Identity Platform, which has no OAuth authorization and token "
+            "endpoints for the ALB's authenticate-oidc action to use. Sign users in with the Firebase SDK and put "
+            "the token check behind API Gateway (HTTP API JWT authorizer or the Lambda authorizer) instead")
+
+
+def require_cache_within_token_lifetime(cache_seconds: int, token_lifetime_seconds: int, *, what: str) -> None:
+    """A cached Allow must not outlive the shortest token it was granted for."""
+    if cache_seconds < 0:
+        raise UnsupportedConfiguration(f"{what} cache TTL is negative ({cache_seconds}s); use 0 to turn caching off")
+    if cache_seconds > MAX_AUTHORIZER_CACHE_SECONDS:
+        raise UnsupportedConfiguration(
+            f"{what} cache TTL {cache_seconds}s exceeds API Gateway's maximum of {MAX_AUTHORIZER_CACHE_SECONDS}s")
+    if token_lifetime_seconds <= 0:
+        raise UnsupportedConfiguration(f"{what}: the shortest token lifetime must be positive, got "
+                                       f"{token_lifetime_seconds}s")
+    if cache_seconds > token_lifetime_seconds:
+        raise UnsupportedConfiguration(
+            f"{what} cache TTL {cache_seconds}s is longer than the shortest token lifetime "
+            f"{token_lifetime_seconds}s: a cached Allow would outlive the token. Lower the cache TTL to at most "
+            f"{token_lifetime_seconds}s")
