@@ -10,7 +10,7 @@ if TYPE_CHECKING:
 
 # An HTTP API route's JWT authorizer accepts at most this many authorization scopes.
 NATIVE_MAX_SCOPES = 10
-_NATIVE_CHECKS = "the native JWT authorizer checks only iss, aud/client_id, exp/nbf and any-of scopes"
+_NATIVE_CHECKS = "the native JWT authorizer checks only iss, aud/client_id, expiry and any-of scopes"
 
 
 def native_scopes(route: "RouteSpec") -> tuple[str, ...]:
@@ -30,13 +30,14 @@ def native_blockers(route: "RouteSpec", issuers: Mapping[str, "IssuerSpec"]) -> 
     if len(route.issuers) > 1:
         reasons.append(f"{len(route.issuers)} issuers ({', '.join(route.issuers)}) need the Lambda authorizer: an "
                        f"HTTP API route takes one JWT authorizer, which trusts one issuer")
-    if route.scopes and route.scopes_all or len(route.scopes_all) > 1:
-        reasons.append(f"all-of scopes (scopes_all) need the Lambda authorizer: {_NATIVE_CHECKS}")
-    for field, what in (("roles", "roles"), ("roles_all", "all-of roles"), ("groups", "groups"),
-                        ("groups_all", "all-of groups"), ("claims", "claim rules")):
-        if getattr(route, field):
-            reasons.append(f"{what} ({field}) need the Lambda authorizer: {_NATIVE_CHECKS}")
+    unsupported = [field for field in ("roles", "roles_all", "groups", "groups_all", "claims") if getattr(route, field)]
+    if route.scopes_all and (route.scopes or len(route.scopes_all) > 1):
+        unsupported.insert(0, "scopes_all")
+    if unsupported:
+        verb = "needs" if len(unsupported) == 1 else "need"
+        reasons.append(f"{', '.join(unsupported)} {verb} the Lambda authorizer: {_NATIVE_CHECKS}")
     scopes = native_scopes(route)
+    access_only: list[str] = []
     if len(scopes) > NATIVE_MAX_SCOPES:
         reasons.append(f"{len(scopes)} any-of scopes exceed the native JWT authorizer's limit of "
                        f"{NATIVE_MAX_SCOPES} per route")
@@ -60,8 +61,10 @@ def native_blockers(route: "RouteSpec", issuers: Mapping[str, "IssuerSpec"]) -> 
         if token_use == "id":
             reasons.append(f"ID tokens (token_use: id) need the Lambda authorizer: the native JWT authorizer "
                            f"cannot tell ID tokens from access tokens")
-        elif token_use == "access" and not scopes:
-            reasons.append(f"access tokens only (token_use: access) with no required scope need the Lambda "
-                           f"authorizer: without a scope to require, the native JWT authorizer would also accept "
-                           f"ID tokens from {name}")
+        elif token_use == "access" and not (route.scopes or route.scopes_all):
+            access_only.append(name)
+    if access_only:
+        reasons.append(f"a route requiring no scope needs the Lambda authorizer to accept only access tokens "
+                       f"(token_use: access): the native JWT authorizer would also accept ID tokens from "
+                       f"{', '.join(access_only)}")
     return reasons

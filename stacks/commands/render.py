@@ -1,0 +1,81 @@
+"""`authgate render {routes,openapi,apim}`: write what a gateway needs from a policy file (stdout or -o FILE)."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--policy", required=True, metavar="FILE", help="the auth policy YAML file")
+    parser.add_argument("--var", action="append", default=[], metavar="NAME=VALUE",
+                        help="fill a ${NAME} placeholder in the policy (e.g. LOCAL_ISSUER_URL=http://127.0.0.1:4000)")
+    parser.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout (replaced atomically)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    kinds = parser.add_subparsers(dest="artefact", metavar="ARTEFACT", required=True)
+    routes = kinds.add_parser("routes", help="the route table JSON the Lambda authorizers read (AUTHGATE_POLICY)")
+    _common(routes)
+    routes.add_argument("--api", action="append", metavar="NAME",
+                        help="only this API (repeatable); default: every API in the policy")
+
+
+def _variables(pairs: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise ValueError(f"--var {pair!r}: write it as NAME=VALUE")
+        out[name] = value
+    return out
+
+
+def _write(text: str, output: str | None) -> None:
+    if not output:
+        sys.stdout.write(text)
+        return
+    target = Path(output)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def run(args: argparse.Namespace) -> int:
+    from stacks.policy import PolicyError, load_policy
+
+    try:
+        variables = _variables(args.var)
+    except ValueError as exc:
+        print(f"authgate render: {exc}", file=sys.stderr)
+        return 2
+    try:
+        policy = load_policy(args.policy, variables=variables)
+    except PolicyError as exc:
+        print(f"authgate render: the policy is not valid:\n{exc}", file=sys.stderr)
+        return 1
+    try:
+        text = _render(args, policy)
+    except KeyError as exc:
+        print(f"authgate render: {exc.args[0]}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"authgate render: {exc}", file=sys.stderr)
+        return 2
+    _write(text, args.output)
+    return 0
+
+
+def _render(args: argparse.Namespace, policy) -> str:
+    if args.artefact == "routes":
+        from stacks.policy.render import route_table_json
+        return route_table_json(policy, apis=args.api)
+    raise ValueError(f"unknown artefact {args.artefact!r}")

@@ -1,0 +1,4 @@
+"""Renderers: pure functions from a validated policy to gateway artefacts (route table, OpenAPI 2.0, APIM XML)."""
+from stacks.policy.render.route_table import ROUTE_TABLE_FORMAT, render_route_table, route_table_json
+
+__all__ = ["ROUTE_TABLE_FORMAT", "render_route_table", "route_table_json"]
