@@ -1,0 +1,150 @@
+"""GCP API Gateway, emulated from the rendered OpenAPI 2.0 document (the same document the ApiConfig is built from).
+
+What is read from the document: each securityDefinition's x-google-issuer, x-google-jwks_uri and x-google-audiences;
+each operation's `security` (or the document-level default); path templates; x-google-backend's jwt_audience.
+What the gateway checks (and therefore this emulator): signature, issuer, audience, expiry. Not scopes, not roles:
+GCP's gateway cannot, which is why the backend guard enforces them from X-Apigateway-Api-Userinfo.
+"""
+from __future__ import annotations
+
+import base64
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping
+from urllib.parse import urlsplit
+
+from lambdas.validation import IssuerConfig, TokenRejected, Verifier
+from sandbox.gateways.server import Decision
+
+NAME = "gcp-api-gateway"
+USERINFO_HEADER = "X-Apigateway-Api-Userinfo"
+# ESPv2 (the proxy behind API Gateway) verifies these JWS algorithms; HMAC is never configured for x-google-issuer.
+GCP_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512")
+HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch")
+
+
+class OpenApiEmulationError(ValueError):
+    """The document cannot drive the emulator (and would not deploy as intended either)."""
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    template: str
+    pattern: re.Pattern
+    operation_id: str
+    security: tuple[tuple[str, ...], ...]  # any-of alternatives, each an all-of set of definition names
+
+
+def _template_regex(template: str) -> re.Pattern:
+    """OpenAPI path template -> regex. GCP's `{name=**}` matches several segments; `{name}` exactly one."""
+    out = ["^"]
+    for segment in template.strip("/").split("/"):
+        out.append("/")
+        match = re.fullmatch(r"\{([^}=]+)(?:=(\*\*?))?\}", segment)
+        if match:
+            out.append(".+" if match.group(2) == "**" else "[^/]+")
+        else:
+            out.append(re.escape(segment))
+    out.append("/?$")
+    return re.compile("".join(out) if template.strip("/") else "^/$")
+
+
+def _audiences(definition: Mapping[str, Any], name: str) -> tuple[str, ...]:
+    raw = definition.get("x-google-audiences")
+    if not raw:
+        # The real gateway then expects aud == the service name; the renderer always sets audiences explicitly.
+        raise OpenApiEmulationError(f"securityDefinitions.{name} has no x-google-audiences; the sandbox needs the "
+                                    "accepted audiences spelled out")
+    return tuple(a.strip() for a in str(raw).split(",") if a.strip())
+
+
+class GcpApiGatewayEmulator:
+    """Decides requests the way the gateway configured by `openapi` would."""
+
+    name = NAME
+
+    def __init__(self, openapi: Mapping[str, Any], *, verifier_options: Mapping[str, Any] | None = None) -> None:
+        if openapi.get("swagger") != "2.0":
+            raise OpenApiEmulationError("GCP API Gateway takes OpenAPI 2.0 (swagger: '2.0') documents")
+        definitions = openapi.get("securityDefinitions") or {}
+        issuers = []
+        for name, definition in definitions.items():
+            if "x-google-issuer" not in definition:
+                continue
+            issuer = definition["x-google-issuer"]
+            jwks_uri = definition.get("x-google-jwks_uri")
+            loopback = any(urlsplit(u or "").hostname in ("127.0.0.1", "localhost", "::1") for u in (issuer, jwks_uri))
+            issuers.append(IssuerConfig(issuer=issuer, audiences=_audiences(definition, name), jwks_uri=jwks_uri,
+                                        algorithms=GCP_ALGORITHMS, name=name, token_use=None,
+                                        allow_insecure_http=loopback))
+        self.issuer_names = tuple(c.name for c in issuers)
+        self.verifier = Verifier(issuers, **dict(verifier_options or {})) if issuers else None
+        default_security = openapi.get("security")
+        backend = openapi.get("x-google-backend") or {}
+        self.backend_jwt_audience = backend.get("jwt_audience")
+        self.operations: list[Operation] = []
+        for template, item in (openapi.get("paths") or {}).items():
+            for method in HTTP_METHODS:
+                operation = item.get(method)
+                if operation is None:
+                    continue
+                security = operation.get("security", default_security) or []
+                alternatives = tuple(tuple(req) for req in security)
+                unknown = {n for alt in alternatives for n in alt} - set(self.issuer_names)
+                if unknown:
+                    raise OpenApiEmulationError(f"{method.upper()} {template} requires security definitions "
+                                                f"{sorted(unknown)} that have no x-google-issuer")
+                self.operations.append(Operation(method.upper(), template, _template_regex(template),
+                                                 operation.get("operationId", ""), alternatives))
+        # Literal paths win over templated ones, as in the gateway's router.
+        self.operations.sort(key=lambda op: (op.template.count("{"), -len(op.template)))
+
+    def match(self, method: str, path: str) -> Operation | None:
+        for operation in self.operations:
+            if operation.method == method and operation.pattern.match(path):
+                return operation
+        return None
+
+    def decide(self, method: str, path: str, headers: Mapping[str, str]) -> Decision:
+        path_only = path.split("?", 1)[0]
+        operation = self.match(method, path_only)
+        if operation is None:
+            return Decision.refuse(404, "The current request is not defined by this API.", code="no_route",
+                                   checked="route lookup")
+        if not operation.security:
+            return Decision(allowed=True, checked=f"{operation.operation_id or operation.template}: no security")
+        token = _bearer(headers.get("authorization", ""))
+        if not token:
+            return Decision.refuse(401, "Jwt is missing", code="malformed", checked="Authorization: Bearer")
+        names = sorted({n for alt in operation.security for n in alt})
+        checked = f"signature, iss, aud, exp against {', '.join(names)} (no scopes: GCP cannot check them)"
+        last: TokenRejected | None = None
+        for alternative in operation.security:
+            try:
+                for name in alternative:
+                    self.verifier.authenticate(token, issuers=[name])
+            except TokenRejected as err:
+                last = err
+                continue
+            forward = {USERINFO_HEADER: _userinfo(token)}
+            drop: frozenset[str] = frozenset()
+            if self.backend_jwt_audience:
+                # The gateway calls a private backend with its own identity token; the caller's moves aside.
+                forward["X-Forwarded-Authorization"] = headers.get("authorization", "")
+                drop = frozenset({"authorization"})
+            return Decision(allowed=True, checked=checked, set_headers=forward, drop_headers=drop)
+        assert last is not None
+        return Decision.refuse(401, f"Jwt verification fails: {last.message}", code=last.code, checked=checked)
+
+
+def _bearer(authorization: str) -> str:
+    scheme, _, value = authorization.strip().partition(" ")
+    return value.strip() if scheme.lower() == "bearer" else ""
+
+
+def _userinfo(token: str) -> str:
+    """GCP forwards the verified JWT payload, base64url-encoded (no padding), as X-Apigateway-Api-Userinfo."""
+    payload = token.split(".")[1]
+    raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")

@@ -1,0 +1,247 @@
+"""API Gateway HTTP API, emulated from the synthesized CloudFormation template.
+
+Read from the template: AWS::ApiGatewayV2::Route (route key, AuthorizationType, AuthorizerId, AuthorizationScopes),
+AWS::ApiGatewayV2::Authorizer (JWT: Issuer and Audience; REQUEST: identity sources, result cache TTL, simple
+responses, and the Lambda function it invokes, whose environment names the route table's API).
+JWT routes are decided by the validation module configured from the authorizer's issuer and audience, with the
+route's scopes as any-of (what the native authorizer does); Lambda routes invoke lambdas/authorizers/http_api.py
+in-process with a payload 2.0 event and honour its answer and the result cache.
+"""
+from __future__ import annotations
+
+import datetime
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+from urllib.parse import parse_qsl, urlsplit
+
+from lambdas.validation import IssuerConfig, TokenRejected, Verifier
+from sandbox.gateways.cfn import Template, TemplateError
+from sandbox.gateways.iam_policy import policy_allows
+from sandbox.gateways.lambda_runtime import InProcessLambda, LambdaInvocationError
+from sandbox.gateways.server import Decision
+
+NAME = "aws-http-api"
+HANDLER = "lambdas/authorizers/http_api.py:handler"
+# The native JWT authorizer verifies RSA signatures only.
+NATIVE_ALGORITHMS = ("RS256", "RS384", "RS512")
+ACCOUNT, REGION, STAGE = "123456789012", "us-east-1", "$default"
+
+
+@dataclass(frozen=True)
+class HttpRoute:
+    route_key: str
+    method: str
+    path: str
+    pattern: re.Pattern | None
+    authorization: str            # NONE | JWT | CUSTOM
+    authorizer_id: str | None
+    scopes: tuple[str, ...]
+
+    def specificity(self) -> tuple:
+        segments = self.path.strip("/").split("/")
+        greedy = any(s.endswith("+}") for s in segments)
+        params = sum(s.startswith("{") for s in segments)
+        return (greedy, params, self.method == "ANY", -len(segments))
+
+
+@dataclass(frozen=True)
+class LambdaAuthorizer:
+    logical_id: str
+    identity_sources: tuple[str, ...]
+    cache_ttl_seconds: int
+    simple_responses: bool
+    function: InProcessLambda
+
+
+def _route_pattern(path: str) -> re.Pattern:
+    parts = []
+    for segment in path.strip("/").split("/"):
+        if re.fullmatch(r"\{[^}]+\+\}", segment):
+            parts.append("(?P<%s>.+)" % _group(segment))
+        elif re.fullmatch(r"\{[^}]+\}", segment):
+            parts.append("(?P<%s>[^/]+)" % _group(segment))
+        else:
+            parts.append(re.escape(segment))
+    return re.compile("^/" + "/".join(parts) + "$")
+
+
+def _group(segment: str) -> str:
+    return re.sub(r"\W", "_", segment.strip("{}+")) or "p"
+
+
+class HttpApiEmulator:
+    """One AWS::ApiGatewayV2::Api of `template`."""
+
+    name = NAME
+
+    def __init__(self, template: Template, *, api_logical_id: str | None = None, route_table_path: str,
+                 verifier_options: Mapping[str, Any] | None = None, clock: Callable[[], float] = time.time) -> None:
+        apis = [lid for lid, props in template.of_type("AWS::ApiGatewayV2::Api") if props.get("ProtocolType") == "HTTP"]
+        if api_logical_id is None:
+            if len(apis) != 1:
+                raise TemplateError(f"{template.source}: expected one HTTP API, found {len(apis)}; name the one to "
+                                    "emulate")
+            api_logical_id = apis[0]
+        elif api_logical_id not in apis:
+            raise TemplateError(f"{template.source}: no HTTP API {api_logical_id!r} (have {apis})")
+        self.api_id = api_logical_id
+        self.clock = clock
+        belongs = lambda props, where: template.ref_target(props.get("ApiId"), where=where) == api_logical_id  # noqa
+        issuers: list[IssuerConfig] = []
+        self.lambda_authorizers: dict[str, LambdaAuthorizer] = {}
+        for lid, props in template.of_type("AWS::ApiGatewayV2::Authorizer"):
+            if not belongs(props, f"{lid}.ApiId"):
+                continue
+            kind = props.get("AuthorizerType")
+            if kind == "JWT":
+                jwt = props.get("JwtConfiguration") or {}
+                issuer = template.literal(jwt.get("Issuer"), where=f"{lid}.JwtConfiguration.Issuer")
+                audiences = template.literal(jwt.get("Audience") or [], where=f"{lid}.JwtConfiguration.Audience")
+                host = urlsplit(issuer).hostname or ""
+                issuers.append(IssuerConfig(
+                    issuer=issuer, audiences=audiences, algorithms=NATIVE_ALGORITHMS, name=lid,
+                    profile="cognito" if host.startswith("cognito-idp.") else "generic", token_use=None,
+                    allow_insecure_http=host in ("127.0.0.1", "localhost", "::1")))
+            elif kind == "REQUEST":
+                function_id = template.function_behind(props.get("AuthorizerUri"), where=f"{lid}.AuthorizerUri")
+                env = template.lambda_environment(function_id)
+                env["AUTHGATE_POLICY"] = route_table_path  # the same table the asset bundles, rendered locally
+                self.lambda_authorizers[lid] = LambdaAuthorizer(
+                    lid, tuple(template.literal(props.get("IdentitySource") or [], where=f"{lid}.IdentitySource")),
+                    int(props.get("AuthorizerResultTtlInSeconds") or 0), bool(props.get("EnableSimpleResponses")),
+                    InProcessLambda(HANDLER, environment=env, function_name=function_id))
+            else:
+                raise TemplateError(f"{template.source}: authorizer {lid} has type {kind!r}; the sandbox emulates "
+                                    "JWT and REQUEST authorizers")
+        self.verifier = Verifier(issuers, **dict(verifier_options or {})) if issuers else None
+        self.routes: list[HttpRoute] = []
+        for lid, props in template.of_type("AWS::ApiGatewayV2::Route"):
+            if not belongs(props, f"{lid}.ApiId"):
+                continue
+            key = template.literal(props.get("RouteKey"), where=f"{lid}.RouteKey")
+            method, _, path = key.partition(" ")
+            authorizer = props.get("AuthorizerId")
+            self.routes.append(HttpRoute(
+                key, method, path, _route_pattern(path) if path else None, props.get("AuthorizationType", "NONE"),
+                template.ref_target(authorizer, where=f"{lid}.AuthorizerId") if authorizer else None,
+                tuple(template.literal(props.get("AuthorizationScopes") or [], where=f"{lid}.AuthorizationScopes"))))
+        self.routes.sort(key=HttpRoute.specificity)
+        self._cache: dict[tuple, tuple[float, bool]] = {}
+        self._cache_lock = threading.Lock()
+
+    def match(self, method: str, path: str) -> tuple[HttpRoute, dict[str, str]] | None:
+        for route in self.routes:
+            if route.pattern is None or route.method not in (method, "ANY"):
+                continue
+            found = route.pattern.match(path)
+            if found:
+                return route, found.groupdict()
+        default = [r for r in self.routes if r.route_key == "$default"]
+        return (default[0], {}) if default else None
+
+    def decide(self, method: str, path: str, headers: Mapping[str, str]) -> Decision:
+        raw_path, _, query = path.partition("?")
+        matched = self.match(method, raw_path)
+        if matched is None:
+            return Decision.refuse(404, "Not Found", code="no_route", checked="route lookup")
+        route, params = matched
+        if route.authorization == "NONE":
+            return Decision(allowed=True, checked=f"{route.route_key}: no authorizer")
+        if route.authorization == "JWT":
+            return self._jwt(route, headers)
+        if route.authorization == "CUSTOM":
+            return self._lambda(route, raw_path, query, params, method, headers)
+        return Decision.refuse(500, f"route {route.route_key} uses {route.authorization}, not emulated",
+                               code="emulator_error")
+
+    def _jwt(self, route: HttpRoute, headers: Mapping[str, str]) -> Decision:
+        scopes = f", scope any-of {list(route.scopes)}" if route.scopes else ""
+        checked = f"{route.route_key}: JWT authorizer (signature, iss, aud/client_id, exp, nbf{scopes})"
+        value = headers.get("authorization", "").strip()
+        if not value:
+            return Decision.refuse(401, "Unauthorized", code="malformed", checked=checked)
+        # The native authorizer strips a "Bearer " prefix and tolerates its absence.
+        token = value[7:].strip() if value[:7].lower() == "bearer " else value
+        try:
+            self.verifier.verify(token, scopes=route.scopes, issuers=[route.authorizer_id])
+        except TokenRejected as err:
+            return Decision.refuse(err.status, "Forbidden" if err.status == 403 else "Unauthorized",
+                                   code=err.code, checked=checked)
+        return Decision(allowed=True, checked=checked)
+
+    def _identity(self, source: str, headers: Mapping[str, str], route: HttpRoute, query: str) -> str | None:
+        if source.startswith("$request.header."):
+            return headers.get(source[len("$request.header."):].lower()) or None
+        if source.startswith("$request.querystring."):
+            return dict(parse_qsl(query)).get(source[len("$request.querystring."):]) or None
+        if source == "$context.routeKey":
+            return route.route_key
+        raise TemplateError(f"identity source {source!r} is not emulated")
+
+    def _lambda(self, route: HttpRoute, raw_path: str, query: str, params: dict[str, str], method: str,
+                headers: Mapping[str, str]) -> Decision:
+        authorizer = self.lambda_authorizers[route.authorizer_id]
+        checked = f"{route.route_key}: Lambda authorizer (lambdas/authorizers/http_api.py, payload 2.0)"
+        identity = [self._identity(s, headers, route, query) for s in authorizer.identity_sources]
+        if any(v is None for v in identity):
+            # API Gateway refuses without invoking the function when an identity source is missing.
+            return Decision.refuse(401, "Unauthorized", code="malformed", checked=checked)
+        cache_key = (authorizer.logical_id, *identity)
+        now = self.clock()
+        if authorizer.cache_ttl_seconds:
+            with self._cache_lock:
+                cached = self._cache.get(cache_key)
+            if cached and cached[0] > now:
+                allowed = cached[1]
+                checked += f" [cached answer, TTL {authorizer.cache_ttl_seconds}s]"
+                return (Decision(allowed=True, checked=checked) if allowed
+                        else Decision.refuse(403, "Forbidden", code="lambda_deny", checked=checked))
+        event = _payload_v2(route, raw_path, query, params, method, headers, identity, self.api_id, now)
+        try:
+            answer = authorizer.function.invoke(event)
+        except LambdaInvocationError as err:
+            if str(err.cause) == "Unauthorized":
+                return Decision.refuse(401, "Unauthorized", code="lambda_unauthorized", checked=checked)
+            return Decision.refuse(500, "Internal Server Error", code="lambda_error", checked=checked)
+        allowed = _is_authorized(answer, authorizer.simple_responses, event["routeArn"])
+        if authorizer.cache_ttl_seconds:
+            with self._cache_lock:
+                self._cache[cache_key] = (now + authorizer.cache_ttl_seconds, allowed)
+        if not allowed:
+            return Decision.refuse(403, "Forbidden", code="lambda_deny", checked=checked)
+        return Decision(allowed=True, checked=checked)
+
+
+def _is_authorized(answer: Any, simple: bool, route_arn: str) -> bool:
+    if not isinstance(answer, Mapping):
+        return False
+    if simple and "isAuthorized" in answer:
+        return answer["isAuthorized"] is True
+    return policy_allows(answer.get("policyDocument"), route_arn)
+
+
+def _payload_v2(route: HttpRoute, raw_path: str, query: str, params: dict[str, str], method: str,
+                headers: Mapping[str, str], identity: list, api_id: str, now: float) -> dict:
+    """The HTTP API Lambda authorizer event, payload format 2.0."""
+    api = api_id.lower()[:10]
+    path_for_arn = raw_path if raw_path.startswith("/") else "/" + raw_path
+    return {
+        "version": "2.0", "type": "REQUEST",
+        "routeArn": f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{api}/{STAGE}/{method}{path_for_arn}",
+        "identitySource": identity, "routeKey": route.route_key, "rawPath": raw_path, "rawQueryString": query,
+        "cookies": [c.strip() for c in headers.get("cookie", "").split(";") if c.strip()],
+        "headers": dict(headers), "queryStringParameters": dict(parse_qsl(query)) or None,
+        "requestContext": {
+            "accountId": ACCOUNT, "apiId": api, "domainName": f"{api}.execute-api.{REGION}.amazonaws.com",
+            "domainPrefix": api,
+            "http": {"method": method, "path": raw_path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1",
+                     "userAgent": headers.get("user-agent", "")},
+            "requestId": uuid.uuid4().hex, "routeKey": route.route_key, "stage": STAGE,
+            "time": datetime.datetime.fromtimestamp(now, datetime.timezone.utc).strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "timeEpoch": int(now * 1000)},
+        "pathParameters": params or None, "stageVariables": None,
+    }

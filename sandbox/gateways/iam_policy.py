@@ -1,0 +1,42 @@
+"""Evaluating the IAM policy a Lambda authorizer returns, as API Gateway does: explicit Deny wins, then Allow,
+else deny. Resources are execute-api ARNs with `*` and `?` wildcards."""
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping
+
+INVOKE_ACTIONS = ("execute-api:Invoke", "execute-api:*", "*")
+
+
+def _arn_pattern(resource: str) -> re.Pattern:
+    return re.compile("^" + re.escape(resource).replace(r"\*", ".*").replace(r"\?", ".") + "$")
+
+
+def _as_list(value: Any) -> list:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def policy_effect(document: Mapping[str, Any] | None, method_arn: str) -> str:
+    """"Allow", "Deny" (explicit) or "NoMatch" for `method_arn` under `document`."""
+    if not isinstance(document, Mapping):
+        return "NoMatch"
+    allowed = False
+    for statement in _as_list(document.get("Statement")):
+        if not isinstance(statement, Mapping):
+            continue
+        actions = _as_list(statement.get("Action"))
+        if not any(a in INVOKE_ACTIONS for a in actions):
+            continue
+        if not any(_arn_pattern(str(r)).match(method_arn) for r in _as_list(statement.get("Resource"))):
+            continue
+        if statement.get("Effect") == "Deny":
+            return "Deny"
+        if statement.get("Effect") == "Allow":
+            allowed = True
+    return "Allow" if allowed else "NoMatch"
+
+
+def policy_allows(document: Mapping[str, Any] | None, method_arn: str) -> bool:
+    return policy_effect(document, method_arn) == "Allow"
