@@ -1,0 +1,330 @@
+"""The cache of an issuer's remote key material: JwksCache (a key source over a jwks_uri) and the freshness rules it
+shares with the OIDC discovery document.
+
+Freshness rules (CachePolicy):
+- A fetched document stays fresh for the server's Cache-Control max-age (or Expires), clamped to [min_ttl, max_ttl];
+  default_ttl when the server says nothing. `no-store`/`no-cache` get min_ttl: refetching for every token would put
+  the issuer's endpoint on every request's path.
+- Once stale, the next caller refetches. While that fails, the old document is served for at most `stale_if_error`
+  seconds past its freshness, then every caller gets TokenRejected("jwks_unavailable"): fail closed. After a failed
+  fetch no new attempt is made for `error_backoff` seconds, so an issuer outage costs one timeout per backoff
+  period, not one per request.
+- A failed fetch never replaces a good document: a transport error, a non-200 answer, a body that is not JSON, or a
+  JWKS with no usable signing key all leave the cached keys as they were.
+- Concurrent fetches of one document are merged: one request is in flight, every other caller waits for it and
+  shares its outcome. The fresh path takes no lock.
+
+Unknown kid (JwksCache.get_key): when the cached keys lack the token's kid, the keys are refetched at most once per
+`refetch_cooldown` seconds (a new signing key after rotation is picked up on first sight; a flood of made-up kids
+costs one fetch per cooldown). The rejection code is then decided like this:
+- the keys are current (the most recent fetch succeeded) and still lack the kid -> `unknown_kid`: the token was
+  signed by a key this issuer does not publish;
+- the most recent fetch failed (the issuer is down or serving garbage) -> `jwks_unavailable`: whether the kid exists
+  cannot be known right now. Both fail closed; the code tells the operator which problem to chase.
+
+All times come from an injectable monotonic `clock`, so tests step through TTLs without sleeping.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Generic, TypeVar
+
+from .errors import TokenRejected
+from .fetcher import (DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_SECONDS, FetchError, Fetcher, FetchResult, HttpFetcher,
+                      InsecureUrlError, check_key_url, display_url, fetch_json_document)
+from .jwk import JsonWebKey, KeySet
+from .key_source import key_not_found
+
+logger = logging.getLogger("authgate.keys")
+
+T = TypeVar("T")
+
+# How long a caller waits for someone else's in-flight fetch beyond the fetch timeout itself, in case a custom
+# fetcher does not honour its timeout.
+_FLIGHT_WAIT_MARGIN_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class CachePolicy:
+    """How long remote key material is trusted and how hard the issuer is asked for it. All values in seconds.
+
+    min_ttl           shortest freshness, whatever the server says (no-store/no-cache included)
+    max_ttl           longest freshness, whatever the server says
+    default_ttl       freshness when the server sends no Cache-Control max-age or Expires
+    refetch_cooldown  least time between two fetches caused by an unknown kid
+    stale_if_error    how long past its freshness a document is still served while refetching fails
+    error_backoff     least time between fetch attempts after a failed one
+    timeout           total time for one fetch (API Gateway allows 1.5 s for a JWKS fetch)
+    max_bytes         largest accepted response body
+    """
+
+    min_ttl: float = 60.0
+    max_ttl: float = 86400.0
+    default_ttl: float = 600.0
+    refetch_cooldown: float = 30.0
+    stale_if_error: float = 3600.0
+    error_backoff: float = 5.0
+    timeout: float = DEFAULT_TIMEOUT_SECONDS
+    max_bytes: int = DEFAULT_MAX_BYTES
+
+    def __post_init__(self) -> None:
+        for name in ("min_ttl", "max_ttl", "default_ttl", "refetch_cooldown", "stale_if_error", "error_backoff"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"{name} must be a number of seconds >= 0, got {value!r}")
+        if self.min_ttl > self.max_ttl:
+            raise ValueError(f"min_ttl ({self.min_ttl}) must not exceed max_ttl ({self.max_ttl})")
+        if isinstance(self.timeout, bool) or not isinstance(self.timeout, (int, float)) or not 0 < self.timeout <= 30:
+            raise ValueError(f"timeout must be seconds in (0, 30], got {self.timeout!r}; keep it under 1.5 s "
+                             "behind API Gateway")
+        if isinstance(self.max_bytes, bool) or not isinstance(self.max_bytes, int) or self.max_bytes < 1024:
+            raise ValueError(f"max_bytes must be an integer >= 1024, got {self.max_bytes!r}")
+
+    def ttl_for(self, result: FetchResult) -> float:
+        """Seconds a document fetched with `result` stays fresh."""
+        if result.no_cache:
+            return self.min_ttl
+        granted = self.default_ttl if result.max_age is None else result.max_age
+        return min(self.max_ttl, max(self.min_ttl, granted))
+
+
+@dataclass(frozen=True)
+class _Held(Generic[T]):
+    """A parsed document and the times that bound its use; replaced as a whole so readers need no lock."""
+
+    value: T
+    fresh_until: float
+    stale_until: float
+
+
+class _Flight:
+    """One fetch in progress; callers that arrive while it runs wait on `done` and read `error` (None = success)."""
+
+    __slots__ = ("done", "error")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.error: str | None = None
+
+
+class RemoteDocument(Generic[T]):
+    """One remote JSON document, parsed into a T by `parse(json_object, fetch_result)`, kept by the CachePolicy rules.
+
+    `parse` raises ValueError for a document that must not replace the cached one. Used for a JWKS (T = KeySet) and
+    for an OIDC discovery document.
+    """
+
+    def __init__(self, url: str, parse: Callable[[dict, FetchResult], T], *, what: str, fetcher: Fetcher,
+                 clock: Callable[[], float], policy: CachePolicy) -> None:
+        self.url = url
+        self.what = what
+        self.policy = policy
+        self._parse = parse
+        self._fetcher = fetcher
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._held: _Held[T] | None = None
+        self._flight: _Flight | None = None
+        self._last_attempt: float | None = None
+        self._retry_not_before = float("-inf")
+        self._last_error: str | None = None
+        self.fetch_count = 0
+
+    @property
+    def last_error(self) -> str | None:
+        """Why the most recent fetch failed, or None when it succeeded (or none was made)."""
+        return self._last_error
+
+    @property
+    def current(self) -> T | None:
+        """The held document, fresh or not, without fetching."""
+        held = self._held
+        return held.value if held is not None else None
+
+    def get(self) -> T:
+        """The document: the fresh copy, else a refetched one, else the stale copy within its window. Raises
+        TokenRejected("jwks_unavailable") when none of those can be had."""
+        held = self._held
+        if held is not None and self._clock() < held.fresh_until:
+            return held.value
+        with self._lock:
+            may_fetch = self._flight is not None or self._clock() >= self._retry_not_before
+        if may_fetch:
+            if self._fetch_shared() is None:
+                held = self._held
+                assert held is not None
+                return held.value
+        held = self._held
+        if held is not None and self._clock() < held.stale_until:
+            return held.value
+        raise self.unavailable()
+
+    def refresh(self, *, cooldown: float) -> str:
+        """Refetch now unless a fetch started less than `cooldown` seconds ago (or the error backoff is running);
+        join a fetch already in flight. Returns "refreshed", "failed" or "cooling_down"."""
+        with self._lock:
+            now = self._clock()
+            if self._flight is None:
+                if now < self._retry_not_before:
+                    return "cooling_down"
+                if self._last_attempt is not None and now - self._last_attempt < cooldown:
+                    return "cooling_down"
+        return "refreshed" if self._fetch_shared() is None else "failed"
+
+    def unavailable(self, reason: str | None = None, *, state: str | None = None) -> TokenRejected:
+        """The fail-closed rejection for this document, with the latest fetch error and the URL."""
+        reason = reason or self._last_error or "no fetch has succeeded yet"
+        if state is None:
+            state = ("no copy has ever been fetched" if self._held is None
+                     else "the cached copy is past its stale-if-error window")
+        return TokenRejected(
+            "jwks_unavailable", f"cannot get the {self.what} from {display_url(self.url)} ({state}): {reason}",
+            expected=f"a 200 JSON answer within {self.policy.timeout:g} s", found=reason,
+            hint="check that the issuer's endpoint is reachable from here (VPC egress/NAT, proxy, DNS) and serves "
+                 "valid JSON over https; tokens are refused until it is")
+
+    # ----- fetching ----------------------------------------------------------------------------------------------
+    def _fetch_shared(self) -> str | None:
+        """Fetch, or wait for the fetch already in flight. Returns None on success, else why it failed."""
+        with self._lock:
+            flight = self._flight
+            leader = flight is None
+            if leader:
+                flight = self._flight = _Flight()
+                self._last_attempt = self._clock()
+        assert flight is not None
+        if not leader:
+            if not flight.done.wait(self.policy.timeout + _FLIGHT_WAIT_MARGIN_SECONDS):
+                return f"gave up waiting for the fetch already in flight after {self.policy.timeout:g} s"
+            return flight.error
+        error: str | None = "the fetch was interrupted"
+        try:
+            error = self._fetch_now()
+        finally:
+            with self._lock:
+                self._flight = None
+            flight.error = error
+            flight.done.set()
+        return error
+
+    def _fetch_now(self) -> str | None:
+        self.fetch_count += 1
+        try:
+            doc, result = fetch_json_document(self._fetcher, self.url, what=self.what, timeout=self.policy.timeout,
+                                              max_bytes=self.policy.max_bytes)
+            value = self._parse(doc, result)
+        except FetchError as exc:
+            return self._record_failure(exc.reason)
+        except ValueError as exc:
+            return self._record_failure(str(exc))
+        now = self._clock()
+        fresh_until = now + self.policy.ttl_for(result)
+        with self._lock:
+            self._held = _Held(value, fresh_until, fresh_until + self.policy.stale_if_error)
+            self._last_error = None
+            self._retry_not_before = float("-inf")
+        return None
+
+    def _record_failure(self, reason: str) -> str:
+        with self._lock:
+            self._last_error = reason
+            self._retry_not_before = self._clock() + self.policy.error_backoff
+            serving_stale = self._held is not None
+        logger.warning("fetching the %s from %s failed: %s%s", self.what, display_url(self.url), reason,
+                       "; keeping the previously fetched copy" if serving_stale else "")
+        return reason
+
+
+def make_fetcher(fetcher: Fetcher | None, allow_insecure_http: bool) -> Fetcher:
+    """The caller's fetcher, or the standard-library one."""
+    if fetcher is None:
+        return HttpFetcher(allow_insecure_http=allow_insecure_http)
+    if not callable(getattr(fetcher, "fetch", None)):
+        raise TypeError(f"fetcher must have a fetch(url, *, timeout, max_bytes) method, got {type(fetcher).__name__}")
+    return fetcher
+
+
+class JwksCache:
+    """A key source over a jwks_uri: `get_key(kid, alg)` and `hydrate()`, cached by the rules in the module docstring.
+
+    jwks_uri             https URL of the key set (http only to loopback, and only with allow_insecure_http=True)
+    fetcher              an object with fetch(url, *, timeout, max_bytes) -> FetchResult; default HttpFetcher
+    clock                monotonic seconds; injectable for tests
+    issuer               the issuer these keys belong to, for messages
+    the rest             CachePolicy fields (seconds; max_bytes in bytes)
+
+    Raises InsecureUrlError (a ValueError) at construction for a URL keys must not be fetched from.
+    """
+
+    def __init__(self, jwks_uri: str, *, fetcher: Fetcher | None = None, clock: Callable[[], float] = time.monotonic,
+                 allow_insecure_http: bool = False, issuer: str | None = None, min_ttl: float = 60.0,
+                 max_ttl: float = 86400.0, default_ttl: float = 600.0, refetch_cooldown: float = 30.0,
+                 stale_if_error: float = 3600.0, error_backoff: float = 5.0,
+                 timeout: float = DEFAULT_TIMEOUT_SECONDS, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.jwks_uri = check_key_url(jwks_uri, allow_insecure_http=allow_insecure_http, what="jwks_uri")
+        self.issuer = issuer
+        self.policy = CachePolicy(min_ttl=min_ttl, max_ttl=max_ttl, default_ttl=default_ttl,
+                                  refetch_cooldown=refetch_cooldown, stale_if_error=stale_if_error,
+                                  error_backoff=error_backoff, timeout=timeout, max_bytes=max_bytes)
+        self._document: RemoteDocument[KeySet] = RemoteDocument(
+            self.jwks_uri, self._parse_key_set, what="JWKS", fetcher=make_fetcher(fetcher, allow_insecure_http),
+            clock=clock, policy=self.policy)
+
+    def __repr__(self) -> str:
+        return f"JwksCache({display_url(self.jwks_uri)!r})"
+
+    @property
+    def fetch_count(self) -> int:
+        """How many fetches this cache has made (for tests and metrics)."""
+        return self._document.fetch_count
+
+    @property
+    def key_set(self) -> KeySet | None:
+        """The keys held now, fresh or stale, without fetching."""
+        return self._document.current
+
+    def _parse_key_set(self, doc: dict, result: FetchResult) -> KeySet:
+        source = f"JWKS {display_url(self.jwks_uri)}"
+        key_set = KeySet.from_jwks(doc, source=source)
+        if not key_set.keys:
+            reasons = "; ".join(key_set.skipped[:5]) or "the keys array is empty"
+            raise ValueError(f"{source} has no usable signing key ({reasons})")
+        for reason in key_set.skipped:
+            logger.info("%s: skipped %s", source, reason)
+        return key_set
+
+    def hydrate(self) -> None:
+        """Fetch the keys now unless fresh ones are held (call at Lambda init). Raises TokenRejected
+        ("jwks_unavailable") when they cannot be had; a caller at init may log that and carry on, since get_key tries
+        again (after the error backoff)."""
+        self._document.get()
+
+    def get_key(self, kid: str | None, alg: str) -> JsonWebKey:
+        """The key for `kid` that verifies `alg`. Raises TokenRejected: unknown_kid, alg_not_allowed (the kid exists
+        but its key cannot verify `alg`) or jwks_unavailable."""
+        key_set = self._document.get()
+        key = key_set.find(kid, alg)
+        if key is not None:
+            return key
+        if kid is not None and key_set.has_kid(kid):
+            # The kid is published, for another algorithm: a refetch cannot change that.
+            raise key_not_found(key_set, kid, alg)
+        outcome = self._document.refresh(cooldown=self.policy.refetch_cooldown)
+        if outcome == "refreshed":
+            key_set = self._document.current or key_set
+            key = key_set.find(kid, alg)
+            if key is not None:
+                return key
+            raise key_not_found(key_set, kid, alg)
+        if outcome == "failed" or self._document.last_error is not None:
+            shown = "without a kid" if kid is None else f"kid {kid[:64]!r}"
+            raise self._document.unavailable(
+                self._document.last_error,
+                state=f"a token {shown} is not among the cached keys and the latest refetch failed")
+        raise key_not_found(key_set, kid, alg)
+
+
+__all__ = ["CachePolicy", "JwksCache", "RemoteDocument", "make_fetcher", "InsecureUrlError"]
