@@ -1,0 +1,328 @@
+"""IAM policies for API Gateway Lambda authorizers that stay right when API Gateway reuses them for every route.
+
+API Gateway caches an authorizer's policy per identity source (the token) and applies it to every later request with
+that token, whatever method and path it targets. So a policy must allow exactly the routes this principal satisfies
+and nothing else, not only the route that was asked.
+
+A route `GET /orders/{id}` becomes the resource pattern `.../GET/orders/*`. In IAM, `*` also matches '/', so that
+pattern covers `/orders/1/refunds` too, a different route. Widening is handled by explicit Deny statements: for every
+route the principal does not satisfy that some Allow pattern reaches, its own pattern is denied (Deny beats Allow).
+Whether a pattern reaches a route is decided exactly, by searching for a request that the pattern matches *and* that
+API Gateway would route to that route (literal segment values are what route selection depends on, so the search
+tries each literal the table uses at that position plus one value equal to none of them).
+
+Three encodings, the first that fits the size budget and gets the current request right wins:
+  exact          Allow the satisfied routes' patterns; Deny the unsatisfied routes an Allow pattern reaches.
+  deny_list      Allow the whole stage; Deny every unsatisfied route (used when that is smaller and no Deny pattern
+                 reaches a satisfied route).
+  current_route  Allow or Deny exactly this request's method ARN. Always small and always right for this request;
+                 while it is cached, other routes are denied (fail closed) until the entry expires.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import re
+from dataclasses import dataclass
+from typing import Collection, Iterable, Sequence
+
+from lambdas.validation.route_table import GREEDY, LITERAL, ApiRoutes, Route
+
+# API Gateway has no documented limit for REST policies but enforces 8 KB for WebSocket APIs; one budget for all.
+DEFAULT_MAX_POLICY_BYTES = 8192
+# "the Resource ARN ... in the policy statement output by the authorizer is currently limited to 512 characters"
+MAX_RESOURCE_ARN_CHARS = 512
+CONCRETE_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+# A path segment value equal to no literal in any route: stands for "any other value" in the reach search.
+_OTHER_SEGMENT = "\u2022other\u2022"
+# Reach searches that exceed this many steps conclude "reaches" (an extra Deny is safe; a missing one is not).
+_SEARCH_BUDGET = 4000
+
+
+class MethodArnError(ValueError):
+    """The event's methodArn/routeArn is not an execute-api ARN."""
+
+
+@dataclass(frozen=True)
+class MethodArn:
+    """arn:<partition>:execute-api:<region>:<account>:<api-id>/<stage>/<METHOD>/<path> split into its parts."""
+
+    prefix: str      # arn:...:<api-id>/<stage>
+    method: str      # GET, POST, ..., or a WebSocket route key such as $connect
+    path: str        # "/orders/1" ("/" for the root); "" for WebSocket route keys
+
+    @classmethod
+    def parse(cls, arn: str) -> "MethodArn":
+        if not isinstance(arn, str) or not arn.startswith("arn:") or ":execute-api:" not in arn:
+            raise MethodArnError(f"not an execute-api ARN: {str(arn)[:200]!r}")
+        head, sep, rest = arn.partition("/")
+        parts = rest.split("/", 2)
+        if not sep or len(parts) < 2 or not parts[0] or not parts[1]:
+            raise MethodArnError(f"execute-api ARN without stage and method: {arn[:200]!r}")
+        stage, method = parts[0], parts[1]
+        path = "/" + parts[2] if len(parts) == 3 else ("" if method.startswith("$") else "/")
+        return cls(prefix=f"{head}/{stage}", method=method, path=path)
+
+    @property
+    def arn(self) -> str:
+        if self.method.startswith("$"):
+            return f"{self.prefix}/{self.method}"
+        return f"{self.prefix}/{self.method}{self.path}"
+
+    def resource(self, pattern: str) -> str:
+        """The full resource ARN for a route pattern relative to the stage (e.g. "GET/orders/*")."""
+        return f"{self.prefix}/{pattern}"
+
+    @property
+    def whole_stage(self) -> str:
+        return f"{self.prefix}/*"
+
+
+@dataclass(frozen=True)
+class PolicyResult:
+    document: dict
+    strategy: str
+    size: int
+    conflicts: int = 0      # satisfied routes whose requests a Deny pattern partly covers (see module docstring)
+
+
+@functools.lru_cache(maxsize=4096)
+def _glob_regex(pattern: str) -> re.Pattern:
+    return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern) + r"\Z",
+                      re.DOTALL)
+
+
+def policy_allows(document: dict, resource_arn: str) -> bool:
+    """IAM evaluation of an authorizer policy for one method ARN: an explicit Deny wins, else an Allow is needed."""
+    allowed = False
+    for statement in document.get("Statement", ()):
+        resources = statement["Resource"]
+        resources = [resources] if isinstance(resources, str) else resources
+        if any(_glob_regex(r).match(resource_arn) for r in resources):
+            if statement["Effect"] == "Deny":
+                return False
+            allowed = True
+    return allowed
+
+
+class _GlobMatcher:
+    """A glob (`*`, `?`) as a tiny NFA, so the reach search can abandon a partial request as soon as it cannot match."""
+
+    __slots__ = ("pattern", "_start")
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+        self._start = self._closure({0})
+
+    def _closure(self, states: Iterable[int]) -> frozenset[int]:
+        out = set()
+        for state in states:
+            while True:
+                out.add(state)
+                if state < len(self.pattern) and self.pattern[state] == "*":
+                    state += 1
+                    continue
+                break
+        return frozenset(out)
+
+    @property
+    def start(self) -> frozenset[int]:
+        return self._start
+
+    def step(self, states: frozenset[int], text: str) -> frozenset[int]:
+        pattern = self.pattern
+        for char in text:
+            moved = set()
+            for state in states:
+                if state >= len(pattern):
+                    continue
+                token = pattern[state]
+                if token == "*":
+                    moved.add(state)
+                elif token == "?" or token == char:
+                    moved.add(state + 1)
+            if not moved:
+                return frozenset()
+            states = self._closure(moved)
+        return states
+
+    def accepts(self, states: frozenset[int]) -> bool:
+        return len(self.pattern) in states
+
+
+class RouteReach:
+    """For one API: which routes each route's IAM patterns reach. Independent of the principal; memoised."""
+
+    def __init__(self, api: ApiRoutes) -> None:
+        self.api = api
+        self.routes = tuple(r for r in api.routes if r.template is not None)
+        self._reach: dict[str, frozenset[str]] = {}
+        self._patterns: dict[str, tuple[str, ...]] = {}
+        depth = max((len(r.template.segments) for r in self.routes), default=0)  # type: ignore[union-attr]
+        self._max_depth = depth + 1
+        literals_at: list[set[str]] = [set() for _ in range(self._max_depth + 1)]
+        self.glob_unsafe = False
+        for route in self.routes:
+            for index, (kind, literal) in enumerate(route.template.segments):  # type: ignore[union-attr]
+                if kind == LITERAL:
+                    literals_at[index].add(literal)
+                    if "*" in literal or "?" in literal:
+                        # A literal '*' in a path is a wildcard to IAM: patterns can no longer be reasoned about.
+                        self.glob_unsafe = True
+        self._literals_at = [sorted(s) for s in literals_at]
+        self._own_literals = {r.route_key: {lit for kind, lit in r.template.segments  # type: ignore[union-attr]
+                                            if kind == LITERAL} for r in self.routes}
+
+    def patterns(self, route: Route) -> tuple[str, ...]:
+        """The IAM patterns (relative to the stage) that cover `route`. An ANY route is one `*/path` pattern, unless
+        that `*` (which also crosses '/') reaches more routes than naming each method would; then one per method."""
+        cached = self._patterns.get(route.route_key)
+        if cached is None:
+            if route.template is None:
+                cached = (route.route_key,)
+            elif route.method != "ANY":
+                cached = (f"{route.method}/{route.template.iam_resource_glob()}",)
+            else:
+                path = route.template.iam_resource_glob()
+                star = (f"*/{path}",)
+                each = tuple(f"{method}/{path}" for method in CONCRETE_METHODS)
+                wide = self._pattern_reach(star[0], route)
+                narrow = frozenset().union(*(self._pattern_reach(p, route) for p in each))
+                cached = star if wide <= narrow else each
+            self._patterns[route.route_key] = cached
+        return cached
+
+    def reaches(self, route: Route) -> frozenset[str]:
+        """Route keys of the other routes having at least one request that one of `route`'s patterns matches."""
+        return frozenset().union(*(self._pattern_reach(p, route) for p in self.patterns(route)))
+
+    def _pattern_reach(self, pattern: str, route: Route) -> frozenset[str]:
+        key = f"{route.route_key}\n{pattern}"
+        cached = self._reach.get(key)
+        if cached is None:
+            if route.template is None:
+                cached = frozenset()
+            else:
+                matcher = _GlobMatcher(pattern)
+                own = self._own_literals[route.route_key]
+                cached = frozenset(other.route_key for other in self.routes
+                                   if other is not route and self._pattern_reaches(matcher, own, other))
+            self._reach[key] = cached
+        return cached
+
+    def _pattern_reaches(self, matcher: _GlobMatcher, own_literals: set[str], target: Route) -> bool:
+        template = target.template
+        assert template is not None
+        methods = CONCRETE_METHODS if target.method == "ANY" else (target.method,)
+        budget = [_SEARCH_BUDGET]
+        segments = template.segments
+        greedy = bool(segments) and segments[-1][0] == GREEDY
+
+        def candidates(index: int) -> list[str]:
+            pool = self._literals_at[index] if index < len(self._literals_at) else []
+            return [_OTHER_SEGMENT, *sorted(set(pool) | own_literals)]
+
+        def search(method: str, index: int, states: frozenset[int], chosen: list[str]) -> bool:
+            budget[0] -= 1
+            if budget[0] < 0:
+                return True
+            fixed = len(segments) - (1 if greedy else 0)
+            if index >= fixed:
+                if not greedy:
+                    return self._accepted_here(matcher, states, method, chosen, target)
+                # the greedy parameter takes one or more further segments
+                return extend(method, index, states, chosen, first=True)
+            kind, literal = segments[index]
+            options = [literal] if kind == LITERAL else candidates(index)
+            for value in options:
+                text = ("/" if index else "") + value
+                nxt = matcher.step(states, text)
+                if nxt and search(method, index + 1, nxt, chosen + [value]):
+                    return True
+            return False
+
+        def extend(method: str, index: int, states: frozenset[int], chosen: list[str], first: bool) -> bool:
+            if not first and self._accepted_here(matcher, states, method, chosen, target):
+                return True
+            if index > self._max_depth:
+                return False
+            for value in candidates(index):
+                budget[0] -= 1
+                if budget[0] < 0:
+                    return True
+                nxt = matcher.step(states, ("/" if index else "") + value)
+                if nxt and extend(method, index + 1, nxt, chosen + [value], first=False):
+                    return True
+            return False
+
+        for method in methods:
+            start = matcher.step(matcher.start, method + "/")
+            if start and search(method, 0, start, []):
+                return True
+        return False
+
+    def _accepted_here(self, matcher: _GlobMatcher, states: frozenset[int], method: str, chosen: Sequence[str],
+                       target: Route) -> bool:
+        if not matcher.accepts(states):
+            return False
+        return self.api.match(method, "/" + "/".join(chosen)) is target
+
+
+class PolicyBuilder:
+    """Builds the authorizer policy for a principal from the set of routes it satisfies."""
+
+    def __init__(self, api: ApiRoutes, *, max_bytes: int = DEFAULT_MAX_POLICY_BYTES) -> None:
+        self.api = api
+        self.reach = RouteReach(api)
+        self.max_bytes = max_bytes
+
+    def build(self, arn: MethodArn, satisfied: Collection[Route], *, current_allowed: bool) -> PolicyResult:
+        """The smallest correct encoding that fits; `current_allowed` is the decision for this request's route."""
+        if arn.method.startswith("$") or self.reach.glob_unsafe:
+            return self._current_route(arn, current_allowed)
+        sat_keys = {r.route_key for r in satisfied}
+        plain = [r for r in self.api.routes if r.template is not None]
+        sat = [r for r in plain if r.route_key in sat_keys]
+        unsat = [r for r in plain if r.route_key not in sat_keys]
+        candidates: list[PolicyResult] = []
+        if not sat:
+            candidates.append(self._result(_document([], [arn.whole_stage]), "exact"))
+        else:
+            reached = set().union(*(self.reach.reaches(r) for r in sat))
+            denied = [s for s in unsat if s.route_key in reached]
+            conflicts = sum(1 for s in denied if self.reach.reaches(s) & sat_keys)
+            allow = [arn.resource(p) for r in sat for p in self.reach.patterns(r)]
+            deny = [arn.resource(p) for s in denied for p in self.reach.patterns(s)]
+            candidates.append(self._result(_document(allow, deny), "exact", conflicts))
+            if not any(self.reach.reaches(s) & sat_keys for s in unsat):
+                deny_all = [arn.resource(p) for s in unsat for p in self.reach.patterns(s)]
+                candidates.append(self._result(_document([arn.whole_stage], deny_all), "deny_list"))
+        for result in candidates:  # in order of preference: exact relies least on the table being complete
+            if result.size > self.max_bytes or _too_long(result.document):
+                continue
+            if policy_allows(result.document, arn.arn) == current_allowed:
+                return result
+        return self._current_route(arn, current_allowed)
+
+    def _current_route(self, arn: MethodArn, allowed: bool) -> PolicyResult:
+        if allowed:
+            return self._result(_document([arn.arn], []), "current_route")
+        return self._result(_document([], [arn.arn]), "current_route")
+
+    @staticmethod
+    def _result(document: dict, strategy: str, conflicts: int = 0) -> PolicyResult:
+        size = len(json.dumps(document, separators=(",", ":")))
+        return PolicyResult(document, strategy, size, conflicts)
+
+
+def _document(allow: Sequence[str], deny: Sequence[str]) -> dict:
+    statements = []
+    if allow:
+        statements.append({"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": sorted(set(allow))})
+    if deny:
+        statements.append({"Action": "execute-api:Invoke", "Effect": "Deny", "Resource": sorted(set(deny))})
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def _too_long(document: dict) -> bool:
+    return any(len(r) > MAX_RESOURCE_ARN_CHARS for s in document["Statement"] for r in s["Resource"])

@@ -1,0 +1,338 @@
+"""The rendered route table (authgate.routes/v1): loading it, checking it, and matching requests to its routes.
+
+Authorizers, backend guards and the sandbox all read the same JSON file that `authgate render routes` writes; this
+module is the one place that knows its shape. Loading is strict (every field checked, unknown format refused) because
+the Lambda reads it once at init and a mistake there must stop the function from starting, not surface as a
+silently-open route. Path matching follows API Gateway: `{name}` matches one segment, a final `{name+}` one or more
+segments, and when several routes match, the most specific wins (literal over `{name}` over `{name+}`, segment by
+segment from the left, then an exact method over ANY).
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+from .config import IssuerConfig
+from .requirement import Requirement
+
+FORMAT = "authgate.routes/v1"
+METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY"})
+# WebSocket route keys ($connect, $disconnect, $default, custom action names) and the HTTP API catch-all.
+SPECIAL_ROUTE_PREFIX = "$"
+
+_REQUIREMENT_FIELDS = ("scopes", "scopes_all", "roles", "roles_all", "groups", "groups_all")
+_ISSUER_FIELDS = {"issuer", "audiences", "profile", "algorithms", "jwks_uri", "jwks", "jwks_file", "token_use",
+                  "leeway_seconds", "max_token_age_seconds", "allow_insecure_http", "require_exp", "required_claims"}
+
+# Segment kinds, ordered by how specific API Gateway considers them when several routes match.
+LITERAL, PARAM, GREEDY = 2, 1, 0
+
+
+class RouteTableError(ValueError):
+    """The route table file is missing, unreadable or malformed. The message names the file, the field and the fix."""
+
+
+@dataclass(frozen=True)
+class PathTemplate:
+    """A route path in API Gateway syntax, compiled for matching: one (kind, literal) pair per segment."""
+
+    path: str
+    segments: tuple[tuple[int, str], ...]
+
+    @classmethod
+    def parse(cls, path: str, *, where: str) -> "PathTemplate":
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise RouteTableError(f"{where}: path must be a string starting with '/', found {path!r}")
+        if path == "/":
+            return cls(path, ())
+        raw = path[1:].split("/")
+        segments: list[tuple[int, str]] = []
+        for index, segment in enumerate(raw):
+            if not segment:
+                raise RouteTableError(f"{where}: path {path!r} has an empty segment; remove the doubled or "
+                                      f"trailing '/'")
+            if segment.startswith("{") and segment.endswith("}"):
+                name = segment[1:-1]
+                if name.endswith("+"):
+                    if index != len(raw) - 1:
+                        raise RouteTableError(f"{where}: greedy parameter {segment} must be the last segment of "
+                                              f"{path!r}")
+                    segments.append((GREEDY, name[:-1]))
+                else:
+                    segments.append((PARAM, name))
+                if not segments[-1][1]:
+                    raise RouteTableError(f"{where}: path {path!r} has a parameter without a name")
+            elif "{" in segment or "}" in segment:
+                raise RouteTableError(f"{where}: segment {segment!r} of {path!r} mixes text and a parameter; a "
+                                      f"parameter is a whole segment like {{id}}")
+            else:
+                segments.append((LITERAL, segment))
+        return cls(path, tuple(segments))
+
+    @property
+    def specificity(self) -> tuple[int, ...]:
+        return tuple(kind for kind, _ in self.segments)
+
+    @property
+    def has_parameters(self) -> bool:
+        return any(kind != LITERAL for kind, _ in self.segments)
+
+    def matches(self, request_segments: Sequence[str]) -> bool:
+        own = self.segments
+        if own and own[-1][0] == GREEDY:
+            if len(request_segments) < len(own):
+                return False
+        elif len(request_segments) != len(own):
+            return False
+        for (kind, literal), value in zip(own, request_segments):
+            if kind == LITERAL and value != literal:
+                return False
+            if kind == GREEDY:
+                return True
+        return True
+
+    def iam_resource_glob(self) -> str:
+        """The path as an IAM resource pattern: every parameter becomes `*` (which in IAM also crosses '/')."""
+        if not self.segments:
+            return ""
+        return "/".join("*" if kind != LITERAL else literal for kind, literal in self.segments)
+
+
+def split_request_path(path: str) -> tuple[str, ...]:
+    """A request path as API Gateway routes it: segments between '/', one trailing '/' ignored."""
+    stripped = path.strip("/")
+    return tuple(stripped.split("/")) if stripped else ()
+
+
+@dataclass(frozen=True)
+class Route:
+    """One route of an API: what a request to it must present. `public` routes need no token at all."""
+
+    route_key: str
+    method: str
+    template: PathTemplate | None          # None for special route keys such as $connect or $default
+    public: bool
+    issuers: tuple[str, ...]
+    requirement: Requirement
+    enforcement: str
+    enforcement_reason: str = ""
+
+    @property
+    def path(self) -> str:
+        return self.template.path if self.template else self.route_key
+
+    @property
+    def is_special(self) -> bool:
+        return self.template is None
+
+    def matches(self, method: str, request_segments: Sequence[str]) -> bool:
+        if self.template is None:
+            return False
+        if self.method != "ANY" and self.method != method.upper():
+            return False
+        return self.template.matches(request_segments)
+
+    def admits_issuer(self, issuer_name: str | None) -> bool:
+        """Whether a principal from the issuer named `issuer_name` may use this route at all."""
+        return self.public or (issuer_name is not None and issuer_name in self.issuers)
+
+
+@dataclass(frozen=True)
+class ApiRoutes:
+    """The routes of one API, in table order, with lookups by route key and by request."""
+
+    name: str
+    routes: tuple[Route, ...]
+    _by_key: Mapping[str, Route] = field(repr=False, compare=False, default_factory=dict)
+
+    def route(self, route_key: str) -> Route | None:
+        """The route with exactly this route key (HTTP API and WebSocket events carry it), or None."""
+        return self._by_key.get(route_key)
+
+    def match(self, method: str, path: str) -> Route | None:
+        """The route API Gateway would send `method path` to, or None when no route matches.
+
+        The most specific path wins (compared segment by segment: literal, then {param}, then {greedy+}); on equal
+        paths an exact method wins over ANY. A `$default` route, if present, catches what nothing else matches.
+        """
+        segments = split_request_path(path)
+        best: Route | None = None
+        best_rank: tuple = ()
+        for route in self.routes:
+            if not route.matches(method, segments):
+                continue
+            rank = (route.template.specificity, route.method != "ANY")  # type: ignore[union-attr]
+            if best is None or rank > best_rank:
+                best, best_rank = route, rank
+        if best is None:
+            return self._by_key.get("$default")
+        return best
+
+
+class RouteTable:
+    """A loaded route table: issuer configurations and the routes of each API."""
+
+    def __init__(self, issuers: Mapping[str, IssuerConfig], apis: Mapping[str, ApiRoutes], *, source: str) -> None:
+        self.issuers = dict(issuers)
+        self.apis = dict(apis)
+        self.source = source
+
+    @classmethod
+    def load(cls, path_or_dict: str | os.PathLike | Mapping[str, Any]) -> "RouteTable":
+        """Read and check a route table from a JSON file path or an already-parsed dict."""
+        if isinstance(path_or_dict, Mapping):
+            return cls._from_document(path_or_dict, source="<route table dict>")
+        source = os.fspath(path_or_dict)
+        try:
+            with open(source, "rb") as handle:
+                raw = handle.read()
+        except FileNotFoundError:
+            raise RouteTableError(f"route table {source!r} does not exist; write it with "
+                                  f"`authgate render routes --policy FILE` and bundle it with the function") from None
+        except OSError as exc:
+            raise RouteTableError(f"route table {source!r} cannot be read: {exc.strerror}") from None
+        try:
+            document = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise RouteTableError(f"route table {source!r} is not valid JSON ({exc}); regenerate it with "
+                                  f"`authgate render routes`") from None
+        return cls._from_document(document, source=source)
+
+    @classmethod
+    def _from_document(cls, document: Any, *, source: str) -> "RouteTable":
+        if not isinstance(document, Mapping):
+            raise RouteTableError(f"{source}: the route table must be a JSON object")
+        found_format = document.get("format")
+        if found_format != FORMAT:
+            raise RouteTableError(f"{source}: format is {found_format!r}, this code reads {FORMAT!r}; regenerate the "
+                                  f"table with the same authgate version that deploys it")
+        issuers_doc = _mapping(document.get("issuers"), f"{source}: issuers")
+        issuers = {name: _issuer_config(name, spec, f"{source}: issuers.{name}")
+                   for name, spec in issuers_doc.items()}
+        apis_doc = _mapping(document.get("apis"), f"{source}: apis")
+        apis = {name: _api_routes(name, spec, issuers, f"{source}: apis.{name}") for name, spec in apis_doc.items()}
+        return cls(issuers, apis, source=source)
+
+    def api(self, name: str) -> ApiRoutes:
+        try:
+            return self.apis[name]
+        except KeyError:
+            known = ", ".join(sorted(self.apis)) or "none"
+            raise RouteTableError(f"{self.source}: no API named {name!r} (the table has: {known}); set the API name "
+                                  f"to one of those") from None
+
+    def verifier(self, **verifier_options: Any):
+        """A Verifier over every issuer of the table (options such as clock or fetcher go to the Verifier)."""
+        from .verifier import Verifier  # the verifier pulls in the crypto stack; guards that only match routes skip it
+        return Verifier(list(self.issuers.values()), **verifier_options)
+
+
+def _mapping(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise RouteTableError(f"{where} must be a JSON object, found {type(value).__name__}")
+    return value
+
+
+def _string_list(value: Any, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+        raise RouteTableError(f"{where} must be a list of non-empty strings, found {value!r}")
+    return tuple(value)
+
+
+def _issuer_config(name: str, spec: Any, where: str) -> IssuerConfig:
+    spec = _mapping(spec, where)
+    unknown = sorted(set(spec) - _ISSUER_FIELDS)
+    if unknown:
+        raise RouteTableError(f"{where}: unknown field(s) {', '.join(unknown)}; allowed: "
+                              f"{', '.join(sorted(_ISSUER_FIELDS))}")
+    issuer = spec.get("issuer")
+    if not isinstance(issuer, str) or not issuer:
+        raise RouteTableError(f"{where}.issuer must be the issuer URL (the tokens' iss), found {issuer!r}")
+    _string_list(spec.get("audiences"), f"{where}.audiences")
+    for key in ("allow_insecure_http", "require_exp"):
+        if spec.get(key) is not None and not isinstance(spec[key], bool):
+            raise RouteTableError(f"{where}.{key} must be true or false, found {spec[key]!r}")
+    if spec.get("jwks") is not None and not isinstance(_mapping(spec["jwks"], f"{where}.jwks").get("keys"), list):
+        raise RouteTableError(f'{where}.jwks must be a JWKS object with a "keys" list')
+    try:
+        return IssuerConfig.from_route_table(name, spec)
+    except (TypeError, ValueError) as exc:
+        raise RouteTableError(f"{where}: {exc}") from None
+
+
+def _api_routes(name: str, spec: Any, issuers: Mapping[str, IssuerConfig], where: str) -> ApiRoutes:
+    spec = _mapping(spec, where)
+    routes_doc = spec.get("routes")
+    if not isinstance(routes_doc, list):
+        raise RouteTableError(f"{where}.routes must be a list of route objects")
+    routes: list[Route] = []
+    by_key: dict[str, Route] = {}
+    for index, entry in enumerate(routes_doc):
+        route = _route(entry, issuers, f"{where}.routes[{index}]")
+        if route.route_key in by_key:
+            raise RouteTableError(f"{where}.routes[{index}]: route key {route.route_key!r} appears twice")
+        by_key[route.route_key] = route
+        routes.append(route)
+    return ApiRoutes(name, tuple(routes), by_key)
+
+
+def _route(entry: Any, issuers: Mapping[str, IssuerConfig], where: str) -> Route:
+    entry = _mapping(entry, where)
+    route_key = entry.get("route_key")
+    if not isinstance(route_key, str) or not route_key:
+        raise RouteTableError(f"{where}.route_key must be a string like \"GET /orders/{{id}}\", found {route_key!r}")
+    where = f"{where} ({route_key})"
+    public = entry.get("public", False)
+    if not isinstance(public, bool):
+        raise RouteTableError(f"{where}.public must be true or false, found {public!r}")
+    route_issuers = _string_list(entry.get("issuers"), f"{where}.issuers")
+    unknown = [issuer for issuer in route_issuers if issuer not in issuers]
+    if unknown:
+        raise RouteTableError(f"{where}.issuers names {', '.join(unknown)}, which the table's issuers section does "
+                              f"not define (defined: {', '.join(sorted(issuers)) or 'none'})")
+    if not public and not route_issuers:
+        raise RouteTableError(f"{where}: a non-public route must name at least one issuer; mark it public: true "
+                              f"if it needs no token")
+    for key in _REQUIREMENT_FIELDS:
+        _string_list(entry.get(key), f"{where}.{key}")
+    claims = entry.get("claims") or {}
+    claims = _mapping(claims, f"{where}.claims")
+    for claim, allowed in claims.items():
+        _string_list(allowed, f"{where}.claims.{claim}")
+    enforcement = entry.get("enforcement", "lambda")
+    if enforcement not in ("native", "lambda"):
+        raise RouteTableError(f"{where}.enforcement must be \"native\" or \"lambda\", found {enforcement!r}")
+    reason = entry.get("enforcement_reason") or ""
+    if route_key.startswith(SPECIAL_ROUTE_PREFIX):
+        method, template = "ANY", None
+    else:
+        method = entry.get("method")
+        path = entry.get("path")
+        if method is None and path is None and " " in route_key:
+            method, path = route_key.split(" ", 1)
+        if method not in METHODS:
+            raise RouteTableError(f"{where}.method must be one of {', '.join(sorted(METHODS))}, found {method!r}")
+        template = PathTemplate.parse(path, where=where)
+        if route_key != f"{method} {path}":
+            raise RouteTableError(f"{where}: route_key does not agree with method {method!r} and path {path!r}")
+    try:
+        requirement = Requirement.from_route(entry)
+    except (TypeError, ValueError) as exc:
+        raise RouteTableError(f"{where}: {exc}") from None
+    return Route(route_key=route_key, method=method, template=template, public=public, issuers=route_issuers,
+                 requirement=requirement, enforcement=enforcement, enforcement_reason=str(reason))
+
+
+def routes_satisfied_by(routes: Iterable[Route], principal: Any, issuer_name: str | None) -> list[Route]:
+    """The routes among `routes` that this principal may call: public ones, and those whose issuers include the
+    principal's and whose requirement it meets."""
+    return [route for route in routes
+            if route.public or (route.admits_issuer(issuer_name) and route.requirement.is_satisfied_by(principal))]
+
+
+__all__ = ["FORMAT", "LITERAL", "PARAM", "GREEDY", "RouteTable", "RouteTableError", "ApiRoutes", "Route", "PathTemplate", "split_request_path",
+           "routes_satisfied_by"]
