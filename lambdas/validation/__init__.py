@@ -1,6 +1,20 @@
-"""authgate's one JWT/OIDC validation module: keys, token parsing, claim rules, IdP profiles and authorization."""
+"""authgate's one JWT/OIDC validation module: keys, token parsing, claim rules, IdP profiles and authorization.
+
+    from lambdas.validation import Verifier, IssuerConfig
+    verifier = Verifier([IssuerConfig("https://idp.example.com", ["orders-api"], jwks=jwks)])
+    principal = verifier.verify(token, scopes=("orders:read",))      # or raises TokenRejected
+
+Importing this package loads only the standard library pieces the decision needs and cryptography's RSA support;
+the HTTP key fetcher, OIDC discovery and the EC/Ed25519 modules load when first needed.
+"""
+from .config import IssuerConfig
 from .errors import TokenRejected
+from .explain import Check
 from .jwk import JsonWebKey, KeySet, parse_jwk
 from .key_source import KeySource, StaticKeySource
+from .principal import Principal
+from .requirement import Requirement
+from .verifier import Verifier
 
-__all__ = ["TokenRejected", "JsonWebKey", "KeySet", "parse_jwk", "KeySource", "StaticKeySource"]
+__all__ = ["Verifier", "IssuerConfig", "TokenRejected", "Principal", "Requirement", "Check", "JsonWebKey", "KeySet",
+           "parse_jwk", "KeySource", "StaticKeySource"]

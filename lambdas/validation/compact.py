@@ -1,0 +1,206 @@
+"""Decoding a compact JWS (RFC 7515 7.1) safely: size limits before decoding, strict base64url, strict JSON objects.
+
+Nothing here trusts the token: the size limits are checked on the raw string before any base64 or JSON work, JSON must
+be UTF-8, an object, free of duplicate member names, of NaN/Infinity and of lone surrogates, and nesting depth is
+bounded by the header/payload size limits (the C scanner raises RecursionError long before memory is a concern).
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .errors import TokenRejected
+from .jwk import SUPPORTED_ALGORITHMS, b64url_decode
+
+MAX_TOKEN_CHARS = 16 * 1024       # far above real tokens (Entra with many groups ~ 6 KB), far below abuse
+MAX_HEADER_CHARS = 2048           # a JOSE header is alg/kid/typ and a few more; 2 KB is generous
+MAX_KID_CHARS = 256
+# Header members that point at keys. The key for a token comes only from its issuer's configuration, never from the
+# token itself (RFC 8725 3.10), so these are ignored, not followed.
+TOKEN_SUPPLIED_KEY_MEMBERS = ("jku", "x5u", "jwk", "x5c")
+# Extensions listed in "crit" that this verifier implements. None: any "crit" makes the token unacceptable
+# (RFC 7515 4.1.11: a recipient MUST reject a JWS whose crit lists an extension it does not understand).
+UNDERSTOOD_CRITICAL_EXTENSIONS: frozenset[str] = frozenset()
+
+
+def _reject_duplicates(pairs: list) -> dict:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set = set()
+        dup = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise ValueError(f"duplicate member name {dup[:40]!r}")
+    return obj
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
+_SCAN = _DECODER.scan_once
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(v) for v in value)
+    return False
+
+
+def decode_json_object(raw: bytes, part: str) -> dict:
+    """Strict JSON object from UTF-8 bytes; raises TokenRejected("malformed") naming `part` and the problem."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise TokenRejected("malformed", f"the token {part} is not valid UTF-8",
+                            hint="JOSE headers and claims sets are UTF-8 JSON (RFC 7515 5.1)") from None
+    try:
+        try:
+            # Fast path: the C scanner without the whitespace-skipping wrapper; falls back for any other layout.
+            value, end = _SCAN(text, 0)
+            if end != len(text):
+                raise StopIteration
+        except StopIteration:
+            value = _DECODER.decode(text)
+    except StopIteration:
+        raise TokenRejected("malformed", f"the token {part} is not JSON") from None
+    except RecursionError:
+        raise TokenRejected("malformed", f"the token {part} nests JSON too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, duplicate members, NaN/Infinity, oversized integers
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+        raise TokenRejected("malformed", f"the token {part} is not acceptable JSON: {reason}",
+                            hint="JSON members must be unique; NaN and Infinity are not JSON") from None
+    if type(value) is not dict:
+        raise TokenRejected("malformed", f"the token {part} is JSON but not an object",
+                            expected="object", found=type(value).__name__)
+    if "\\u" in text and _has_lone_surrogate(value):
+        raise TokenRejected("malformed", f"the token {part} contains a lone UTF-16 surrogate escape",
+                            hint="strings must be valid Unicode (RFC 8259 8.2)")
+    return value
+
+
+def check_header(header: dict) -> None:
+    """Header rules that do not depend on the issuer: a supported alg, a sane kid, no unknown critical extensions."""
+    alg = header.get("alg")
+    if type(alg) is not str:
+        raise TokenRejected("malformed", 'the token header has no "alg" string', expected="alg", found=None)
+    if alg not in SUPPORTED_ALGORITHMS:
+        shown = alg[:20]
+        if alg.lower() == "none":
+            hint = "unsigned tokens are never accepted"
+        elif alg.upper().startswith("HS"):
+            hint = "HMAC (shared-secret) tokens are not accepted: issuers must sign with an asymmetric key"
+        else:
+            hint = "sign tokens with one of " + ", ".join(sorted(SUPPORTED_ALGORITHMS))
+        raise TokenRejected("unsupported_alg", f"the token alg {shown!r} is not a supported signature algorithm",
+                            expected=sorted(SUPPORTED_ALGORITHMS), found=shown, hint=hint)
+    kid = header.get("kid")
+    if kid is not None and (type(kid) is not str or len(kid) > MAX_KID_CHARS):
+        raise TokenRejected("malformed", f'the token header "kid" must be a string of at most {MAX_KID_CHARS} '
+                            "characters", found=type(kid).__name__)
+    typ = header.get("typ")
+    if typ is not None and type(typ) is not str:
+        raise TokenRejected("malformed", 'the token header "typ" must be a string', found=type(typ).__name__)
+    if "crit" in header:
+        crit = header["crit"]
+        if type(crit) is not list or not crit or not all(type(c) is str for c in crit):
+            raise TokenRejected("malformed", 'the token header "crit" must be a non-empty array of names '
+                                "(RFC 7515 4.1.11)")
+        unknown = [c for c in crit if c not in UNDERSTOOD_CRITICAL_EXTENSIONS]
+        if unknown:
+            raise TokenRejected("malformed", "the token marks header extension(s) as critical that this verifier "
+                                "does not implement", expected=sorted(UNDERSTOOD_CRITICAL_EXTENSIONS),
+                                found=[c[:40] for c in unknown[:5]],
+                                hint="RFC 7515 4.1.11 requires rejecting such tokens; do not issue them with crit")
+    if header.get("b64", True) is not True:
+        # RFC 7797 unencoded payloads change what the signature covers; refuse rather than misinterpret.
+        raise TokenRejected("malformed", 'the token header sets "b64" (RFC 7797 unencoded payload), which is '
+                            "not supported for JWTs")
+
+
+def split_token(token: Any) -> tuple[bytes, bytes, bytes]:
+    """(header segment, payload segment, signature segment) as ASCII bytes, after the size and shape limits."""
+    if type(token) is not str:
+        if isinstance(token, (bytes, bytearray)):
+            try:
+                token = bytes(token).decode("ascii")
+            except UnicodeDecodeError:
+                raise TokenRejected("malformed", "the token contains non-ASCII bytes") from None
+        else:
+            raise TokenRejected("malformed", f"a token must be a string, got {type(token).__name__}")
+    if len(token) > MAX_TOKEN_CHARS:
+        raise TokenRejected("token_too_large", f"the token is {len(token)} characters; at most {MAX_TOKEN_CHARS} "
+                            "are accepted", expected=MAX_TOKEN_CHARS, found=len(token),
+                            hint="trim the claims (e.g. group overage) or raise the limit deliberately")
+    try:
+        raw = token.encode("ascii")
+    except UnicodeEncodeError:
+        raise TokenRejected("malformed", "the token contains non-ASCII characters",
+                            hint="a compact JWS is base64url segments joined by '.'") from None
+    dots = raw.count(b".")
+    if dots != 2:
+        if dots == 4:
+            raise TokenRejected("malformed", "the token has 5 segments: it is an encrypted JWE, not a signed JWT",
+                                expected="3 segments", found="5 segments",
+                                hint="ask the issuer for signed (not encrypted) access tokens")
+        raise TokenRejected("malformed", f"a JWT has 3 dot-separated segments, this token has {dots + 1}",
+                            expected="3 segments", found=f"{dots + 1} segments",
+                            hint="pass the bare token, without a 'Bearer ' prefix or surrounding quotes")
+    header_segment, payload_segment, signature_segment = raw.split(b".")
+    if len(header_segment) > MAX_HEADER_CHARS:
+        raise TokenRejected("token_too_large", f"the token header is {len(header_segment)} characters; at most "
+                            f"{MAX_HEADER_CHARS} are accepted", expected=MAX_HEADER_CHARS,
+                            found=len(header_segment))
+    if not header_segment or not payload_segment or not signature_segment:
+        raise TokenRejected("malformed", "the token has an empty segment (unsigned or detached-payload JWS)",
+                            hint="tokens must carry a header, a claims set and a signature")
+    return header_segment, payload_segment, signature_segment
+
+
+def decode_segment(segment: bytes, part: str) -> bytes:
+    try:
+        return b64url_decode(segment)
+    except ValueError as exc:
+        raise TokenRejected("malformed", f"the token {part} is not valid base64url: {exc}") from None
+
+
+class HeaderCache:
+    """Decoded, checked headers by their encoded form: an issuer's tokens share a handful of distinct headers, so
+    the base64 and JSON work for the header is done once per distinct header instead of once per token."""
+
+    __slots__ = ("_entries", "_max")
+
+    def __init__(self, max_entries: int = 256) -> None:
+        self._entries: dict[bytes, dict] = {}
+        self._max = max_entries
+
+    def decode(self, segment: bytes) -> dict:
+        header = self._entries.get(segment)
+        if header is not None:
+            return header
+        header = decode_json_object(decode_segment(segment, "header"), "header")
+        check_header(header)
+        if len(self._entries) >= self._max:
+            self._entries.clear()  # distinct headers beyond the bound mean abuse or churn; start over
+        self._entries[segment] = header
+        return header
+
+
+def decode_token(token: Any, headers: HeaderCache | None = None) -> tuple[dict, dict, bytes, bytes]:
+    """(header, claims, signing input, signature) of a compact JWS, every structural rule checked."""
+    header_segment, payload_segment, signature_segment = split_token(token)
+    if headers is not None:
+        header = headers.decode(header_segment)
+    else:
+        header = decode_json_object(decode_segment(header_segment, "header"), "header")
+        check_header(header)
+    claims = decode_json_object(decode_segment(payload_segment, "claims set"), "claims set")
+    signature = decode_segment(signature_segment, "signature")
+    return header, claims, header_segment + b"." + payload_segment, signature

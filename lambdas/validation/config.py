@@ -1,0 +1,152 @@
+"""IssuerConfig: everything the Verifier needs to know about one trusted token issuer, checked when it is built."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from .jwk import SUPPORTED_ALGORITHMS
+
+PROFILES = ("generic", "cognito", "entra", "google", "okta", "auth0", "keycloak", "kubernetes")
+# Other names people use for the same token formats.
+PROFILE_ALIASES = {"firebase": "google", "identity_platform": "google", "identity-platform": "google",
+                   "gcip": "google", "azure": "entra", "azuread": "entra", "entra_external_id": "entra"}
+TOKEN_USES = ("access", "id")
+# A clock-skew allowance beyond a few minutes hides broken clocks and extends stolen tokens' lives.
+MAX_LEEWAY_SECONDS = 300
+TENANT_PLACEHOLDER = "{tenantid}"
+
+_PROFILE_DEFAULT: Any = object()  # token_use default: "access", except profiles whose bearer tokens are ID tokens
+
+_COGNITO_ISSUER = re.compile(r"^https://(issuer-)?cognito-idp\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?/([a-z0-9-]+_[A-Za-z0-9]+)$")
+_COGNITO_POOL_ID = re.compile(r"^([a-z]{2}(?:-[a-z]+)+-\d)_[A-Za-z0-9]+$")
+
+
+def default_token_use(profile: str) -> str:
+    """Google, Firebase and Identity Platform issue opaque access tokens; the JWTs APIs receive are ID tokens."""
+    return "id" if profile == "google" else "access"
+
+
+@dataclass(frozen=True)
+class IssuerConfig:
+    """One trusted issuer. Built once (at Lambda init); invalid settings raise ValueError saying how to fix them.
+
+    issuer        the exact `iss` value. Entra multi-tenant: put `{tenantid}` where the tenant id goes; the token's
+                  `tid` claim must then fill it exactly. Cognito: the user pool id alone is also accepted.
+    audiences     accepted `aud` values (any-of); Cognito access tokens are matched on `client_id`. Empty means no
+                  audience is acceptable: every token is refused (an issuer without an audience would accept tokens
+                  minted for any other API of the same IdP).
+    jwks / jwks_file / jwks_uri   where keys come from; none of them: OIDC discovery from `issuer`.
+    token_use     "access" (default), "id", or None for either. The google profile defaults to "id".
+    """
+
+    issuer: str
+    audiences: Sequence[str] = ()
+    jwks: Mapping | None = None
+    jwks_uri: str | None = None
+    algorithms: Sequence[str] = ("RS256",)
+    profile: str = "generic"
+    name: str | None = None
+    leeway_seconds: int = 60
+    max_token_age_seconds: int | None = None
+    require_exp: bool = True
+    token_use: str | None = _PROFILE_DEFAULT
+    allow_insecure_http: bool = False
+    jwks_file: str | None = None
+    required_claims: Sequence[str] = ()
+    accepted_issuers: tuple[str, ...] = field(default=(), init=False)
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        if not isinstance(self.issuer, str) or not self.issuer.strip():
+            raise ValueError("IssuerConfig.issuer must be the issuer identifier, e.g. https://idp.example.com")
+        profile = PROFILE_ALIASES.get(self.profile, self.profile)
+        if profile not in PROFILES:
+            raise ValueError(f"IssuerConfig({self.issuer}): unknown profile {self.profile!r}; use one of "
+                             f"{', '.join(PROFILES)}")
+        set_(self, "profile", profile)
+        issuer = self.issuer
+        if profile == "cognito":
+            issuer = _cognito_issuer(issuer)
+            set_(self, "issuer", issuer)
+        if TENANT_PLACEHOLDER in issuer and (profile != "entra" or issuer.count(TENANT_PLACEHOLDER) != 1):
+            raise ValueError(f"IssuerConfig({issuer}): {TENANT_PLACEHOLDER} is only meaningful once, in an entra "
+                             "multi-tenant issuer")
+        set_(self, "accepted_issuers", _accepted_issuers(issuer, profile))
+        if isinstance(self.audiences, str):
+            set_(self, "audiences", (self.audiences,))
+        audiences = tuple(self.audiences)
+        if not all(isinstance(a, str) and a for a in audiences):
+            raise ValueError(f"IssuerConfig({issuer}): audiences must be non-empty strings")
+        set_(self, "audiences", audiences)
+        if isinstance(self.algorithms, str):
+            set_(self, "algorithms", tuple(a.strip() for a in self.algorithms.split(",")))
+        algorithms = tuple(self.algorithms)
+        if not algorithms:
+            raise ValueError(f"IssuerConfig({issuer}): algorithms must list at least one algorithm")
+        bad = [a for a in algorithms if a not in SUPPORTED_ALGORITHMS]
+        if bad:
+            raise ValueError(f"IssuerConfig({issuer}): algorithm(s) {', '.join(map(str, bad))} cannot be allowed; "
+                             f"choose from {', '.join(sorted(SUPPORTED_ALGORITHMS))} (none and HMAC never are)")
+        set_(self, "algorithms", algorithms)
+        if self.token_use is _PROFILE_DEFAULT:
+            set_(self, "token_use", default_token_use(profile))
+        if self.token_use not in (None, *TOKEN_USES):
+            raise ValueError(f"IssuerConfig({issuer}): token_use must be 'access', 'id' or None (either), "
+                             f"got {self.token_use!r}")
+        if type(self.leeway_seconds) is not int or not 0 <= self.leeway_seconds <= MAX_LEEWAY_SECONDS:
+            raise ValueError(f"IssuerConfig({issuer}): leeway_seconds must be an integer from 0 to "
+                             f"{MAX_LEEWAY_SECONDS}, got {self.leeway_seconds!r}")
+        age = self.max_token_age_seconds
+        if age is not None and (type(age) is not int or age <= 0):
+            raise ValueError(f"IssuerConfig({issuer}): max_token_age_seconds must be a positive integer or None")
+        sources = [n for n in ("jwks", "jwks_uri", "jwks_file") if getattr(self, n) is not None]
+        if len(sources) > 1:
+            raise ValueError(f"IssuerConfig({issuer}): give at most one of jwks, jwks_uri, jwks_file "
+                             f"(got {', '.join(sources)})")
+        if self.jwks is not None and not isinstance(self.jwks, Mapping):
+            raise ValueError(f'IssuerConfig({issuer}): jwks must be a JWKS object {{"keys": [...]}}')
+        if TENANT_PLACEHOLDER in issuer and not sources:
+            raise ValueError(f"IssuerConfig({issuer}): a multi-tenant issuer cannot be discovered; set jwks_uri "
+                             "(e.g. https://login.microsoftonline.com/common/discovery/v2.0/keys)")
+        if isinstance(self.required_claims, str):
+            set_(self, "required_claims", (self.required_claims,))
+        set_(self, "required_claims", tuple(self.required_claims))
+
+    @property
+    def display_name(self) -> str:
+        """The name routes use for this issuer (`name`, else the issuer identifier)."""
+        return self.name or self.issuer
+
+    @classmethod
+    def from_route_table(cls, name: str, entry: Mapping) -> "IssuerConfig":
+        """An issuer entry of the rendered route table (format authgate.routes/v1)."""
+        known = ("issuer", "audiences", "profile", "algorithms", "jwks_uri", "jwks", "token_use", "leeway_seconds",
+                 "max_token_age_seconds", "allow_insecure_http", "require_exp", "required_claims", "jwks_file")
+        kwargs = {k: entry[k] for k in known if k in entry and entry[k] is not None}
+        if "token_use" in entry and entry["token_use"] is None:
+            kwargs["token_use"] = None
+        return cls(name=name, **kwargs)
+
+
+def _cognito_issuer(issuer: str) -> str:
+    if _COGNITO_POOL_ID.match(issuer):
+        region = issuer.split("_", 1)[0]
+        return f"https://cognito-idp.{region}.amazonaws.com/{issuer}"
+    match = _COGNITO_ISSUER.match(issuer)
+    if not match:
+        raise ValueError(f"IssuerConfig({issuer}): a cognito issuer is https://cognito-idp.<region>.amazonaws.com/"
+                         "<userPoolId> (or issuer-cognito-idp.<region>...), or the user pool id itself")
+    return issuer
+
+
+def _accepted_issuers(issuer: str, profile: str) -> tuple[str, ...]:
+    """Every exact `iss` value that names this issuer. A Cognito pool switched to the UPDATED issuer format signs
+    with the same keys under https://issuer-cognito-idp.<region>..., so both spellings of that one pool are its."""
+    if profile == "cognito":
+        match = _COGNITO_ISSUER.match(issuer)
+        if match:
+            _, region, cn, pool = match.groups()
+            suffix = f".{region}.amazonaws.com{cn or ''}/{pool}"
+            return (f"https://cognito-idp{suffix}", f"https://issuer-cognito-idp{suffix}")
+    return (issuer,)

@@ -1,0 +1,191 @@
+"""explain(): every check the Verifier makes, run one by one and reported with what was found and how to fix it.
+
+Unlike verify(), which stops at the first failure, this keeps going wherever the token still allows it: an expired
+token is also checked for its audience, scopes and signature, so one run shows everything that is wrong. It uses the
+very same rule functions as the hot path (claims.py, compact.py, requirement.py), so the report cannot drift from
+what verify() decides.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+from .claims import (check_algorithm, check_audience, check_expiry, check_issued_at, check_not_before,
+                     check_required_claims, check_subject, check_token_age, check_token_use)
+from .compact import check_header, decode_json_object, decode_segment, split_token
+from .errors import TokenRejected
+from .requirement import Requirement
+
+if TYPE_CHECKING:
+    from .principal import Principal
+    from .verifier import Verifier
+
+
+@dataclass(frozen=True)
+class Check:
+    """One check of explain().
+
+    name     what was checked ("signature", "audience", "scopes", ...)
+    passed   True, False, or None when it could not be run (`detail` says which earlier failure prevented it)
+    detail   what was found, in one sentence; never the token or its signature
+    fix      how to make a failing check pass (None when it passed)
+    code     the TokenRejected code verify() would raise for this failure
+    """
+
+    name: str
+    passed: bool | None
+    detail: str
+    fix: str | None = None
+    code: str | None = None
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "passed": self.passed, "detail": self.detail, "fix": self.fix, "code": self.code}
+
+
+def run_check(checks: list[Check], name: str, action: Callable[[], Any], success: Callable[[Any], str]) -> Any:
+    """Run `action`, record a passing or failing Check, and return its result (None when it failed)."""
+    try:
+        result = action()
+    except TokenRejected as exc:
+        checks.append(failed(name, exc))
+        return None
+    checks.append(Check(name, True, success(result)))
+    return result
+
+
+def failed(name: str, exc: TokenRejected) -> Check:
+    detail = exc.message
+    if exc.found is not None and str(exc.found) not in detail:
+        detail += f" (found: {exc.found})"
+    if exc.expected is not None and str(exc.expected) not in detail:
+        detail += f" (expected: {exc.expected})"
+    return Check(name, False, detail, exc.hint or "see the detail", exc.code)
+
+
+def skipped(name: str, because: str) -> Check:
+    return Check(name, None, f"not checked: {because}")
+
+
+def explain_token(verifier: "Verifier", token: Any, requirement: Requirement | None, *,
+                  issuers: Iterable[str] | None, expected_use: str | None) -> list[Check]:
+    checks: list[Check] = []
+    segments = run_check(checks, "token format", lambda: split_token(token),
+                         lambda parts: f"compact JWS of {sum(map(len, parts)) + 2} characters")
+    if segments is None:
+        return checks + [skipped("everything else", "the token could not be split into its parts")]
+    header_segment, payload_segment, signature_segment = segments
+
+    def decode_header() -> dict:
+        header = decode_json_object(decode_segment(header_segment, "header"), "header")
+        check_header(header)
+        return header
+
+    header = run_check(checks, "header", decode_header,
+                       lambda h: f"alg {h['alg']}, kid {str(h.get('kid'))[:64]!r}, typ {h.get('typ')!r}"
+                                 + ("; jku/x5u/jwk/x5c are present and ignored (keys come only from the issuer's "
+                                    "configuration)" if any(m in h for m in ("jku", "x5u", "jwk", "x5c")) else ""))
+    claims = run_check(checks, "claims set",
+                       lambda: decode_json_object(decode_segment(payload_segment, "claims set"), "claims set"),
+                       lambda c: f"{len(c)} claims: {', '.join(sorted(c)[:20])}")
+    signature = run_check(checks, "signature encoding", lambda: decode_segment(signature_segment, "signature"),
+                          lambda s: f"{len(s)} bytes")
+    if claims is None:
+        return checks + [skipped("issuer and claims", "the claims set could not be read")]
+
+    candidates = run_check(checks, "issuer", lambda: verifier._candidates(claims, issuers),
+                           lambda c: f"{claims['iss']} is trusted as {', '.join(r.name for r in c)}")
+    if not candidates:
+        checks.append(skipped("signature and claim rules", "the issuer is not trusted, so its rules are unknown"))
+        checks.extend(_authorization_checks(requirement, None, claims))
+        return checks
+    rules = candidates[0]
+    if header is not None:
+        alg = header["alg"]
+        if run_check(checks, "algorithm", lambda: check_algorithm(rules, alg),
+                     lambda _: f"{alg} is allowed for {rules.name}") is not None or alg in rules.algorithms:
+            key = run_check(checks, "signing key", lambda: rules.key_source.get_key(header.get("kid"), alg),
+                            lambda k: f"{k.kty} key {str(k.kid)[:64]!r} from the issuer's key set")
+            if key is not None and signature is not None:
+                run_check(checks, "signature", lambda: _verify(key, alg, header_segment, payload_segment, signature,
+                                                                 rules.name),
+                          lambda _: f"valid {alg} signature")
+            elif key is not None:
+                checks.append(skipped("signature", "the signature is not valid base64url"))
+            else:
+                checks.append(skipped("signature", "no key to check it with"))
+        else:
+            checks.append(skipped("signature", "the algorithm is not allowed"))
+    else:
+        checks.append(skipped("algorithm and signature", "the header could not be read"))
+
+    use = expected_use if expected_use is not None else rules.token_use
+    token_use = run_check(checks, "token use", lambda: check_token_use(rules, header or {}, claims, use),
+                          lambda u: f"{u} token" + (f", as {rules.name} requires" if use else ""))
+    classified = token_use or _guess_use(rules, header or {}, claims)
+    run_check(checks, "audience", lambda: check_audience(rules, claims, classified),
+              lambda found: f"{', '.join(found)} is accepted")
+    now = verifier._clock()
+    run_check(checks, "expiry", lambda: check_expiry(rules, claims, now),
+              lambda exp: "no exp (allowed by this issuer)" if exp is None else f"expires in {int(exp - now)} s")
+    run_check(checks, "not before", lambda: check_not_before(rules, claims, now),
+              lambda _: "nbf is in the past" if "nbf" in claims else "no nbf")
+    run_check(checks, "issued at", lambda: check_issued_at(rules, claims, now),
+              lambda iat: f"issued {int(now - iat)} s ago" if iat is not None else "no iat")
+    if rules.max_age is not None:
+        run_check(checks, "token age", lambda: check_token_age(rules, claims, now),
+                  lambda _: f"within the {rules.max_age} s maximum age")
+    if rules.required_claims:
+        run_check(checks, "required claims", lambda: check_required_claims(rules, claims),
+                  lambda _: f"present: {', '.join(rules.required_claims)}")
+    run_check(checks, "subject", lambda: check_subject(claims), lambda sub: f"sub {sub[:80]!r}")
+    identity = run_check(checks, "identity claims", lambda: rules.profile.identity(claims, classified),
+                         lambda i: f"{rules.profile.name} profile: client {i[0]!r}, {len(i[1])} scopes, "
+                                   f"{len(i[2])} roles, {len(i[3])} groups, tenant {i[4]!r}")
+    principal = None
+    if identity is not None:
+        from .principal import build_principal
+        sub = claims.get("sub") if type(claims.get("sub")) is str else ""
+        aud = claims.get(rules.profile.audience_claim(classified))
+        principal = build_principal(sub, claims["iss"], rules.name, identity[0],
+                                    tuple(aud) if isinstance(aud, list) else (aud,), *identity[1:],
+                                    classified, None, 0, claims)
+    checks.extend(_authorization_checks(requirement, principal, claims))
+    return checks
+
+
+def _verify(key: Any, alg: str, header_segment: bytes, payload_segment: bytes, signature: bytes, name: str) -> bool:
+    if not key.verify(alg, header_segment + b"." + payload_segment, signature):
+        raise TokenRejected("bad_signature", f"the {alg} signature does not verify with the key of {name}",
+                            hint="the token was altered, or was not signed by this issuer")
+    return True
+
+
+def _guess_use(rules: Any, header: dict, claims: dict) -> str:
+    try:
+        return rules.profile.token_use(header, claims)
+    except TokenRejected:
+        return "access"
+
+
+def _authorization_checks(requirement: Requirement | None, principal: "Principal | None",
+                          claims: dict) -> list[Check]:
+    if requirement is None or requirement.is_empty:
+        return []
+    parts = []
+    for kind, any_of, all_of in (("scopes", requirement.scopes_any, requirement.scopes_all),
+                                 ("roles", requirement.roles_any, requirement.roles_all),
+                                 ("groups", requirement.groups_any, requirement.groups_all)):
+        if any_of or all_of:
+            sub = Requirement(**{f"{kind}_any": any_of, f"{kind}_all": all_of})
+            parts.append((kind, sub, f"has {', '.join(any_of) or ''}{' and ' if any_of and all_of else ''}"
+                                     f"{', '.join(all_of)}"))
+    for name, allowed in requirement.claims.items():
+        parts.append((f"claim {name}", Requirement(claims={name: allowed}), f"{name} is allowed"))
+    out = []
+    for name, sub, success in parts:
+        if principal is None:
+            out.append(skipped(name, "the token's identity could not be established"))
+            continue
+        failures = sub.failures(principal)
+        out.append(failed(name, failures[0]) if failures else Check(name, True, success))
+    return out

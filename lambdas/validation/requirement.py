@@ -1,0 +1,163 @@
+"""Requirement: what a route demands of an authenticated Principal (scopes, roles, groups, claim values)."""
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping, Sequence
+
+from .errors import TokenRejected
+from .principal import Principal
+
+
+def _names(value: Any, field: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = value.split()
+    out = tuple(value)
+    if not all(isinstance(v, str) and v for v in out):
+        raise ValueError(f"Requirement.{field} must be a list of non-empty strings, got {value!r}")
+    return out
+
+
+def claim_value_at(claims: Mapping[str, Any], name: str) -> tuple[bool, Any]:
+    """(present, value) for a claim name. A name starting with "/" is a JSON Pointer (RFC 6901) into nested claims,
+    e.g. "/kubernetes.io/namespace"; anything else is a top-level claim name taken literally."""
+    if not name.startswith("/"):
+        return (name in claims, claims.get(name))
+    value: Any = claims
+    for token in name[1:].split("/"):
+        token = token.replace("~1", "/").replace("~0", "~")
+        if isinstance(value, Mapping) and token in value:
+            value = value[token]
+        elif isinstance(value, list) and token.isdigit() and int(token) < len(value):
+            value = value[int(token)]
+        else:
+            return (False, None)
+    return (True, value)
+
+
+def _same_value(found: Any, allowed: Any) -> bool:
+    # bool is an int in Python; a claim `true` must not satisfy an allowed value 1 (or the reverse).
+    if isinstance(found, bool) or isinstance(allowed, bool):
+        if isinstance(found, bool) and isinstance(allowed, bool):
+            return found is allowed
+        if isinstance(found, bool) and isinstance(allowed, str):
+            return allowed == ("true" if found else "false")
+        return False
+    if isinstance(allowed, str) and isinstance(found, (int, float)):
+        return allowed == str(found)
+    return found == allowed
+
+
+def claim_matches(found: Any, allowed: Sequence[Any]) -> bool:
+    """A claim satisfies an any-of list when its value (or, for an array claim, any element) is allowed."""
+    values = found if isinstance(found, list) else (found,)
+    return any(_same_value(v, a) for v in values for a in allowed)
+
+
+class Requirement:
+    """Scopes/roles/groups any-of and all-of, and claim checks (claim name -> allowed values, any-of).
+
+    An empty list demands nothing. Every non-empty condition must hold (they are ANDed together).
+    """
+
+    __slots__ = ("scopes_any", "scopes_all", "roles_any", "roles_all", "groups_any", "groups_all", "claims",
+                 "_sets", "_empty")
+
+    def __init__(self, scopes_any: Iterable[str] = (), scopes_all: Iterable[str] = (),
+                 roles_any: Iterable[str] = (), roles_all: Iterable[str] = (), groups_any: Iterable[str] = (),
+                 groups_all: Iterable[str] = (), claims: Mapping[str, Sequence[Any]] | None = None) -> None:
+        set_ = object.__setattr__
+        for field, value in (("scopes_any", scopes_any), ("scopes_all", scopes_all), ("roles_any", roles_any),
+                             ("roles_all", roles_all), ("groups_any", groups_any), ("groups_all", groups_all)):
+            set_(self, field, _names(value, field))
+        checked: dict[str, tuple] = {}
+        for name, allowed in (claims or {}).items():
+            if not isinstance(name, str) or not name:
+                raise ValueError(f"Requirement.claims keys must be claim names, got {name!r}")
+            if isinstance(allowed, (str, int, float, bool)):
+                allowed = (allowed,)
+            allowed = tuple(allowed)
+            if not allowed:
+                raise ValueError(f"Requirement.claims[{name!r}] lists no allowed value; nothing could ever match")
+            checked[name] = allowed
+        set_(self, "claims", checked)
+        set_(self, "_sets", tuple(frozenset(getattr(self, f)) for f in
+                                  ("scopes_any", "scopes_all", "roles_any", "roles_all", "groups_any", "groups_all")))
+        set_(self, "_empty", not any(self._sets) and not checked)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("Requirement is immutable")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Requirement) and self._sets == other._sets and self.claims == other.claims
+
+    def __hash__(self) -> int:
+        return hash(self._sets)
+
+    def __repr__(self) -> str:
+        parts = [f"{f}={getattr(self, f)!r}" for f in ("scopes_any", "scopes_all", "roles_any", "roles_all",
+                                                         "groups_any", "groups_all") if getattr(self, f)]
+        if self.claims:
+            parts.append(f"claims={self.claims!r}")
+        return f"Requirement({', '.join(parts)})"
+
+    @property
+    def is_empty(self) -> bool:
+        return self._empty
+
+    @classmethod
+    def from_route(cls, route: Mapping) -> "Requirement":
+        """From a route entry of the rendered route table (scopes, scopes_all, roles, roles_all, groups,
+        groups_all, claims)."""
+        return cls(scopes_any=route.get("scopes") or (), scopes_all=route.get("scopes_all") or (),
+                   roles_any=route.get("roles") or (), roles_all=route.get("roles_all") or (),
+                   groups_any=route.get("groups") or (), groups_all=route.get("groups_all") or (),
+                   claims=route.get("claims") or None)
+
+    def failures(self, principal: Principal) -> list[TokenRejected]:
+        """Every condition the principal does not meet (empty when it is allowed)."""
+        if self._empty:
+            return []
+        out = []
+        scopes_any, scopes_all, roles_any, roles_all, groups_any, groups_all = self._sets
+        for code, kind, have, any_of, all_of, hint in (
+                ("insufficient_scope", "scope", principal.scopes, scopes_any, scopes_all,
+                 "request the token with the scope(s) this route needs"),
+                ("insufficient_role", "role", principal.roles, roles_any, roles_all,
+                 "assign the caller the role in the identity provider"),
+                ("insufficient_group", "group", principal.groups, groups_any, groups_all,
+                 "add the caller to the group in the identity provider")):
+            if any_of and any_of.isdisjoint(have):
+                out.append(TokenRejected(code, f"the token has none of the {kind}s this route accepts",
+                                         expected=sorted(any_of), found=list(have)[:50], hint=hint))
+            if all_of:
+                missing = all_of.difference(have)
+                if missing:
+                    out.append(TokenRejected(code, f"the token lacks {kind}(s) this route requires: "
+                                             f"{', '.join(sorted(missing))}", expected=sorted(all_of),
+                                             found=list(have)[:50], hint=hint))
+        for name, allowed in self.claims.items():
+            present, value = claim_value_at(principal.claims, name)
+            if not present:
+                out.append(TokenRejected("claim_mismatch", f"the token has no {name!r} claim, which this route "
+                                         "checks", expected=list(allowed), found=None,
+                                         hint=f"the issuer must include {name!r} in the token"))
+            elif not claim_matches(value, allowed):
+                shown = value if isinstance(value, (str, int, float, bool)) else type(value).__name__
+                if isinstance(value, list):
+                    shown = [v for v in value if isinstance(v, (str, int, float, bool))][:20]
+                out.append(TokenRejected("claim_mismatch", f"the token's {name!r} claim is not one this route "
+                                         "allows", expected=list(allowed), found=shown,
+                                         hint=f"only callers whose {name!r} is one of the expected values may call"))
+        return out
+
+    def check(self, principal: Principal) -> None:
+        """Raise the first unmet condition as TokenRejected (a 403 code); return None when allowed."""
+        if self._empty:
+            return
+        failures = self.failures(principal)
+        if failures:
+            raise failures[0]
+
+    def is_satisfied_by(self, principal: Principal) -> bool:
+        return self._empty or not self.failures(principal)

@@ -1,0 +1,305 @@
+"""The Verifier: authenticates tokens against trusted issuers and authorizes them against requirements.
+
+Order of work for a token not seen before: size/shape limits, header (cached per distinct header), claims JSON,
+issuer lookup by `iss`, algorithm allow-list, key by kid, signature, then claims (token use/typ, audience, times,
+required claims). The signature is checked before any claim so that no unauthenticated claim value ever decides
+which error a caller sees beyond "who claims to have issued this".
+
+Verified tokens are remembered (bounded, keyed by the token itself) until exp (or the max age) runs out; a hit
+re-checks that bound against the clock and the issuers allowed for the call, and authorization is evaluated on
+every call. A key removed from the issuer's JWKS therefore stops being trusted for new tokens at once, and for an
+already-verified token when that token expires: the same window any gateway-side cache gives.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from .claims import (IssuerRules, check_algorithm, check_audience, check_expiry, check_issued_at, check_not_before,
+                     check_required_claims, check_subject, check_tenant_issuer, check_token_age, check_token_use,
+                     match_tenant_template, optional_string)
+from .compact import HeaderCache, decode_json_object, decode_segment, split_token
+from .config import IssuerConfig
+from .errors import TokenRejected
+from .explain import Check
+from .key_source import KeySource, StaticKeySource
+from .principal import Principal, build_principal
+from .requirement import Requirement
+
+_FROM_CONFIG = "config"  # expected token use: whatever each IssuerConfig says
+_INF = float("inf")
+
+
+class Verifier:
+    """Verifies tokens from a fixed set of trusted issuers.
+
+    issuers              IssuerConfig for every issuer to trust (names must be unique)
+    clock                wall-clock seconds (time.time); injectable for tests
+    fetcher              used by remote key sources (jwks_uri and discovery); default: HTTPS with short timeouts
+    verified_cache_size  how many verified tokens to remember (0 disables the cache)
+    key_sources          optional {issuer name: KeySource} overriding how keys are found for that issuer
+    """
+
+    def __init__(self, issuers: Sequence[IssuerConfig], *, clock: Callable[[], float] = time.time,
+                 fetcher: Any = None, verified_cache_size: int = 1024,
+                 key_sources: Mapping[str, KeySource] | None = None) -> None:
+        if isinstance(issuers, IssuerConfig):
+            issuers = [issuers]
+        if not issuers:
+            raise ValueError("a Verifier needs at least one IssuerConfig to trust")
+        self._clock = clock
+        self._fetcher = fetcher
+        self._headers = HeaderCache()
+        self._cache: dict[str, tuple[Principal, float]] = {}
+        self._cache_size = max(0, int(verified_cache_size))
+        self._requirements: dict[tuple, Requirement] = {}
+        shared_sources: dict[tuple, KeySource] = {}
+        self._rules: dict[str, IssuerRules] = {}
+        self._by_iss: dict[str, tuple[IssuerRules, ...]] = {}
+        self._templates: list[IssuerRules] = []
+        for config in issuers:
+            if not isinstance(config, IssuerConfig):
+                raise ValueError(f"Verifier issuers must be IssuerConfig objects, got {type(config).__name__}")
+            name = config.display_name
+            if name in self._rules:
+                raise ValueError(f"two issuers are named {name!r}; give each IssuerConfig a distinct name")
+            override = (key_sources or {}).get(name)
+            source = override if override is not None else self._key_source_for(config, shared_sources)
+            rules = IssuerRules(config, source)
+            self._rules[name] = rules
+            if rules.tenant_template is not None:
+                self._templates.append(rules)
+            else:
+                for iss in config.accepted_issuers:
+                    self._by_iss[iss] = self._by_iss.get(iss, ()) + (rules,)
+
+    @classmethod
+    def from_route_table(cls, table: Mapping, **kwargs: Any) -> "Verifier":
+        """A Verifier over the issuers of a rendered route table (format authgate.routes/v1)."""
+        issuers = table.get("issuers") if isinstance(table, Mapping) else None
+        if not isinstance(issuers, Mapping) or not issuers:
+            raise ValueError('the route table has no "issuers" object')
+        return cls([IssuerConfig.from_route_table(name, entry) for name, entry in issuers.items()], **kwargs)
+
+    def _key_source_for(self, config: IssuerConfig, shared: dict[tuple, KeySource]) -> KeySource:
+        if config.jwks is not None:
+            return StaticKeySource.from_jwks(config.jwks, source=f"in-memory JWKS of {config.display_name}")
+        if config.jwks_file is not None:
+            return StaticKeySource.from_file(config.jwks_file)
+        # Remote sources are shared between configs naming the same location, so keys are fetched and cached once.
+        if config.jwks_uri is not None:
+            key = ("jwks", config.jwks_uri, config.allow_insecure_http)
+            if key not in shared:
+                from .jwks_cache import JwksCache
+                shared[key] = JwksCache(config.jwks_uri, fetcher=self._fetcher,
+                                        allow_insecure_http=config.allow_insecure_http, issuer=config.issuer)
+            return shared[key]
+        key = ("discovery", config.issuer, config.allow_insecure_http)
+        if key not in shared:
+            from .discovery import DiscoveredKeySource
+            shared[key] = DiscoveredKeySource(config.issuer, fetcher=self._fetcher,
+                                              allow_insecure_http=config.allow_insecure_http)
+        return shared[key]
+
+    # --- public API ------------------------------------------------------------------------------------------
+
+    @property
+    def issuers(self) -> tuple[IssuerConfig, ...]:
+        return tuple(rules.config for rules in self._rules.values())
+
+    def key_source(self, issuer_name: str) -> KeySource:
+        return self._rules[issuer_name].key_source
+
+    def hydrate(self) -> None:
+        """Fetch every remote key set now (call at Lambda init). Tries all of them, then raises the first
+        TokenRejected("jwks_unavailable") if any could not be had; verification will retry those later."""
+        first_error: TokenRejected | None = None
+        seen: set[int] = set()
+        for rules in self._rules.values():
+            if id(rules.key_source) in seen:
+                continue
+            seen.add(id(rules.key_source))
+            try:
+                rules.key_source.hydrate()
+            except TokenRejected as exc:
+                first_error = first_error or exc
+        if first_error is not None:
+            raise first_error
+
+    def authenticate(self, token: Any, *, issuers: Iterable[str] | None = None) -> Principal:
+        """Check the token's signature and claims; return who it identifies, or raise TokenRejected.
+
+        issuers   names of the issuers acceptable for this call (a route's `issuers`); None: any trusted issuer
+        """
+        if type(token) is str:
+            hit = self._cache.get(token)
+            if hit is not None:
+                principal, valid_until = hit
+                if self._clock() < valid_until:
+                    # Another issuer entry with the same iss may still be allowed: then verify afresh.
+                    if issuers is None or principal.issuer_name in issuers:
+                        return principal
+                else:
+                    self._cache.pop(token, None)
+        return self._authenticate(token, issuers, _FROM_CONFIG)[0]
+
+    def verify(self, token: Any, scopes: Iterable[str] = (), *, scopes_all: Iterable[str] = (),
+               roles: Iterable[str] = (), roles_all: Iterable[str] = (), groups: Iterable[str] = (),
+               groups_all: Iterable[str] = (), claims: Mapping[str, Sequence[Any]] | None = None,
+               requirement: Requirement | None = None, issuers: Iterable[str] | None = None) -> Principal:
+        """authenticate(), then require scopes/roles/groups (any-of; *_all: all-of), claim values, and
+        `requirement`. Authorization failures raise TokenRejected with a 403 code."""
+        principal = self.authenticate(token, issuers=issuers)
+        if requirement is not None:
+            requirement.check(principal)
+        if scopes or scopes_all or roles or roles_all or groups or groups_all or claims:
+            self._requirement(scopes, scopes_all, roles, roles_all, groups, groups_all, claims).check(principal)
+        return principal
+
+    def verify_id_token(self, token: Any, *, client_id: str | None = None, nonce: str | None = None,
+                        access_token: str | None = None, issuers: Iterable[str] | None = None) -> Principal:
+        """Verify an OIDC ID token (OpenID Connect Core 3.1.3.7): everything authenticate() checks, with the token
+        required to be an ID token, plus azp, nonce (when given) and at_hash (when `access_token` is given and the
+        token carries at_hash). client_id defaults to the issuer's only audience."""
+        from .id_token import check_id_token_extras
+        principal, header, rules = self._authenticate(token, issuers, "id", use_cache=False)
+        if client_id is None and len(rules.audience_list) == 1:
+            client_id = rules.audience_list[0]
+        check_id_token_extras(principal.claims, header["alg"], client_id=client_id, nonce=nonce,
+                              access_token=access_token)
+        return principal
+
+    def check_signature(self, token: Any, *, issuers: Iterable[str] | None = None) -> dict:
+        """Only the JWS layer: structure, header rules, issuer, algorithm allow-list, key and signature; no claim
+        rules. Returns the header. (For signature test vectors and `authgate verify --signature-only`.)"""
+        header, claims, signing_input, signature = self._decode(token)
+        failure: TokenRejected | None = None
+        for rules in self._candidates(claims, issuers):
+            try:
+                self._check_signature(rules, header, signing_input, signature)
+                return header
+            except TokenRejected as exc:
+                failure = failure or exc
+        raise failure  # type: ignore[misc]
+
+    def explain(self, token: Any, requirement: Requirement | None = None, *,
+                issuers: Iterable[str] | None = None, expected_use: str | None = None) -> list[Check]:
+        """Run every check that can be run and report each one (pass, fail with the fix, or skipped because an
+        earlier failure made it impossible). Never raises TokenRejected."""
+        from .explain import explain_token
+        return explain_token(self, token, requirement, issuers=issuers, expected_use=expected_use)
+
+    # --- internals ------------------------------------------------------------------------------------------
+
+    def _requirement(self, *args: Any) -> Requirement:
+        claims = args[-1]
+        try:
+            key = args[:-1] if claims is None else None
+            cached = self._requirements.get(key) if key is not None else None
+        except TypeError:  # lists instead of tuples: not hashable, build it each time
+            key = cached = None
+        if cached is not None:
+            return cached
+        scopes, scopes_all, roles, roles_all, groups, groups_all, _ = args
+        requirement = Requirement(scopes_any=scopes, scopes_all=scopes_all, roles_any=roles, roles_all=roles_all,
+                                  groups_any=groups, groups_all=groups_all, claims=claims)
+        if key is not None and len(self._requirements) < 256:
+            self._requirements[key] = requirement
+        return requirement
+
+    def _decode(self, token: Any) -> tuple[dict, dict, bytes, bytes]:
+        header_segment, payload_segment, signature_segment = split_token(token)
+        header = self._headers.decode(header_segment)
+        claims = decode_json_object(decode_segment(payload_segment, "claims set"), "claims set")
+        signature = decode_segment(signature_segment, "signature")
+        return header, claims, header_segment + b"." + payload_segment, signature
+
+    def _candidates(self, claims: Mapping, issuers: Iterable[str] | None) -> tuple[IssuerRules, ...]:
+        """The issuer configurations that may have issued a token with these claims (by exact `iss`)."""
+        iss = claims.get("iss")
+        if type(iss) is not str:
+            if iss is None:
+                raise TokenRejected("missing_claim", "the token has no iss claim, so its issuer is unknown",
+                                    expected="iss", hint="every token must name its issuer")
+            raise TokenRejected("malformed", "the token's iss claim must be a string", found=type(iss).__name__)
+        candidates = self._by_iss.get(iss)
+        if candidates is None:
+            candidates = tuple(rules for rules in self._templates if match_tenant_template(rules, iss))
+            for rules in candidates:
+                check_tenant_issuer(rules, iss, claims)
+            if not candidates:
+                raise TokenRejected("unknown_issuer", f"the token's issuer {iss[:200]!r} is not trusted here",
+                                    expected=[r.issuer for r in self._rules.values()][:10], found=iss[:200],
+                                    hint="get a token from a trusted issuer, or add this issuer to the policy")
+        if issuers is not None:
+            allowed = tuple(rules for rules in candidates if rules.name in issuers)
+            if not allowed:
+                raise self._issuer_not_allowed(candidates[0].name, iss, issuers)
+            return allowed
+        return candidates
+
+    @staticmethod
+    def _issuer_not_allowed(name: str, iss: str, issuers: Iterable[str]) -> TokenRejected:
+        return TokenRejected("unknown_issuer", f"tokens from issuer {name} are not accepted on this route",
+                             expected=sorted(issuers), found=name,
+                             hint=f"get a token from one of: {', '.join(sorted(issuers))}")
+
+    @staticmethod
+    def _check_signature(rules: IssuerRules, header: Mapping, signing_input: bytes, signature: bytes) -> None:
+        alg = header["alg"]
+        check_algorithm(rules, alg)
+        key = rules.key_source.get_key(header.get("kid"), alg)
+        if not key.verify(alg, signing_input, signature):
+            raise TokenRejected("bad_signature", f"the token's {alg} signature does not verify with key "
+                                f"{(key.kid or '(no kid)')[:64]!r} of issuer {rules.name}",
+                                hint="the token was altered, or was not signed by this issuer")
+
+    def _authenticate(self, token: Any, issuers: Iterable[str] | None, expected_use: str | None,
+                      use_cache: bool = True) -> tuple[Principal, dict, IssuerRules]:
+        header, claims, signing_input, signature = self._decode(token)
+        candidates = self._candidates(claims, issuers)
+        if len(candidates) == 1:
+            return self._authenticate_with(candidates[0], token, header, claims, signing_input, signature,
+                                           expected_use, use_cache)
+        failure: TokenRejected | None = None
+        for rules in candidates:
+            try:
+                return self._authenticate_with(rules, token, header, claims, signing_input, signature,
+                                               expected_use, use_cache)
+            except TokenRejected as exc:
+                failure = failure or exc
+        raise failure  # type: ignore[misc]
+
+    def _authenticate_with(self, rules: IssuerRules, token: Any, header: dict, claims: dict, signing_input: bytes,
+                           signature: bytes, expected_use: str | None,
+                           use_cache: bool) -> tuple[Principal, dict, IssuerRules]:
+        self._check_signature(rules, header, signing_input, signature)
+        token_use = check_token_use(rules, header, claims,
+                                    rules.token_use if expected_use is _FROM_CONFIG else expected_use)
+        audience = check_audience(rules, claims, token_use)
+        now = self._clock()
+        exp = check_expiry(rules, claims, now)
+        check_not_before(rules, claims, now)
+        check_issued_at(rules, claims, now)
+        age_limit = check_token_age(rules, claims, now) if rules.max_age is not None else None
+        if rules.required_claims:
+            check_required_claims(rules, claims)
+        subject = check_subject(claims)
+        client_id, scopes, roles, groups, tenant = rules.profile.identity(claims, token_use)
+        principal = build_principal(subject, claims["iss"], rules.name, client_id, audience, scopes, roles, groups,
+                                    tenant, token_use, optional_string(claims, "jti"),
+                                    int(exp) if exp is not None else 0, claims)
+        if use_cache and self._cache_size and type(token) is str:
+            valid_until = exp + rules.leeway if exp is not None else _INF
+            if age_limit is not None and age_limit < valid_until:
+                valid_until = age_limit
+            cache = self._cache
+            if len(cache) >= self._cache_size:
+                try:
+                    del cache[next(iter(cache))]  # oldest first: dicts keep insertion order
+                except (KeyError, RuntimeError, StopIteration):
+                    pass  # another thread changed the cache meanwhile; the bound is kept on its next insert
+            cache[token] = (principal, valid_until)
+        return principal, header, rules
+
+__all__ = ["Verifier", "Check"]
