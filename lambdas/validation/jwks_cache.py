@@ -220,6 +220,8 @@ class RemoteDocument(Generic[T]):
             return self._record_failure(exc.reason)
         except ValueError as exc:
             return self._record_failure(str(exc))
+        except Exception as exc:  # an unforeseen fault in a hostile document must fail closed, not escape
+            return self._record_failure(f"the {self.what} could not be used ({type(exc).__name__}: {exc})")
         now = self._clock()
         fresh_until = now + self.policy.ttl_for(result)
         with self._lock:
