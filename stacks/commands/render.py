@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -21,6 +22,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _common(routes)
     routes.add_argument("--api", action="append", metavar="NAME",
                         help="only this API (repeatable); default: every API in the policy")
+    openapi = kinds.add_parser("openapi", help="an OpenAPI 2.0 document for GCP API Gateway (x-google-issuer ...)")
+    _common(openapi)
+    openapi.add_argument("--api", required=True, metavar="NAME", help="the API of the policy to render")
+    openapi.add_argument("--backend-url", required=True, metavar="URL",
+                         help="the private Cloud Run service URL the gateway forwards to")
+    openapi.add_argument("--jwt-audience", metavar="AUDIENCE",
+                         help="audience of the gateway's identity token for the backend (default: the backend URL)")
+    openapi.add_argument("--title", help="info.title (default: the API's title in the policy)")
+    apim = kinds.add_parser("apim", help="Azure API Management policy XML with validate-jwt")
+    _common(apim)
+    apim.add_argument("--api", required=True, metavar="NAME", help="the API of the policy to render")
+    apim.add_argument("--route", metavar="ROUTE_KEY",
+                      help='an operation policy for one route, e.g. "GET /orders/{id}" (default: the API-level policy)')
 
 
 def _variables(pairs: list[str]) -> dict[str, str]:
@@ -78,4 +92,12 @@ def _render(args: argparse.Namespace, policy) -> str:
     if args.artefact == "routes":
         from stacks.policy.render import route_table_json
         return route_table_json(policy, apis=args.api)
+    if args.artefact == "openapi":
+        from stacks.policy.render import render_openapi
+        document = render_openapi(policy, args.api, backend_url=args.backend_url, jwt_audience=args.jwt_audience,
+                                  title=args.title)
+        return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    if args.artefact == "apim":
+        from stacks.policy.render import render_apim
+        return render_apim(policy, args.api, route_key=args.route)
     raise ValueError(f"unknown artefact {args.artefact!r}")
