@@ -311,6 +311,7 @@ class HttpFetcher:
         watchdog = threading.Timer(timeout, cut_off)
         watchdog.daemon = True
         watchdog.start()
+        response: Any = None
         try:
             conn.connect()
             connected.append(conn.sock)
@@ -356,6 +357,8 @@ class HttpFetcher:
             raise FetchError(url, f"request failed: {_describe(exc)}") from None
         finally:
             watchdog.cancel()
+            if response is not None:
+                response.close()
             conn.close()
 
 

@@ -242,3 +242,17 @@ def test_trickling_tls_server_is_cut_off_at_the_total_deadline(https_server):
     with pytest.raises(FetchError, match="timed out"):
         fetcher.fetch(https_server.url("/jwks"), timeout=0.5, max_bytes=4096)
     assert time.monotonic() - started < 1.5
+
+
+def test_loopback_http_over_ipv6():
+    server = LocalHttpServer(host="::1")
+    try:
+        server.start()
+    except OSError:
+        pytest.skip("no IPv6 loopback on this machine")
+    try:
+        server.serve_json("/jwks", JWKS)
+        doc, _ = fetch_json_document(HttpFetcher(allow_insecure_http=True), server.url("/jwks"), what="JWKS")
+        assert doc == JWKS and server.url("/jwks").startswith("http://[::1]:")
+    finally:
+        server.stop()
