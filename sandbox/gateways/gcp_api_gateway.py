@@ -83,6 +83,7 @@ class GcpApiGatewayEmulator:
         default_security = openapi.get("security")
         backend = openapi.get("x-google-backend") or {}
         self.backend_jwt_audience = backend.get("jwt_audience")
+        self.backend_address = backend.get("address")
         self.operations: list[Operation] = []
         for template, item in (openapi.get("paths") or {}).items():
             for method in HTTP_METHODS:

@@ -64,15 +64,20 @@ class IdpSetup:
     audiences: tuple[str, ...]
 
 
-def build_idp_setup(policy: Any, issuer_name: str, *, users: tuple[SandboxUser, ...] = DEFAULT_USERS) -> IdpSetup:
-    """The provider for policy issuer `issuer_name`: every client of that issuer, every audience it serves."""
+def build_idp_setup(policy: Any, issuer_name: str, *, users: tuple[SandboxUser, ...] = DEFAULT_USERS,
+                    extra_audiences: tuple[str, ...] = ()) -> IdpSetup:
+    """The provider for policy issuer `issuer_name`: every client of that issuer, every audience it serves.
+
+    `extra_audiences` are further APIs the same provider issues tokens for that the policy's gateways do not accept
+    (a real IdP serves many APIs; a token for one of them must be refused by the others).
+    """
     issuer = policy.issuer(issuer_name)
     clients = policy.clients_of(issuer_name)
     if not clients:
         raise ValueError(f"the policy has no clients for issuer {issuer_name!r}; the sandbox provider needs at least "
                          "one (add a `clients:` entry with `issuer: {issuer_name}`)")
     scopes = list(policy.issuer_scopes(issuer_name))
-    audiences = tuple(issuer.audiences)
+    audiences = tuple(issuer.audiences) + tuple(a for a in extra_audiences if a not in issuer.audiences)
     resources = [{"indicator": resource_indicator(aud), "audience": aud, "scopes": scopes,
                   "access_token_ttl": ACCESS_TOKEN_TTL_SECONDS} for aud in audiences]
     # The SPA's default audience comes first, so a login without a resource parameter still gets a usable token.

@@ -5,8 +5,9 @@
 // Env:   AUTHGATE_IDP_ADMIN_TOKEN  shared secret for the /__sandbox admin endpoints (required)
 // On readiness it prints one JSON line: {"event":"ready","issuer":"http://127.0.0.1:PORT", ...}.
 //
-// Key rotation: POST /__sandbox/rotate-key builds a fresh provider instance whose first (signing) key is new while
-// every earlier key stays in the published JWKS, which is how a real issuer rotates. Sessions, grants and tokens
+// Key rotation: POST /__sandbox/rotate-key builds a fresh provider instance that signs with the key it has been
+// publishing as "next" since the previous rotation, publishes a new next key, and keeps every earlier key in the
+// JWKS: pre-publication, which is how a real issuer rotates without refusing a single token. Sessions, grants and tokens
 // survive because oidc-provider's in-memory adapter keeps its storage at module level, shared by every instance.
 import { createServer } from 'node:http';
 import { generateKeyPairSync, randomBytes, timingSafeEqual } from 'node:crypto';
@@ -177,7 +178,8 @@ function sendJson(res, status, obj) {
   res.end(JSON.stringify(obj));
 }
 
-const keys = [newSigningKey()];
+// The signing key first, then the next key, published ahead of its use (see rotate-key).
+const keys = [newSigningKey(), newSigningKey()];
 let provider;
 let handler;
 let issuer;
@@ -210,10 +212,15 @@ async function handleAdmin(req, res) {
   const path = req.url.slice(ADMIN_PREFIX.length).split('?')[0];
   try {
     if (path === 'rotate-key') {
-      keys.unshift(newSigningKey());
+      // keys = [signing, next, ...retired]: the next key has been published since the last rotation, so every
+      // verifier's cached key set already holds it when it starts signing; a new next key takes its place.
+      const [previous, next, ...retired] = keys;
+      keys.splice(0, keys.length, next, newSigningKey(), previous, ...retired);
       provider = buildProvider(issuer, keys);
       handler = provider.callback();
-      return sendJson(res, 200, { signing_kid: keys[0].kid, published_kids: keys.map((k) => k.kid) });
+      return sendJson(res, 200, {
+        signing_kid: keys[0].kid, next_kid: keys[1].kid, published_kids: keys.map((k) => k.kid),
+      });
     }
     if (path === 'expired-token') return sendJson(res, 200, await issueExpiredToken(await readJson(req)));
     return sendJson(res, 404, { error: `no admin endpoint ${path}; have rotate-key, expired-token` });

@@ -1,0 +1,251 @@
+"""`python -m sandbox.demo`: the three flows end to end on loopback, printed hop by hop, with a summary table.
+
+1. Human login: authorization code + PKCE through the provider's pages, then the API through every gateway.
+2. Service to service: client credentials; wrong audience, missing scope, expired, tampered, key rotation.
+3. Gateway enforcement: every refused request is checked against the backend's arrival counter.
+Exit status: 0 when every expectation held, 1 when any failed, 2 when the sandbox could not start.
+`--keep-running` leaves it up and prints ready-to-paste curl commands (that is `authgate local`).
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import signal
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from lambdas.validation import IssuerConfig, TokenRejected, Verifier
+from sandbox.environment import DEFAULT_POLICY, FOREIGN_AUDIENCE, GatewayHandle, Sandbox
+from sandbox.idp.config import resource_indicator
+from sandbox.oidc_client import LoginTrace, client_credentials, login_with_pkce
+from sandbox.report import Narrator, describe_token, fingerprint
+
+READ_ROUTE = ("GET", "/orders")
+TENANT_ROUTE = ("GET", "/orders/42")
+WRITE_ROUTE = ("POST", "/orders")
+
+
+@dataclass(frozen=True)
+class CallResult:
+    status: int
+    body: dict
+    arrived: int            # how many requests reached the backend because of this call (0 or 1)
+    checked: str
+    code: str
+
+
+def call_through(sandbox: Sandbox, gateway: GatewayHandle, method: str, path: str, token: str | None) -> CallResult:
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    before = sandbox.backend.total_arrivals
+    seen_events = len(gateway.server.events)
+    request = urllib.request.Request(gateway.url + path, method=method, headers=headers,
+                                     data=b"{}" if method in ("POST", "PUT", "PATCH") else None)
+    try:
+        with urllib.request.urlopen(request, timeout=15) as resp:
+            status, raw = resp.status, resp.read()
+    except urllib.error.HTTPError as err:
+        status, raw = err.code, err.read()
+    try:
+        body = json.loads(raw or b"{}")
+    except ValueError:
+        body = {"raw": raw[:200].decode(errors="replace")}
+    events = gateway.server.events[seen_events:]
+    decision = events[-1].decision if events else None
+    return CallResult(status, body, sandbox.backend.total_arrivals - before,
+                      decision.checked if decision else "", decision.code if decision else "")
+
+
+def stopped_at(result: CallResult) -> str:
+    if result.status < 400:
+        return "backend"
+    return "backend guard" if result.arrived else "gateway"
+
+
+class Demo:
+    def __init__(self, sandbox: Sandbox, narrator: Narrator) -> None:
+        self.sandbox = sandbox
+        self.n = narrator
+        self.issuer = sandbox.idp.issuer
+        self.disc = sandbox.discovery
+        clients = sandbox.idp_setup.clients
+        self.spa = next(c for c in clients.values() if c.kind == "spa")
+        self.worker = next(c for c in clients.values() if c.kind == "service")
+
+    # -- helpers ------------------------------------------------------------------------------------------------
+    def expect_call(self, step: str, caller: str, gateway: GatewayHandle, route: tuple[str, str], token: str | None,
+                    status: int, where: str) -> CallResult:
+        method, path = route
+        result = call_through(self.sandbox, gateway, method, path, token)
+        answer = f"{result.status}" + (f" {result.code}" if result.code else "") + f", stopped at: {stopped_at(result)}"
+        self.n.hop(f"{caller} -> {gateway.title}", f"{method} {path} with {describe_token(token) if token else 'no token'}",
+                   answer)
+        if result.checked:
+            self.n.note(f"    checked: {result.checked}")
+        self.n.expect(step, gateway.title, f"{status} at {where}", f"{result.status} at {stopped_at(result)}")
+        return result
+
+    def worker_token(self, audience: str = "orders-api", scope: str | None = None) -> str:
+        scope = scope or " ".join(self.worker.scopes)
+        tokens = client_credentials(self.disc["token_endpoint"], self.worker.client_id, self.worker.client_secret,
+                                    scope=scope, resource=resource_indicator(audience))
+        self.n.hop(f"{self.worker.client_id} -> IdP", f"POST /token client_credentials, resource={audience}, "
+                   f"scope={scope!r}", f"access token {describe_token(tokens.access_token)}")
+        return tokens.access_token
+
+    # -- the flows ----------------------------------------------------------------------------------------------
+    def human_login(self) -> None:
+        self.n.section("1. Human login: authorization code + PKCE at the local OpenID provider")
+        user = self.sandbox.idp_setup.users["alice"]
+        trace = LoginTrace()
+        scope = "openid profile email " + " ".join(s for s in self.spa.scopes if ":" in s)
+        tokens, nonce = login_with_pkce(self.disc, client_id=self.spa.client_id, redirect_uri=self.spa.redirect_uris[0],
+                                        username=user.username, password=user.password, scope=scope,
+                                        resource=resource_indicator(self.spa.audience or "orders-api"), trace=trace)
+        for who, what, answer in trace.hops:
+            self.n.hop(who, what, answer)
+        id_verifier = Verifier([IssuerConfig(self.issuer, [self.spa.client_id], token_use="id", name="local-id",
+                                             allow_insecure_http=True, leeway_seconds=5)])
+        try:
+            principal = id_verifier.verify_id_token(tokens.id_token, client_id=self.spa.client_id, nonce=nonce)
+            outcome = "valid"
+            self.n.hop("app (SPA)", f"checks ID token {fingerprint(tokens.id_token)}: signature, iss, aud, nonce",
+                       f"valid, sub={principal.subject}")
+        except TokenRejected as err:
+            outcome = err.code
+            self.n.hop("app (SPA)", f"checks ID token {fingerprint(tokens.id_token)}", f"REJECTED {err.code}")
+        self.n.expect("login: ID token", "IdP", "valid", outcome)
+        self.n.note(f"access token {describe_token(tokens.access_token)}")
+        for gateway in self.sandbox.running_gateways():
+            self.expect_call("login: read tenant order", "alice's app", gateway, TENANT_ROUTE, tokens.access_token,
+                             200, "backend")
+
+    def service_to_service(self) -> None:
+        self.n.section("2. Service to service: client credentials for service B's audience")
+        good = self.worker_token()
+        for gateway in self.sandbox.running_gateways():
+            self.expect_call("s2s: allowed", self.worker.client_id, gateway, READ_ROUTE, good, 200, "backend")
+
+        self.n.section("2a. Wrong audience: a token minted for another API of the same provider")
+        foreign = self.worker_token(FOREIGN_AUDIENCE)
+        for gateway in self.sandbox.running_gateways():
+            self.expect_call("s2s: wrong audience", self.worker.client_id, gateway, READ_ROUTE, foreign, 401, "gateway")
+
+        self.n.section("2b. Missing scope: POST /orders needs orders:read AND orders:write")
+        for gateway in self.sandbox.running_gateways():
+            # GCP's gateway cannot check scopes; the backend guard refuses from X-Apigateway-Api-Userinfo.
+            where = "backend guard" if gateway.name == "gcp-api-gateway" else "gateway"
+            self.expect_call("s2s: missing scope", self.worker.client_id, gateway, WRITE_ROUTE, good, 403, where)
+
+        self.n.section("2c. Expired token (signed by the provider, lifetime over)")
+        expired = self.sandbox.idp.expired_token(client_id=self.worker.client_id,
+                                                 resource=resource_indicator("orders-api"),
+                                                 scope=" ".join(self.worker.scopes))
+        self.n.hop("IdP admin", "issue a worker token as of an hour ago", describe_token(expired))
+        for gateway in self.sandbox.running_gateways():
+            self.expect_call("s2s: expired", self.worker.client_id, gateway, READ_ROUTE, expired, 401, "gateway")
+
+        self.n.section("2d. Tampered token: payload edited to claim more scope, signature left as it was")
+        tampered = tamper(good)
+        for gateway in self.sandbox.running_gateways():
+            self.expect_call("s2s: tampered", "attacker", gateway, READ_ROUTE, tampered, 401, "gateway")
+
+        self.n.section("2e. Key rotation: the provider signs with its pre-published next key; the old one stays")
+        rotated = self.sandbox.idp.rotate_key()
+        self.n.hop("IdP admin", "rotate signing key",
+                   f"now signing with {rotated['signing_kid']}, next {rotated['next_kid']}, publishing "
+                   f"{', '.join(rotated['published_kids'])}")
+        fresh = self.worker_token()
+        for gateway in self.sandbox.running_gateways():
+            self.expect_call("s2s: after rotation (new key)", self.worker.client_id, gateway, READ_ROUTE, fresh, 200,
+                             "backend")
+            self.expect_call("s2s: after rotation (old key)", self.worker.client_id, gateway, READ_ROUTE, good, 200,
+                             "backend")
+
+    def enforcement(self) -> None:
+        self.n.section("3. Gateway enforcement: did any refused request reach the backend?")
+        backend = self.sandbox.backend
+        for gateway in self.sandbox.running_gateways():
+            events = gateway.server.events
+            refused_at_gateway = [e for e in events if not e.decision.allowed]
+            self.n.hop(gateway.title, f"{len(events)} requests, {len(refused_at_gateway)} refused at the gateway",
+                       f"backend saw {sum(1 for e in events if e.decision.allowed)} from it")
+        self.n.note(f"backend arrivals by door: {dict(backend.arrivals)}, accepted by its guard: "
+                    f"{dict(backend.accepted)}")
+        forwarded = sum(1 for g in self.sandbox.running_gateways() for e in g.server.events if e.decision.allowed)
+        self.n.expect("enforcement: backend arrivals == forwarded requests", "all", str(forwarded),
+                      str(backend.total_arrivals))
+        for handle in self.sandbox.gateways.values():
+            if handle.server is None:
+                self.n.expect("gateway available", handle.name, "running", "unavailable", handle.error)
+
+
+def tamper(token: str) -> str:
+    """The same token with its payload changed (scope widened) and the original signature kept."""
+    header, payload, signature = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims["scope"] = (claims.get("scope", "") + " orders:write orders:admin").strip()
+    forged = base64.urlsafe_b64encode(json.dumps(claims, separators=(",", ":")).encode()).rstrip(b"=").decode()
+    return f"{header}.{forged}.{signature}"
+
+
+def print_curl_commands(sandbox: Sandbox, demo: Demo, narrator: Narrator) -> None:
+    narrator.section("The sandbox is running: paste these (tokens live 5 minutes; rerun the token command for more)")
+    worker = demo.worker
+    token_cmd = (f"curl -s -u '{worker.client_id}:{worker.client_secret}' -d grant_type=client_credentials "
+                 f"-d 'scope={' '.join(worker.scopes)}' -d 'resource={resource_indicator('orders-api')}' "
+                 f"{demo.disc['token_endpoint']}")
+    print(f"\n  # a service token\n  TOKEN=$({token_cmd} | python3 -c 'import json,sys; print(json.load(sys.stdin)"
+          f"[\"access_token\"])')", file=narrator.out)
+    for gateway in sandbox.running_gateways():
+        print(f"\n  # {gateway.title} ({gateway.artifact})", file=narrator.out)
+        print(f"  curl -i -H \"Authorization: Bearer $TOKEN\" {gateway.url}/orders", file=narrator.out)
+        print(f"  curl -i -X POST -H \"Authorization: Bearer $TOKEN\" {gateway.url}/orders   # 403: needs "
+              "orders:write too", file=narrator.out)
+        print(f"  curl -i {gateway.url}/health", file=narrator.out)
+    print(f"\n  # the provider: discovery, keys, login (users: "
+          f"{', '.join(f'{u.username}/{u.password}' for u in sandbox.idp_setup.users.values())})", file=narrator.out)
+    print(f"  curl -s {sandbox.idp.issuer}/.well-known/openid-configuration\n  curl -s {demo.disc['jwks_uri']}",
+          file=narrator.out)
+    print("\n  Ctrl-C stops everything.", file=narrator.out, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sandbox.demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--policy", type=Path, default=DEFAULT_POLICY, help="policy file (default: policies/local.yaml)")
+    parser.add_argument("--api", default="orders", help="API of the policy to put behind the gateways")
+    parser.add_argument("--keep-running", action="store_true", help="stay up and print curl commands")
+    parser.add_argument("--no-color", action="store_true", help="plain output")
+    args = parser.parse_args(argv)
+    narrator = Narrator(color=sys.stdout.isatty() and not args.no_color)
+    started = time.monotonic()
+    # SIGTERM ends the run like Ctrl-C, so the context manager stops every process and server.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    narrator.section("Starting the sandbox (everything on 127.0.0.1, ephemeral ports)")
+    try:
+        with Sandbox(policy_path=args.policy, api=args.api, log=narrator.note) as sandbox:
+            demo = Demo(sandbox, narrator)
+            demo.human_login()
+            demo.service_to_service()
+            demo.enforcement()
+            narrator.summary()
+            narrator.note(f"took {time.monotonic() - started:.1f}s")
+            if args.keep_running:
+                print_curl_commands(sandbox, demo, narrator)
+                threading.Event().wait()
+    except KeyboardInterrupt:
+        print("\nstopping the sandbox", file=sys.stderr)
+        return 130 if not narrator.outcomes or narrator.failures else 0
+    except Exception as exc:
+        print(f"\nthe sandbox failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    return 1 if narrator.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""The whole sandbox as one object: the OpenID provider, the artifacts rendered from the policy, the backend, and
+one loopback gateway per emulation. Start it, use it, stop it (also on errors and Ctrl-C: it is a context manager).
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from sandbox.backend import Backend
+from sandbox.gateways.server import GatewayServer
+from sandbox.idp.config import IdpSetup, build_idp_setup
+from sandbox.idp.launcher import IdpProcess
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_POLICY = REPO_ROOT / "policies" / "local.yaml"
+ISSUER_VARIABLE = "LOCAL_ISSUER_URL"
+# Only used to read the clients and audiences before the provider (and so its URL) exists.
+PLACEHOLDER_ISSUER = "http://127.0.0.1:9"
+# Another API served by the same provider, which the sandbox's gateways must not accept: the "wrong audience".
+FOREIGN_AUDIENCE = "billing-api"
+
+
+@dataclass
+class GatewayHandle:
+    name: str
+    title: str
+    server: GatewayServer | None
+    artifact: str                     # where the configuration came from, for the narration
+    error: str = ""                   # why this gateway could not be built (then server is None)
+
+    @property
+    def url(self) -> str:
+        return self.server.url if self.server else ""
+
+
+@dataclass
+class Sandbox:
+    policy_path: Path = DEFAULT_POLICY
+    api: str = "orders"
+    issuer_name: str = "local"
+    gateways_wanted: tuple[str, ...] = ("aws-http-api", "aws-rest-api", "gcp-api-gateway", "azure-apim")
+    log: Callable[[str], None] = lambda line: None
+    idp: IdpProcess | None = None
+    idp_setup: IdpSetup | None = None
+    policy: Any = None
+    route_table: dict = field(default_factory=dict)
+    route_table_path: Path | None = None
+    backend: Backend | None = None
+    gateways: dict[str, GatewayHandle] = field(default_factory=dict)
+    workdir: Path | None = None
+    _tmp: tempfile.TemporaryDirectory | None = None
+
+    def __enter__(self) -> "Sandbox":
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> "Sandbox":
+        from stacks.policy import load_policy
+        from stacks.policy.render import render_route_table
+
+        self._tmp = tempfile.TemporaryDirectory(prefix="authgate-sandbox-")
+        self.workdir = Path(self._tmp.name)
+        draft = load_policy(self.policy_path, variables={ISSUER_VARIABLE: PLACEHOLDER_ISSUER})
+        self.idp_setup = build_idp_setup(draft, self.issuer_name, extra_audiences=(FOREIGN_AUDIENCE,))
+        self.idp = IdpProcess(self.idp_setup.document, log_path=self.workdir / "idp.log").start()
+        self.log(f"OpenID provider ready at {self.idp.issuer} (signing key {self.idp.signing_kid})")
+        self.policy = load_policy(self.policy_path, variables={ISSUER_VARIABLE: self.idp.issuer})
+        self.route_table = render_route_table(self.policy)
+        self.route_table_path = self.workdir / "authgate_routes.json"
+        self.route_table_path.write_text(json.dumps(self.route_table, indent=2))
+        self.log(f"route table rendered from {self.policy_path.name}: {self.route_table_path}")
+
+        from sandbox.guards import bearer_guard, gcp_userinfo_guard
+        self.backend = Backend({"bearer": bearer_guard(self.route_table, self.api),
+                                "gcp-userinfo": gcp_userinfo_guard(self.route_table, self.api)}).start()
+        self.log(f"backend (service B) listening at {self.backend.url('bearer')} and {self.backend.url('gcp-userinfo')}")
+        from sandbox.artifacts import GATEWAY_BUILDERS
+        for name in self.gateways_wanted:
+            builder = GATEWAY_BUILDERS.get(name)
+            try:
+                if builder is None:
+                    raise LookupError(f"no artifact builder for {name} in sandbox/artifacts.py")
+                emulator, door, artifact, title = builder(self)
+            except Exception as exc:  # one missing artifact must not hide the others; the demo reports it
+                self.gateways[name] = GatewayHandle(name, name, None, "", f"{type(exc).__name__}: {exc}")
+                self.log(f"gateway {name} NOT available: {type(exc).__name__}: {exc}")
+                continue
+            server = GatewayServer(emulator, self.backend.url(door)).start()
+            self.gateways[name] = GatewayHandle(name, title, server, artifact)
+            self.log(f"{title} emulated from {artifact} at {server.url}")
+        return self
+
+    def stop(self) -> None:
+        for handle in self.gateways.values():
+            if handle.server:
+                handle.server.stop()
+        self.gateways = {}
+        if self.backend:
+            self.backend.stop()
+            self.backend = None
+        if self.idp:
+            self.idp.stop()
+            self.idp = None
+        if self._tmp:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    # Conveniences for the demo and the tests.
+    @property
+    def discovery(self) -> dict:
+        assert self.idp is not None
+        return self.idp.discovery()
+
+    def running_gateways(self) -> list[GatewayHandle]:
+        return [g for g in self.gateways.values() if g.server is not None]
