@@ -1,0 +1,1 @@
+"""authgate guard: CrossGuard rules that fail a stack whose gateways or identity federation let unverified callers in."""
