@@ -150,13 +150,10 @@ class RemoteDocument(Generic[T]):
         held = self._held
         if held is not None and self._clock() < held.fresh_until:
             return held.value
-        with self._lock:
-            may_fetch = self._flight is not None or self._clock() >= self._retry_not_before
-        if may_fetch:
-            if self._fetch_shared() is None:
-                held = self._held
-                assert held is not None
-                return held.value
+        if self._fetch_shared(self._skip_unless_stale) == "fetched":
+            held = self._held
+            assert held is not None
+            return held.value
         held = self._held
         if held is not None and self._clock() < held.stale_until:
             return held.value
@@ -164,15 +161,14 @@ class RemoteDocument(Generic[T]):
 
     def refresh(self, *, cooldown: float) -> str:
         """Refetch now unless a fetch started less than `cooldown` seconds ago (or the error backoff is running);
-        join a fetch already in flight. Returns "refreshed", "failed" or "cooling_down"."""
-        with self._lock:
-            now = self._clock()
-            if self._flight is None:
-                if now < self._retry_not_before:
-                    return "cooling_down"
-                if self._last_attempt is not None and now - self._last_attempt < cooldown:
-                    return "cooling_down"
-        return "refreshed" if self._fetch_shared() is None else "failed"
+        join a fetch already in flight. Returns "fetched", "failed" or "skipped"."""
+
+        def skip_within_cooldown(now: float) -> bool:
+            if now < self._retry_not_before:
+                return True
+            return self._last_attempt is not None and now - self._last_attempt < cooldown
+
+        return self._fetch_shared(skip_within_cooldown)
 
     def unavailable(self, reason: str | None = None, *, state: str | None = None) -> TokenRejected:
         """The fail-closed rejection for this document, with the latest fetch error and the URL."""
@@ -187,19 +183,28 @@ class RemoteDocument(Generic[T]):
                  "valid JSON over https; tokens are refused until it is")
 
     # ----- fetching ----------------------------------------------------------------------------------------------
-    def _fetch_shared(self) -> str | None:
-        """Fetch, or wait for the fetch already in flight. Returns None on success, else why it failed."""
+    def _skip_unless_stale(self, now: float) -> bool:
+        """No fetch when another caller has just refreshed the document, or while the error backoff runs."""
+        held = self._held
+        return (held is not None and now < held.fresh_until) or now < self._retry_not_before
+
+    def _fetch_shared(self, skip: Callable[[float], bool]) -> str:
+        """Fetch, or wait for the fetch already in flight, unless `skip(now)` (evaluated under the lock, when no
+        fetch is in flight) says not to. Returns "fetched", "failed" or "skipped"."""
         with self._lock:
             flight = self._flight
             leader = flight is None
             if leader:
+                now = self._clock()
+                if skip(now):
+                    return "skipped"
                 flight = self._flight = _Flight()
-                self._last_attempt = self._clock()
+                self._last_attempt = now
         assert flight is not None
         if not leader:
             if not flight.done.wait(self.policy.timeout + _FLIGHT_WAIT_MARGIN_SECONDS):
-                return f"gave up waiting for the fetch already in flight after {self.policy.timeout:g} s"
-            return flight.error
+                return "failed"
+            return "fetched" if flight.error is None else "failed"
         error: str | None = "the fetch was interrupted"
         try:
             error = self._fetch_now()
@@ -208,7 +213,7 @@ class RemoteDocument(Generic[T]):
                 self._flight = None
             flight.error = error
             flight.done.set()
-        return error
+        return "fetched" if error is None else "failed"
 
     def _fetch_now(self) -> str | None:
         self.fetch_count += 1
@@ -315,13 +320,12 @@ class JwksCache:
             # The kid is published, for another algorithm: a refetch cannot change that.
             raise key_not_found(key_set, kid, alg)
         outcome = self._document.refresh(cooldown=self.policy.refetch_cooldown)
-        if outcome == "refreshed":
-            key_set = self._document.current or key_set
-            key = key_set.find(kid, alg)
-            if key is not None:
-                return key
-            raise key_not_found(key_set, kid, alg)
-        if outcome == "failed" or self._document.last_error is not None:
+        # Whatever the outcome, look again: a concurrent caller may have fetched the new keys a moment ago.
+        key_set = self._document.current or key_set
+        key = key_set.find(kid, alg)
+        if key is not None:
+            return key
+        if outcome == "failed" or (outcome == "skipped" and self._document.last_error is not None):
             shown = "without a kid" if kid is None else f"kid {kid[:64]!r}"
             raise self._document.unavailable(
                 self._document.last_error,
