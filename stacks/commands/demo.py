@@ -1,0 +1,70 @@
+"""`authgate demo` and `authgate local`: run the local sandbox (sandbox/demo.py) as a child process.
+
+Nothing may import the sandbox (it sits above stacks in the layering), so the CLI starts it with
+`python -m sandbox.demo` and passes its exit status through. Ctrl-C reaches the child too (same process group),
+and the child stops every server it started.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--policy", help="policy file (default: policies/local.yaml)")
+    parser.add_argument("--api", help="API of the policy to put behind the gateways (default: orders)")
+    parser.add_argument("--no-color", action="store_true", help="plain output")
+
+
+def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    _common(parser)
+
+
+def add_local_arguments(parser: argparse.ArgumentParser) -> None:
+    _common(parser)
+
+
+def _sandbox_command(args: argparse.Namespace, *, keep_running: bool) -> list[str]:
+    command = [sys.executable, "-m", "sandbox.demo"]
+    if args.policy:
+        command += ["--policy", str(Path(args.policy).resolve())]
+    if args.api:
+        command += ["--api", args.api]
+    if args.no_color:
+        command.append("--no-color")
+    if keep_running:
+        command.append("--keep-running")
+    return command
+
+
+def _run(command: list[str]) -> int:
+    if not (REPO_ROOT / "sandbox" / "demo.py").is_file():
+        print(f"authgate: the sandbox is not in {REPO_ROOT}; run from a clone of the repository", file=sys.stderr)
+        return 2
+    process = subprocess.Popen(command, cwd=REPO_ROOT)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        # The child got the same Ctrl-C and is stopping its servers; wait for it rather than orphan them.
+        try:
+            return process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            return 130
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    return _run(_sandbox_command(args, keep_running=False))
+
+
+def run_local(args: argparse.Namespace) -> int:
+    return _run(_sandbox_command(args, keep_running=True))
+
+
+# The dispatcher's defaults for a module with one command.
+add_arguments = add_demo_arguments
+run = run_demo
