@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -231,7 +232,8 @@ def test_module_import_does_not_load_http_or_ssl():
     code = ("import sys; import lambdas.validation.fetcher, lambdas.validation.jwks_cache, "
             "lambdas.validation.discovery; print(sorted(m for m in ('http.client', 'ssl', 'socket', 'urllib.request')"
             " if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=".")
+    repo_root = Path(__file__).resolve().parents[3]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=repo_root)
     assert out.stdout.strip() == "[]"
 
 
