@@ -124,7 +124,13 @@ PROFILE_HELP = "one of: " + ", ".join(PROFILES)
 
 def check_issuer_url(issuer: str, *, local_development: bool) -> None:
     """https only (loopback http only with local_development); no query, fragment or credentials."""
-    parts = urlsplit(issuer)
+    if not issuer or any(ch.isspace() or ord(ch) < 0x20 for ch in issuer):
+        raise ValueError(f"{issuer!r} is not an issuer URL: it is empty or contains whitespace or control characters")
+    try:
+        parts = urlsplit(issuer)
+        parts.port  # noqa: B018 - parsing the port is what validates it
+    except ValueError as exc:
+        raise ValueError(f"{issuer!r} is not a valid URL ({exc})") from None
     if parts.scheme == "http":
         if not local_development:
             raise ValueError(f"{issuer!r} uses http://; issuers must use https:// (for a loopback issuer in local "
