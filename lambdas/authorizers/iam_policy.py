@@ -279,40 +279,44 @@ class PolicyBuilder:
     def build(self, arn: MethodArn, satisfied: Collection[Route], *, current_allowed: bool) -> PolicyResult:
         """The smallest correct encoding that fits; `current_allowed` is the decision for this request's route."""
         if arn.method.startswith("$") or self.reach.glob_unsafe:
-            return self._current_route(arn, current_allowed)
+            return self.for_current_route(arn, current_allowed)
         sat_keys = {r.route_key for r in satisfied}
         plain = [r for r in self.api.routes if r.template is not None]
         sat = [r for r in plain if r.route_key in sat_keys]
         unsat = [r for r in plain if r.route_key not in sat_keys]
         candidates: list[PolicyResult] = []
         if not sat:
-            candidates.append(self._result(_document([], [arn.whole_stage]), "exact"))
+            candidates.append(_policy_result(_document([], [arn.whole_stage]), "exact"))
         else:
             reached = set().union(*(self.reach.reaches(r) for r in sat))
             denied = [s for s in unsat if s.route_key in reached]
             conflicts = sum(1 for s in denied if self.reach.reaches(s) & sat_keys)
             allow = [arn.resource(p) for r in sat for p in self.reach.patterns(r)]
             deny = [arn.resource(p) for s in denied for p in self.reach.patterns(s)]
-            candidates.append(self._result(_document(allow, deny), "exact", conflicts))
+            candidates.append(_policy_result(_document(allow, deny), "exact", conflicts))
             if not any(self.reach.reaches(s) & sat_keys for s in unsat):
                 deny_all = [arn.resource(p) for s in unsat for p in self.reach.patterns(s)]
-                candidates.append(self._result(_document([arn.whole_stage], deny_all), "deny_list"))
+                candidates.append(_policy_result(_document([arn.whole_stage], deny_all), "deny_list"))
         for result in candidates:  # in order of preference: exact relies least on the table being complete
             if result.size > self.max_bytes or _too_long(result.document):
                 continue
             if policy_allows(result.document, arn.arn) == current_allowed:
                 return result
-        return self._current_route(arn, current_allowed)
+        return self.for_current_route(arn, current_allowed)
 
-    def _current_route(self, arn: MethodArn, allowed: bool) -> PolicyResult:
-        if allowed:
-            return self._result(_document([arn.arn], []), "current_route")
-        return self._result(_document([], [arn.arn]), "current_route")
+    def for_current_route(self, arn: MethodArn, allowed: bool) -> PolicyResult:
+        return current_route_policy(arn, allowed)
 
-    @staticmethod
-    def _result(document: dict, strategy: str, conflicts: int = 0) -> PolicyResult:
-        size = len(json.dumps(document, separators=(",", ":")))
-        return PolicyResult(document, strategy, size, conflicts)
+
+def current_route_policy(arn: MethodArn, allowed: bool) -> PolicyResult:
+    """Allow or Deny exactly this request's ARN (WebSocket $connect, public routes, and the size fallback)."""
+    if allowed:
+        return _policy_result(_document([arn.arn], []), "current_route")
+    return _policy_result(_document([], [arn.arn]), "current_route")
+
+
+def _policy_result(document: dict, strategy: str, conflicts: int = 0) -> PolicyResult:
+    return PolicyResult(document, strategy, len(json.dumps(document, separators=(",", ":"))), conflicts)
 
 
 def _document(allow: Sequence[str], deny: Sequence[str]) -> dict:

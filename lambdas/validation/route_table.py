@@ -225,7 +225,7 @@ class RouteTable:
 
     def verifier(self, **verifier_options: Any):
         """A Verifier over every issuer of the table (options such as clock or fetcher go to the Verifier)."""
-        from .verifier import Verifier  # the verifier pulls in the crypto stack; guards that only match routes skip it
+        from .verifier import Verifier  # the crypto stack loads only when a verifier is wanted
         return Verifier(list(self.issuers.values()), **verifier_options)
 
 

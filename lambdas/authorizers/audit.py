@@ -1,0 +1,26 @@
+"""One structured JSON audit line per authorizer decision, written to stdout (CloudWatch Logs). Never the token."""
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+
+def audit_record(*, authorizer: str, decision: str, code: str | None, route: str | None, principal: Any = None,
+                 latency_us: int, request_id: str | None = None, **extra: Any) -> dict:
+    """The audit fields. `principal` is a verified Principal or None; unverified token contents are never logged
+    (they are whatever an attacker chose to write)."""
+    record = {"authgate": "authorizer", "authorizer": authorizer, "decision": decision, "code": code,
+              "route": route, "sub": None, "client_id": None, "iss": None, "aud": None, "jti": None,
+              "latency_us": latency_us}
+    if principal is not None:
+        record.update(sub=principal.subject, client_id=principal.client_id, iss=principal.issuer,
+                      aud=list(principal.audience), jti=principal.jti)
+    if request_id:
+        record["request_id"] = request_id
+    record.update({k: v for k, v in extra.items() if v is not None})
+    return record
+
+
+def emit(record: dict) -> None:
+    sys.stdout.write(json.dumps(record, separators=(",", ":"), default=str) + "\n")

@@ -1,0 +1,62 @@
+"""REST API Lambda authorizer (TOKEN and REQUEST types): `lambdas/authorizers/rest.py:handler`.
+
+Environment: AUTHGATE_POLICY (route table JSON path), AUTHGATE_API (API name in it), optionally
+AUTHGATE_TOKEN_HEADER (REQUEST type: the header holding the token, default Authorization) and
+AUTHGATE_MAX_POLICY_BYTES (policy size budget, default 8192).
+
+Missing or bad token: raises Exception("Unauthorized") (API Gateway answers 401). A valid token lacking what the route
+needs: a Deny policy (403). Issuer keys unavailable: raises AuthorizerUnavailable (500, not cached). The returned
+policy covers every route of the API (see iam_policy.py), because API Gateway reuses it for all of them while cached.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+from .audit import audit_record, emit
+from .iam_policy import MethodArn, MethodArnError
+from .runtime import (AuthorizerMisconfigured, AuthorizerRuntime, AuthorizerUnavailable, LazyRuntime, context_for,
+                      elapsed_us, header, principal_id)
+
+_RUNTIME = LazyRuntime(AuthorizerRuntime.from_env)
+_RUNTIME.load()
+_TOKEN_HEADER = os.environ.get("AUTHGATE_TOKEN_HEADER", "Authorization")
+
+
+def handler(event: dict, context: object = None) -> dict:
+    return authorize(_RUNTIME.get(), event, token_header=_TOKEN_HEADER)
+
+
+def authorize(runtime: AuthorizerRuntime, event: dict, *, token_header: str = "Authorization") -> dict:
+    started = time.perf_counter_ns()
+    kind = event.get("type")
+    if kind == "TOKEN":
+        raw_token = event.get("authorizationToken")
+    elif kind == "REQUEST":
+        raw_token = header(event.get("headers"), token_header)
+    else:
+        raise AuthorizerMisconfigured(f"REST authorizer received an event of type {kind!r}; configure it as a "
+                                      f"TOKEN or REQUEST authorizer")
+    try:
+        arn = MethodArn.parse(event.get("methodArn"))
+    except MethodArnError as exc:
+        raise AuthorizerMisconfigured(str(exc)) from None
+    route = runtime.api.match(arn.method, arn.path)
+    decision = runtime.decide(raw_token, route, all_routes=True)
+    request_id = (event.get("requestContext") or {}).get("requestId")
+    route_key = decision.route.route_key if decision.route else None
+    if decision.outcome in ("unauthorized", "unavailable"):
+        emit(audit_record(authorizer="rest", decision=decision.outcome, code=decision.code, route=route_key,
+                          principal=decision.principal, latency_us=elapsed_us(started), request_id=request_id))
+        if decision.outcome == "unavailable":
+            raise AuthorizerUnavailable("issuer keys unavailable")
+        raise Exception("Unauthorized")  # the exact message API Gateway turns into 401
+    if decision.principal is None:  # a public route: nothing to cache beyond this request
+        policy = runtime.policy_builder.for_current_route(arn, True)
+    else:
+        policy = runtime.policy_builder.build(arn, decision.satisfied, current_allowed=decision.allowed)
+    emit(audit_record(authorizer="rest", decision=decision.outcome, code=decision.code, route=route_key,
+                      principal=decision.principal, latency_us=elapsed_us(started), request_id=request_id,
+                      policy=policy.strategy, policy_bytes=policy.size, policy_conflicts=policy.conflicts or None))
+    return {"principalId": principal_id(decision.principal), "policyDocument": policy.document,
+            "context": context_for(decision.principal)}

@@ -1,0 +1,134 @@
+"""The policy builder against a brute-force oracle: over random route tables and random satisfied sets, a policy may
+never allow a request that lands on a route the principal does not satisfy, and it is exact when it reports no
+conflicts. Route matching follows API Gateway precedence."""
+from __future__ import annotations
+
+import itertools
+import json
+import random
+
+import pytest
+
+from lambdas.authorizers.iam_policy import MethodArn, PolicyBuilder, policy_allows
+from lambdas.validation.route_table import RouteTable, RouteTableError
+
+PREFIX = "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3d4e5/prod"
+LITERALS = ["a", "b", "me", "items"]
+
+
+def _table(route_keys):
+    routes = []
+    for key in route_keys:
+        method, path = key.split(" ", 1)
+        routes.append({"route_key": key, "method": method, "path": path, "issuers": ["corp"]})
+    return RouteTable.load({"format": "authgate.routes/v1",
+                            "issuers": {"corp": {"issuer": "https://idp.example.test", "audiences": ["x"],
+                                                 "jwks": {"keys": []}}},
+                            "apis": {"t": {"routes": routes}}}).api("t")
+
+
+def _random_route_keys(rng):
+    keys = set()
+    for _ in range(rng.randint(2, 7)):
+        segments = []
+        for position in range(rng.randint(0, 3)):
+            roll = rng.random()
+            segments.append(rng.choice(LITERALS) if roll < 0.55 else f"{{p{position}}}")
+        if segments and rng.random() < 0.2:
+            segments[-1] = f"{{rest{len(segments)}+}}"
+        method = rng.choice(["GET", "GET", "POST", "ANY"])
+        keys.add(f"{method} /" + "/".join(segments))
+    # drop keys API Gateway would see as the same route (same method and same shape)
+    seen, out = set(), []
+    for key in sorted(keys):
+        method, path = key.split(" ", 1)
+        shape = (method, tuple("{}" if s.startswith("{") and not s.endswith("+}") else "{+}" if s.endswith("+}")
+                               else s for s in path.strip("/").split("/")))
+        if shape not in seen:
+            seen.add(shape)
+            out.append(key)
+    return out
+
+
+def _requests():
+    values = LITERALS + ["zz"]
+    for length in range(0, 5):
+        for segments in itertools.product(values, repeat=length):
+            for method in ("GET", "POST", "DELETE"):
+                yield method, "/" + "/".join(segments)
+
+
+ALL_REQUESTS = list(_requests())
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_policy_never_allows_an_unsatisfied_route(seed):
+    rng = random.Random(seed)
+    api = _table(_random_route_keys(rng))
+    builder = PolicyBuilder(api)
+    satisfied = [r for r in api.routes if rng.random() < 0.5]
+    sat_keys = {r.route_key for r in satisfied}
+    for current_method, current_path in rng.sample(ALL_REQUESTS, 5):
+        current = api.match(current_method, current_path)
+        if current is None:
+            continue
+        arn = MethodArn.parse(f"{PREFIX}/{current_method}{current_path}")
+        result = builder.build(arn, satisfied, current_allowed=current.route_key in sat_keys)
+        assert policy_allows(result.document, arn.arn) == (current.route_key in sat_keys)
+        for method, path in ALL_REQUESTS:
+            route = api.match(method, path)
+            if route is None:
+                continue
+            allowed = policy_allows(result.document, f"{PREFIX}/{method}{path}")
+            if route.route_key not in sat_keys:
+                assert not allowed, (result.strategy, method, path, route.route_key, json.dumps(result.document))
+            elif result.strategy != "current_route" and not result.conflicts:
+                assert allowed, (result.strategy, method, path, route.route_key, json.dumps(result.document))
+
+
+def test_route_matching_prefers_literal_then_parameter_then_greedy_then_exact_method():
+    api = _table(["GET /users/me", "GET /users/{id}", "ANY /users/{id}", "GET /files/{path+}", "GET /files/a/{id}",
+                  "GET /"])
+    assert api.match("GET", "/users/me").route_key == "GET /users/me"
+    assert api.match("GET", "/users/7").route_key == "GET /users/{id}"
+    assert api.match("POST", "/users/7").route_key == "ANY /users/{id}"
+    assert api.match("GET", "/files/a/b/c").route_key == "GET /files/{path+}"
+    assert api.match("GET", "/files/a/1").route_key == "GET /files/a/{id}"
+    assert api.match("GET", "/").route_key == "GET /"
+    assert api.match("GET", "/users/7/").route_key == "GET /users/{id}"
+    assert api.match("GET", "/nothing/here") is None
+
+
+def test_large_table_policy_stays_within_budget():
+    keys = [f"{m} /svc{i}/items/{{id}}" for i in range(150) for m in ("GET", "POST")]
+    api = _table(keys)
+    builder = PolicyBuilder(api)
+    readers = [r for r in api.routes if r.method == "GET"]
+    arn = MethodArn.parse(f"{PREFIX}/GET/svc3/items/1")
+    result = builder.build(arn, readers, current_allowed=True)
+    assert result.size <= 8192
+    assert policy_allows(result.document, arn.arn)
+    assert not policy_allows(result.document, f"{PREFIX}/POST/svc3/items/1")
+
+
+@pytest.mark.parametrize("document,message", [
+    ({"format": "authgate.routes/v0", "issuers": {}, "apis": {}}, "format is 'authgate.routes/v0'"),
+    ({"format": "authgate.routes/v1", "issuers": {}, "apis": {"a": {"routes": [
+        {"route_key": "GET /x", "method": "GET", "path": "/x", "issuers": ["ghost"]}]}}}, "ghost"),
+    ({"format": "authgate.routes/v1", "issuers": {}, "apis": {"a": {"routes": [
+        {"route_key": "GET /x", "method": "GET", "path": "/x", "issuers": []}]}}}, "at least one issuer"),
+    ({"format": "authgate.routes/v1", "issuers": {}, "apis": {"a": {"routes": [
+        {"route_key": "GET /x/{a+}/y", "method": "GET", "path": "/x/{a+}/y", "public": True}]}}}, "last segment"),
+])
+def test_route_table_errors_say_what_is_wrong(document, message):
+    with pytest.raises(RouteTableError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        RouteTable.load(document)
+
+
+def test_route_table_file_errors(tmp_path):
+    with pytest.raises(RouteTableError, match="does not exist"):
+        RouteTable.load(tmp_path / "missing.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(RouteTableError, match="not valid JSON"):
+        RouteTable.load(bad)
