@@ -48,10 +48,10 @@ class RoutePlan:
     path: str
     public: bool
     issuers: tuple[str, ...]
-    scopes: tuple[str, ...]
+    scopes: tuple[str, ...]          # the any-of scopes a native JWT authorizer is configured with
     enforcement: str
     enforcement_reason: str
-    # Everything the route demands of a token; two routes with equal requirements may share a cached decision.
+    # Everything the route demands of a token, comparable across routes.
     requirement: tuple = field(compare=False)
 
     @property
@@ -68,6 +68,7 @@ class ApiPlan:
     name: str
     routes: tuple[RoutePlan, ...]
     issuers: Mapping[str, IssuerPlan]
+    table: Mapping = field(compare=False, repr=False)   # the whole route table, as the authorizer will read it
 
     @classmethod
     def from_route_table(cls, table: Mapping | str | Path, api: str) -> "ApiPlan":
@@ -93,7 +94,7 @@ class ApiPlan:
             if route.route_key in seen:
                 raise UnsupportedConfiguration(f"route {route.route_key!r} appears twice in API {api!r}")
             seen.add(route.route_key)
-        return cls(name=api, routes=routes, issuers=issuers)
+        return cls(name=api, routes=routes, issuers=issuers, table=table)
 
     @property
     def native_routes(self) -> tuple[RoutePlan, ...]:
@@ -106,11 +107,6 @@ class ApiPlan:
     @property
     def public_routes(self) -> tuple[RoutePlan, ...]:
         return tuple(r for r in self.routes if r.public)
-
-    @property
-    def lambda_routes_differ(self) -> bool:
-        """True when a decision cached for one Lambda-enforced route could be wrong for another."""
-        return len({r.requirement for r in self.lambda_routes}) > 1
 
     def issuers_used(self, routes: Sequence[RoutePlan]) -> tuple[IssuerPlan, ...]:
         names = sorted({name for route in routes for name in route.issuers})
@@ -164,14 +160,34 @@ def _route_plan(entry: Mapping, issuers: Mapping[str, IssuerPlan]) -> RoutePlan:
     if enforcement not in ENFORCEMENTS:
         raise UnsupportedConfiguration(f"route {route_key!r}: enforcement {enforcement!r} is not native or lambda")
     scopes = _strings(entry.get("scopes"), where=f"route {route_key!r} scopes")
-    requirement = (route_issuers, scopes) + tuple(
-        tuple(sorted(_strings(entry.get(key), where=f"route {route_key!r} {key}")))
-        for key in ("scopes_all", "roles", "roles_all", "groups", "groups_all")) + (
-        tuple(sorted((k, tuple(sorted(v))) for k, v in (entry.get("claims") or {}).items())),)
+    lists = {key: tuple(sorted(_strings(entry.get(key), where=f"route {route_key!r} {key}")))
+             for key in ("scopes_all", "roles", "roles_all", "groups", "groups_all")}
+    claims = entry.get("claims") or {}
+    if not isinstance(claims, Mapping):
+        raise UnsupportedConfiguration(f"route {route_key!r} claims must be a mapping of claim -> allowed values")
+    requirement = (route_issuers, tuple(sorted(scopes)), *lists.values(),
+                   tuple(sorted((k, tuple(sorted(_strings(v, where=f"route {route_key!r} claims.{k}"))))
+                                for k, v in claims.items())), entry.get("token_use"))
+    # The native authorizer takes any-of scopes; a single all-of scope is the same rule.
+    native_scopes = scopes or (lists["scopes_all"] if len(lists["scopes_all"]) == 1 else ())
     route = RoutePlan(route_key=route_key, method=method, path=path, public=public, issuers=route_issuers,
-                      scopes=scopes, enforcement=enforcement,
+                      scopes=native_scopes, enforcement=enforcement,
                       enforcement_reason=str(entry.get("enforcement_reason") or ""), requirement=requirement)
     if route.native:
+        # A route the gateway cannot fully enforce must never be deployed as native: it would let through
+        # tokens the policy refuses.
+        beyond_native = [key for key, values in lists.items() if values and key != "scopes_all"]
+        if claims:
+            beyond_native.append("claims")
+        if len(lists["scopes_all"]) > 1 or (lists["scopes_all"] and scopes):
+            beyond_native.append("scopes_all")
+        if entry.get("token_use") == "id":
+            beyond_native.append("token_use: id")
+        if beyond_native:
+            raise UnsupportedConfiguration(
+                f"route {route_key!r} is marked native but requires {', '.join(beyond_native)}, which the HTTP API "
+                "JWT authorizer cannot check; re-render the route table with `authgate render routes` (the "
+                "compiler sends such routes to the Lambda authorizer)")
         if len(route_issuers) != 1:
             raise UnsupportedConfiguration(
                 f"route {route_key!r} is marked native but names {len(route_issuers)} issuers; an HTTP API route "

@@ -1,6 +1,8 @@
 """The Lambda authorizer function: one of lambdas/authorizers/* with the rendered route table inside its asset."""
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aws_cdk import Duration, aws_iam as iam, aws_lambda as lambda_, aws_logs as logs
 from constructs import Construct
 
@@ -21,16 +23,20 @@ class AuthorizerFunction(Construct):
     code              the authorizer asset (lambdas/ + its runtime dependencies + the rendered route table)
     route_table_path  where the route table sits inside the asset (becomes AUTHGATE_POLICY)
     api_name          which API of the route table this function guards (becomes AUTHGATE_API)
+    settings          further AUTHGATE_* variables the handler reads (e.g. the HTTP API cache settings it checks)
     """
 
     def __init__(self, scope: Construct, id_: str, *, kind: str, code: lambda_.Code, route_table_path: str,
                  api_name: str, runtime: lambda_.Runtime = DEFAULT_RUNTIME,
                  architecture: lambda_.Architecture = lambda_.Architecture.ARM_64, memory_size: int = 512,
                  timeout: Duration = Duration.seconds(5),
-                 log_retention: logs.RetentionDays = DEFAULT_RETENTION) -> None:
+                 log_retention: logs.RetentionDays = DEFAULT_RETENTION,
+                 settings: Mapping[str, str] | None = None) -> None:
         super().__init__(scope, id_)
         if kind not in AUTHORIZER_HANDLERS:
             raise ValueError(f"authorizer kind {kind!r} is not one of {', '.join(AUTHORIZER_HANDLERS)}")
+        if any(not key.startswith("AUTHGATE_") for key in settings or {}):
+            raise ValueError(f"authorizer settings must be AUTHGATE_* variables, got {sorted(settings)}")
         if not route_table_path or route_table_path.startswith("/"):
             raise ValueError(f"route_table_path {route_table_path!r} must be a path relative to the asset root")
         self.log_group = retained_log_group(self, "Logs", retention=log_retention)
@@ -43,4 +49,5 @@ class AuthorizerFunction(Construct):
             code=code, role=self.role, memory_size=memory_size, timeout=timeout, log_group=self.log_group,
             logging_format=lambda_.LoggingFormat.JSON,
             description=f"authgate {kind} authorizer for API {api_name}",
-            environment={"AUTHGATE_POLICY": f"/var/task/{route_table_path}", "AUTHGATE_API": api_name})
+            environment={"AUTHGATE_POLICY": f"/var/task/{route_table_path}", "AUTHGATE_API": api_name,
+                         **(settings or {})})

@@ -10,27 +10,15 @@ from aws_cdk import (CfnOutput, Duration, aws_apigateway as apigw, aws_apigatewa
                      aws_apigatewayv2_authorizers as authorizers, aws_lambda as lambda_, aws_logs as logs)
 from constructs import Construct
 
+from lambdas.authorizers.identity_sources import DEFAULT_TOKEN_SOURCE, http_api_identity_sources
+from lambdas.validation.route_table import RouteTable
 from stacks.aws.authorizer_function.infrastructure import AuthorizerFunction
 from stacks.aws.nag import acknowledge_nag
 from stacks.aws.log_group import DEFAULT_RETENTION, retained_log_group
 from stacks.aws.refusals import require_cache_within_token_lifetime
 from stacks.aws.route_plan import ApiPlan, IssuerPlan, RoutePlan
 
-TOKEN_IDENTITY_SOURCE = "$request.header.Authorization"
-ROUTE_IDENTITY_SOURCE = "$context.routeKey"
-
-
-def lambda_identity_sources(plan: ApiPlan, cache_seconds: int) -> list[str]:
-    """The identity sources of the Lambda authorizer, derived from the plan so they cannot be set wrong.
-
-    API Gateway caches a simple response per identity-source value and reuses it for every route of the API.
-    If routes enforced by the Lambda authorizer differ in what they require, a token allowed on one route would
-    be allowed on all of them from the cache; keying the cache on the route as well prevents that.
-    """
-    sources = [TOKEN_IDENTITY_SOURCE]
-    if cache_seconds > 0 and plan.lambda_routes_differ:
-        sources.append(ROUTE_IDENTITY_SOURCE)
-    return sources
+TOKEN_IDENTITY_SOURCE = DEFAULT_TOKEN_SOURCE
 
 
 class AuthgateHttpApi(Construct):
@@ -70,10 +58,16 @@ class AuthgateHttpApi(Construct):
             if authorizer_code is None:
                 raise ValueError(f"API {plan.name!r} has routes the Lambda authorizer enforces "
                                  f"({', '.join(r.route_key for r in plan.lambda_routes)}); pass authorizer_code")
+            # API Gateway caches a simple response per identity-source value for every route of the API; the
+            # sources are derived from the routes (adding $context.routeKey when they differ) and cannot be
+            # set by hand. The handler re-checks the same rule at init from the two settings passed below.
+            self.identity_sources = http_api_identity_sources(
+                RouteTable.load(plan.table).api(plan.name), result_ttl_seconds=cache_seconds, response="simple")
             self.authorizer_function = AuthorizerFunction(
                 self, "Authorizer", kind="http_api", code=authorizer_code, route_table_path=route_table_path,
-                api_name=plan.name, log_retention=log_retention)
-            self.identity_sources = lambda_identity_sources(plan, cache_seconds)
+                api_name=plan.name, log_retention=log_retention,
+                settings={"AUTHGATE_RESPONSE": "simple", "AUTHGATE_RESULT_TTL_SECONDS": str(cache_seconds),
+                          "AUTHGATE_IDENTITY_SOURCES": ",".join(self.identity_sources)})
             self.lambda_authorizer = authorizers.HttpLambdaAuthorizer(
                 "AuthgateLambda", self.authorizer_function.function, authorizer_name=f"authgate-{plan.name}",
                 response_types=[authorizers.HttpLambdaResponseType.SIMPLE],

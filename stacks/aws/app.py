@@ -1,0 +1,130 @@
+"""The CDK app: `cdk synth` / `cdk deploy` (cdk.json runs `python -m stacks.aws.app`). Everything comes from context."""
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+
+from aws_cdk import App, Duration, Environment, Stage, Validations
+
+from stacks.aws.authorizer_code import ROUTE_TABLE_FILE, prebuilt_authorizer_code
+from stacks.aws.policy_inputs import alb_login, alb_machine_routes, cognito_clients, cognito_scopes
+from stacks.aws.refusals import UnsupportedConfiguration
+from stacks.aws.route_plan import ApiPlan
+from stacks.aws.settings import AppSettings
+from stacks.aws.stacks import (CognitoIssuerStack, EksFrontDoorStack, GithubOidcStack, HttpApiStack,
+                               OidcLoadBalancerStack, RestApiStack, WorkloadIdentityStack, secret_value)
+
+
+def build(app: App, settings: AppSettings) -> ApiPlan:
+    """Add one Stage per configured stage name, each holding the stacks the context asks for."""
+    from stacks.policy import load_policy
+    from stacks.policy.render.route_table import render_route_table
+
+    policy = load_policy(settings.policy)
+    if settings.api not in policy.apis:
+        raise UnsupportedConfiguration(f"authgate:api {settings.api!r} is not in {settings.policy}; it defines "
+                                       f"{', '.join(policy.apis)}")
+    table = render_route_table(policy, apis=[settings.api])
+    plan = ApiPlan.from_route_table(table, settings.api)
+    lifetime = Duration.seconds(shortest_token_lifetime_seconds(settings, plan))
+    staging = Path(tempfile.gettempdir()) / "authgate-authorizer-assets"
+
+    def authorizer_code():
+        if not settings.authorizer_asset_dir:
+            raise UnsupportedConfiguration(
+                "set context authgate:authorizer_asset_dir to the built authorizer asset (lambdas/ plus its "
+                "runtime dependencies for Linux); the route table is added to it at synth time")
+        return prebuilt_authorizer_code(settings.authorizer_asset_dir, table, staging_root=staging)
+
+    api_props = dict(plan=plan, route_table_path=ROUTE_TABLE_FILE, shortest_token_lifetime=lifetime)
+    env = Environment(account=settings.account, region=settings.region) if settings.account else None
+    for stage_name in settings.stages:
+        stage = Stage(app, stage_name, env=env)
+        if settings.cognito:
+            identifier, scopes = cognito_scopes(policy, plan, settings.cognito.issuer)
+            spa, service = cognito_clients(policy, settings.cognito.issuer)
+            CognitoIssuerStack(stage, "Issuer", resource_server_identifier=identifier, scopes=scopes,
+                               domain_prefix=settings.cognito.domain_prefix.replace("{stage}", stage_name),
+                               spa_clients=spa, service_clients=service)
+        HttpApiStack(stage, "HttpApi", authorizer_code=authorizer_code(), backend_url=settings.backend_url,
+                     **api_props)
+        RestApiStack(stage, "RestApi", authorizer_code=authorizer_code(), backend_url=settings.backend_url,
+                     authorizer_type=settings.rest_authorizer_type, **api_props)
+        if settings.alb:
+            if settings.alb.issuer not in plan.issuers:
+                raise UnsupportedConfiguration(f"authgate:alb.issuer {settings.alb.issuer!r} is not an issuer the "
+                                               f"API's routes use; use one of {', '.join(sorted(plan.issuers))}")
+            issuer = plan.issuers[settings.alb.issuer]
+            secret = secret_value(settings.alb.client_secret_name, json_field=settings.alb.client_secret_json_field)
+            # ALB access logging needs the region (its log-delivery principal differs by region); the
+            # certificate is regional, so its ARN says where this stack must live.
+            OidcLoadBalancerStack(stage, "Alb", certificate_arn=settings.alb.certificate_arn,
+                                  env=regional_env(settings, region_from_arn(settings.alb.certificate_arn)),
+                                  login=alb_login(settings.alb, issuer, secret),
+                                  machine_routes=alb_machine_routes(settings.alb, issuer))
+        if settings.eks:
+            if settings.eks.front_door == "http-api-vpc-link":
+                EksFrontDoorStack(stage, "EksFrontDoor", authorizer_code=authorizer_code(),
+                                  env=regional_env(settings, region_from_eks_issuer(settings.eks.oidc_issuer)),
+                                  **api_props)
+            elif settings.eks.front_door == "alb-oidc" and not settings.alb:
+                raise UnsupportedConfiguration("authgate:eks.front_door alb-oidc is the Alb stack: set authgate:alb")
+            if settings.eks.irsa or settings.eks.pod_identity:
+                WorkloadIdentityStack(stage, "WorkloadIdentity", cluster_name=settings.eks.cluster_name,
+                                      oidc_issuer=settings.eks.oidc_issuer,
+                                      oidc_provider_arn=settings.eks.oidc_provider_arn,
+                                      irsa_service_accounts=settings.eks.irsa,
+                                      pod_identity_service_accounts=settings.eks.pod_identity)
+        if settings.github:
+            GithubOidcStack(stage, "GithubOidc", repository=settings.github.repository, ref=settings.github.ref,
+                            environment=settings.github.environment, provider_arn=settings.github.provider_arn,
+                            managed_policy_arns=settings.github.managed_policy_arns)
+    return plan
+
+
+def shortest_token_lifetime_seconds(settings: AppSettings, plan: ApiPlan) -> int:
+    """The configured lifetime, lowered by any issuer that caps token age: authorizer caches never outlive it."""
+    caps = [issuer.max_token_age_seconds for issuer in plan.issuers.values() if issuer.max_token_age_seconds]
+    return min([settings.shortest_token_lifetime_minutes * 60, *caps])
+
+
+def region_from_arn(arn: str) -> str:
+    parts = arn.split(":")
+    if len(parts) < 6 or parts[0] != "arn" or not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", parts[3]):
+        raise UnsupportedConfiguration(f"{arn!r} is not a regional ARN (arn:aws:acm:<region>:<account>:...)")
+    return parts[3]
+
+
+def region_from_eks_issuer(issuer: str) -> str:
+    match = re.fullmatch(r"https://oidc\.eks\.([a-z]{2}(?:-[a-z]+)+-\d)\.amazonaws\.com(?:\.cn)?/id/[A-Za-z0-9]+",
+                         issuer)
+    if not match:
+        raise UnsupportedConfiguration(f"{issuer!r} is not an EKS OIDC issuer "
+                                       "(https://oidc.eks.<region>.amazonaws.com/id/<id>)")
+    return match.group(1)
+
+
+def regional_env(settings: AppSettings, region: str) -> Environment:
+    """A stack that must know its region: the pinned environment, which must agree, or that region alone."""
+    if settings.region and settings.region != region:
+        raise UnsupportedConfiguration(f"authgate:region is {settings.region} but a resource of this stack lives in "
+                                       f"{region}; a stack and its load balancer certificate or cluster share a region")
+    return Environment(account=settings.account, region=region)
+
+
+def add_nag_checks(app: App) -> None:
+    from cdk_nag import AwsSolutionsChecks
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+
+
+def main() -> None:
+    app = App()
+    settings = AppSettings.from_context(app.node.try_get_context)
+    build(app, settings)
+    add_nag_checks(app)
+    app.synth()
+
+
+if __name__ == "__main__":
+    main()

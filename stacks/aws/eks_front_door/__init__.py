@@ -1,0 +1,1 @@
+"""Front doors for an EKS cluster: HTTP API + JWT authorizer over a VPC link, or an OIDC-login ALB."""

@@ -1,0 +1,1 @@
+"""API Gateway REST API guarded by authgate's Lambda TOKEN or REQUEST authorizer."""

@@ -1,0 +1,103 @@
+"""REST API guarded by authgate's Lambda authorizer (TOKEN or REQUEST), with access and execution logging,
+request validation, throttling and a WAF web ACL with a rate-based rule in front of the stage."""
+from __future__ import annotations
+
+import re
+
+from aws_cdk import CfnOutput, Duration, aws_apigateway as apigw, aws_lambda as lambda_, aws_logs as logs
+from constructs import Construct
+
+from stacks.aws.authorizer_function.infrastructure import AuthorizerFunction
+from stacks.aws.log_group import DEFAULT_RETENTION, retained_log_group
+from stacks.aws.nag import acknowledge_nag
+from stacks.aws.refusals import UnsupportedConfiguration, require_cache_within_token_lifetime
+from stacks.aws.route_plan import ApiPlan, RoutePlan
+from stacks.aws.web_acl.infrastructure import DEFAULT_RATE_LIMIT, RateLimitedWebAcl
+
+AUTHORIZER_TYPES = ("request", "token")
+PATH_PARAMETER = re.compile(r"\{([A-Za-z0-9_.-]+?)\+?\}")
+
+
+class AuthgateRestApi(Construct):
+    """A REST API whose methods come from one API of the route table; every non-public method runs the authorizer.
+
+    The REST authorizer answers with a policy covering every route of the API (API Gateway caches it per token and
+    reuses it for all methods), so caching on the token alone is safe; the cache still never outlives the
+    shortest token lifetime.
+    authorizer_type  "request" (Authorization header, the default) or "token" (TOKEN authorizer on the same header)
+    """
+
+    def __init__(self, scope: Construct, id_: str, *, plan: ApiPlan, integration: apigw.Integration,
+                 authorizer_code: lambda_.Code, shortest_token_lifetime: Duration,
+                 route_table_path: str = "authgate_routes.json", authorizer_type: str = "request",
+                 authorizer_cache_ttl: Duration = Duration.minutes(5), stage_name: str = "v1",
+                 throttle_rate_limit: float = 100, throttle_burst_limit: int = 200,
+                 waf_rate_limit: int = DEFAULT_RATE_LIMIT,
+                 log_retention: logs.RetentionDays = DEFAULT_RETENTION) -> None:
+        super().__init__(scope, id_)
+        if authorizer_type not in AUTHORIZER_TYPES:
+            raise UnsupportedConfiguration(f"authorizer_type {authorizer_type!r} is not one of "
+                                           f"{', '.join(AUTHORIZER_TYPES)}")
+        cache_seconds = int(authorizer_cache_ttl.to_seconds())
+        require_cache_within_token_lifetime(cache_seconds, int(shortest_token_lifetime.to_seconds()),
+                                            what="REST API Lambda authorizer")
+        self.plan = plan
+        self.access_logs = retained_log_group(self, "AccessLogs", retention=log_retention)
+        self.api = apigw.RestApi(
+            self, "Api", rest_api_name=f"authgate-{plan.name}", description=f"authgate API {plan.name}",
+            endpoint_types=[apigw.EndpointType.REGIONAL], cloud_watch_role=True,
+            deploy_options=apigw.StageOptions(
+                stage_name=stage_name, throttling_rate_limit=throttle_rate_limit,
+                throttling_burst_limit=throttle_burst_limit, logging_level=apigw.MethodLoggingLevel.ERROR,
+                data_trace_enabled=False,  # full request logging would write bearer tokens to CloudWatch
+                tracing_enabled=True,
+                access_log_destination=apigw.LogGroupLogDestination(self.access_logs),
+                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
+                    caller=False, http_method=True, ip=True, protocol=True, request_time=True, resource_path=True,
+                    response_length=True, status=True, user=True)))
+        acknowledge_nag(self.api.node.find_child("CloudWatchRole"), "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                                  "AmazonAPIGatewayPushToCloudWatchLogs]",
+                        "the account-level role API Gateway needs to write execution logs; AWS maintains the "
+                        "managed policy and it grants log writing only")
+        self.request_validator = self.api.add_request_validator(
+            "Validator", request_validator_name=f"authgate-{plan.name}", validate_request_parameters=True,
+            validate_request_body=True)
+
+        self.authorizer_function: AuthorizerFunction | None = None
+        self.authorizer: apigw.IAuthorizer | None = None
+        if plan.routes != plan.public_routes:
+            self.authorizer_function = AuthorizerFunction(
+                self, "Authorizer", kind="rest", code=authorizer_code, route_table_path=route_table_path,
+                api_name=plan.name, log_retention=log_retention)
+            common = dict(handler=self.authorizer_function.function, authorizer_name=f"authgate-{plan.name}",
+                          results_cache_ttl=Duration.seconds(cache_seconds))
+            self.authorizer = (apigw.TokenAuthorizer(self, "TokenAuthorizer", **common) if authorizer_type == "token"
+                               else apigw.RequestAuthorizer(
+                                   self, "RequestAuthorizer",
+                                   identity_sources=[apigw.IdentitySource.header("Authorization")], **common))
+
+        self.methods: dict[str, apigw.Method] = {}
+        for route in plan.routes:
+            self.methods[route.route_key] = self._add_method(route, integration)
+
+        self.web_acl = RateLimitedWebAcl(self, "WebAcl", name=f"authgate-{plan.name}-rest",
+                                         rate_limit=waf_rate_limit, log_retention=log_retention)
+        self.web_acl.associate("StageAssociation", self.api.deployment_stage.stage_arn)
+        CfnOutput(self, "Url", value=self.api.url, description=f"base URL of API {plan.name}")
+
+    def _add_method(self, route: RoutePlan, integration: apigw.Integration) -> apigw.Method:
+        resource = self.api.root.resource_for_path(route.path)
+        parameters = {f"method.request.path.{name}": True for name in PATH_PARAMETER.findall(route.path)}
+        method = resource.add_method(
+            route.method, integration, request_validator=self.request_validator,
+            request_parameters=parameters or None,
+            authorization_type=apigw.AuthorizationType.NONE if route.public else apigw.AuthorizationType.CUSTOM,
+            authorizer=None if route.public else self.authorizer)
+        if route.public:
+            acknowledge_nag(method, "AwsSolutions-APIG4",
+                            f"route {route.route_key} is declared public: true in the auth policy")
+        acknowledge_nag(method, "AwsSolutions-COG4",
+                        "authorization is authgate's Lambda authorizer, which verifies tokens of any OIDC issuer "
+                        "in the policy (Cognito included), not a Cognito-only user pool authorizer"
+                        if not route.public else f"route {route.route_key} is public by policy")
+        return method

@@ -1,0 +1,161 @@
+"""The app's settings, read from CDK context (cdk.json, cdk.context.json or `-c key=value`), checked once.
+
+Stages and options come from here, never from code edits; stacks are environment-agnostic unless both an
+account and a region are pinned.
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from stacks.aws.refusals import UnsupportedConfiguration
+
+PREFIX = "authgate:"
+STAGE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,30}$")
+FRONT_DOOR_SHAPES = ("http-api-vpc-link", "alb-oidc")
+
+
+@dataclass(frozen=True)
+class AlbSettings:
+    certificate_arn: str
+    issuer: str                     # a policy issuer name
+    client_id: str
+    client_secret_name: str         # Secrets Manager secret holding the client secret
+    client_secret_json_field: str | None = None
+    hosted_domain_url: str | None = None    # Cognito: the user pool domain serving the OAuth endpoints
+    authorization_endpoint: str | None = None
+    token_endpoint: str | None = None
+    user_info_endpoint: str | None = None
+    scope: str = "openid"
+    machine_paths: tuple[str, ...] = ()     # paths where the ALB verifies bearer JWTs of the same issuer
+    machine_scopes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class EksSettings:
+    cluster_name: str
+    oidc_issuer: str
+    oidc_provider_arn: str | None = None
+    irsa: tuple[tuple[str, str], ...] = ()
+    pod_identity: tuple[tuple[str, str], ...] = ()
+    front_door: str | None = None
+
+
+@dataclass(frozen=True)
+class GithubSettings:
+    repository: str
+    ref: str | None = None
+    environment: str | None = None
+    provider_arn: str | None = None
+    managed_policy_arns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CognitoSettings:
+    issuer: str                     # the policy issuer this pool stands for (its routes' scopes, its clients)
+    domain_prefix: str              # "{stage}" is replaced by the stage name
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    policy: str
+    api: str
+    stages: tuple[str, ...]
+    account: str | None = None
+    region: str | None = None
+    shortest_token_lifetime_minutes: int = 15
+    backend_url: str | None = None
+    rest_authorizer_type: str = "request"
+    authorizer_asset_dir: str | None = None
+    cognito: CognitoSettings | None = None
+    alb: AlbSettings | None = None
+    eks: EksSettings | None = None
+    github: GithubSettings | None = None
+
+    @classmethod
+    def from_context(cls, get: Any) -> "AppSettings":
+        """get is node.try_get_context; a section with an unknown field is refused so a typo cannot do nothing."""
+        def value(key: str, default: Any = None) -> Any:
+            raw = get(PREFIX + key)
+            if isinstance(raw, str) and raw[:1] in "[{" and key != "policy":
+                try:   # `-c authgate:stages='["dev","prod"]'` arrives as a string
+                    raw = json.loads(raw)
+                except json.JSONDecodeError as exc:
+                    raise UnsupportedConfiguration(f"context {PREFIX}{key} is not valid JSON: {exc}") from None
+            return default if raw in (None, "") else raw
+
+        policy = value("policy")
+        api = value("api")
+        if not policy or not api:
+            raise UnsupportedConfiguration(f"set context {PREFIX}policy (a policy file) and {PREFIX}api (an API "
+                                           "of it), in cdk.json or with -c")
+        stages = value("stages", ["dev"])
+        if isinstance(stages, str):
+            stages = [s.strip() for s in stages.split(",") if s.strip()]
+        if not stages or not all(isinstance(s, str) and STAGE_NAME.match(s) for s in stages):
+            raise UnsupportedConfiguration(f"{PREFIX}stages must be a list of names (letters, digits, hyphens; "
+                                           f"starting with a letter), got {stages!r}")
+        account, region = value("account"), value("region")
+        if bool(account) != bool(region):
+            raise UnsupportedConfiguration(f"pin both {PREFIX}account and {PREFIX}region, or neither "
+                                           "(environment-agnostic stacks)")
+        if account and not re.fullmatch(r"\d{12}", str(account)):
+            raise UnsupportedConfiguration(f"{PREFIX}account {account!r} is not a 12-digit AWS account id")
+        lifetime = value("shortest_token_lifetime_minutes", 15)
+        if not isinstance(lifetime, int) or isinstance(lifetime, bool) or not 1 <= lifetime <= 1440:
+            try:
+                lifetime = int(lifetime)
+            except (TypeError, ValueError):
+                lifetime = 0
+            if not 1 <= lifetime <= 1440:
+                raise UnsupportedConfiguration(f"{PREFIX}shortest_token_lifetime_minutes must be 1..1440")
+        return cls(
+            policy=str(policy), api=str(api), stages=tuple(stages), account=account and str(account),
+            region=region and str(region), shortest_token_lifetime_minutes=lifetime,
+            backend_url=value("backend_url"), rest_authorizer_type=value("rest_authorizer_type", "request"),
+            authorizer_asset_dir=value("authorizer_asset_dir"),
+            cognito=_section(value("cognito"), CognitoSettings, "cognito"),
+            alb=_section(value("alb"), AlbSettings, "alb"),
+            eks=_eks(value("eks")), github=_section(value("github"), GithubSettings, "github"))
+
+
+def _section(raw: Any, kind: type, key: str) -> Any:
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise UnsupportedConfiguration(f"context {PREFIX}{key} must be an object, got {type(raw).__name__}")
+    allowed = set(kind.__dataclass_fields__)
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise UnsupportedConfiguration(f"context {PREFIX}{key} has unknown field(s) {', '.join(unknown)}; "
+                                       f"allowed: {', '.join(sorted(allowed))}")
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
+    try:
+        return kind(**values)
+    except TypeError as exc:
+        raise UnsupportedConfiguration(f"context {PREFIX}{key}: {exc}") from None
+
+
+def _service_accounts(raw: Sequence, *, key: str) -> tuple[tuple[str, str], ...]:
+    out = []
+    for item in raw or ():
+        if not isinstance(item, str) or item.count("/") != 1:
+            raise UnsupportedConfiguration(f"{PREFIX}eks.{key} entries are 'namespace/service-account', got {item!r}")
+        namespace, name = item.split("/")
+        out.append((namespace, name))
+    return tuple(out)
+
+
+def _eks(raw: Any) -> EksSettings | None:
+    section = _section(raw, EksSettings, "eks")
+    if section is None:
+        return None
+    if section.front_door not in (None, *FRONT_DOOR_SHAPES):
+        raise UnsupportedConfiguration(f"{PREFIX}eks.front_door must be one of {', '.join(FRONT_DOOR_SHAPES)}")
+    return EksSettings(cluster_name=section.cluster_name, oidc_issuer=section.oidc_issuer,
+                       oidc_provider_arn=section.oidc_provider_arn, front_door=section.front_door,
+                       irsa=_service_accounts(section.irsa, key="irsa"),
+                       pod_identity=_service_accounts(section.pod_identity, key="pod_identity"))

@@ -1,0 +1,132 @@
+"""authgate's AWS stacks: each composes the constructs for one deployable concern and nothing else."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aws_cdk import Duration, SecretValue, Stack, aws_apigateway as apigw, aws_apigatewayv2_integrations as integ
+from aws_cdk import aws_iam as iam, aws_lambda as lambda_
+from constructs import Construct
+
+from stacks.aws.alb_oidc.infrastructure import MachineRoute, OidcLogin, OidcLoginLoadBalancer
+from stacks.aws.cognito_issuer.infrastructure import CognitoIssuer, ServiceClientSpec, SpaClientSpec
+from stacks.aws.echo_backend.infrastructure import EchoBackend
+from stacks.aws.eks_front_door.infrastructure import HttpApiVpcLinkFrontDoor
+from stacks.aws.github_oidc.infrastructure import GithubActionsRole
+from stacks.aws.http_api.infrastructure import AuthgateHttpApi
+from stacks.aws.network import flow_logged_vpc
+from stacks.aws.rest_api.infrastructure import AuthgateRestApi
+from stacks.aws.route_plan import ApiPlan
+from stacks.aws.workload_identity.infrastructure import ClusterOidcProvider, IrsaRole, PodIdentityRole
+
+
+class CognitoIssuerStack(Stack):
+    """A Cognito user pool issuing tokens for one API's scopes, with the policy's SPA and service clients."""
+
+    def __init__(self, scope: Construct, id_: str, *, resource_server_identifier: str, scopes: dict[str, str],
+                 domain_prefix: str, spa_clients: Sequence[SpaClientSpec], service_clients: Sequence[ServiceClientSpec],
+                 **kwargs) -> None:
+        super().__init__(scope, id_, **kwargs)
+        self.issuer = CognitoIssuer(self, "Issuer", resource_server_identifier=resource_server_identifier,
+                                    scopes=scopes, domain_prefix=domain_prefix, spa_clients=spa_clients,
+                                    service_clients=service_clients)
+
+
+class HttpApiStack(Stack):
+    """One API of the policy as an HTTP API; to backend_url if given, else to the echo backend."""
+
+    def __init__(self, scope: Construct, id_: str, *, plan: ApiPlan, authorizer_code: lambda_.Code,
+                 route_table_path: str, shortest_token_lifetime: Duration, backend_url: str | None = None,
+                 **kwargs) -> None:
+        super().__init__(scope, id_, **kwargs)
+        if backend_url:
+            integration = integ.HttpUrlIntegration("Backend", backend_url)
+        else:
+            self.echo = EchoBackend(self, "Echo")
+            integration = integ.HttpLambdaIntegration("Backend", self.echo.function)
+        self.http_api = AuthgateHttpApi(self, "HttpApi", plan=plan, integration=integration,
+                                        authorizer_code=authorizer_code, route_table_path=route_table_path,
+                                        shortest_token_lifetime=shortest_token_lifetime)
+
+
+class RestApiStack(Stack):
+    """One API of the policy as a REST API with the Lambda authorizer and WAF; to the echo backend or backend_url."""
+
+    def __init__(self, scope: Construct, id_: str, *, plan: ApiPlan, authorizer_code: lambda_.Code,
+                 route_table_path: str, shortest_token_lifetime: Duration, backend_url: str | None = None,
+                 authorizer_type: str = "request", **kwargs) -> None:
+        super().__init__(scope, id_, **kwargs)
+        if backend_url:
+            integration: apigw.Integration = apigw.HttpIntegration(backend_url, proxy=True, http_method="ANY")
+        else:
+            self.echo = EchoBackend(self, "Echo")
+            integration = apigw.LambdaIntegration(self.echo.function)
+        self.rest_api = AuthgateRestApi(self, "RestApi", plan=plan, integration=integration,
+                                        authorizer_code=authorizer_code, route_table_path=route_table_path,
+                                        shortest_token_lifetime=shortest_token_lifetime,
+                                        authorizer_type=authorizer_type)
+
+
+class OidcLoadBalancerStack(Stack):
+    """A VPC and an internet-facing ALB that signs users in with OIDC (and verifies JWTs on machine paths)."""
+
+    def __init__(self, scope: Construct, id_: str, *, certificate_arn: str, login: OidcLogin,
+                 machine_routes: Sequence[MachineRoute] = (), **kwargs) -> None:
+        super().__init__(scope, id_, **kwargs)
+        self.vpc = flow_logged_vpc(self, "Vpc")
+        self.load_balancer = OidcLoginLoadBalancer(self, "Alb", name="authgate", vpc=self.vpc,
+                                                   certificate_arn=certificate_arn, login=login,
+                                                   machine_routes=machine_routes)
+
+
+class EksFrontDoorStack(Stack):
+    """A VPC with an internal ALB for the cluster, reached only through an HTTP API + VPC link."""
+
+    def __init__(self, scope: Construct, id_: str, *, plan: ApiPlan, authorizer_code: lambda_.Code,
+                 route_table_path: str, shortest_token_lifetime: Duration, **kwargs) -> None:
+        super().__init__(scope, id_, **kwargs)
+        self.vpc = flow_logged_vpc(self, "Vpc")
+        self.front_door = HttpApiVpcLinkFrontDoor(self, "FrontDoor", vpc=self.vpc, plan=plan,
+                                                  authorizer_code=authorizer_code, route_table_path=route_table_path,
+                                                  shortest_token_lifetime=shortest_token_lifetime)
+
+
+class WorkloadIdentityStack(Stack):
+    """IRSA roles (and Pod Identity roles) for service accounts of an existing EKS cluster."""
+
+    def __init__(self, scope: Construct, id_: str, *, cluster_name: str, oidc_issuer: str,
+                 irsa_service_accounts: Sequence[tuple[str, str]] = (),
+                 pod_identity_service_accounts: Sequence[tuple[str, str]] = (),
+                 oidc_provider_arn: str | None = None, **kwargs) -> None:
+        super().__init__(scope, id_, **kwargs)
+        self.irsa_roles: dict[str, IrsaRole] = {}
+        self.pod_identity_roles: dict[str, PodIdentityRole] = {}
+        if irsa_service_accounts:
+            self.provider = ClusterOidcProvider(self, "ClusterOidc", issuer_url=oidc_issuer,
+                                                provider_arn=oidc_provider_arn)
+            for namespace, name in irsa_service_accounts:
+                self.irsa_roles[f"{namespace}/{name}"] = IrsaRole(
+                    self, f"Irsa-{namespace}-{name}", provider=self.provider, namespace=namespace,
+                    service_account=name)
+        for namespace, name in pod_identity_service_accounts:
+            self.pod_identity_roles[f"{namespace}/{name}"] = PodIdentityRole(
+                self, f"PodIdentity-{namespace}-{name}", cluster_name=cluster_name, namespace=namespace,
+                service_account=name)
+
+
+class GithubOidcStack(Stack):
+    """GitHub Actions OIDC provider plus a role one repository and ref may assume."""
+
+    def __init__(self, scope: Construct, id_: str, *, repository: str, ref: str | None = None,
+                 environment: str | None = None, provider_arn: str | None = None,
+                 managed_policy_arns: Sequence[str] = (), **kwargs) -> None:
+        super().__init__(scope, id_, **kwargs)
+        policies = [iam.ManagedPolicy.from_managed_policy_arn(self, f"Policy{i}", arn)
+                    for i, arn in enumerate(managed_policy_arns)]
+        self.github = GithubActionsRole(self, "GithubActions", repository=repository, ref=ref,
+                                        environment=environment, provider_arn=provider_arn,
+                                        managed_policies=policies)
+
+
+def secret_value(secret_name: str, *, json_field: str | None = None) -> SecretValue:
+    """A Secrets Manager dynamic reference: resolved by CloudFormation at deploy time, never in the template."""
+    return SecretValue.secrets_manager(secret_name, json_field=json_field)

@@ -1,0 +1,1 @@
+"""EKS workload identity: IRSA roles trusted for one service account, and EKS Pod Identity associations."""
