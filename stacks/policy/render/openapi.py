@@ -114,13 +114,17 @@ def render_openapi(policy: AuthPolicy, api_name: str, *, backend_url: str, jwt_a
     keys = {key: parse_route_key(key) for key in api.routes}
     explicit = {(k.method, k.shape) for k in keys.values() if k.method != "ANY"}
     operation_ids: set[str] = set()
+    # Routes of one shape ("GET /files/{name}", "ANY /files/{id}") share one OpenAPI path: two templates differing
+    # only in parameter names are ambiguous. The first route's parameter names win.
+    first_of_shape: dict[tuple[str, ...], RouteKey] = {}
     for key_text, route in api.routes.items():
-        key = keys[key_text]
-        methods = ANY_METHODS if key.method == "ANY" else (key.method.lower(),)
+        own_key = keys[key_text]
+        key = first_of_shape.setdefault(own_key.shape, own_key)
+        methods = ANY_METHODS if own_key.method == "ANY" else (own_key.method.lower(),)
         path_item = document["paths"].setdefault(_openapi_path(key), {})
         for method in methods:
             # A specific method beats ANY on the same path, as at every other gateway.
-            if key.method == "ANY" and (method.upper(), key.shape) in explicit:
+            if own_key.method == "ANY" and (method.upper(), key.shape) in explicit:
                 continue
             operation_id = _operation_id(api_name, method, key)
             while operation_id in operation_ids:
