@@ -11,6 +11,7 @@ from stacks.policy.route_keys import RouteKey, parse_route_key
 if TYPE_CHECKING:
     from stacks.policy.model import AuthPolicy
 
+# Names become CDK construct ids, Pulumi resource names and OpenAPI security definition names.
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
 _NAME_HELP = "names start with a letter and hold up to 63 letters, digits, '-' or '_'"
 

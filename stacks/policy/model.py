@@ -9,7 +9,7 @@ from typing import Annotated, Any, Iterator, Literal
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationInfo,
                       field_validator, model_validator)
 
-from stacks.policy.profiles import (ASYMMETRIC_ALGORITHMS, PROFILES, check_issuer_url, check_key_url)
+from stacks.policy.profiles import PROFILES, check_issuer_url, check_key_url
 from stacks.policy.route_keys import RouteKey, parse_route_key
 
 ProfileName = Literal["generic", "cognito", "entra", "google", "okta", "auth0", "keycloak", "kubernetes"]
@@ -17,8 +17,6 @@ Algorithm = Literal["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256
 TokenUse = Literal["access", "id", "any"]
 Enforcement = Literal["auto", "native", "lambda"]
 
-# Names become CDK construct ids, Pulumi resource names and OpenAPI security definition names.
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
 # RFC 6749 §3.3 scope-token: printable ASCII except space, '"' and '\'.
 _SCOPE_TOKEN = re.compile(r'^[\x21\x23-\x5B\x5D-\x7E]+$')
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
