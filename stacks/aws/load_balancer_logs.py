@@ -4,6 +4,7 @@ from __future__ import annotations
 from aws_cdk import Duration, RemovalPolicy, aws_s3 as s3
 from constructs import Construct
 
+from stacks.aws.checkov import skip_checkov
 from stacks.aws.nag import acknowledge_nag
 
 
@@ -13,7 +14,8 @@ def load_balancer_log_bucket(scope: Construct, id_: str, *, retention: Duration 
         block_public_access=s3.BlockPublicAccess.BLOCK_ALL, enforce_ssl=True, versioned=True,
         object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED, removal_policy=RemovalPolicy.RETAIN,
         lifecycle_rules=[s3.LifecycleRule(expiration=retention, noncurrent_version_expiration=Duration.days(30))])
-    acknowledge_nag(bucket, "AwsSolutions-S1",
-                    "this bucket receives a load balancer's access logs; logging access to it would need another "
-                    "bucket, and that one another")
+    reason = ("this bucket receives a load balancer's access logs; logging access to it would need another "
+              "bucket, and that one another")
+    acknowledge_nag(bucket, "AwsSolutions-S1", reason)
+    skip_checkov(bucket, "CKV_AWS_18", reason)
     return bucket

@@ -8,6 +8,7 @@ from aws_cdk import aws_iam as iam, aws_lambda as lambda_
 from constructs import Construct
 
 from stacks.aws.alb_oidc.infrastructure import MachineRoute, OidcLogin, OidcLoginLoadBalancer
+from stacks.aws.checkov import add_provider_function_skips
 from stacks.aws.cognito_issuer.infrastructure import CognitoIssuer, ServiceClientSpec, SpaClientSpec
 from stacks.aws.echo_backend.infrastructure import EchoBackend
 from stacks.aws.eks_front_door.infrastructure import HttpApiVpcLinkFrontDoor
@@ -19,7 +20,15 @@ from stacks.aws.route_plan import ApiPlan
 from stacks.aws.workload_identity.infrastructure import ClusterOidcProvider, IrsaRole, PodIdentityRole
 
 
-class CognitoIssuerStack(Stack):
+class AuthgateStack(Stack):
+    """Every authgate stack: CDK's own provider functions carry their checkov skips with reasons."""
+
+    def __init__(self, scope: Construct, id_: str, **kwargs) -> None:
+        super().__init__(scope, id_, **kwargs)
+        add_provider_function_skips(self)
+
+
+class CognitoIssuerStack(AuthgateStack):
     """A Cognito user pool issuing tokens for one API's scopes, with the policy's SPA and service clients."""
 
     def __init__(self, scope: Construct, id_: str, *, resource_server_identifier: str, scopes: dict[str, str],
@@ -31,7 +40,7 @@ class CognitoIssuerStack(Stack):
                                     service_clients=service_clients)
 
 
-class HttpApiStack(Stack):
+class HttpApiStack(AuthgateStack):
     """One API of the policy as an HTTP API; to backend_url if given, else to the echo backend."""
 
     def __init__(self, scope: Construct, id_: str, *, plan: ApiPlan, authorizer_code: lambda_.Code,
@@ -48,7 +57,7 @@ class HttpApiStack(Stack):
                                         shortest_token_lifetime=shortest_token_lifetime)
 
 
-class RestApiStack(Stack):
+class RestApiStack(AuthgateStack):
     """One API of the policy as a REST API with the Lambda authorizer and WAF; to the echo backend or backend_url."""
 
     def __init__(self, scope: Construct, id_: str, *, plan: ApiPlan, authorizer_code: lambda_.Code,
@@ -66,7 +75,7 @@ class RestApiStack(Stack):
                                         authorizer_type=authorizer_type)
 
 
-class OidcLoadBalancerStack(Stack):
+class OidcLoadBalancerStack(AuthgateStack):
     """A VPC and an internet-facing ALB that signs users in with OIDC (and verifies JWTs on machine paths)."""
 
     def __init__(self, scope: Construct, id_: str, *, certificate_arn: str, login: OidcLogin,
@@ -78,7 +87,7 @@ class OidcLoadBalancerStack(Stack):
                                                    machine_routes=machine_routes)
 
 
-class EksFrontDoorStack(Stack):
+class EksFrontDoorStack(AuthgateStack):
     """A VPC with an internal ALB for the cluster, reached only through an HTTP API + VPC link."""
 
     def __init__(self, scope: Construct, id_: str, *, plan: ApiPlan, authorizer_code: lambda_.Code,
@@ -90,7 +99,7 @@ class EksFrontDoorStack(Stack):
                                                   shortest_token_lifetime=shortest_token_lifetime)
 
 
-class WorkloadIdentityStack(Stack):
+class WorkloadIdentityStack(AuthgateStack):
     """IRSA roles (and Pod Identity roles) for service accounts of an existing EKS cluster."""
 
     def __init__(self, scope: Construct, id_: str, *, cluster_name: str, oidc_issuer: str,
@@ -113,7 +122,7 @@ class WorkloadIdentityStack(Stack):
                 service_account=name)
 
 
-class GithubOidcStack(Stack):
+class GithubOidcStack(AuthgateStack):
     """GitHub Actions OIDC provider plus a role one repository and ref may assume."""
 
     def __init__(self, scope: Construct, id_: str, *, repository: str, ref: str | None = None,

@@ -10,6 +10,7 @@ from constructs import Construct
 
 from stacks.aws.load_balancer_logs import load_balancer_log_bucket
 from stacks.aws.log_group import DEFAULT_RETENTION
+from stacks.aws.checkov import skip_checkov
 from stacks.aws.nag import acknowledge_nag
 from stacks.aws.refusals import UnsupportedConfiguration, require_alb_oidc_provider, require_https_url
 from stacks.aws.web_acl.infrastructure import DEFAULT_RATE_LIMIT, RateLimitedWebAcl
@@ -145,6 +146,8 @@ class OidcLoginLoadBalancer(Construct):
                 on_unauthenticated_request=elbv2.UnauthenticatedAction.AUTHENTICATE,
                 next=elbv2.ListenerAction.forward([self.target_group])))
         self.load_balancer.add_redirect(source_port=80, target_port=443)
+        skip_checkov(self.security_group, "CKV_AWS_260",
+                     "port 80 is open only for the listener that redirects to HTTPS; it forwards nothing")
         acknowledge_nag(self.security_group, "AwsSolutions-EC23",
                         "an internet-facing login front door: HTTPS (and the HTTP->HTTPS redirect) from anywhere "
                         "is its purpose; every request is authenticated at the listener")

@@ -127,7 +127,6 @@ class CognitoIssuer(Construct):
                 refresh_token_rotation_grace_period=Duration.seconds(10),
                 enable_token_revocation=True, prevent_user_existence_errors=True,
                 supported_identity_providers=[cognito.UserPoolClientIdentityProvider.COGNITO])
-            client.node.add_dependency(self.resource_server)
             self.spa_clients[spec.name] = client
 
         self.service_clients: dict[str, cognito.UserPoolClient] = {}
@@ -142,7 +141,6 @@ class CognitoIssuer(Construct):
                                              scopes=self._resource_scopes_for(spec.name, spec.scopes)),
                 access_token_validity=access_token_lifetime, enable_token_revocation=True,
                 prevent_user_existence_errors=True)
-            client.node.add_dependency(self.resource_server)
             self.service_clients[spec.name] = client
 
         region = Stack.of(self).region

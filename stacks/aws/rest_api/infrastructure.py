@@ -9,6 +9,7 @@ from constructs import Construct
 
 from stacks.aws.authorizer_function.infrastructure import AuthorizerFunction
 from stacks.aws.log_group import DEFAULT_RETENTION, retained_log_group
+from stacks.aws.checkov import skip_checkov
 from stacks.aws.nag import acknowledge_nag
 from stacks.aws.refusals import UnsupportedConfiguration, require_cache_within_token_lifetime
 from stacks.aws.route_plan import ApiPlan, RoutePlan
@@ -59,6 +60,9 @@ class AuthgateRestApi(Construct):
                                   "AmazonAPIGatewayPushToCloudWatchLogs]",
                         "the account-level role API Gateway needs to write execution logs; AWS maintains the "
                         "managed policy and it grants log writing only")
+        skip_checkov(self.api.deployment_stage, "CKV_AWS_120",
+                     "responses are per caller; a stage cache keyed without the caller's identity would serve one "
+                     "caller's data to another")
         self.request_validator = self.api.add_request_validator(
             "Validator", request_validator_name=f"authgate-{plan.name}", validate_request_parameters=True,
             validate_request_body=True)
@@ -96,6 +100,7 @@ class AuthgateRestApi(Construct):
         if route.public:
             acknowledge_nag(method, "AwsSolutions-APIG4",
                             f"route {route.route_key} is declared public: true in the auth policy")
+            skip_checkov(method, "CKV_AWS_59", f"route {route.route_key} is declared public: true in the auth policy")
         acknowledge_nag(method, "AwsSolutions-COG4",
                         "authorization is authgate's Lambda authorizer, which verifies tokens of any OIDC issuer "
                         "in the policy (Cognito included), not a Cognito-only user pool authorizer"
