@@ -16,6 +16,8 @@ ANY_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 _SKUS = {"Consumption": 0, "Developer": 1, "Basic": 1, "Standard": 1, "Premium": 1, "BasicV2": 1, "StandardV2": 1}
 _SERVICE_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{0,48}[a-zA-Z0-9]$")
 _API_PATH = re.compile(r"^[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*$")
+# What may precede the root element of a policy document: an XML declaration, comments, whitespace.
+_PROLOG = re.compile(r"^(\s|<\?xml[^>]*\?>|<!--.*?-->)*", re.S)
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,7 @@ class ApimGatewayArgs:
             raise ValueError(f"API {self.api_name!r} has no routes; APIM would expose nothing")
         if isinstance(self.backend_url, str) and not self.backend_url.startswith("https://"):
             raise ValueError(f"backend_url must be an https:// URL; got {self.backend_url!r}")
-        if isinstance(self.api_policy_xml, str) and not self.api_policy_xml.lstrip().startswith("<policies"):
+        if isinstance(self.api_policy_xml, str) and not _PROLOG.sub("", self.api_policy_xml).startswith("<policies"):
             raise ValueError("api_policy_xml must be an APIM policy document (<policies>...</policies>), as "
                              "`authgate render apim` writes it")
         unknown = sorted(set(self.operation_policy_xml) - set(self.route_keys))

@@ -10,6 +10,15 @@ import pulumi_azure_native as azure_native
 UNAUTHENTICATED_ACTION = "Return401"
 
 
+def check_excluded_paths(paths: Sequence[str]) -> tuple[str, ...]:
+    """Paths EasyAuth lets through without a token: exact paths only."""
+    for path in paths:
+        if not isinstance(path, str) or not path.startswith("/") or "*" in path:
+            raise ValueError(f"excluded_paths entry {path!r} must be an exact path starting with '/' "
+                             "(EasyAuth does not match wildcards here)")
+    return tuple(paths)
+
+
 @dataclass(frozen=True, kw_only=True)
 class AppServiceEasyAuthArgs:
     """Which web app to protect, the Entra issuer and audiences it accepts, and the paths left open."""
@@ -28,10 +37,7 @@ class AppServiceEasyAuthArgs:
                              "its identifier URI if v1 tokens are expected)")
         if isinstance(self.open_id_issuer, str) and not self.open_id_issuer.startswith("https://"):
             raise ValueError(f"open_id_issuer must be an https:// issuer URL; got {self.open_id_issuer!r}")
-        for path in self.excluded_paths:
-            if not path.startswith("/") or "*" in path:
-                raise ValueError(f"excluded_paths entry {path!r} must be an exact path starting with '/' "
-                                 "(EasyAuth does not match wildcards here)")
+        object.__setattr__(self, "excluded_paths", check_excluded_paths(self.excluded_paths))
 
 
 class AppServiceEasyAuth(pulumi.ComponentResource):

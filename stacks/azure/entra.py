@@ -42,7 +42,7 @@ def _check_values(values: Sequence[str], field_name: str) -> tuple[str, ...]:
     return values
 
 
-def _check_redirect_uris(uris: Sequence[str], field_name: str) -> tuple[str, ...]:
+def check_redirect_uris(uris: Sequence[str], field_name: str) -> tuple[str, ...]:
     uris = tuple(uris)
     for uri in uris:
         loopback = uri.startswith(("http://localhost", "http://127.0.0.1"))
@@ -155,7 +155,7 @@ class EntraSpaClientArgs:
         if not self.redirect_uris:
             raise ValueError("redirect_uris must list where Entra may send the authorization code, "
                              "e.g. ['https://app.example.com/auth/callback']")
-        object.__setattr__(self, "redirect_uris", _check_redirect_uris(self.redirect_uris, "redirect_uris"))
+        object.__setattr__(self, "redirect_uris", check_redirect_uris(self.redirect_uris, "redirect_uris"))
         unknown = [s for s in self.scopes if s not in self.api.scope_ids]
         if unknown:
             raise ValueError(f"scopes {unknown} are not defined by the API; it defines {sorted(self.api.scope_ids)}")

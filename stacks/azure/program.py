@@ -1,0 +1,201 @@
+"""The Azure stack: APIM for one policy API (+ Entra registrations, App Service EasyAuth, AKS workload identity)."""
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_azure_native as azure_native
+
+from stacks.azure.aks import AksWorkloadIdentity, AksWorkloadIdentityArgs, WorkloadIdentityBinding
+from stacks.azure.apim import ApimGateway, ApimGatewayArgs
+from stacks.azure.easy_auth import AppServiceEasyAuth, AppServiceEasyAuthArgs, check_excluded_paths
+from stacks.azure.entra import (EntraApi, EntraApiArgs, EntraDaemonClient, EntraDaemonClientArgs, EntraSpaClient,
+                                EntraSpaClientArgs, check_redirect_uris)
+from stacks.pulumi_program.settings import ConfigSource, StackConfigError, field_of, unknown_fields
+
+
+def _check_args(key: str, build):
+    try:
+        return build()
+    except ValueError as exc:
+        if isinstance(exc, StackConfigError):
+            raise
+        raise StackConfigError(key, str(exc), "...") from None
+
+
+def entra_permissions(policy, api_name: str) -> tuple[list[str], list[str]]:
+    """The scopes and app roles the API's routes require from Entra issuers, in policy order, each once."""
+    api = policy.api(api_name)
+    scopes: dict[str, None] = {}
+    roles: dict[str, None] = {}
+    for route in api.routes.values():
+        if not any(policy.issuers[name].profile == "entra" for name in route.issuers):
+            continue
+        for value in (*route.scopes, *route.scopes_all):
+            scopes.setdefault(value, None)
+        for value in (*route.roles, *route.roles_all):
+            roles.setdefault(value, None)
+    return list(scopes), list(roles)
+
+
+def public_paths(policy, api_name: str) -> list[str]:
+    """Literal paths of public routes (EasyAuth exclusions match exact paths only)."""
+    paths: dict[str, None] = {}
+    for key, route in policy.api(api_name).routes.items():
+        path = key.split(" ", 1)[1]
+        if route.public and "{" not in path:
+            paths.setdefault(path, None)
+    return list(paths)
+
+
+def _apim(value: dict[str, Any], policy, api_name: str, resource_group, location: str) -> ApimGatewayArgs:
+    from stacks.policy.render.apim import render_apim, render_apim_operations
+
+    key = "authgate:apim"
+    unknown_fields(value, key, ("serviceName", "publisherEmail", "publisherName", "sku", "backendUrl", "path"))
+    try:
+        api_xml = render_apim(policy, api_name)
+        operation_xml = render_apim_operations(policy, api_name)
+    except ValueError as exc:
+        raise StackConfigError("authgate:api", f"API {api_name!r} cannot be served by APIM: {exc}", api_name) \
+            from None
+    return _check_args(key, lambda: ApimGatewayArgs(
+        resource_group_name=resource_group,
+        location=location,
+        service_name=field_of(value, key, "serviceName", str, example="acme-apis"),
+        publisher_email=field_of(value, key, "publisherEmail", str, example="platform@example.com"),
+        publisher_name=field_of(value, key, "publisherName", str, example="'Acme platform team'"),
+        sku_name=field_of(value, key, "sku", str, example="Consumption", required=False, default="Consumption"),
+        backend_url=field_of(value, key, "backendUrl", str, example="https://orders.internal.example.com"),
+        api_name=api_name,
+        api_path=field_of(value, key, "path", str, example=api_name, required=False, default=api_name),
+        display_name=policy.api(api_name).title,
+        route_keys=list(policy.api(api_name).routes),
+        api_policy_xml=api_xml,
+        operation_policy_xml=operation_xml,
+    ))
+
+
+def _entra(value: dict[str, Any], policy, api_name: str) -> tuple[EntraApiArgs, list[str], list[str], list[str]]:
+    """The API registration's args, and the SPA redirect URIs, SPA scopes and daemon roles (all checked)."""
+    key = "authgate:entra"
+    unknown_fields(value, key, ("displayName", "authority", "identifierUri", "extraScopes", "spaRedirectUris",
+                                "spaScopes", "daemonRoles"))
+    scopes, roles = entra_permissions(policy, api_name)
+    scopes += [s for s in field_of(value, key, "extraScopes", list, example="orders.read", required=False,
+                                   default=[]) if s not in scopes]
+    api_args = _check_args(key, lambda: EntraApiArgs(
+        api_name=api_name,
+        display_name=field_of(value, key, "displayName", str, example=f"'{api_name} API'", required=False,
+                              default=policy.api(api_name).title or f"{api_name} API"),
+        scopes=scopes, app_roles=roles,
+        identifier_uri=field_of(value, key, "identifierUri", str, example=f"api://{api_name}", required=False),
+        authority=field_of(value, key, "authority", str, example="entra", required=False, default="entra"),
+    ))
+    redirect_uris = field_of(value, key, "spaRedirectUris", list, example="https://app.example.com/cb",
+                             required=False, default=[])
+    _check_args(f"{key}.spaRedirectUris", lambda: check_redirect_uris(redirect_uris, "spaRedirectUris"))
+    spa_scopes = field_of(value, key, "spaScopes", list, example=scopes[0] if scopes else "orders.read",
+                          required=False, default=scopes)
+    daemon_roles = field_of(value, key, "daemonRoles", list, example=roles[0] if roles else "Orders.Sync",
+                            required=False, default=[])
+    for name, wanted, defined in (("spaScopes", spa_scopes, scopes), ("daemonRoles", daemon_roles, roles)):
+        unknown = [v for v in wanted if v not in defined]
+        if unknown:
+            raise StackConfigError(f"{key}.{name}", f"{unknown} are not defined by the API registration (it "
+                                   f"defines {defined}; add scopes with extraScopes)", f"--path '{key}.{name}[0]' ...")
+    return api_args, redirect_uris, spa_scopes, daemon_roles
+
+
+def _aks(value: dict[str, Any], resource_group_name: str, location: str) -> AksWorkloadIdentityArgs:
+    key = "authgate:aks"
+    unknown_fields(value, key, ("clusterName", "nodeCount", "nodeVmSize", "kubernetesVersion", "workloads"))
+    raw_workloads = value.get("workloads")
+    if not isinstance(raw_workloads, list) or not raw_workloads:
+        raise StackConfigError(f"{key}.workloads", "must list the service accounts to federate",
+                               f"--path '{key}.workloads[0].namespace' orders")
+    workloads = []
+    for index, raw in enumerate(raw_workloads):
+        item_key = f"{key}.workloads[{index}]"
+        if not isinstance(raw, dict):
+            raise StackConfigError(item_key, "must be a mapping", f"--path '{item_key}.namespace' orders")
+        unknown_fields(raw, item_key, ("namespace", "serviceAccount", "identityName"))
+        workloads.append(_check_args(item_key, lambda: WorkloadIdentityBinding(
+            namespace=field_of(raw, item_key, "namespace", str, example="orders"),
+            service_account=field_of(raw, item_key, "serviceAccount", str, example="orders-api"),
+            identity_name=field_of(raw, item_key, "identityName", str, example="orders-api-identity"),
+        )))
+    return _check_args(key, lambda: AksWorkloadIdentityArgs(
+        resource_group_name=resource_group_name, location=location,
+        cluster_name=field_of(value, key, "clusterName", str, example="authgate-aks"),
+        node_count=field_of(value, key, "nodeCount", int, example="2", required=False, default=2),
+        node_vm_size=field_of(value, key, "nodeVmSize", str, example="Standard_D2s_v5", required=False,
+                              default="Standard_D2s_v5"),
+        kubernetes_version=field_of(value, key, "kubernetesVersion", str, example="1.31", required=False),
+        workloads=workloads,
+    ))
+
+
+def build_azure_stack(source: ConfigSource, policy, api_name: str) -> None:
+    location = source.text("authgate:location", example="westeurope")
+    resource_group_name = source.text("authgate:resourceGroup", example="rg-authgate-dev")
+    apim_value = source.object("authgate:apim", required=True, example=(
+        '{"serviceName": "acme-apis", "publisherEmail": "platform@example.com", "publisherName": "Acme", '
+        '"backendUrl": "https://orders.internal.example.com"}'))
+    entra_value = source.object("authgate:entra", example='{"spaRedirectUris": ["https://app.example.com/cb"]}')
+    app_service_value = source.object("authgate:appService", example='{"name": "orders-app"}')
+    aks_value = source.object("authgate:aks", example=(
+        '{"clusterName": "authgate-aks", "workloads": [{"namespace": "orders", "serviceAccount": "orders-api", '
+        '"identityName": "orders-api"}]}'))
+
+    # Check every section before registering any resource: a bad key must not leave a half-built stack.
+    apim_args = _apim(apim_value, policy, api_name, resource_group_name, location)
+    entra = _entra(entra_value, policy, api_name) if entra_value is not None else None
+    app_service = None
+    if app_service_value is not None:
+        key = "authgate:appService"
+        if entra is None:
+            raise StackConfigError(key, "EasyAuth needs the API's Entra registration; configure authgate:entra too",
+                                   "--path 'authgate:entra.displayName' 'Orders API'")
+        unknown_fields(app_service_value, key, ("name", "resourceGroup"))
+        app_service = (
+            field_of(app_service_value, key, "name", str, example="orders-app"),
+            field_of(app_service_value, key, "resourceGroup", str, example="rg-apps", required=False,
+                     default=resource_group_name),
+        )
+        _check_args(key, lambda: check_excluded_paths(public_paths(policy, api_name)))
+    aks_args = _aks(aks_value, resource_group_name, location) if aks_value is not None else None
+
+    resource_group = azure_native.resources.ResourceGroup(
+        "resource-group", resource_group_name=resource_group_name, location=location)
+    after_group = pulumi.ResourceOptions(depends_on=[resource_group])
+    apim = ApimGateway(api_name, apim_args, opts=after_group)
+    pulumi.export("apimGatewayUrl", apim.gateway_url)
+
+    if entra is not None:
+        api_args, redirect_uris, spa_scopes, daemon_roles = entra
+        entra_api = EntraApi(f"{api_name}-entra", api_args)
+        # The policy's Entra issuer must name these: put them in the policy file (issuer, audiences).
+        pulumi.export("entraIssuer", entra_api.issuer)
+        pulumi.export("entraAudience", entra_api.client_id)
+        if redirect_uris:
+            spa = EntraSpaClient(f"{api_name}-spa", EntraSpaClientArgs(
+                display_name=f"{api_name} web", api=entra_api, redirect_uris=redirect_uris, scopes=spa_scopes))
+            pulumi.export("entraSpaClientId", spa.client_id)
+        if daemon_roles:
+            daemon = EntraDaemonClient(f"{api_name}-daemon", EntraDaemonClientArgs(
+                display_name=f"{api_name} daemon", api=entra_api, app_roles=daemon_roles))
+            pulumi.export("entraDaemonClientId", daemon.client_id)
+        if app_service is not None:
+            web_app_name, web_app_group = app_service
+            AppServiceEasyAuth(f"{api_name}-easyauth", AppServiceEasyAuthArgs(
+                resource_group_name=web_app_group, web_app_name=web_app_name,
+                client_id=entra_api.client_id, open_id_issuer=entra_api.issuer,
+                allowed_audiences=[entra_api.client_id, entra_api.identifier_uri],
+                excluded_paths=public_paths(policy, api_name)))
+            pulumi.export("appServiceUnauthenticatedAction", "Return401")
+
+    if aks_args is not None:
+        aks = AksWorkloadIdentity("aks", aks_args, opts=after_group)
+        pulumi.export("aksOidcIssuerUrl", aks.oidc_issuer_url)
+        pulumi.export("aksWorkloadClientIds", {name: identity.client_id for name, identity in aks.identities.items()})
