@@ -1,0 +1,61 @@
+"""A small ASGI middleware that guards every HTTP request with a check (no web framework needed).
+
+    app = AuthgateMiddleware(app, check=guard.check)           # check(headers, method, path) -> Principal | None
+
+The principal lands in scope["state"]["principal"] (Starlette/FastAPI read `request.state.principal`) and in
+scope["authgate.principal"]. A rejected request gets a JSON body with the code and message (never the token):
+401 with WWW-Authenticate: Bearer for a bad or missing token, 403 for a token lacking what the route needs, 404 for
+an unknown route and 503 when the issuer's keys cannot be had (fail closed).
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Awaitable, Callable
+
+from lambdas.validation.errors import KEY_SOURCE_CODES, TokenRejected
+
+Check = Callable[[list, str, str], Any]
+
+
+def _status(error: TokenRejected) -> int:
+    if error.code in KEY_SOURCE_CODES:
+        return 503
+    if error.code == "route_not_found":
+        return 404
+    return error.status
+
+
+class AuthgateMiddleware:
+    def __init__(self, app: Callable[..., Awaitable[None]], *, check: Check, skip_paths: tuple[str, ...] = ()) -> None:
+        self.app = app
+        self.check = check
+        self.skip_paths = frozenset(skip_paths)
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope.get("type") not in ("http", "websocket") or scope.get("path") in self.skip_paths:
+            await self.app(scope, receive, send)
+            return
+        try:
+            principal = self.check(scope.get("headers") or [], scope.get("method", "GET"), scope.get("path", "/"))
+        except TokenRejected as error:
+            await self._reject(scope, send, error)
+            return
+        scope.setdefault("state", {})["principal"] = principal
+        scope["authgate.principal"] = principal
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    async def _reject(scope: dict, send: Callable, error: TokenRejected) -> None:
+        status = _status(error)
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        body = json.dumps({"error": error.code, "message": error.message, "hint": error.hint}).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        if status == 401:
+            headers.append((b"www-authenticate", f'Bearer error="invalid_token", error_description="{error.code}"'
+                            .encode()))
+        elif status == 403:
+            headers.append((b"www-authenticate", b'Bearer error="insufficient_scope"'))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})

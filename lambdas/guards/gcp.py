@@ -1,0 +1,146 @@
+"""Behind Google Cloud: API Gateway's `X-Apigateway-Api-Userinfo` and Identity-Aware Proxy's `x-goog-iap-jwt-assertion`.
+
+API Gateway (x-google-issuer) verifies the caller's JWT and forwards its claims, base64url JSON, in
+X-Apigateway-Api-Userinfo; it cannot check roles or most claims, so the backend enforces those here. The header is
+only as trustworthy as the path it came by: anyone who can call the backend directly can write it. GcpGatewayGuard
+therefore refuses it unless the request provably came through the gateway:
+  gateway_verifier  (recommended) a Verifier for the Google-signed ID token the gateway sends as `Authorization`
+                    when it calls the backend (backend jwt_audience): issuer https://accounts.google.com, audience
+                    the backend URL; its `email` must be `gateway_service_account`. The caller's own token then
+                    arrives in X-Forwarded-Authorization.
+  private_ingress=True  the operator asserts the backend is a private Cloud Run service whose only invoker is the
+                    gateway's service account (roles/run.invoker), so Cloud Run's IAM already refused everyone else.
+One of the two must be chosen; there is no default trust.
+
+IAP signs `x-goog-iap-jwt-assertion` with ES256 keys published at https://www.gstatic.com/iap/verify/public_key-jwk,
+issuer https://cloud.google.com/iap, audience /projects/<number>/global/backendServices/<id> (load balancer) or
+/projects/<number>/apps/<project-id> (App Engine). iap_issuer_config() builds that IssuerConfig for the shared
+Verifier, so it is checked like any other token.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from typing import Any
+
+from lambdas.validation.config import IssuerConfig
+from lambdas.validation.errors import TokenRejected
+from lambdas.validation.principal import build_principal
+from lambdas.validation.profiles import PROFILES
+
+from .require import header_value
+
+USERINFO_HEADER = "x-apigateway-api-userinfo"
+IAP_HEADER = "x-goog-iap-jwt-assertion"
+IAP_ISSUER = "https://cloud.google.com/iap"
+IAP_JWKS_URI = "https://www.gstatic.com/iap/verify/public_key-jwk"
+GOOGLE_ISSUER = "https://accounts.google.com"
+GOOGLE_JWKS_URI = "https://www.googleapis.com/oauth2/v3/certs"
+MAX_USERINFO_BYTES = 16 * 1024
+_IAP_AUDIENCE = re.compile(r"^/projects/\d+/(global/backendServices/\d+|apps/[a-z][a-z0-9-]{4,28}[a-z0-9])$")
+
+
+def iap_issuer_config(audience: str, *, jwks: dict | None = None, name: str = "iap") -> IssuerConfig:
+    """The IssuerConfig for IAP assertions to `audience` (jwks: in-memory keys instead of Google's endpoint)."""
+    if not _IAP_AUDIENCE.match(audience or ""):
+        raise ValueError(f"IAP audience must be /projects/<number>/global/backendServices/<id> or "
+                         f"/projects/<number>/apps/<project-id>, got {audience!r}")
+    return IssuerConfig(IAP_ISSUER, [audience], jwks=jwks, jwks_uri=None if jwks else IAP_JWKS_URI,
+                        algorithms=("ES256",), profile="generic", name=name, token_use=None)
+
+
+def gateway_issuer_config(backend_audience: str, *, jwks: dict | None = None, name: str = "gcp-gateway",
+                          allow_insecure_http: bool = False) -> IssuerConfig:
+    """The IssuerConfig for the ID token API Gateway presents to its backend (audience: the backend's URL)."""
+    return IssuerConfig(GOOGLE_ISSUER, [backend_audience], jwks=jwks, jwks_uri=None if jwks else GOOGLE_JWKS_URI,
+                        algorithms=("RS256",), profile="google", name=name, token_use="id",
+                        allow_insecure_http=allow_insecure_http)
+
+
+class IapGuard:
+    """Verifies x-goog-iap-jwt-assertion with a Verifier built over iap_issuer_config()."""
+
+    def __init__(self, verifier: Any) -> None:
+        self.verifier = verifier
+
+    def authenticate(self, headers: Any) -> Any:
+        assertion = header_value(headers, IAP_HEADER)
+        if not assertion:
+            raise TokenRejected("malformed", f"the request has no {IAP_HEADER} header",
+                                hint="the backend must only be reachable through IAP")
+        return self.verifier.authenticate(assertion)
+
+
+def decode_userinfo(value: str) -> dict:
+    """X-Apigateway-Api-Userinfo: base64url (padding optional) of the verified claims as a JSON object."""
+    if len(value) > MAX_USERINFO_BYTES:
+        raise TokenRejected("token_too_large", f"{USERINFO_HEADER} exceeds {MAX_USERINFO_BYTES} bytes")
+    if not re.fullmatch(r"[A-Za-z0-9_-]+={0,2}", value):
+        raise TokenRejected("malformed", f"{USERINFO_HEADER} is not base64url")
+    stripped = value.rstrip("=")
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(stripped + "=" * (-len(stripped) % 4)))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise TokenRejected("malformed", f"{USERINFO_HEADER} is not base64url JSON") from None
+    if not isinstance(claims, dict):
+        raise TokenRejected("malformed", f"{USERINFO_HEADER} is not a JSON object")
+    return claims
+
+
+class GcpGatewayGuard:
+    """Reads X-Apigateway-Api-Userinfo after proving the request came through the gateway (see module docstring).
+
+    issuers                  the iss values the gateway is configured to accept (x-google-issuer); others refused
+    gateway_verifier         Verifier over gateway_issuer_config(); with gateway_service_account
+    private_ingress          True to rely on Cloud Run IAM instead (explicit)
+    profile                  how to read scopes/roles/tenant from the claims (generic, entra, google, ...)
+    """
+
+    def __init__(self, *, issuers: list[str], gateway_verifier: Any = None, gateway_service_account: str | None = None,
+                 private_ingress: bool = False, profile: str = "generic", issuer_name: str = "gcp-gateway") -> None:
+        if gateway_verifier is None and not private_ingress:
+            raise ValueError("GcpGatewayGuard needs gateway_verifier (verify the gateway's ID token) or "
+                             "private_ingress=True (Cloud Run allows only the gateway's service account to invoke)")
+        if gateway_verifier is not None and not gateway_service_account:
+            raise ValueError("gateway_service_account is required with gateway_verifier: the ID token must be the "
+                             "gateway's, not any Google identity's")
+        if not issuers:
+            raise ValueError("issuers must list the iss values the gateway accepts")
+        self.issuers = frozenset(issuers)
+        self.gateway_verifier = gateway_verifier
+        self.gateway_service_account = gateway_service_account
+        self.profile = PROFILES[profile]
+        self.issuer_name = issuer_name
+
+    def _check_gateway(self, headers: Any) -> None:
+        if self.gateway_verifier is None:
+            return
+        from lambdas.authorizers.runtime import bearer_token
+        gateway = self.gateway_verifier.authenticate(bearer_token(header_value(headers, "authorization")))
+        if gateway.claims.get("email") != self.gateway_service_account or \
+                gateway.claims.get("email_verified") is False:
+            raise TokenRejected("unknown_issuer", "the request was not sent by the API Gateway's service account",
+                                expected=self.gateway_service_account, found=str(gateway.claims.get("email"))[:100])
+
+    def authenticate(self, headers: Any) -> Any:
+        self._check_gateway(headers)
+        value = header_value(headers, USERINFO_HEADER)
+        if not value:
+            raise TokenRejected("malformed", f"the request has no {USERINFO_HEADER} header",
+                                hint="the route must have a security requirement in the gateway's OpenAPI document")
+        claims = decode_userinfo(value)
+        iss = claims.get("iss")
+        if iss not in self.issuers:
+            raise TokenRejected("unknown_issuer", f"{USERINFO_HEADER} names an issuer this backend does not accept",
+                                expected=sorted(self.issuers), found=str(iss)[:200])
+        sub = claims.get("sub")
+        if not isinstance(sub, str) or not sub:
+            raise TokenRejected("missing_claim", f"{USERINFO_HEADER} has no sub")
+        client, scopes, roles, groups, tenant = self.profile.identity(claims, "access")
+        aud = claims.get("aud")
+        audience = tuple(aud) if isinstance(aud, list) else ((aud,) if isinstance(aud, str) else ())
+        exp = claims.get("exp") if isinstance(claims.get("exp"), int) else 0
+        return build_principal(sub, iss, self.issuer_name, client, audience, scopes, roles, groups, tenant, "access",
+                               claims.get("jti") if isinstance(claims.get("jti"), str) else None, exp, claims)
