@@ -7,10 +7,12 @@ bounded by the header/payload size limits (the C scanner raises RecursionError l
 from __future__ import annotations
 
 import json
+from binascii import Error as _Base64Error
+from binascii import a2b_base64
 from typing import Any
 
 from .errors import TokenRejected
-from .jwk import SUPPORTED_ALGORITHMS, b64url_decode
+from .jwk import _B64URL_INDEX, _B64URL_TO_STD, _PADDING, SUPPORTED_ALGORITHMS, b64url_decode
 
 MAX_TOKEN_CHARS = 16 * 1024       # far above real tokens (Entra with many groups ~ 6 KB), far below abuse
 MAX_HEADER_CHARS = 2048           # a JOSE header is alg/kid/typ and a few more; 2 KB is generous
@@ -38,6 +40,8 @@ def _reject_constant(name: str) -> Any:
 
 _DECODER = json.JSONDecoder(object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
 _SCAN = _DECODER.scan_once
+# The same grammar without the per-object Python hook; used only where duplicates are ruled out another way.
+_PLAIN_SCAN = json.JSONDecoder(parse_constant=_reject_constant).scan_once
 
 
 def _has_lone_surrogate(value: Any) -> bool:
@@ -191,6 +195,112 @@ class HeaderCache:
             self._entries.clear()  # distinct headers beyond the bound mean abuse or churn; start over
         self._entries[segment] = header
         return header
+
+
+def _member_count(obj: dict) -> int:
+    n = len(obj)
+    for value in obj.values():
+        kind = type(value)
+        if kind is dict:
+            n += _member_count(value)
+        elif kind is list:
+            n += _list_member_count(value)
+    return n
+
+
+def _list_member_count(items: list) -> int:
+    n = 0
+    for value in items:
+        kind = type(value)
+        if kind is dict:
+            n += _member_count(value)
+        elif kind is list:
+            n += _list_member_count(value)
+    return n
+
+
+def _fast_b64url(segment: bytes) -> bytes | None:
+    """b64url_decode for the hot path: None instead of an exception (the caller then takes the strict path, which
+    produces the precise error)."""
+    remainder = len(segment) & 3
+    if remainder == 1:
+        return None
+    try:
+        raw = a2b_base64(segment.translate(_B64URL_TO_STD) + _PADDING[remainder], strict_mode=True)
+    except _Base64Error:
+        return None
+    if remainder and _B64URL_INDEX[segment[-1]] & (0b1111 if remainder == 2 else 0b11):
+        return None
+    return raw
+
+
+def _fast_json_object(raw: bytes) -> dict | None:
+    """decode_json_object for ordinary claims sets, or None when the text needs the careful decoder.
+
+    Duplicate member names are ruled out without a per-object Python hook: when the text has no backslash and no
+    whitespace before a colon, every unescaped '"' followed by ':' ends a member name and nothing else does,
+    so the count of '":' is the number of member names in the text. The parsed objects hold that many members
+    exactly when no name repeated. Anything else (escapes, pretty-printed JSON) goes to the careful decoder.
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if "\\" in text or "\n" in text or "\t" in text or "\r" in text or " :" in text:
+        return None
+    try:
+        value, end = _PLAIN_SCAN(text, 0)
+    except (StopIteration, ValueError, RecursionError):
+        return None
+    if end != len(text) or type(value) is not dict or text.count('":') != _member_count(value):
+        return None
+    return value
+
+
+def decode_token_fast(token: str, headers: HeaderCache) -> tuple[dict, dict, bytes, bytes] | None:
+    """decode_token for well-formed tokens with an already-seen header; None means "take decode_token", which then
+    either succeeds the same way or raises the precise TokenRejected. It never accepts what decode_token refuses:
+    it is _fast_b64url and _fast_json_object written out in one frame, because this runs for every new token."""
+    if len(token) > MAX_TOKEN_CHARS:
+        return None
+    try:
+        raw = token.encode("ascii")
+    except UnicodeEncodeError:
+        return None
+    signing_input, _, signature_segment = raw.rpartition(b".")
+    header_segment, dot, payload_segment = signing_input.partition(b".")
+    header = headers._entries.get(header_segment)
+    if header is None or not dot or not payload_segment or not signature_segment or b"." in payload_segment:
+        return None
+    p_rem = len(payload_segment) & 3
+    s_rem = len(signature_segment) & 3
+    if p_rem == 1 or s_rem == 1:
+        return None
+    try:
+        payload = a2b_base64(payload_segment.translate(_B64URL_TO_STD) + _PADDING[p_rem], strict_mode=True)
+        signature = a2b_base64(signature_segment.translate(_B64URL_TO_STD) + _PADDING[s_rem], strict_mode=True)
+        text = payload.decode("utf-8")
+    except (_Base64Error, UnicodeDecodeError):
+        return None
+    if (p_rem and _B64URL_INDEX[payload_segment[-1]] & _SPARE_BITS[p_rem]) or \
+            (s_rem and _B64URL_INDEX[signature_segment[-1]] & _SPARE_BITS[s_rem]):
+        return None
+    # Whitespace before a ':' would hide a member name from the '":' count below: such text takes the careful path.
+    if "\\" in text or "\n" in text or "\t" in text or "\r" in text or " :" in text:
+        return None
+    try:
+        claims, end = _PLAIN_SCAN(text, 0)
+    except (StopIteration, ValueError, RecursionError):
+        return None
+    if end != len(text) or type(claims) is not dict:
+        return None
+    names = text.count('":')
+    if names != len(claims) and names != _member_count(claims):
+        return None
+    return header, claims, signing_input, signature
+
+
+_SPARE_BITS = (0, 0, 0b1111, 0b11)
 
 
 def decode_token(token: Any, headers: HeaderCache | None = None) -> tuple[dict, dict, bytes, bytes]:

@@ -191,22 +191,53 @@ def _rsa_key(obj: Mapping, kid: str | None):
         public_key = rsa.RSAPublicNumbers(e, n).public_key()
     except ValueError as exc:
         raise ValueError(f"JWK {kid!r}: not a usable RSA public key ({exc})") from None
-    verify = public_key.verify
     verifiers: dict[str, Callable[[bytes, bytes], None]] = {}
+    key_bytes = (bits + 7) // 8
     for size, hash_cls in _SHA.items():
-        pkcs1, h = padding.PKCS1v15(), hash_cls()
-        verifiers["RS" + size] = _bind_rsa(verify, pkcs1, h)
+        verifiers["RS" + size] = _bind_rsa_pkcs1(public_key, key_bytes, size)
         h = hash_cls()
         # RFC 7518 3.5: the salt is as long as the hash output, and MGF1 uses the same hash.
         pss = padding.PSS(mgf=padding.MGF1(h), salt_length=h.digest_size)
-        verifiers["PS" + size] = _bind_rsa(verify, pss, h)
+        verifiers["PS" + size] = _bind_rsa_pss(public_key.verify, pss, h)
     return public_key, bits, None, verifiers
 
 
-def _bind_rsa(verify, pad, h):
-    def verify_rsa(signature: bytes, signing_input: bytes) -> None:
+# DER DigestInfo prefixes (RFC 8017 9.2 note 1), the parameters NULL present as in every JWS implementation.
+_DIGEST_INFO = {
+    "256": bytes.fromhex("3031300d060960864801650304020105000420"),
+    "384": bytes.fromhex("3041300d060960864801650304020205000430"),
+    "512": bytes.fromhex("3051300d060960864801650304020305000440"),
+}
+
+
+def _bind_rsa_pkcs1(public_key, key_bytes: int, size: str):
+    """RSASSA-PKCS1-v1_5 verification by encoding comparison (RFC 8017 8.2.2): the RSA public operation with
+    OpenSSL's strict type-1 unpadding (00 01 FF..FF 00), then an exact comparison with DigestInfo || H(m).
+
+    Equivalent to cryptography's verify(), and several microseconds cheaper per call because the digest is computed
+    by hashlib directly instead of through a fresh signature context. Comparing the whole encoded T (never parsing
+    the ASN.1) is what rules out Bleichenbacher-style forgeries with trailing garbage.
+    """
+    import hashlib
+
+    recover = public_key.recover_data_from_signature
+    pkcs1 = padding.PKCS1v15()
+    prefix = _DIGEST_INFO[size]
+    digest = {"256": hashlib.sha256, "384": hashlib.sha384, "512": hashlib.sha512}[size]
+
+    def verify_rsa_pkcs1(signature: bytes, signing_input: bytes) -> None:
+        # RFC 8017 8.2.2 step 1: the signature is exactly k octets.
+        if len(signature) != key_bytes:
+            raise InvalidSignature
+        if recover(signature, pkcs1, None) != prefix + digest(signing_input).digest():
+            raise InvalidSignature
+    return verify_rsa_pkcs1
+
+
+def _bind_rsa_pss(verify, pad, h):
+    def verify_rsa_pss(signature: bytes, signing_input: bytes) -> None:
         verify(signature, signing_input, pad, h)
-    return verify_rsa
+    return verify_rsa_pss
 
 
 def _ec_key(obj: Mapping, kid: str | None):

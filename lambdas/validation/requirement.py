@@ -151,13 +151,32 @@ class Requirement:
                                          hint=f"only callers whose {name!r} is one of the expected values may call"))
         return out
 
+    def _holds(self, principal: Principal) -> bool:
+        # The allow decision without building explanations: runs on every request.
+        scopes_any, scopes_all, roles_any, roles_all, groups_any, groups_all = self._sets
+        if scopes_any and scopes_any.isdisjoint(principal.scopes):
+            return False
+        if scopes_all and not scopes_all.issubset(principal.scopes):
+            return False
+        if roles_any and roles_any.isdisjoint(principal.roles):
+            return False
+        if roles_all and not roles_all.issubset(principal.roles):
+            return False
+        if groups_any and groups_any.isdisjoint(principal.groups):
+            return False
+        if groups_all and not groups_all.issubset(principal.groups):
+            return False
+        for name, allowed in self.claims.items():
+            present, value = claim_value_at(principal.claims, name)
+            if not present or not claim_matches(value, allowed):
+                return False
+        return True
+
     def check(self, principal: Principal) -> None:
         """Raise the first unmet condition as TokenRejected (a 403 code); return None when allowed."""
-        if self._empty:
+        if self._empty or self._holds(principal):
             return
-        failures = self.failures(principal)
-        if failures:
-            raise failures[0]
+        raise self.failures(principal)[0]
 
     def is_satisfied_by(self, principal: Principal) -> bool:
-        return self._empty or not self.failures(principal)
+        return self._empty or self._holds(principal)

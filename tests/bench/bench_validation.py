@@ -1,0 +1,144 @@
+"""Throughput of lambdas.validation against the bare cryptography verify and PyJWT, on one pinned core.
+
+    python tests/bench/bench_validation.py [--quick] [--json]
+
+For RS256-2048, ES256 and Ed25519 it times, interleaved and best-of-rounds so a noisy neighbour hurts all
+contenders alike:
+  bare      cryptography's verify of the same signatures (prebuilt key, padding and hash objects): the floor
+  authgate  Verifier.verify of distinct tokens with every claim check and a scope requirement
+  pyjwt     jwt.decode of the same tokens with a prebuilt key object, audience and issuer checks
+  hit       Verifier.verify of one token again (the verified-token cache)
+Targets (issue 2), enforced for RS256: authgate >= 0.8x bare, >= 2.5x pyjwt; hit >= 20x pyjwt. ES256 and Ed25519
+are reported the same way. Exits 1 when a target is missed.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+TARGETS = {"authgate/bare": 0.8, "authgate/pyjwt": 2.5, "hit/pyjwt": 20.0}
+
+
+def pin_to_one_core() -> int | None:
+    try:
+        cpu = sorted(os.sched_getaffinity(0))[-1]
+        os.sched_setaffinity(0, {cpu})
+        return cpu
+    except (AttributeError, OSError):
+        return None
+
+
+def bare_verifier(key, alg):
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, padding
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+    public = key.private_key.public_key()
+    if alg == "RS256":
+        pad, h = padding.PKCS1v15(), hashes.SHA256()
+        return lambda data, sig: public.verify(sig, data, pad, h)
+    if alg == "ES256":
+        ecdsa = ec.ECDSA(hashes.SHA256())
+        return lambda data, sig: public.verify(
+            encode_dss_signature(int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big")), data, ecdsa)
+    return lambda data, sig: public.verify(sig, data)
+
+
+def run(alg: str, count: int, rounds: int) -> dict:
+    import jwt
+
+    from lambdas.validation import IssuerConfig, Verifier
+    from tests.support.tokens import AUDIENCE, ISSUER, SigningKey, mint
+
+    key = SigningKey.generate(alg)
+    tokens = [mint(key, scope="orders:read orders:write", lifetime=3600) for _ in range(count)]
+    split = []
+    for token in tokens:
+        signing_input, _, sig = token.rpartition(".")
+        split.append((signing_input.encode(), base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4))))
+    bare = bare_verifier(key, alg)
+    pyjwt_key = key.private_key.public_key()
+    scopes = ("orders:read",)
+
+    def time_bare() -> float:
+        start = time.perf_counter()
+        for data, sig in split:
+            bare(data, sig)
+        return time.perf_counter() - start
+
+    def time_authgate() -> float:
+        # A fresh Verifier per round so every token is a cache miss, as distinct tokens are in production.
+        verifier = Verifier([IssuerConfig(ISSUER, [AUDIENCE], jwks=key.jwks(), algorithms=[alg])],
+                            verified_cache_size=count + 1)
+        verify = verifier.verify
+        start = time.perf_counter()
+        for token in tokens:
+            verify(token, scopes)
+        return time.perf_counter() - start
+
+    def time_pyjwt() -> float:
+        decode = jwt.decode
+        start = time.perf_counter()
+        for token in tokens:
+            decode(token, pyjwt_key, algorithms=[alg], audience=AUDIENCE, issuer=ISSUER,
+                   options={"require": ["exp", "iat", "iss", "aud", "sub"]})
+        return time.perf_counter() - start
+
+    hit_verifier = Verifier([IssuerConfig(ISSUER, [AUDIENCE], jwks=key.jwks(), algorithms=[alg])])
+    hit_token = tokens[0]
+    hit_verifier.verify(hit_token, scopes)
+
+    def time_hit() -> float:
+        verify = hit_verifier.verify
+        start = time.perf_counter()
+        for _ in range(count):
+            verify(hit_token, scopes)
+        return time.perf_counter() - start
+
+    contenders = {"bare": time_bare, "authgate": time_authgate, "pyjwt": time_pyjwt, "hit": time_hit}
+    best = {name: float("inf") for name in contenders}
+    for _ in range(rounds):
+        for name, timer in contenders.items():
+            best[name] = min(best[name], timer())
+    per_second = {name: count / seconds for name, seconds in best.items()}
+    return {"alg": alg, "tokens": count, "rounds": rounds, "per_second": per_second,
+            "ratios": {"authgate/bare": per_second["authgate"] / per_second["bare"],
+                       "authgate/pyjwt": per_second["authgate"] / per_second["pyjwt"],
+                       "hit/pyjwt": per_second["hit"] / per_second["pyjwt"]}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer tokens and rounds (a smoke run, noisier)")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    args = parser.parse_args(argv)
+    cpu = pin_to_one_core()
+    count, rounds = (300, 3) if args.quick else (2000, 7)
+    results = [run(alg, count, rounds) for alg in ("RS256", "ES256", "EdDSA")]
+    failures = [f"{r['alg']} {name} = {r['ratios'][name]:.2f}x < {target}x"
+                for r in results if r["alg"] == "RS256" for name, target in TARGETS.items()
+                if r["ratios"][name] < target]
+    if args.json:
+        print(json.dumps({"cpu": cpu, "results": results, "failures": failures}, indent=2))
+    else:
+        print(f"pinned to cpu {cpu}; {count} distinct tokens per alg, best of {rounds} rounds (tokens/s)")
+        print(f"{'alg':<7}{'bare':>10}{'authgate':>10}{'pyjwt':>10}{'hit':>11}   "
+              f"{'ag/bare':>8}{'ag/pyjwt':>9}{'hit/pyjwt':>10}")
+        for r in results:
+            ps, ra = r["per_second"], r["ratios"]
+            print(f"{r['alg']:<7}{ps['bare']:>10.0f}{ps['authgate']:>10.0f}{ps['pyjwt']:>10.0f}{ps['hit']:>11.0f}   "
+                  f"{ra['authgate/bare']:>7.2f}x{ra['authgate/pyjwt']:>8.2f}x{ra['hit/pyjwt']:>9.1f}x")
+        print("targets (RS256): " + ", ".join(f"{k} >= {v}x" for k, v in TARGETS.items()))
+        print("result: " + ("all targets met" if not failures else "MISSED: " + "; ".join(failures)))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
