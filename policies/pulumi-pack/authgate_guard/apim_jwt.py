@@ -87,3 +87,41 @@ def validate_every_api_has_jwt(args: StackValidationArgs, report_violation: Repo
             f"APIM API {api.name} has no validate-jwt: neither an API policy nor a policy on each operation "
             f"validates the caller's token, so any request reaches the backend. Attach the XML from "
             f"`authgate render apim` as an ApiPolicy (format rawxml).", api.urn)
+
+
+# Policy config: APIM operation ids the platform team has decided may be called without a token.
+PUBLIC_OPERATIONS_KEY = "publicOperations"
+_BASE = re.compile(r"<base(?=[\s/>])")
+
+
+def operation_bypass_problem(value: Any, policy_format: Any) -> str | None:
+    """Why an operation policy lets a request past the API's token check, or None.
+
+    An operation policy runs instead of the API policy; only a <base /> in its <inbound> brings the API's validate-jwt
+    back. Without one, the operation must validate a token itself.
+    """
+    fmt = policy_format or "xml"
+    if fmt not in INLINE_FORMATS:
+        return f"the policy is given as {fmt!r}, so its content cannot be checked before deployment"
+    text = _COMMENT.sub("", value) if isinstance(value, str) else ""
+    inbound = _INBOUND.search(text)
+    if inbound is None:
+        return None if text.strip() == "" else "the policy has no <inbound> section"
+    if _JWT_ELEMENT.search(inbound.group(1)) or _BASE.search(inbound.group(1)):
+        return None
+    return ("its <inbound> neither inherits the API policy (<base />) nor validates a token, so callers reach "
+            "the backend without one")
+
+
+def validate_operation_policy(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Resource rule: an operation policy may drop the API's validate-jwt only for an operation declared public."""
+    if not is_type(args.resource_type, "azure-native:apimanagement", "ApiOperationPolicy"):
+        return
+    problem = operation_bypass_problem(args.props.get("value"), args.props.get("format"))
+    if problem is None:
+        return
+    operation = args.props.get("operationId")
+    if operation in set(args.get_config().get(PUBLIC_OPERATIONS_KEY) or ()):
+        return
+    report_violation(f"APIM operation policy {args.name} (operation {operation}): {problem}; if the operation is "
+                     f"meant to be public, list {operation!r} in this policy's {PUBLIC_OPERATIONS_KEY}", None)

@@ -5,7 +5,8 @@ from pulumi_policy import (EnforcementLevel, PolicyConfigSchema, ResourceValidat
                            StackValidationPolicy)
 
 from authgate_guard.aks_identity import validate_aks_workload_identity
-from authgate_guard.apim_jwt import validate_api_policy, validate_every_api_has_jwt
+from authgate_guard.apim_jwt import (PUBLIC_OPERATIONS_KEY as APIM_PUBLIC_OPERATIONS, validate_api_policy,
+                                     validate_every_api_has_jwt, validate_operation_policy)
 from authgate_guard.cloud_run_public import validate_cloud_run_not_public
 from authgate_guard.federation import validate_federated_credential, validate_no_pool_wide_grant, validate_wif_provider
 from authgate_guard.gcp_gateway import PUBLIC_OPERATIONS_KEY, validate_api_config
@@ -17,6 +18,16 @@ POLICIES = [
         name="apim-api-policy-validates-jwt",
         description="An APIM API policy must validate the caller's JWT (validate-jwt) in its inbound section.",
         validate=validate_api_policy, enforcement_level=MANDATORY, severity=Severity.CRITICAL),
+    ResourceValidationPolicy(
+        name="apim-operation-policy-keeps-jwt",
+        description="An APIM operation policy must inherit the API's validate-jwt (<base />) or validate a token "
+                    "itself, unless the operation is declared public.",
+        validate=validate_operation_policy, enforcement_level=MANDATORY, severity=Severity.CRITICAL,
+        config_schema=PolicyConfigSchema(properties={
+            APIM_PUBLIC_OPERATIONS: {
+                "type": "array", "items": {"type": "string"}, "default": [],
+                "description": "APIM operation ids allowed without a token (e.g. 'get-health')",
+            }})),
     StackValidationPolicy(
         name="apim-api-has-validate-jwt",
         description="Every APIM API must have a JWT-validating policy (on the API, or on each of its operations).",

@@ -105,3 +105,26 @@ def test_bad_stack_config_names_the_key_and_the_fix(overrides, key, fragment):
     assert raised.value.key == key
     assert fragment in str(raised.value)
     assert mocks.resources == []
+
+
+def test_entry_point_reads_real_pulumi_config(monkeypatch):
+    """__main__.py as `pulumi up` runs it: config through pulumi.Config, paths relative to Pulumi.yaml."""
+    import runpy
+
+    from pulumi.runtime.config import set_all_config
+
+    raw = yaml.safe_load((ROOT / "Pulumi.gcp-dev.yaml").read_text())["config"]
+    mocks = gcp_pulumi_mocks.install()
+    monkeypatch.chdir(ROOT / "stacks" / "pulumi_program")  # Pulumi runs the program from its main directory
+    set_all_config({key: json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+                    for key, value in raw.items()})
+    try:
+        @pulumi.runtime.test
+        def build():
+            runpy.run_path(str(ROOT / "stacks" / "pulumi_program" / "__main__.py"), run_name="__main__")
+
+        build()
+    finally:
+        set_all_config({})
+    assert mocks.one("gcp:apigateway/gateway:Gateway")["gatewayId"] == "billing-gateway"
+    assert mocks.one("gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider")["attributeCondition"]

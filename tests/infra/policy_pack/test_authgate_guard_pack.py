@@ -22,6 +22,7 @@ from authgate_guard.federation import (validate_federated_credential, validate_n
 from authgate_guard.gcp_gateway import validate_api_config  # noqa: E402
 from authgate_guard.pack import POLICIES  # noqa: E402
 
+from stacks.azure.apim import operations_for_routes  # noqa: E402
 from stacks.policy import load_policy  # noqa: E402
 from stacks.policy.render.openapi import render_openapi  # noqa: E402
 
@@ -315,3 +316,39 @@ def test_pack_files_are_complete():
     assert (PACK_DIR / "PulumiPolicy.yaml").is_file() and (PACK_DIR / "__main__.py").is_file()
     requirements = (PACK_DIR / "requirements.txt").read_text()
     assert "pulumi-policy==1.21.0" in requirements
+
+
+# ---- APIM with the real renderer's output --------------------------------------------------------------------
+
+def test_rendered_apim_policies_pass_with_the_public_operation_declared():
+    from authgate_guard.apim_jwt import validate_operation_policy
+    from stacks.policy.render.apim import render_apim, render_apim_operations
+
+    policy = load_policy(EXAMPLE_POLICY)
+    assert run_rule(validate_api_policy, APIM_POLICY, {"format": "rawxml", "value": render_apim(policy, "billing")}) \
+        == []
+    config = {"publicOperations": ["get-health"]}
+    rendered = render_apim_operations(policy, "billing")
+    # The operation ids ApimGateway gives each route, so the policies are checked exactly as deployed.
+    for operation in operations_for_routes(list(rendered)):
+        props = {"format": "rawxml", "value": rendered[operation.route_key], "operationId": operation.operation_id}
+        assert run_rule(validate_operation_policy, "azure-native:apimanagement:ApiOperationPolicy", props,
+                        config) == [], operation
+    health = render_apim_operations(policy, "billing")["GET /health"]
+    violations = run_rule(validate_operation_policy, "azure-native:apimanagement:ApiOperationPolicy",
+                          {"format": "rawxml", "value": health, "operationId": "get-health"})
+    assert len(violations) == 1 and "publicOperations" in violations[0]
+
+
+@pytest.mark.parametrize("xml, ok", [
+    ("<policies><inbound><base /><set-header name='a' exists-action='delete' /></inbound></policies>", True),
+    ("<policies><inbound><validate-jwt header-name='Authorization' /></inbound></policies>", True),
+    ("<policies><inbound><set-header name='a' exists-action='delete' /></inbound></policies>", False),
+    ("<policies><inbound><!-- <base /> --></inbound></policies>", False),
+])
+def test_operation_policy_must_keep_or_replace_the_token_check(xml, ok):
+    from authgate_guard.apim_jwt import validate_operation_policy
+
+    violations = run_rule(validate_operation_policy, "azure-native:apimanagement:ApiOperationPolicy",
+                          {"format": "rawxml", "value": xml, "operationId": "get-x"})
+    assert (violations == []) is ok, violations
