@@ -162,8 +162,9 @@ def split_token(token: Any) -> tuple[bytes, bytes, bytes]:
         raise TokenRejected("token_too_large", f"the token header is {len(header_segment)} characters; at most "
                             f"{MAX_HEADER_CHARS} are accepted", expected=MAX_HEADER_CHARS,
                             found=len(header_segment))
-    if not header_segment or not payload_segment or not signature_segment:
-        raise TokenRejected("malformed", "the token has an empty segment (unsigned or detached-payload JWS)",
+    # An empty payload is a valid JWS (and is then refused as a claims set); an empty header or signature is not.
+    if not header_segment or not signature_segment:
+        raise TokenRejected("malformed", "the token has an empty header or signature segment (an unsigned JWS)",
                             hint="tokens must carry a header, a claims set and a signature")
     return header_segment, payload_segment, signature_segment
 

@@ -187,6 +187,9 @@ def _rsa_key(obj: Mapping, kid: str | None):
         raise ValueError(f"JWK {kid!r}: RSA key is {bits} bits; at most {MAX_RSA_BITS} are accepted")
     if e < 3 or e % 2 == 0 or e >= n:
         raise ValueError(f"JWK {kid!r}: RSA public exponent {e} is not valid (it must be odd, >= 3 and < n)")
+    if has_roca_fingerprint(n):
+        raise ValueError(f"JWK {kid!r}: RSA key has the ROCA fingerprint (CVE-2017-15361): its private key can be "
+                         "computed from the public key; the issuer must replace it")
     try:
         public_key = rsa.RSAPublicNumbers(e, n).public_key()
     except ValueError as exc:
@@ -200,6 +203,25 @@ def _rsa_key(obj: Mapping, kid: str | None):
         pss = padding.PSS(mgf=padding.MGF1(h), salt_length=h.digest_size)
         verifiers["PS" + size] = _bind_rsa_pss(public_key.verify, pss, h)
     return public_key, bits, None, verifiers
+
+
+# ROCA (Nemec et al., CCS 2017): primes generated as k*M + (65537^a mod M) make n mod r fall in the subgroup that
+# 65537 generates modulo every small prime r dividing M. A random modulus does so for all of these primes with
+# negligible probability, so the test has no practical false positives. It runs once per key, at key-set parse time.
+_ROCA_PRIMES = (3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89, 97, 101,
+                103, 107, 109, 113, 127, 131, 137, 139, 149, 151, 157, 163, 167)
+_roca_subgroups: list[tuple[int, frozenset[int]]] = []
+
+
+def has_roca_fingerprint(n: int) -> bool:
+    if not _roca_subgroups:
+        for r in _ROCA_PRIMES:
+            members, x = {1}, 65537 % r
+            while x not in members:
+                members.add(x)
+                x = x * 65537 % r
+            _roca_subgroups.append((r, frozenset(members)))
+    return all(n % r in members for r, members in _roca_subgroups)
 
 
 # DER DigestInfo prefixes (RFC 8017 9.2 note 1), the parameters NULL present as in every JWS implementation.
