@@ -11,16 +11,7 @@ from stacks.azure.apim import ApimGateway, ApimGatewayArgs
 from stacks.azure.easy_auth import AppServiceEasyAuth, AppServiceEasyAuthArgs, check_excluded_paths
 from stacks.azure.entra import (EntraApi, EntraApiArgs, EntraDaemonClient, EntraDaemonClientArgs, EntraSpaClient,
                                 EntraSpaClientArgs, check_redirect_uris)
-from stacks.pulumi_program.settings import ConfigSource, StackConfigError, field_of, unknown_fields
-
-
-def _check_args(key: str, build):
-    try:
-        return build()
-    except ValueError as exc:
-        if isinstance(exc, StackConfigError):
-            raise
-        raise StackConfigError(key, str(exc), "...") from None
+from stacks.pulumi_program.settings import ConfigSource, StackConfigError, checked, field_of, unknown_fields
 
 
 def entra_permissions(policy, api_name: str) -> tuple[list[str], list[str]]:
@@ -59,7 +50,7 @@ def _apim(value: dict[str, Any], policy, api_name: str, resource_group, location
     except ValueError as exc:
         raise StackConfigError("authgate:api", f"API {api_name!r} cannot be served by APIM: {exc}", api_name) \
             from None
-    return _check_args(key, lambda: ApimGatewayArgs(
+    return checked(key, lambda: ApimGatewayArgs(
         resource_group_name=resource_group,
         location=location,
         service_name=field_of(value, key, "serviceName", str, example="acme-apis"),
@@ -84,7 +75,7 @@ def _entra(value: dict[str, Any], policy, api_name: str) -> tuple[EntraApiArgs, 
     scopes, roles = entra_permissions(policy, api_name)
     scopes += [s for s in field_of(value, key, "extraScopes", list, example="orders.read", required=False,
                                    default=[]) if s not in scopes]
-    api_args = _check_args(key, lambda: EntraApiArgs(
+    api_args = checked(key, lambda: EntraApiArgs(
         api_name=api_name,
         display_name=field_of(value, key, "displayName", str, example=f"'{api_name} API'", required=False,
                               default=policy.api(api_name).title or f"{api_name} API"),
@@ -94,7 +85,7 @@ def _entra(value: dict[str, Any], policy, api_name: str) -> tuple[EntraApiArgs, 
     ))
     redirect_uris = field_of(value, key, "spaRedirectUris", list, example="https://app.example.com/cb",
                              required=False, default=[])
-    _check_args(f"{key}.spaRedirectUris", lambda: check_redirect_uris(redirect_uris, "spaRedirectUris"))
+    checked(f"{key}.spaRedirectUris", lambda: check_redirect_uris(redirect_uris, "spaRedirectUris"))
     spa_scopes = field_of(value, key, "spaScopes", list, example=scopes[0] if scopes else "orders.read",
                           required=False, default=scopes)
     daemon_roles = field_of(value, key, "daemonRoles", list, example=roles[0] if roles else "Orders.Sync",
@@ -103,7 +94,8 @@ def _entra(value: dict[str, Any], policy, api_name: str) -> tuple[EntraApiArgs, 
         unknown = [v for v in wanted if v not in defined]
         if unknown:
             raise StackConfigError(f"{key}.{name}", f"{unknown} are not defined by the API registration (it "
-                                   f"defines {defined}; add scopes with extraScopes)", f"--path '{key}.{name}[0]' ...")
+                                   f"defines {defined}; add scopes with extraScopes)", defined[0] if defined else "...",
+                                   set_key=f"{key}.{name}[0]")
     return api_args, redirect_uris, spa_scopes, daemon_roles
 
 
@@ -112,20 +104,20 @@ def _aks(value: dict[str, Any], resource_group_name: str, location: str) -> AksW
     unknown_fields(value, key, ("clusterName", "nodeCount", "nodeVmSize", "kubernetesVersion", "workloads"))
     raw_workloads = value.get("workloads")
     if not isinstance(raw_workloads, list) or not raw_workloads:
-        raise StackConfigError(f"{key}.workloads", "must list the service accounts to federate",
-                               f"--path '{key}.workloads[0].namespace' orders")
+        raise StackConfigError(f"{key}.workloads", "must list the service accounts to federate", "orders",
+                               set_key=f"{key}.workloads[0].namespace")
     workloads = []
     for index, raw in enumerate(raw_workloads):
         item_key = f"{key}.workloads[{index}]"
         if not isinstance(raw, dict):
-            raise StackConfigError(item_key, "must be a mapping", f"--path '{item_key}.namespace' orders")
+            raise StackConfigError(item_key, "must be a mapping", "orders", set_key=f"{item_key}.namespace")
         unknown_fields(raw, item_key, ("namespace", "serviceAccount", "identityName"))
-        workloads.append(_check_args(item_key, lambda: WorkloadIdentityBinding(
+        workloads.append(checked(item_key, lambda: WorkloadIdentityBinding(
             namespace=field_of(raw, item_key, "namespace", str, example="orders"),
             service_account=field_of(raw, item_key, "serviceAccount", str, example="orders-api"),
             identity_name=field_of(raw, item_key, "identityName", str, example="orders-api-identity"),
         )))
-    return _check_args(key, lambda: AksWorkloadIdentityArgs(
+    return checked(key, lambda: AksWorkloadIdentityArgs(
         resource_group_name=resource_group_name, location=location,
         cluster_name=field_of(value, key, "clusterName", str, example="authgate-aks"),
         node_count=field_of(value, key, "nodeCount", int, example="2", required=False, default=2),
@@ -156,14 +148,14 @@ def build_azure_stack(source: ConfigSource, policy, api_name: str) -> None:
         key = "authgate:appService"
         if entra is None:
             raise StackConfigError(key, "EasyAuth needs the API's Entra registration; configure authgate:entra too",
-                                   "--path 'authgate:entra.displayName' 'Orders API'")
+                                   "'Orders API'", set_key="authgate:entra.displayName")
         unknown_fields(app_service_value, key, ("name", "resourceGroup"))
         app_service = (
             field_of(app_service_value, key, "name", str, example="orders-app"),
             field_of(app_service_value, key, "resourceGroup", str, example="rg-apps", required=False,
                      default=resource_group_name),
         )
-        _check_args(key, lambda: check_excluded_paths(public_paths(policy, api_name)))
+        checked(key, lambda: check_excluded_paths(public_paths(policy, api_name)))
     aks_args = _aks(aks_value, resource_group_name, location) if aks_value is not None else None
 
     resource_group = azure_native.resources.ResourceGroup(

@@ -1,4 +1,4 @@
-"""Workload Identity Federation for GitHub Actions: one repository (optionally one ref) may act as one service account."""
+"""Workload Identity Federation for GitHub Actions: one repository (optionally one ref) acts as one service account."""
 from __future__ import annotations
 
 import json

@@ -41,7 +41,8 @@ class IapWebBackendArgs:
         if not self.region:
             raise ValueError("region must name a Cloud Run region, for example 'europe-west1'")
         if not self.domains:
-            raise ValueError("domains must list the host names for the managed certificate, e.g. ['portal.example.com']")
+            raise ValueError("domains must list the host names for the managed certificate, "
+                             "e.g. ['portal.example.com']")
         for domain in self.domains:
             require_domain(domain, field="domains")
         object.__setattr__(self, "iap_members", require_members(self.iap_members, field="iap_members"))

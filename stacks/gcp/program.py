@@ -10,7 +10,7 @@ from stacks.gcp.api_gateway import ApiGateway, ApiGatewayArgs
 from stacks.gcp.github_federation import GithubActionsFederation, GithubActionsFederationArgs
 from stacks.gcp.iap import IapWebBackend, IapWebBackendArgs
 from stacks.gcp.identity_platform import IdentityPlatformIssuer, IdentityPlatformIssuerArgs, OidcFederationProvider
-from stacks.pulumi_program.settings import (ConfigSource, StackConfigError, field_of, gcp_id_from_name,
+from stacks.pulumi_program.settings import (ConfigSource, StackConfigError, checked, field_of, gcp_id_from_name,
                                             unknown_fields)
 
 # The Google APIs the components call; enabling them in the stack makes a fresh project deployable in one `up`.
@@ -22,15 +22,6 @@ OPTIONAL_SERVICES = {"identityPlatform": ("identitytoolkit.googleapis.com",),
 _PLACEHOLDER_BACKEND = "https://backend-placeholder.a.run.app"
 
 
-def _check_args(key: str, build):
-    try:
-        return build()
-    except ValueError as exc:
-        if isinstance(exc, StackConfigError):
-            raise
-        raise StackConfigError(key, str(exc), "...") from None
-
-
 def _identity_platform(source: ConfigSource, value: dict[str, Any], project: str) -> IdentityPlatformIssuerArgs:
     key = "authgate:identityPlatform"
     unknown_fields(value, key, ("authorizedDomains", "emailSignIn", "phoneSignIn", "mfa", "oidcProviders"))
@@ -38,19 +29,19 @@ def _identity_platform(source: ConfigSource, value: dict[str, Any], project: str
     for index, raw in enumerate(value.get("oidcProviders") or []):
         item_key = f"{key}.oidcProviders[{index}]"
         if not isinstance(raw, dict):
-            raise StackConfigError(item_key, "must be a mapping", f"--path '{item_key}.providerId' oidc.corp")
+            raise StackConfigError(item_key, "must be a mapping", "oidc.corp", set_key=f"{item_key}.providerId")
         unknown_fields(raw, item_key, ("providerId", "displayName", "issuer", "clientId"))
         provider_id = field_of(raw, item_key, "providerId", str, example="oidc.corp")
         # Secrets never sit in structured config: each provider's secret is its own secret key.
         secret_key = f"authgate:oidcClientSecret-{provider_id.removeprefix('oidc.')}"
-        providers.append(_check_args(item_key, lambda: OidcFederationProvider(
+        providers.append(checked(item_key, lambda: OidcFederationProvider(
             provider_id=provider_id,
             display_name=field_of(raw, item_key, "displayName", str, example="'Corp SSO'"),
             issuer=field_of(raw, item_key, "issuer", str, example="https://corp.okta.com"),
             client_id=field_of(raw, item_key, "clientId", str, example="0oa1b2c3"),
             client_secret=source.secret(secret_key),
         )))
-    return _check_args(key, lambda: IdentityPlatformIssuerArgs(
+    return checked(key, lambda: IdentityPlatformIssuerArgs(
         project=project,
         authorized_domains=field_of(value, key, "authorizedDomains", list, example="app.example.com"),
         email_sign_in=field_of(value, key, "emailSignIn", bool, example="true", required=False, default=True),
@@ -64,7 +55,7 @@ def _iap(value: dict[str, Any], region: str, project: str) -> IapWebBackendArgs:
     key = "authgate:iap"
     unknown_fields(value, key, ("name", "image", "domains", "members", "rateLimitRequests",
                                 "rateLimitIntervalSeconds"))
-    return _check_args(key, lambda: IapWebBackendArgs(
+    return checked(key, lambda: IapWebBackendArgs(
         name_prefix=field_of(value, key, "name", str, example="portal", required=False, default="portal"),
         region=region,
         image=field_of(value, key, "image", str, example="europe-docker.pkg.dev/acme/web/portal:1"),
@@ -82,7 +73,7 @@ def _github(value: dict[str, Any], project: str) -> GithubActionsFederationArgs:
     key = "authgate:github"
     unknown_fields(value, key, ("repository", "ref", "repositoryId", "projectRoles"))
     repository_id = value.get("repositoryId")
-    return _check_args(key, lambda: GithubActionsFederationArgs(
+    return checked(key, lambda: GithubActionsFederationArgs(
         repository=field_of(value, key, "repository", str, example="acme/orders-api"),
         ref=field_of(value, key, "ref", str, example="refs/heads/main", required=False),
         repository_id=None if repository_id is None else str(repository_id),
@@ -116,7 +107,7 @@ def build_gcp_stack(source: ConfigSource, policy, api_name: str) -> None:
         if optional["identityPlatform"] is not None else None
     iap_args = _iap(optional["iap"], region, project) if optional["iap"] is not None else None
     github_args = _github(optional["github"], project) if optional["github"] is not None else None
-    gateway_args = _check_args("authgate:apiId", lambda: ApiGatewayArgs(
+    gateway_args = checked("authgate:apiId", lambda: ApiGatewayArgs(
         api_id=api_id, region=region, backend_image=image, project=project,
         openapi_for_backend=lambda url: render_openapi(policy, api_name, backend_url=url)))
 

@@ -14,9 +14,15 @@ NAMESPACE = "authgate"
 class StackConfigError(ValueError):
     """A missing or invalid stack config value; the message names the key and shows a command that sets it."""
 
-    def __init__(self, key: str, problem: str, example: str):
+    def __init__(self, key: str, problem: str, example: str, *, set_key: str | None = None,
+                 command: str | None = None):
         self.key = key
-        super().__init__(f"stack config {key}: {problem}. Set it with: pulumi config set {key} {example}")
+        target = set_key or key
+        if command is None:
+            nested = "." in target.partition(":")[2] or "[" in target
+            command = (f"pulumi config set --path '{target}' {example}" if nested
+                       else f"pulumi config set {target} {example}")
+        super().__init__(f"stack config {key}: {problem}. Fix it with: {command}")
 
 
 class ConfigSource:
@@ -60,7 +66,7 @@ class ConfigSource:
         return value
 
     def object(self, key: str, *, example: str, required: bool = False) -> dict[str, Any] | None:
-        raw = self.text(key, example=f"--path ... (or '{example}')", required=required)
+        raw = self.text(key, example=f"'{example}'", required=required)
         if raw is None:
             return None
         try:
@@ -81,23 +87,34 @@ def field_of(obj: dict[str, Any], key: str, name: str, kind: type | tuple, *, ex
     """One field of a structured config value, type-checked, with errors naming key.name."""
     if name not in obj or obj[name] is None:
         if required:
-            raise StackConfigError(f"{key}.{name}", "is required", f"--path '{key}.{name}' {example}")
+            raise StackConfigError(f"{key}.{name}", "is required", example)
         return default
     value = obj[name]
     if kind is list and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
-        raise StackConfigError(f"{key}.{name}", f"must be a list of strings, not {value!r}",
-                               f"--path '{key}.{name}[0]' {example}")
+        raise StackConfigError(f"{key}.{name}", f"must be a list of strings, not {value!r}", example,
+                               set_key=f"{key}.{name}[0]")
     if kind is not list and not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise StackConfigError(f"{key}.{name}", f"must be a {getattr(kind, '__name__', kind)}, not {value!r}",
-                               f"--path '{key}.{name}' {example}")
+                               example)
     return value
 
 
 def unknown_fields(obj: dict[str, Any], key: str, allowed: tuple[str, ...]) -> None:
     extra = sorted(set(obj) - set(allowed))
     if extra:
-        raise StackConfigError(f"{key}.{extra[0]}", f"is not a setting here (allowed: {', '.join(allowed)})",
-                               f"--path '{key}.{allowed[0]}' ...")
+        raise StackConfigError(f"{key}.{extra[0]}", f"is not a setting here (allowed: {', '.join(allowed)})", "",
+                               command=f"pulumi config rm --path '{key}.{extra[0]}'")
+
+
+def checked(key: str, build: Callable[[], Any]) -> Any:
+    """Run a component's args constructor; its ValueError (which names the field) becomes a StackConfigError."""
+    try:
+        return build()
+    except StackConfigError:
+        raise
+    except ValueError as exc:
+        raise StackConfigError(key, str(exc), "", command=f"pulumi config set --path '{key}.<field>' <value> "
+                                                          f"(or edit {key} in Pulumi.<stack>.yaml)") from None
 
 
 def project_root(start: Path | None = None) -> Path:

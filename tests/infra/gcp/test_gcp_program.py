@@ -1,4 +1,4 @@
-"""The Pulumi program run as the gcp-dev stack (config from Pulumi.gcp-dev.yaml) against mocks, and its config errors."""
+"""The Pulumi program run as the gcp-dev stack (config from Pulumi.gcp-dev.yaml) on mocks, and its config errors."""
 from __future__ import annotations
 
 import base64

@@ -163,7 +163,8 @@ def test_top_level_security_covers_operations_without_their_own():
     document = _rendered_billing()
     document["security"] = [{"workforce": []}]
     del document["paths"]["/invoices"]["get"]["security"]
-    assert run_rule(validate_api_config, API_CONFIG, _config_props(document), {"publicOperations": ["GET /health"]}) == []
+    config = {"publicOperations": ["GET /health"]}
+    assert run_rule(validate_api_config, API_CONFIG, _config_props(document), config) == []
 
 
 def test_undecodable_or_missing_documents_fail():
