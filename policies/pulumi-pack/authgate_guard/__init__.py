@@ -1,1 +1,1 @@
-"""authgate guard: CrossGuard rules that fail a stack whose gateways or identity federation let unverified callers in."""
+"""authgate guard: CrossGuard rules failing a stack whose gateways or federation let unverified callers in."""
