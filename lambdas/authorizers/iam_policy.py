@@ -275,12 +275,29 @@ class PolicyBuilder:
         self.api = api
         self.reach = RouteReach(api)
         self.max_bytes = max_bytes
+        # The encodings depend only on the stage and the satisfied set, which few distinct principals share.
+        self._encodings: dict[tuple, list[PolicyResult]] = {}
 
     def build(self, arn: MethodArn, satisfied: Collection[Route], *, current_allowed: bool) -> PolicyResult:
         """The smallest correct encoding that fits; `current_allowed` is the decision for this request's route."""
         if arn.method.startswith("$") or self.reach.glob_unsafe:
             return self.for_current_route(arn, current_allowed)
-        sat_keys = {r.route_key for r in satisfied}
+        sat_keys = frozenset(r.route_key for r in satisfied)
+        cache_key = (arn.prefix, sat_keys)
+        candidates = self._encodings.get(cache_key)
+        if candidates is None:
+            candidates = self._encodings_for(arn, sat_keys)
+            if len(self._encodings) >= 256:
+                self._encodings.clear()
+            self._encodings[cache_key] = candidates
+        for result in candidates:  # in order of preference: exact relies least on the table being complete
+            if result.size > self.max_bytes or _too_long(result.document):
+                continue
+            if policy_allows(result.document, arn.arn) == current_allowed:
+                return result
+        return self.for_current_route(arn, current_allowed)
+
+    def _encodings_for(self, arn: MethodArn, sat_keys: frozenset[str]) -> list[PolicyResult]:
         plain = [r for r in self.api.routes if r.template is not None]
         sat = [r for r in plain if r.route_key in sat_keys]
         unsat = [r for r in plain if r.route_key not in sat_keys]
@@ -297,12 +314,7 @@ class PolicyBuilder:
             if not any(self.reach.reaches(s) & sat_keys for s in unsat):
                 deny_all = [arn.resource(p) for s in unsat for p in self.reach.patterns(s)]
                 candidates.append(_policy_result(_document([arn.whole_stage], deny_all), "deny_list"))
-        for result in candidates:  # in order of preference: exact relies least on the table being complete
-            if result.size > self.max_bytes or _too_long(result.document):
-                continue
-            if policy_allows(result.document, arn.arn) == current_allowed:
-                return result
-        return self.for_current_route(arn, current_allowed)
+        return candidates
 
     def for_current_route(self, arn: MethodArn, allowed: bool) -> PolicyResult:
         return current_route_policy(arn, allowed)
