@@ -1,0 +1,52 @@
+"""Snapshot tests: any change to a synthesized AWS template shows up as a diff against tests/infra/aws/snapshots.
+
+After an intended change, refresh them and review the diff before committing:
+    AUTHGATE_UPDATE_SNAPSHOTS=1 .venv/bin/python -m pytest tests/infra/aws/test_aws_snapshots.py
+"""
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+SNAPSHOTS = Path(__file__).resolve().parent / "snapshots"
+UPDATE = os.environ.get("AUTHGATE_UPDATE_SNAPSHOTS") == "1"
+ASSET_HASH = re.compile(r"\b[0-9a-f]{64}\b")
+STACK_IDS = ["Issuer", "HttpApi", "RestApi", "Alb", "EksFrontDoor", "WorkloadIdentity", "GithubOidc"]
+
+
+def normalise(template: dict) -> str:
+    """Asset hashes change with every edit of the Lambda code; the template's meaning does not."""
+    template = dict(template)
+    template["Resources"] = {k: v for k, v in template["Resources"].items() if v["Type"] != "AWS::CDK::Metadata"}
+    template.pop("Conditions", None) if set(template.get("Conditions", {})) == {"CDKMetadataAvailable"} else None
+    text = json.dumps(template, indent=1, sort_keys=True)
+    return ASSET_HASH.sub("<asset-hash>", text) + "\n"
+
+
+@pytest.mark.parametrize("stack_id", STACK_IDS)
+def test_template_matches_snapshot(templates, stack_id):
+    current = normalise(templates[stack_id])
+    path = SNAPSHOTS / f"{stack_id}.json"
+    if UPDATE:
+        SNAPSHOTS.mkdir(exist_ok=True)
+        path.write_text(current)
+        return
+    assert path.exists(), f"no snapshot for {stack_id}; create it with AUTHGATE_UPDATE_SNAPSHOTS=1"
+    expected = path.read_text()
+    if current != expected:
+        diff = "".join(difflib.unified_diff(expected.splitlines(True), current.splitlines(True),
+                                            f"snapshots/{stack_id}.json", "synthesized", n=2))
+        pytest.fail(f"{stack_id} template changed; if intended, refresh with AUTHGATE_UPDATE_SNAPSHOTS=1 and "
+                    f"review:\n{diff[:6000]}")
+
+
+def test_normalise_hides_asset_hashes_only():
+    template = {"Resources": {"F": {"Type": "AWS::Lambda::Function", "Properties": {
+        "Code": {"S3Key": "0" * 63 + "a.zip"}, "Handler": "h"}}}}
+    text = normalise(template)
+    assert "<asset-hash>.zip" in text and '"Handler": "h"' in text
