@@ -7,6 +7,7 @@ from pathlib import Path
 
 from aws_cdk import App, Duration, Environment, Stage, Validations
 
+from stacks.aws import authorizer_asset as asset_builder
 from stacks.aws.authorizer_code import ROUTE_TABLE_FILE, prebuilt_authorizer_code
 from stacks.aws.policy_inputs import alb_login, alb_machine_routes, cognito_clients, cognito_scopes
 from stacks.aws.refusals import UnsupportedConfiguration
@@ -31,11 +32,10 @@ def build(app: App, settings: AppSettings) -> ApiPlan:
     staging = Path(tempfile.gettempdir()) / "authgate-authorizer-assets"
 
     def authorizer_code():
-        if not settings.authorizer_asset_dir:
-            raise UnsupportedConfiguration(
-                "set context authgate:authorizer_asset_dir to the built authorizer asset (lambdas/ plus its "
-                "runtime dependencies for Linux); the route table is added to it at synth time")
-        return prebuilt_authorizer_code(settings.authorizer_asset_dir, table, staging_root=staging)
+        if settings.authorizer_asset_dir:
+            return prebuilt_authorizer_code(settings.authorizer_asset_dir, table, staging_root=staging)
+        # Built locally without Docker (pip --platform) for the functions' arm64 architecture; wheels are cached.
+        return asset_builder.authorizer_code(table, architecture="arm64")
 
     api_props = dict(plan=plan, route_table_path=ROUTE_TABLE_FILE, shortest_token_lifetime=lifetime)
     env = Environment(account=settings.account, region=settings.region) if settings.account else None

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from aws_cdk import aws_lambda as lambda_
 
+from stacks.aws.authorizer_asset import ROUTE_TABLE_FILE
 from stacks.aws.refusals import UnsupportedConfiguration
 
-ROUTE_TABLE_FILE = "authgate_routes.json"
 
 
 def route_table_bytes(route_table: Mapping) -> bytes:

@@ -6,7 +6,9 @@ from collections.abc import Mapping
 from aws_cdk import Duration, aws_iam as iam, aws_lambda as lambda_, aws_logs as logs
 from constructs import Construct
 
+from stacks.aws.authorizer_asset import PYTHON_VERSION as ASSET_PYTHON_VERSION
 from stacks.aws.checkov import skip_checkov
+from stacks.aws.nag import acknowledge_nag
 from stacks.aws.log_group import DEFAULT_RETENTION, retained_log_group
 
 # handler kind -> the module:function API Gateway invokes (contract in DESIGN.md).
@@ -15,7 +17,9 @@ AUTHORIZER_HANDLERS = {
     "http_api": "lambdas.authorizers.http_api.handler",
     "websocket": "lambdas.authorizers.websocket.handler",
 }
-DEFAULT_RUNTIME = lambda_.Runtime.PYTHON_3_14
+# The runtime the authorizer asset's wheels are built for (stacks/aws/authorizer_asset.py).
+DEFAULT_RUNTIME = lambda_.Runtime(f"python{ASSET_PYTHON_VERSION}", lambda_.RuntimeFamily.PYTHON)
+LATEST_PYTHON_RUNTIME = lambda_.Runtime.PYTHON_3_14
 
 LAMBDA_CHECKOV_SKIPS = {
     "CKV_AWS_115": "reserved concurrency would cap the API at the function and take capacity from accounts with "
@@ -64,3 +68,7 @@ class AuthorizerFunction(Construct):
                          **(settings or {})})
         for check_id, reason in LAMBDA_CHECKOV_SKIPS.items():
             skip_checkov(self.function, check_id, reason)
+        if runtime.name != LATEST_PYTHON_RUNTIME.name:
+            acknowledge_nag(self.function, "AwsSolutions-L1",
+                            f"{runtime.name} is the runtime the authorizer asset's binary wheels "
+                            "(cryptography) are built for; move both together in stacks/aws/authorizer_asset.py")
