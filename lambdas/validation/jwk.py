@@ -321,13 +321,18 @@ def _okp_key(obj: Mapping, kid: str | None):
 class KeySet:
     """An immutable set of verification keys built from one JWKS document (RFC 7517 5)."""
 
-    __slots__ = ("source", "keys", "kids", "skipped", "_by_kid")
+    __slots__ = ("source", "keys", "kids", "skipped", "_by_kid", "_by_kid_alg")
 
     def __init__(self, keys: tuple[JsonWebKey, ...], *, source: str, skipped: tuple[str, ...] = ()) -> None:
         by_kid: dict[str | None, tuple[JsonWebKey, ...]] = {}
+        by_kid_alg: dict[tuple[str, str], JsonWebKey] = {}
         for key in keys:
             by_kid[key.kid] = by_kid.get(key.kid, ()) + (key,)
+            if key.kid is not None:
+                for alg in key._verifiers:
+                    by_kid_alg.setdefault((key.kid, alg), key)  # the first published key wins, as in find()
         set_ = object.__setattr__
+        set_(self, "_by_kid_alg", by_kid_alg)
         set_(self, "source", source)
         set_(self, "keys", tuple(keys))
         set_(self, "kids", tuple(k for k in by_kid if k is not None))
@@ -382,7 +387,4 @@ class KeySet:
         if kid is None:
             candidates = [key for key in self.keys if alg in key._verifiers]
             return candidates[0] if len(candidates) == 1 else None
-        for key in self._by_kid.get(kid, ()):
-            if alg in key._verifiers:
-                return key
-        return None
+        return self._by_kid_alg.get((kid, alg))

@@ -107,11 +107,14 @@ def _always(use: str) -> Callable[[Mapping, Mapping], str]:
 # --- normalisation: claims -> (client_id, scopes, roles, groups, tenant) -------------------------------------
 
 def _generic_identity(claims: Mapping, token_use: str):
-    scopes = _strings(claims, "scope")
+    scope = claims.get("scope")
+    scopes = tuple(scope.split()) if type(scope) is str else _strings(claims, "scope")
     if "scp" in claims:
         scopes = scopes + _strings(claims, "scp")
-    return (_string(claims, "client_id", "azp", "cid", "appid"), scopes, _strings(claims, "roles"),
-            _strings(claims, "groups"), _string(claims, "tid"))
+    return (_string(claims, "client_id", "azp", "cid", "appid"), scopes,
+            _strings(claims, "roles") if "roles" in claims else _EMPTY,
+            _strings(claims, "groups") if "groups" in claims else _EMPTY,
+            _string(claims, "tid") if "tid" in claims else None)
 
 
 def _cognito_identity(claims: Mapping, token_use: str):

@@ -54,6 +54,7 @@ class Verifier:
         self._cache: dict[str, tuple[Principal, float]] = {}
         self._cache_size = max(0, int(verified_cache_size))
         self._requirements: dict[tuple, Requirement] = {}
+        self._scope_requirements: dict[tuple, Requirement] = {}
         shared_sources: dict[tuple, KeySource] = {}
         self._rules: dict[str, IssuerRules] = {}
         self._by_iss: dict[str, tuple[IssuerRules, ...]] = {}
@@ -142,6 +143,13 @@ class Verifier:
                         return principal
                 else:
                     self._cache.pop(token, None)
+            # Common case in one frame: a well-formed token with a known header from the one issuer of its iss.
+            decoded = decode_token_fast(token, self._headers)
+            if decoded is not None:
+                candidates = self._by_iss.get(decoded[1].get("iss")) if type(decoded[1].get("iss")) is str else None
+                if candidates is not None and len(candidates) == 1 and (
+                        issuers is None or candidates[0].name in issuers):
+                    return self._authenticate_with(candidates[0], token, *decoded, _FROM_CONFIG, True)[0]
         return self._authenticate(token, issuers, _FROM_CONFIG)[0]
 
     def verify(self, token: Any, scopes: Iterable[str] = (), *, scopes_all: Iterable[str] = (),
@@ -153,8 +161,16 @@ class Verifier:
         principal = self.authenticate(token, issuers=issuers)
         if requirement is not None:
             requirement.check(principal)
-        if scopes or scopes_all or roles or roles_all or groups or groups_all or claims:
+        if scopes_all or roles or roles_all or groups or groups_all or claims:
             self._requirement(scopes, scopes_all, roles, roles_all, groups, groups_all, claims).check(principal)
+        elif scopes:
+            # Only scopes (the most common route rule): one cached Requirement per scopes tuple.
+            by_scopes = self._scope_requirements.get(scopes) if type(scopes) is tuple else None
+            if by_scopes is None:
+                by_scopes = Requirement(scopes_any=scopes)
+                if type(scopes) is tuple and len(self._scope_requirements) < 256:
+                    self._scope_requirements[scopes] = by_scopes
+            by_scopes.check(principal)
         return principal
 
     def verify_id_token(self, token: Any, *, client_id: str | None = None, nonce: str | None = None,
