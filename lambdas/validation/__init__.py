@@ -11,10 +11,11 @@ from .config import IssuerConfig
 from .errors import TokenRejected
 from .explain import Check
 from .jwk import JsonWebKey, KeySet, parse_jwk
+from .jws import verify_jws
 from .key_source import KeySource, StaticKeySource
 from .principal import Principal
 from .requirement import Requirement
 from .verifier import Verifier
 
 __all__ = ["Verifier", "IssuerConfig", "TokenRejected", "Principal", "Requirement", "Check", "JsonWebKey", "KeySet",
-           "parse_jwk", "KeySource", "StaticKeySource"]
+           "parse_jwk", "KeySource", "StaticKeySource", "verify_jws"]

@@ -7,6 +7,33 @@ from __future__ import annotations
 AUTHORIZATION_CODES = frozenset({"insufficient_scope", "insufficient_role", "insufficient_group", "claim_mismatch"})
 KEY_SOURCE_CODES = frozenset({"jwks_unavailable"})
 
+# Every code a TokenRejected can carry, with what it means. The set is stable: callers and dashboards key on it.
+CODES = {
+    "malformed": "not a well-formed compact JWS/JWT (segments, base64url, JSON, header or claim types)",
+    "token_too_large": "the token or its header exceeds the size limit (checked before any decoding)",
+    "unsupported_alg": "alg is none, HMAC or unknown: never accepted",
+    "alg_not_allowed": "alg is not in the issuer's allow-list, or does not match the key's type/curve/alg",
+    "unknown_kid": "no key with the token's kid in the issuer's key set",
+    "bad_signature": "the signature does not verify",
+    "unknown_issuer": "iss is not a trusted issuer, not allowed on this route, or names another tenant",
+    "invalid_audience": "aud (Cognito access tokens: client_id) is not one this API accepts",
+    "expired": "exp (plus leeway) has passed",
+    "not_yet_valid": "nbf is in the future beyond the leeway",
+    "issued_in_future": "iat is in the future beyond the leeway",
+    "token_too_old": "iat is older than the issuer's maximum token age",
+    "missing_claim": "a required claim (iss, sub, exp, aud, token_use, tid, ...) is absent",
+    "wrong_token_use": "an ID token where an access token is required, or the reverse",
+    "wrong_typ": "the typ header marks something other than an access or ID token",
+    "invalid_nonce": "the ID token's nonce is not the one the login sent",
+    "invalid_azp": "the ID token was issued to another client (azp)",
+    "invalid_at_hash": "the access token is not the one the ID token was issued with",
+    "jwks_unavailable": "the issuer's keys cannot be had right now: fail closed",
+    "insufficient_scope": "authenticated, but lacks a scope the route requires",
+    "insufficient_role": "authenticated, but lacks a role the route requires",
+    "insufficient_group": "authenticated, but lacks a group the route requires",
+    "claim_mismatch": "authenticated, but a claim the route checks has a value it does not allow",
+}
+
 
 class TokenRejected(Exception):
     """A token failed a check.

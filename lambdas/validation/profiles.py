@@ -207,6 +207,8 @@ class Profile:
     def token_use(self, header: Mapping, claims: Mapping) -> str:
         """Classify the token, raising wrong_typ when its `typ` header says it is no bearer token at all."""
         typ = header.get("typ")
+        if typ == "at+jwt":
+            return "access"
         if typ is not None:
             typ = normalise_typ(typ)
             if typ == _ACCESS_TYP:

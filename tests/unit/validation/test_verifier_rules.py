@@ -244,3 +244,14 @@ def test_bytes_tokens_are_accepted(key):
     assert make(key).verify(mint(key, claims()).encode()).subject == "user-123"
     assert code_of(make(key), 12345) == "malformed"
     assert code_of(make(key), None) == "malformed"
+
+
+def test_every_code_raised_is_documented():
+    import re
+    from pathlib import Path
+
+    from lambdas.validation.errors import AUTHORIZATION_CODES, CODES
+    source = "".join(p.read_text() for p in Path("lambdas/validation").glob("*.py"))
+    raised = set(re.findall(r'TokenRejected\(\s*"([a-z_]+)"', source))
+    assert raised <= set(CODES), raised - set(CODES)
+    assert AUTHORIZATION_CODES <= set(CODES)
