@@ -194,7 +194,7 @@ class Verifier:
         for rules in self._candidates(claims, issuers):
             try:
                 self._check_signature(rules, header, signing_input, signature)
-                return header
+                return dict(header)  # a copy: the decoded header is shared through the header cache
             except TokenRejected as exc:
                 failure = failure or exc
         raise failure  # type: ignore[misc]
