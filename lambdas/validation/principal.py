@@ -49,6 +49,7 @@ class Principal:
 
 
 _new = object.__new__
+_set = object.__setattr__
 
 
 def build_principal(subject: str, issuer: str, issuer_name: str, client_id: str | None, audience: tuple,
@@ -57,8 +58,8 @@ def build_principal(subject: str, issuer: str, issuer_name: str, client_id: str 
     """A Principal without the frozen-dataclass __init__ (13 object.__setattr__ calls): this runs once per verified
     token on the hot path. Same fields, same class, same immutability."""
     principal = _new(Principal)
-    principal.__dict__.update(subject=subject, issuer=issuer, issuer_name=issuer_name, client_id=client_id,
-                              audience=audience, scopes=scopes, roles=roles, groups=groups, tenant=tenant,
-                              token_use=token_use, jti=jti, expires_at=expires_at,
-                              claims=MappingProxyType(claims))
+    _set(principal, "__dict__", {"subject": subject, "issuer": issuer, "issuer_name": issuer_name,
+                                 "client_id": client_id, "audience": audience, "scopes": scopes, "roles": roles,
+                                 "groups": groups, "tenant": tenant, "token_use": token_use, "jti": jti,
+                                 "expires_at": expires_at, "claims": MappingProxyType(claims)})
     return principal
