@@ -160,7 +160,9 @@ class AuthorizerRuntime:
                             satisfied)
         failures = route.requirement.failures(principal)
         if failures:
-            return Decision("deny", failures[0].code, route, principal, failures[0].message, satisfied)
+            # A route's token_use mismatch (wrong_token_use) is a bad credential, not a missing permission: 401.
+            outcome = "deny" if failures[0].status == 403 else "unauthorized"
+            return Decision(outcome, failures[0].code, route, principal, failures[0].message, satisfied)
         return Decision("allow", None, route, principal, satisfied=satisfied)
 
 

@@ -4,6 +4,11 @@ from __future__ import annotations
 # Authentication failures (the caller is not who the token says, or the token is not usable): HTTP 401.
 # Authorization failures (a good token that lacks what the route needs): HTTP 403.
 # Key-source failures (the issuer's keys cannot be had right now): the caller must fail closed; 401 at a gateway.
+# wrong_token_use stays a 401 even when a route (Requirement.token_use) rather than the issuer demands the kind:
+# an ID token offered where an access token is required is not a bearer credential for the API at all (RFC 6750
+# 3.1 invalid_token, RFC 9068 4), and no scope, role or group added to it would make it acceptable; a 403 would
+# also tell the client "authenticated, ask for more permissions", which is the wrong fix. One code, one status,
+# wherever the rule is enforced.
 AUTHORIZATION_CODES = frozenset({"insufficient_scope", "insufficient_role", "insufficient_group", "claim_mismatch"})
 KEY_SOURCE_CODES = frozenset({"jwks_unavailable"})
 

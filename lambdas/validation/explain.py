@@ -172,6 +172,9 @@ def _authorization_checks(requirement: Requirement | None, principal: "Principal
     if requirement is None or requirement.is_empty:
         return []
     parts = []
+    if requirement.token_use is not None:
+        parts.append(("route token use", Requirement(token_use=requirement.token_use),
+                      f"{requirement.token_use} token, as this route requires"))
     for kind, any_of, all_of in (("scopes", requirement.scopes_any, requirement.scopes_all),
                                  ("roles", requirement.roles_any, requirement.roles_all),
                                  ("groups", requirement.groups_any, requirement.groups_all)):

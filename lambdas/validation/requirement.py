@@ -1,10 +1,12 @@
-"""Requirement: what a route demands of an authenticated Principal (scopes, roles, groups, claim values)."""
+"""Requirement: what a route demands of an authenticated Principal (token use, scopes, roles, groups, claim values)."""
 from __future__ import annotations
 
 from typing import Any, Iterable, Mapping, Sequence
 
 from .errors import TokenRejected
 from .principal import Principal
+
+TOKEN_USES = ("access", "id")
 
 
 def _names(value: Any, field: str) -> tuple[str, ...]:
@@ -54,19 +56,41 @@ def claim_matches(found: Any, allowed: Sequence[Any]) -> bool:
     return any(_same_value(v, a) for v in values for a in allowed)
 
 
+def wrong_token_use(expected: str, found: str) -> TokenRejected:
+    """The rejection for a route that accepts only `expected` tokens (access or id) given the other kind."""
+    if expected == "access":
+        hint = "an ID token proves a login to a client app; call this route with the access token instead"
+    else:
+        hint = "this route wants an ID token; an access token was presented"
+    return TokenRejected("wrong_token_use", f"this is an {'ID' if found == 'id' else 'access'} token; this route "
+                         f"accepts only {'ID' if expected == 'id' else 'access'} tokens", expected=expected,
+                         found=found, hint=hint)
+
+
 class Requirement:
-    """Scopes/roles/groups any-of and all-of, and claim checks (claim name -> allowed values, any-of).
+    """Token use, scopes/roles/groups any-of and all-of, and claim checks (claim name -> allowed values, any-of).
 
     An empty list demands nothing. Every non-empty condition must hold (they are ANDed together).
+
+    token_use  "access" or "id" narrows an issuer that accepts either kind of token to one kind on this route;
+               None leaves the issuer's own token_use in force. A token of the other kind fails with
+               wrong_token_use, which is an authentication failure (401), not an authorization one: the caller
+               presented the wrong credential, and no permission granted to it would make it acceptable. It is
+               therefore reported before any scope/role/group/claim failure.
     """
 
     __slots__ = ("scopes_any", "scopes_all", "roles_any", "roles_all", "groups_any", "groups_all", "claims",
-                 "_sets", "_empty")
+                 "token_use", "_sets", "_empty")
 
     def __init__(self, scopes_any: Iterable[str] = (), scopes_all: Iterable[str] = (),
                  roles_any: Iterable[str] = (), roles_all: Iterable[str] = (), groups_any: Iterable[str] = (),
-                 groups_all: Iterable[str] = (), claims: Mapping[str, Sequence[Any]] | None = None) -> None:
+                 groups_all: Iterable[str] = (), claims: Mapping[str, Sequence[Any]] | None = None,
+                 token_use: str | None = None) -> None:
         set_ = object.__setattr__
+        if token_use is not None and token_use not in TOKEN_USES:
+            raise ValueError(f"Requirement.token_use must be \"access\", \"id\" or null (either kind), got "
+                             f"{token_use!r}")
+        set_(self, "token_use", token_use)
         for field, value in (("scopes_any", scopes_any), ("scopes_all", scopes_all), ("roles_any", roles_any),
                              ("roles_all", roles_all), ("groups_any", groups_any), ("groups_all", groups_all)):
             set_(self, field, _names(value, field))
@@ -83,20 +107,21 @@ class Requirement:
         set_(self, "claims", checked)
         set_(self, "_sets", tuple(frozenset(getattr(self, f)) for f in
                                   ("scopes_any", "scopes_all", "roles_any", "roles_all", "groups_any", "groups_all")))
-        set_(self, "_empty", not any(self._sets) and not checked)
+        set_(self, "_empty", not any(self._sets) and not checked and token_use is None)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("Requirement is immutable")
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Requirement) and self._sets == other._sets and self.claims == other.claims
+        return (isinstance(other, Requirement) and self._sets == other._sets and self.claims == other.claims
+                and self.token_use == other.token_use)
 
     def __hash__(self) -> int:
-        return hash(self._sets)
+        return hash((self._sets, self.token_use))
 
     def __repr__(self) -> str:
-        parts = [f"{f}={getattr(self, f)!r}" for f in ("scopes_any", "scopes_all", "roles_any", "roles_all",
-                                                         "groups_any", "groups_all") if getattr(self, f)]
+        parts = [f"{f}={getattr(self, f)!r}" for f in ("token_use", "scopes_any", "scopes_all", "roles_any",
+                                                         "roles_all", "groups_any", "groups_all") if getattr(self, f)]
         if self.claims:
             parts.append(f"claims={self.claims!r}")
         return f"Requirement({', '.join(parts)})"
@@ -107,18 +132,20 @@ class Requirement:
 
     @classmethod
     def from_route(cls, route: Mapping) -> "Requirement":
-        """From a route entry of the rendered route table (scopes, scopes_all, roles, roles_all, groups,
+        """From a route entry of the rendered route table (token_use, scopes, scopes_all, roles, roles_all, groups,
         groups_all, claims)."""
         return cls(scopes_any=route.get("scopes") or (), scopes_all=route.get("scopes_all") or (),
                    roles_any=route.get("roles") or (), roles_all=route.get("roles_all") or (),
                    groups_any=route.get("groups") or (), groups_all=route.get("groups_all") or (),
-                   claims=route.get("claims") or None)
+                   claims=route.get("claims") or None, token_use=route.get("token_use"))
 
     def failures(self, principal: Principal) -> list[TokenRejected]:
         """Every condition the principal does not meet (empty when it is allowed)."""
         if self._empty:
             return []
         out = []
+        if self.token_use is not None and principal.token_use != self.token_use:
+            out.append(wrong_token_use(self.token_use, principal.token_use))
         scopes_any, scopes_all, roles_any, roles_all, groups_any, groups_all = self._sets
         for code, kind, have, any_of, all_of, hint in (
                 ("insufficient_scope", "scope", principal.scopes, scopes_any, scopes_all,
@@ -153,6 +180,8 @@ class Requirement:
 
     def _holds(self, principal: Principal) -> bool:
         # The allow decision without building explanations: runs on every request.
+        if self.token_use is not None and principal.token_use != self.token_use:
+            return False
         scopes_any, scopes_all, roles_any, roles_all, groups_any, groups_all = self._sets
         if scopes_any and scopes_any.isdisjoint(principal.scopes):
             return False
@@ -173,7 +202,8 @@ class Requirement:
         return True
 
     def check(self, principal: Principal) -> None:
-        """Raise the first unmet condition as TokenRejected (a 403 code); return None when allowed."""
+        """Raise the first unmet condition as TokenRejected (wrong_token_use, 401, before any 403 code); return None
+        when allowed."""
         if self._empty or self._holds(principal):
             return
         raise self.failures(principal)[0]
