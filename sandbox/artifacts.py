@@ -7,6 +7,7 @@ of the rules) and hands it to the emulator, which reads only that artifact. A bu
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
@@ -23,12 +24,103 @@ def build_gcp_api_gateway(sandbox: "Sandbox") -> BuilderResult:
     document = render_openapi(sandbox.policy, sandbox.api, backend_url=backend_url)
     path = sandbox.workdir / "gcp-openapi.json"
     path.write_text(json.dumps(document, indent=2))
-    emulator = GcpApiGatewayEmulator(document)
+    emulator = GcpApiGatewayEmulator(document, service_account=sandbox.gateway_service_account)
     if emulator.backend_address != backend_url:
         raise ValueError(f"the OpenAPI document's x-google-backend {emulator.backend_address} is not the backend")
     return emulator, "gcp-userinfo", f"OpenAPI 2.0 ({path.name}, render_openapi)", "GCP API Gateway"
 
 
+def _aws_stack(sandbox: "Sandbox", stack_id: str):
+    """The synthesized stack's template pointed at the running provider, and what its Lambda functions need: the
+    directory each function's code was bundled from, and the bundled route table pointed at the provider too."""
+    from sandbox.gateways.cfn import Template
+    from sandbox.synth_cache import localize, localize_route_table
+
+    app = sandbox.synthesized
+    if app is None:
+        raise RuntimeError("the AWS stacks were not synthesized")
+    raw = app.template(stack_id)
+    template = Template(localize(raw, sandbox.idp.issuer), source=app.template_path(stack_id).name)
+    tables: dict[str, Path] = {}
+
+    def code_root_of(function_id: str) -> Path:
+        return app.function_asset_dir(stack_id, raw, function_id)
+
+    def route_table_for(function_id: str) -> str:
+        root = code_root_of(function_id)
+        env = template.lambda_environment(function_id)
+        bundled = env.get("AUTHGATE_POLICY", "")
+        if not bundled.startswith(LAMBDA_TASK_ROOT + "/"):
+            raise ValueError(f"{function_id}: AUTHGATE_POLICY {bundled!r} is not inside the function's code")
+        table = json.loads((root / bundled[len(LAMBDA_TASK_ROOT) + 1:]).read_text(encoding="utf-8"))
+        path = sandbox.workdir / f"{stack_id}-{function_id}-routes.json"
+        path.write_text(json.dumps(localize_route_table(table, sandbox.idp.issuer), indent=2))
+        tables[function_id] = path
+        return str(path)
+
+    functions = {fid for fid, _ in template.of_type("AWS::Lambda::Function")
+                 if "AUTHGATE_POLICY" in template.lambda_environment(fid)}
+    if len(functions) != 1:
+        raise ValueError(f"{stack_id}: expected one authorizer function, found {sorted(functions)}")
+    (function_id,) = functions
+    return template, code_root_of, route_table_for(function_id), app
+
+
+def build_aws_http_api(sandbox: "Sandbox") -> BuilderResult:
+    from sandbox.gateways.http_api import HttpApiEmulator
+
+    template, code_root_of, table, app = _aws_stack(sandbox, "HttpApi")
+    emulator = HttpApiEmulator(template, code_root_of=code_root_of, route_table_path=table)
+    return emulator, "bearer", f"CloudFormation ({app.template_path('HttpApi').name}, authgate synth)", \
+        "AWS HTTP API"
+
+
+def build_aws_rest_api(sandbox: "Sandbox") -> BuilderResult:
+    from sandbox.gateways.rest_api import RestApiEmulator
+
+    template, code_root_of, table, app = _aws_stack(sandbox, "RestApi")
+    emulator = RestApiEmulator(template, code_root_of=code_root_of, route_table_path=table)
+    return emulator, "bearer", f"CloudFormation ({app.template_path('RestApi').name}, authgate synth)", \
+        "AWS REST API"
+
+
+def build_azure_apim(sandbox: "Sandbox") -> BuilderResult:
+    """render_apim refuses a loopback issuer (APIM could not reach it), so the XML is rendered for the deploy-shaped
+    policy (placeholder https issuer, see sandbox/synth_cache.py) and the placeholder is then replaced by the running
+    provider's URL, the one substitution the emulator's input gets."""
+    from stacks.azure.apim import operations_for_routes
+    from stacks.policy import load_policy_text
+    from stacks.policy.render.apim import render_apim, render_apim_operations
+    from sandbox.gateways.apim import ApimEmulator
+    from sandbox.synth_cache import deploy_shaped_policy, localize
+    from sandbox.environment import ISSUER_VARIABLE
+
+    shaped = load_policy_text(deploy_shaped_policy(sandbox.policy_path, variable=ISSUER_VARIABLE),
+                              file=f"{sandbox.policy_path.name} (deploy shape)", base_dir=sandbox.policy_path.parent)
+    issuer = sandbox.idp.issuer
+    api_xml = localize(render_apim(shaped, sandbox.api), issuer)
+    operation_xml = {k: localize(v, issuer) for k, v in render_apim_operations(shaped, sandbox.api).items()}
+    (sandbox.workdir / "apim-api-policy.xml").write_text(api_xml)
+    for index, (route_key, xml) in enumerate(operation_xml.items()):
+        (sandbox.workdir / f"apim-operation-{index}.xml").write_text(f"<!-- {route_key} -->\n{xml}")
+    operations = [(op.route_key, op.method, op.url_template)
+                  for op in operations_for_routes(list(shaped.api(sandbox.api).routes))]
+    emulator = ApimEmulator(api_xml, operations, operation_xml)
+    return emulator, "bearer", (f"validate-jwt XML (render_apim: API policy + {len(operation_xml)} operation "
+                                "policies)"), "Azure APIM"
+
+
+AWS_GATEWAYS = ("aws-http-api", "aws-rest-api")
+# Where the Lambda runtime unpacks a function's code; paths in its environment are relative to it.
+LAMBDA_TASK_ROOT = "/var/task"
+
 GATEWAY_BUILDERS: dict[str, Callable[["Sandbox"], BuilderResult]] = {
+    "aws-http-api": build_aws_http_api,
+    "aws-rest-api": build_aws_rest_api,
     "gcp-api-gateway": build_gcp_api_gateway,
+    "azure-apim": build_azure_apim,
 }
+
+
+def needs_synth(gateways: tuple[str, ...]) -> bool:
+    return any(name in AWS_GATEWAYS for name in gateways)

@@ -12,7 +12,12 @@ import threading
 from collections import Counter
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
+
+from lambdas.guards.gcp import USERINFO_HEADER, GcpGatewayGuard
+from lambdas.guards.require import BearerGuard, require
+from lambdas.validation import TokenRejected
+from lambdas.validation.route_table import ApiRoutes
 
 MAX_BODY_BYTES = 1 << 20
 
@@ -28,8 +33,60 @@ class GuardVerdict:
     subject: str = ""
 
 
-# A guard takes (method, path, lower-cased headers) and decides; sandbox/environment.py builds them from lambdas.guards.
+# A guard takes (method, path, lower-cased headers) and decides; bearer_door and gcp_userinfo_door build them from
+# lambdas.guards, the same guards a real backend would use (one validation path).
 Guard = Callable[[str, str, Mapping[str, str]], GuardVerdict]
+
+
+def _verdict(err: TokenRejected) -> GuardVerdict:
+    status = 404 if err.code == "route_not_found" else err.status
+    return GuardVerdict(False, status, err.code, err.message)
+
+
+def bearer_door(guard: BearerGuard) -> Guard:
+    """Behind AWS and APIM the caller's bearer token is passed through; the backend checks it again against the
+    route table's rule for the route (lambdas.guards.BearerGuard.check)."""
+    def check(method: str, path: str, headers: Mapping[str, str]) -> GuardVerdict:
+        try:
+            principal = guard.check(headers, method, path.split("?", 1)[0])
+        except TokenRejected as err:
+            return _verdict(err)
+        return GuardVerdict(True, subject=principal.subject if principal else "(public route)")
+
+    return check
+
+
+def gcp_userinfo_door(readers: Sequence[GcpGatewayGuard], routes: ApiRoutes) -> Guard:
+    """Behind GCP API Gateway: lambdas.guards.GcpGatewayGuard verifies the gateway's own Google-signed ID token in
+    Authorization, then reads the caller's verified claims from X-Apigateway-Api-Userinfo; the backend then requires
+    what the gateway cannot check (scopes, roles, claims) with lambdas.guards.require. One reader per issuer of the
+    route table, each naming its issuer as the route table does."""
+    def check(method: str, path: str, headers: Mapping[str, str]) -> GuardVerdict:
+        route = routes.match(method, path.split("?", 1)[0])
+        if route is None:
+            return GuardVerdict(False, 404, "route_not_found", f"{method} {path[:200]} is not a route")
+        if route.public:
+            return GuardVerdict(True, subject="(public route)")
+        last: TokenRejected | None = None
+        for reader in readers:
+            try:
+                principal = reader.authenticate(headers)
+            except TokenRejected as err:
+                last = err
+                if err.code == "unknown_issuer" and USERINFO_HEADER in err.message.lower():
+                    continue   # another issuer's reader may accept it
+                return _verdict(err)
+            if not route.admits_issuer(principal.issuer_name):
+                return GuardVerdict(False, 401, "unknown_issuer", f"route {route.route_key} does not accept "
+                                    f"issuer {principal.issuer_name!r}")
+            try:
+                require(principal, route.requirement)
+            except TokenRejected as err:
+                return _verdict(err)
+            return GuardVerdict(True, subject=principal.subject)
+        return _verdict(last or TokenRejected("unknown_issuer", "no issuer of this API matches"))
+
+    return check
 
 
 class Backend:
@@ -41,10 +98,19 @@ class Backend:
         self.accepted: Counter[str] = Counter()      # door -> requests the guard let through
         self._servers: dict[str, ThreadingHTTPServer] = {}
         self._threads: list[threading.Thread] = []
-        for door, guard in doors.items():
-            server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class(door, guard))
+        self._guards: dict[str, Guard] = dict(doors)
+        for door in doors:
+            server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class(door))
             server.daemon_threads = True
             self._servers[door] = server
+
+    def bind(self, door: str, guard: Guard) -> None:
+        """Replace a door's guard (before start: a guard may need to know its door's URL)."""
+        if door not in self._servers:
+            raise KeyError(f"no door {door!r}")
+        if self._threads:
+            raise RuntimeError("bind guards before the backend starts")
+        self._guards[door] = guard
 
     def url(self, door: str) -> str:
         host, port = self._servers[door].server_address[:2]
@@ -78,7 +144,7 @@ class Backend:
                 self.accepted[door] += 1
             return sum(self.arrivals.values())
 
-    def _handler_class(self, door: str, guard: Guard) -> type[BaseHTTPRequestHandler]:
+    def _handler_class(self, door: str) -> type[BaseHTTPRequestHandler]:
         backend = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -93,7 +159,7 @@ class Backend:
                     self.rfile.read(min(length, MAX_BODY_BYTES))
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 try:
-                    verdict = guard(self.command, self.path, headers)
+                    verdict = backend._guards[door](self.command, self.path, headers)
                 except Exception as exc:  # a guard failure is a refusal, never a pass
                     verdict = GuardVerdict(False, 500, "guard_error", f"{type(exc).__name__}: {exc}")
                 seen = backend._count(door, verdict.allowed)

@@ -51,6 +51,8 @@ class Sandbox:
     backend: Backend | None = None
     gateways: dict[str, GatewayHandle] = field(default_factory=dict)
     workdir: Path | None = None
+    synthesized: Any = None           # sandbox.synth_cache.SynthesizedApp: the HttpApi and RestApi templates
+    gateway_service_account: Any = None
     _tmp: tempfile.TemporaryDirectory | None = None
 
     def __enter__(self) -> "Sandbox":
@@ -79,11 +81,14 @@ class Sandbox:
         self.route_table_path.write_text(json.dumps(self.route_table, indent=2))
         self.log(f"route table rendered from {self.policy_path.name}: {self.route_table_path}")
 
-        from sandbox.guards import bearer_guard, gcp_userinfo_guard
-        self.backend = Backend({"bearer": bearer_guard(self.route_table, self.api),
-                                "gcp-userinfo": gcp_userinfo_guard(self.route_table, self.api)}).start()
+        self.backend = self._start_backend()
         self.log(f"backend (service B) listening at {self.backend.url('bearer')} and {self.backend.url('gcp-userinfo')}")
-        from sandbox.artifacts import GATEWAY_BUILDERS
+        from sandbox.artifacts import GATEWAY_BUILDERS, needs_synth
+        if needs_synth(self.gateways_wanted):
+            from sandbox.synth_cache import synthesize
+            self.synthesized = synthesize(self.policy_path, self.api, variable=ISSUER_VARIABLE, log=self.log)
+            self.log(f"AWS templates {'from the synth cache' if self.synthesized.cached else 'synthesized'} "
+                     f"({self.synthesized.seconds:.1f}s): {self.synthesized.assembly_dir}")
         for name in self.gateways_wanted:
             builder = GATEWAY_BUILDERS.get(name)
             try:
@@ -98,6 +103,30 @@ class Sandbox:
             self.gateways[name] = GatewayHandle(name, title, server, artifact)
             self.log(f"{title} emulated from {artifact} at {server.url}")
         return self
+
+    def _start_backend(self) -> Backend:
+        """Service B with two doors, each guarded by lambdas.guards over the rendered route table."""
+        from lambdas.guards.gcp import GcpGatewayGuard, gateway_issuer_config
+        from lambdas.guards.require import BearerGuard
+        from lambdas.validation import Verifier
+        from lambdas.validation.route_table import RouteTable
+        from sandbox.backend import bearer_door, gcp_userinfo_door
+        from sandbox.gateways.gcp_api_gateway import GatewayServiceAccount
+
+        table = RouteTable.load(self.route_table)
+        self.gateway_service_account = GatewayServiceAccount()
+        backend = Backend({"bearer": lambda *_: None, "gcp-userinfo": lambda *_: None})
+        # The GCP door's guard needs the door's own URL (the audience of the gateway's ID token), so the doors are
+        # bound to their guards once the ports exist and before anything can call them.
+        gcp_audience = backend.url("gcp-userinfo")
+        gateway_verifier = Verifier([gateway_issuer_config(gcp_audience, jwks=self.gateway_service_account.jwks())])
+        readers = [GcpGatewayGuard(issuers=[spec["issuer"]], gateway_verifier=gateway_verifier,
+                                   gateway_service_account=self.gateway_service_account.email,
+                                   profile=spec.get("profile") or "generic", issuer_name=name)
+                   for name, spec in self.route_table["issuers"].items()]
+        backend.bind("bearer", bearer_door(BearerGuard.from_route_table(table, self.api)))
+        backend.bind("gcp-userinfo", gcp_userinfo_door(readers, table.api(self.api)))
+        return backend.start()
 
     def stop(self) -> None:
         for handle in self.gateways.values():

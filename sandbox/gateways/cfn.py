@@ -57,6 +57,13 @@ class Template:
         env = ((function.get("Properties") or {}).get("Environment") or {}).get("Variables") or {}
         return {k: v for k, v in env.items() if isinstance(v, str)}
 
+    def function_handler(self, function_logical_id: str) -> str:
+        """A Lambda function's Handler string ("package.module.function")."""
+        function = self.resources.get(function_logical_id) or {}
+        if function.get("Type") != "AWS::Lambda::Function":
+            raise TemplateError(f"{self.source}: {function_logical_id} is not an AWS::Lambda::Function")
+        return self.literal((function.get("Properties") or {}).get("Handler"), where=f"{function_logical_id}.Handler")
+
     def function_behind(self, uri: Any, *, where: str) -> str:
         """The Lambda function an authorizer URI (Fn::Join of ...:lambda:path/.../functions/<arn>/invocations) names."""
         found: list[str] = []

@@ -8,7 +8,10 @@ GCP's gateway cannot, which is why the backend guard enforces them from X-Apigat
 from __future__ import annotations
 
 import base64
+import json
+import os
 import re
+import time
 from dataclasses import dataclass
 from typing import Any, Mapping
 from urllib.parse import urlsplit
@@ -21,6 +24,47 @@ USERINFO_HEADER = "X-Apigateway-Api-Userinfo"
 # ESPv2 (the proxy behind API Gateway) verifies these JWS algorithms; HMAC is never configured for x-google-issuer.
 GCP_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512")
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch")
+
+
+GOOGLE_ISSUER = "https://accounts.google.com"
+ID_TOKEN_LIFETIME_SECONDS = 3600
+
+
+class GatewayServiceAccount:
+    """The gateway's own Google identity: with x-google-backend.jwt_audience the real gateway calls the backend with
+    a Google-signed ID token for its service account (iss accounts.google.com, aud the jwt_audience). The sandbox
+    cannot have Google sign, so this stands in for Google's key: the backend's guard is given `jwks()` instead of
+    Google's certificate URL, and verifies the token exactly as it would verify Google's."""
+
+    def __init__(self, email: str = "authgate-gateway@sandbox-project.iam.gserviceaccount.com") -> None:
+        from cryptography.hazmat.primitives.asymmetric import rsa
+        self.email = email
+        self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.kid = "sandbox-google-" + base64.urlsafe_b64encode(os.urandom(6)).decode().rstrip("=")
+
+    def jwks(self) -> dict:
+        numbers = self._key.public_key().public_numbers()
+        return {"keys": [{"kty": "RSA", "kid": self.kid, "alg": "RS256", "use": "sig", "n": _b64_int(numbers.n),
+                          "e": _b64_int(numbers.e)}]}
+
+    def id_token(self, audience: str) -> str:
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+        now = int(time.time())
+        header = {"alg": "RS256", "kid": self.kid, "typ": "JWT"}
+        claims = {"iss": GOOGLE_ISSUER, "aud": audience, "sub": self.email,
+                  "email": self.email, "email_verified": True, "iat": now, "exp": now + ID_TOKEN_LIFETIME_SECONDS}
+        signing_input = f"{_b64_json(header)}.{_b64_json(claims)}".encode()
+        signature = self._key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
+        return signing_input.decode() + "." + base64.urlsafe_b64encode(signature).decode().rstrip("=")
+
+
+def _b64_int(value: int) -> str:
+    return base64.urlsafe_b64encode(value.to_bytes((value.bit_length() + 7) // 8, "big")).decode().rstrip("=")
+
+
+def _b64_json(value: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
 class OpenApiEmulationError(ValueError):
@@ -64,7 +108,9 @@ class GcpApiGatewayEmulator:
 
     name = NAME
 
-    def __init__(self, openapi: Mapping[str, Any], *, verifier_options: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, openapi: Mapping[str, Any], *, service_account: GatewayServiceAccount | None = None,
+                 verifier_options: Mapping[str, Any] | None = None) -> None:
+        self.service_account = service_account
         if openapi.get("swagger") != "2.0":
             raise OpenApiEmulationError("GCP API Gateway takes OpenAPI 2.0 (swagger: '2.0') documents")
         definitions = openapi.get("securityDefinitions") or {}
@@ -84,6 +130,9 @@ class GcpApiGatewayEmulator:
         backend = openapi.get("x-google-backend") or {}
         self.backend_jwt_audience = backend.get("jwt_audience")
         self.backend_address = backend.get("address")
+        if self.backend_jwt_audience and service_account is None:
+            raise OpenApiEmulationError("x-google-backend.jwt_audience is set: the gateway calls the backend with "
+                                        "its service account's ID token; pass service_account")
         self.operations: list[Operation] = []
         for template, item in (openapi.get("paths") or {}).items():
             for method in HTTP_METHODS:
@@ -119,7 +168,8 @@ class GcpApiGatewayEmulator:
         if not token:
             return Decision.refuse(401, "Jwt is missing", code="malformed", checked="Authorization: Bearer")
         names = sorted({n for alt in operation.security for n in alt})
-        checked = f"signature, iss, aud, exp against {', '.join(names)} (no scopes: GCP cannot check them)"
+        checked = (f"signature, iss, aud, exp against {', '.join(names)} (no scopes: GCP cannot check them); "
+                   "backend called with the gateway's ID token, caller's token in X-Forwarded-Authorization")
         last: TokenRejected | None = None
         for alternative in operation.security:
             try:
@@ -133,7 +183,7 @@ class GcpApiGatewayEmulator:
             if self.backend_jwt_audience:
                 # The gateway calls a private backend with its own identity token; the caller's moves aside.
                 forward["X-Forwarded-Authorization"] = headers.get("authorization", "")
-                drop = frozenset({"authorization"})
+                forward["Authorization"] = "Bearer " + self.service_account.id_token(self.backend_jwt_audience)
             return Decision(allowed=True, checked=checked, set_headers=forward, drop_headers=drop)
         assert last is not None
         return Decision.refuse(401, f"Jwt verification fails: {last.message}", code=last.code, checked=checked)

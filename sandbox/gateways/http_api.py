@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Mapping
 from urllib.parse import parse_qsl, urlsplit
 
@@ -25,7 +26,6 @@ from sandbox.gateways.lambda_runtime import InProcessLambda, LambdaInvocationErr
 from sandbox.gateways.server import Decision
 
 NAME = "aws-http-api"
-HANDLER = "lambdas/authorizers/http_api.py:handler"
 # The native JWT authorizer verifies RSA signatures only.
 NATIVE_ALGORITHMS = ("RS256", "RS384", "RS512")
 ACCOUNT, REGION, STAGE = "123456789012", "us-east-1", "$default"
@@ -78,8 +78,11 @@ class HttpApiEmulator:
 
     name = NAME
 
-    def __init__(self, template: Template, *, api_logical_id: str | None = None, route_table_path: str,
-                 verifier_options: Mapping[str, Any] | None = None, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, template: Template, *, code_root_of: Callable[[str], Path], route_table_path: str,
+                 api_logical_id: str | None = None, verifier_options: Mapping[str, Any] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        """code_root_of(function logical id) is the directory the function's code was bundled from;
+        route_table_path replaces the function's AUTHGATE_POLICY (the bundled table pointed at the local issuer)."""
         apis = [lid for lid, props in template.of_type("AWS::ApiGatewayV2::Api") if props.get("ProtocolType") == "HTTP"]
         if api_logical_id is None:
             if len(apis) != 1:
@@ -109,11 +112,15 @@ class HttpApiEmulator:
             elif kind == "REQUEST":
                 function_id = template.function_behind(props.get("AuthorizerUri"), where=f"{lid}.AuthorizerUri")
                 env = template.lambda_environment(function_id)
-                env["AUTHGATE_POLICY"] = route_table_path  # the same table the asset bundles, rendered locally
+                env["AUTHGATE_POLICY"] = route_table_path
+                if props.get("AuthorizerPayloadFormatVersion") != "2.0":
+                    raise TemplateError(f"{template.source}: authorizer {lid} uses payload format "
+                                        f"{props.get('AuthorizerPayloadFormatVersion')!r}; the sandbox emulates 2.0")
                 self.lambda_authorizers[lid] = LambdaAuthorizer(
                     lid, tuple(template.literal(props.get("IdentitySource") or [], where=f"{lid}.IdentitySource")),
                     int(props.get("AuthorizerResultTtlInSeconds") or 0), bool(props.get("EnableSimpleResponses")),
-                    InProcessLambda(HANDLER, environment=env, function_name=function_id))
+                    InProcessLambda(template.function_handler(function_id), code_root=code_root_of(function_id),
+                                    environment=env, function_name=function_id))
             else:
                 raise TemplateError(f"{template.source}: authorizer {lid} has type {kind!r}; the sandbox emulates "
                                     "JWT and REQUEST authorizers")

@@ -20,7 +20,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Iterator, Mapping
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 _counter = itertools.count(1)
 _env_lock = threading.RLock()
 
@@ -63,30 +62,40 @@ def _environment(variables: Mapping[str, str]) -> Iterator[None]:
 
 
 class InProcessLambda:
-    """`handler_ref` is "path/to/module.py:function" relative to the repository (CloudFormation's Handler field
-    names the same function as "module.function" inside the asset)."""
+    """A function whose code is the directory `code_root` (what Lambda unpacks to /var/task) and whose Handler is
+    CloudFormation's "package.module.function" string, e.g. "lambdas.authorizers.rest.handler".
 
-    def __init__(self, handler_ref: str, *, environment: Mapping[str, str], function_name: str,
+    The handler module is loaded from its file under code_root as a fresh module of its real package, so relative
+    imports inside it resolve to that package as installed in this process (for the authorizer asset: the same
+    lambdas/ the asset was copied from; the synth cache key covers it)."""
+
+    def __init__(self, handler: str, *, code_root: str | Path, environment: Mapping[str, str], function_name: str,
                  timeout_seconds: float = 10.0) -> None:
-        path_text, _, function = handler_ref.partition(":")
-        path = (REPO_ROOT / path_text).resolve()
-        if not path.is_file() or not function:
-            raise ValueError(f"handler {handler_ref!r} is not <file.py>:<function> inside {REPO_ROOT}")
+        module_path, _, function = handler.rpartition(".")
+        root = Path(code_root).resolve()
+        path = root.joinpath(*module_path.split(".")).with_suffix(".py") if module_path else None
+        if not function or path is None or not path.is_file():
+            raise ValueError(f"handler {handler!r} names no <module>.<function> whose file exists under {root}")
         self.function_name = function_name
+        self.handler_name = handler
         self.environment = dict(environment)
         self.timeout_seconds = timeout_seconds
         self.invocations = 0
         module_name = f"_authgate_sandbox_lambda_{next(_counter)}_{path.stem}"
-        package = ".".join(path.relative_to(REPO_ROOT).with_suffix("").parts[:-1])
         spec = importlib.util.spec_from_file_location(module_name, path)
         assert spec is not None and spec.loader is not None
         module: ModuleType = importlib.util.module_from_spec(spec)
-        module.__package__ = package  # relative imports inside the handler resolve against its real package
+        module.__package__ = module_path.rpartition(".")[0]
         with _environment(self.environment):
             sys.modules[module_name] = module
-            spec.loader.exec_module(module)
+            try:
+                spec.loader.exec_module(module)
+            finally:
+                sys.modules.pop(module_name, None)
         self.module = module
-        self.handler = getattr(module, function)
+        self.handler = getattr(module, function, None)
+        if not callable(self.handler):
+            raise ValueError(f"handler {handler!r}: {path} defines no function {function!r}")
 
     def invoke(self, event: Mapping[str, Any]) -> Any:
         with _environment(self.environment):

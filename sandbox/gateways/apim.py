@@ -1,0 +1,328 @@
+"""Azure API Management, emulated from the rendered policy XML (render_apim + render_apim_operations).
+
+The XML is parsed with defusedxml and interpreted element by element, in order, for the operation a request matches:
+`<base />` runs the API-level policy there; `set-header` with `exists-action="delete"` drops a header and with
+`override` sets it (literal values, and the `(Jwt)context.Variables[...]` expressions the renderer writes:
+`jwt.Subject`, `jwt.Issuer`, `jwt.Claims.GetValueOrDefault(name, fallback)`, `??`); `validate-jwt` checks the token
+through lambdas.validation configured from the element (openid-config url or issuer-signing-keys, audiences,
+issuers, clock-skew, require-expiration-time, header-name + require-scheme) and then its required-claims (match
+any/all, separator); on failure the request ends with failed-validation-httpcode and -error-message.
+`rate-limit-by-key` is recognised and not enforced. Any other element is an error: the emulator never skips a rule
+it does not understand.
+"""
+from __future__ import annotations
+
+import json
+import re
+import urllib.request
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+from urllib.parse import urlsplit
+from xml.etree.ElementTree import Element
+
+import defusedxml.ElementTree as SafeXml
+
+from lambdas.validation import IssuerConfig, TokenRejected, Verifier
+from sandbox.gateways.server import Decision
+
+NAME = "azure-apim"
+# validate-jwt accepts RSA and EC signatures; HMAC would need a shared secret in the policy (never rendered).
+APIM_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512")
+NOT_ENFORCED = frozenset({"rate-limit-by-key"})
+DISCOVERY_TIMEOUT_SECONDS = 5
+
+
+class ApimEmulationError(ValueError):
+    """The policy XML uses something the emulator cannot interpret faithfully."""
+
+
+@dataclass(frozen=True)
+class ClaimRule:
+    name: str
+    match: str                       # any | all
+    separator: str | None
+    values: tuple[str, ...]
+
+    def failure(self, claims: Mapping[str, Any]) -> str | None:
+        raw = claims.get(self.name)
+        if raw is None:
+            return f"claim {self.name} is missing"
+        items = raw if isinstance(raw, list) else [raw]
+        present: set[str] = set()
+        for item in items:
+            text = item if isinstance(item, str) else json.dumps(item)
+            present.update(p for p in (text.split(self.separator) if self.separator else [text]) if p)
+        wanted = set(self.values)
+        ok = wanted <= present if self.match == "all" else bool(wanted & present)
+        return None if ok else f"claim {self.name} needs {self.match} of {sorted(wanted)}"
+
+
+class JwtValidation:
+    """One <validate-jwt> element, ready to run."""
+
+    def __init__(self, element: Element, *, fetch_json=None) -> None:
+        attrs = element.attrib
+        for unsupported in ("query-parameter-name", "token-value"):
+            if unsupported in attrs:
+                raise ApimEmulationError(f"validate-jwt {unsupported} is not emulated (only header-name)")
+        self.header = attrs.get("header-name", "").lower()
+        if not self.header:
+            raise ApimEmulationError("validate-jwt without header-name")
+        self.scheme = attrs.get("require-scheme")
+        self.status = int(attrs.get("failed-validation-httpcode", "401"))
+        self.message = attrs.get("failed-validation-error-message", "JWT not present.")
+        self.output_variable = attrs.get("output-token-variable-name")
+        if attrs.get("require-signed-tokens", "true").lower() != "true":
+            raise ApimEmulationError("validate-jwt require-signed-tokens=false would accept unsigned tokens; the "
+                                     "emulator (and authgate) never does")
+        require_exp = attrs.get("require-expiration-time", "true").lower() == "true"
+        skew = int(attrs.get("clock-skew", "0"))
+        fetch_json = fetch_json or _fetch_json
+        issuers = [i.text.strip() for i in element.findall("issuers/issuer") if i.text and i.text.strip()]
+        audiences = [a.text.strip() for a in element.findall("audiences/audience") if a.text and a.text.strip()]
+        if not audiences:
+            raise ApimEmulationError("validate-jwt without <audiences> (aud unchecked) is not emulated")
+        discovered = {}
+        for config in element.findall("openid-config"):
+            url = config.attrib.get("url", "")
+            document = fetch_json(url)
+            discovered[document.get("issuer")] = document.get("jwks_uri")
+        keys = [_rsa_jwk(k) for k in element.findall("issuer-signing-keys/key")]
+        if not issuers:
+            issuers = [i for i in discovered if i]
+        configs = []
+        for index, issuer in enumerate(issuers):
+            source: dict[str, Any]
+            if keys:
+                source = {"jwks": {"keys": keys}}
+            elif issuer in discovered:
+                source = {"jwks_uri": discovered[issuer]}
+            elif len(discovered) == 1:
+                source = {"jwks_uri": next(iter(discovered.values()))}
+            else:
+                raise ApimEmulationError(f"validate-jwt: no key source for issuer {issuer}")
+            loopback = any(urlsplit(u or "").hostname in ("127.0.0.1", "localhost", "::1")
+                           for u in (issuer, source.get("jwks_uri")))
+            configs.append(IssuerConfig(issuer, audiences, algorithms=APIM_ALGORITHMS, name=f"issuer{index}",
+                                        leeway_seconds=skew, require_exp=require_exp, token_use=None,
+                                        allow_insecure_http=loopback, **source))
+        if not configs:
+            raise ApimEmulationError("validate-jwt names no issuer and no openid-config")
+        self.verifier = Verifier(configs)
+        self.claims = tuple(
+            ClaimRule(c.attrib["name"], c.attrib.get("match", "all"), c.attrib.get("separator"),
+                      tuple(v.text or "" for v in c.findall("value")))
+            for c in element.findall("required-claims/claim"))
+        self.summary = (f"validate-jwt ({self.status}): signature, iss in {issuers}, aud in {audiences}, exp, "
+                        f"skew {skew}s" + "".join(f", {c.name} {c.match} of {list(c.values)}" for c in self.claims))
+
+    def run(self, headers: Mapping[str, str]) -> tuple[Any, TokenRejected | None]:
+        value = headers.get(self.header, "").strip()
+        if self.scheme:
+            scheme, _, rest = value.partition(" ")
+            value = rest.strip() if scheme.lower() == self.scheme.lower() else ""
+        if not value:
+            return None, TokenRejected("malformed", "JWT not present")
+        try:
+            principal = self.verifier.authenticate(value)
+        except TokenRejected as err:
+            return None, err
+        for rule in self.claims:
+            failure = rule.failure(principal.claims)
+            if failure:
+                return None, TokenRejected("claim_mismatch", failure)
+        return principal, None
+
+
+@dataclass(frozen=True)
+class ApimOperationPolicy:
+    route_key: str
+    method: str
+    url_template: str
+    pattern: re.Pattern
+    inbound: tuple[Element, ...] | None     # None: inherits the API policy (<base /> only)
+
+
+def _inbound(xml: str, what: str) -> tuple[Element, ...]:
+    root = SafeXml.fromstring(xml)
+    if root.tag != "policies" or root.find("inbound") is None:
+        raise ApimEmulationError(f"{what}: not a <policies> document with <inbound>")
+    return tuple(root.find("inbound"))
+
+
+def _template_pattern(template: str) -> re.Pattern:
+    parts = []
+    for segment in [s for s in template.strip("/").split("/") if s]:
+        if segment == "*":
+            parts.append(".*")
+        elif re.fullmatch(r"\{[^}]+\}", segment):
+            parts.append("[^/]+")
+        else:
+            parts.append(re.escape(segment))
+    return re.compile("^/" + "/".join(parts) + "/?$")
+
+
+class ApimEmulator:
+    """An APIM API: its API-level policy, its operations (route key, method, URL template) and their policies."""
+
+    name = NAME
+
+    def __init__(self, api_policy_xml: str, operations: Sequence[tuple[str, str, str]],
+                 operation_policies: Mapping[str, str], *, fetch_json=None) -> None:
+        self._fetch = fetch_json
+        self._validations: dict[int, JwtValidation] = {}
+        self.api_inbound = _inbound(api_policy_xml, "API policy")
+        self.operations: list[ApimOperationPolicy] = []
+        for route_key, method, template in operations:
+            xml = operation_policies.get(route_key)
+            inbound = _inbound(xml, f"operation {route_key}") if xml else None
+            self.operations.append(ApimOperationPolicy(route_key, method, template, _template_pattern(template),
+                                                       inbound))
+        unknown = set(operation_policies) - {op.route_key for op in self.operations}
+        if unknown:
+            raise ApimEmulationError(f"operation policies for routes that are not operations: {sorted(unknown)}")
+        # Literal segments before template parameters, as APIM matches the most specific template.
+        self.operations.sort(key=lambda op: (op.url_template.count("{") + op.url_template.count("*"),
+                                             -len(op.url_template)))
+        for element in self.api_inbound + tuple(e for op in self.operations for e in (op.inbound or ())):
+            self._compile(element)
+
+    def _compile(self, element: Element) -> None:
+        if element.tag == "validate-jwt":
+            self._validations[id(element)] = JwtValidation(element, fetch_json=self._fetch)
+        elif element.tag not in ("base", "set-header", *NOT_ENFORCED):
+            raise ApimEmulationError(f"policy element <{element.tag}> is not emulated")
+
+    def match(self, method: str, path: str) -> ApimOperationPolicy | None:
+        for operation in self.operations:
+            if operation.method == method and operation.pattern.match(path):
+                return operation
+        return None
+
+    def decide(self, method: str, path: str, headers: Mapping[str, str]) -> Decision:
+        operation = self.match(method, path.split("?", 1)[0])
+        if operation is None:
+            return Decision(False, 404, {"statusCode": 404, "message": "Resource not found"}, "operation lookup",
+                            "no_route")
+        inbound = operation.inbound if operation.inbound is not None else (Element("base"),)
+        state = _RequestState(dict(headers))
+        refusal = self._run(inbound, state, in_operation=True)
+        checked = f"{operation.route_key}: " + ("; ".join(state.checked) or "no token check (public operation)")
+        if refusal is not None:
+            status, message, code = refusal
+            return Decision(False, status, {"statusCode": status, "message": message}, checked, code)
+        return Decision(allowed=True, checked=checked,
+                        set_headers={k: v for k, v in state.headers.items() if headers.get(k) != v},
+                        drop_headers=frozenset(k for k in headers if k not in state.headers))
+
+    def _run(self, elements: Sequence[Element], state: "_RequestState", *, in_operation: bool):
+        for element in elements:
+            if element.tag == "base":
+                if in_operation:
+                    refusal = self._run(self.api_inbound, state, in_operation=False)
+                    if refusal is not None:
+                        return refusal
+            elif element.tag == "set-header":
+                _set_header(element, state)
+            elif element.tag == "validate-jwt":
+                validation = self._validations[id(element)]
+                state.checked.append(validation.summary)
+                principal, error = validation.run(state.headers)
+                if error is not None:
+                    return validation.status, validation.message, error.code
+                if validation.output_variable:
+                    state.variables[validation.output_variable] = principal
+        return None
+
+
+@dataclass
+class _RequestState:
+    headers: dict[str, str]
+    variables: dict[str, Any] = None
+    checked: list[str] = None
+
+    def __post_init__(self) -> None:
+        self.variables = {}
+        self.checked = []
+
+
+def _set_header(element: Element, state: _RequestState) -> None:
+    name = element.attrib["name"].lower()
+    action = element.attrib.get("exists-action", "override")
+    if action == "delete":
+        state.headers.pop(name, None)
+        return
+    values = [_evaluate(v.text or "", state) for v in element.findall("value")]
+    if action == "skip" and name in state.headers:
+        return
+    if action == "append" and name in state.headers:
+        values.insert(0, state.headers[name])
+    if action not in ("override", "skip", "append"):
+        raise ApimEmulationError(f"set-header exists-action={action!r} is not emulated")
+    state.headers[name] = ",".join(values)
+
+
+_EXPRESSION = re.compile(r'^@\{\s*var (\w+) = \(Jwt\)context\.Variables\["([^"]+)"\];\s*return (.*);\s*\}$', re.S)
+
+
+def _evaluate(text: str, state: _RequestState) -> str:
+    """A literal value, or one of the token expressions the renderer writes; anything else is refused."""
+    if not text.startswith("@"):
+        return text
+    found = _EXPRESSION.match(text.strip())
+    if not found:
+        raise ApimEmulationError(f"policy expression {text[:80]!r} is not emulated")
+    variable, context_name, body = found.groups()
+    principal = state.variables.get(context_name)
+    if principal is None:
+        raise ApimEmulationError(f"policy expression reads context variable {context_name!r}, which no "
+                                 "validate-jwt set")
+    value, rest = _expression(body.strip(), variable, principal)
+    if rest.strip():
+        raise ApimEmulationError(f"policy expression {body[:80]!r}: unexpected {rest[:40]!r}")
+    return value
+
+
+def _expression(text: str, variable: str, principal: Any) -> tuple[str, str]:
+    """Parse one expression at the start of text; returns (value, remaining text)."""
+    text = text.lstrip()
+    if text.startswith('"'):
+        end = text.index('"', 1)
+        return text[1:end], text[end + 1:]
+    for member, attribute in (("Subject", "subject"), ("Issuer", "issuer")):
+        prefix = f"{variable}.{member}"
+        if text.startswith(prefix):
+            value, rest = getattr(principal, attribute), text[len(prefix):].lstrip()
+            if rest.startswith("??"):
+                fallback, rest = _expression(rest[2:], variable, principal)
+                value = value if value is not None else fallback
+            return value or "", rest
+    prefix = f"{variable}.Claims.GetValueOrDefault("
+    if text.startswith(prefix):
+        name, rest = _expression(text[len(prefix):], variable, principal)
+        rest = rest.lstrip()
+        if not rest.startswith(","):
+            raise ApimEmulationError(f"GetValueOrDefault without a default near {rest[:40]!r}")
+        fallback, rest = _expression(rest[1:], variable, principal)
+        rest = rest.lstrip()
+        if not rest.startswith(")"):
+            raise ApimEmulationError(f"GetValueOrDefault not closed near {rest[:40]!r}")
+        raw = principal.claims.get(name)
+        # APIM's Jwt.Claims holds string arrays; GetValueOrDefault joins them with commas.
+        value = ",".join(map(str, raw)) if isinstance(raw, list) else (str(raw) if raw is not None else fallback)
+        return value, rest[1:]
+    raise ApimEmulationError(f"policy expression {text[:60]!r} is not emulated")
+
+
+def _rsa_jwk(key: Element) -> dict:
+    if "n" not in key.attrib or "e" not in key.attrib:
+        raise ApimEmulationError("issuer-signing-keys: only RSA keys given as n/e are emulated")
+    return {"kty": "RSA", "n": key.attrib["n"], "e": key.attrib["e"]}
+
+
+def _fetch_json(url: str) -> dict:
+    parts = urlsplit(url)
+    if parts.scheme != "https" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        raise ApimEmulationError(f"openid-config url {url!r} must be https (loopback http only in the sandbox)")
+    with urllib.request.urlopen(url, timeout=DISCOVERY_TIMEOUT_SECONDS) as resp:
+        return json.load(resp)
