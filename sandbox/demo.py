@@ -1,7 +1,8 @@
 """`python -m sandbox.demo`: the three flows end to end on loopback, printed hop by hop, with a summary table.
 
 1. Human login: authorization code + PKCE through the provider's pages, then the API through every gateway.
-2. Service to service: client credentials; wrong audience, missing scope, expired, tampered, key rotation.
+2. Service to service: client credentials; wrong audience, missing scope, expired, tampered, key rotation; and the
+   REST API's cached policy answering for other routes without invoking the authorizer again.
 3. Gateway enforcement: every refused request is checked against the backend's arrival counter.
 Exit status: 0 when every expectation held, 1 when any failed, 2 when the sandbox could not start.
 `--keep-running` leaves it up and prints ready-to-paste curl commands (that is `authgate local`).
@@ -167,6 +168,27 @@ class Demo:
             self.expect_call("s2s: after rotation (old key)", self.worker.client_id, gateway, READ_ROUTE, good, 200,
                              "backend")
 
+    def rest_result_cache(self) -> None:
+        """API Gateway caches a REST authorizer's policy per identity-source value and reuses it for every method:
+        the policy must therefore answer correctly for routes other than the one that produced it."""
+        handle = self.sandbox.gateways.get("aws-rest-api")
+        if handle is None or handle.server is None:
+            return
+        emulator = handle.server.emulator
+        self.n.section("2f. REST API result cache: one policy, cached per token, answers for every route")
+        token = self.worker_token()
+        before = emulator.invocations
+        self.expect_call("rest cache: first request invokes the authorizer", self.worker.client_id, handle,
+                         READ_ROUTE, token, 200, "backend")
+        self.expect_call("rest cache: cached policy, route needing tenant", self.worker.client_id, handle,
+                         TENANT_ROUTE, token, 403, "gateway")
+        self.expect_call("rest cache: cached policy, route needing write", self.worker.client_id, handle,
+                         WRITE_ROUTE, token, 403, "gateway")
+        self.expect_call("rest cache: cached policy, first route again", self.worker.client_id, handle,
+                         READ_ROUTE, token, 200, "backend")
+        self.n.expect("rest cache: authorizer invocations for 4 requests", handle.title, "1",
+                      str(emulator.invocations - before))
+
     def enforcement(self) -> None:
         self.n.section("3. Gateway enforcement: did any refused request reach the backend?")
         backend = self.sandbox.backend
@@ -232,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
             demo = Demo(sandbox, narrator)
             demo.human_login()
             demo.service_to_service()
+            demo.rest_result_cache()
             demo.enforcement()
             narrator.summary()
             narrator.note(f"took {time.monotonic() - started:.1f}s")

@@ -137,7 +137,7 @@ class HttpApiEmulator:
                 template.ref_target(authorizer, where=f"{lid}.AuthorizerId") if authorizer else None,
                 tuple(template.literal(props.get("AuthorizationScopes") or [], where=f"{lid}.AuthorizationScopes"))))
         self.routes.sort(key=HttpRoute.specificity)
-        self._cache: dict[tuple, tuple[float, bool]] = {}
+        self._cache: dict[tuple, tuple[float, Any, str]] = {}
         self._cache_lock = threading.Lock()
 
     def match(self, method: str, path: str) -> tuple[HttpRoute, dict[str, str]] | None:
@@ -192,34 +192,44 @@ class HttpApiEmulator:
     def _lambda(self, route: HttpRoute, raw_path: str, query: str, params: dict[str, str], method: str,
                 headers: Mapping[str, str]) -> Decision:
         authorizer = self.lambda_authorizers[route.authorizer_id]
-        checked = f"{route.route_key}: Lambda authorizer (lambdas/authorizers/http_api.py, payload 2.0)"
+        checked = (f"{route.route_key}: Lambda authorizer ({authorizer.function.handler_name}, payload 2.0, identity "
+                   f"{', '.join(authorizer.identity_sources)})")
         identity = [self._identity(s, headers, route, query) for s in authorizer.identity_sources]
         if any(v is None for v in identity):
             # API Gateway refuses without invoking the function when an identity source is missing.
             return Decision.refuse(401, "Unauthorized", code="malformed", checked=checked)
         cache_key = (authorizer.logical_id, *identity)
         now = self.clock()
+        event = _payload_v2(route, raw_path, query, params, method, headers, identity, self.api_id, now)
+        cached = None
         if authorizer.cache_ttl_seconds:
             with self._cache_lock:
                 cached = self._cache.get(cache_key)
-            if cached and cached[0] > now:
-                allowed = cached[1]
-                checked += f" [cached answer, TTL {authorizer.cache_ttl_seconds}s]"
-                return (Decision(allowed=True, checked=checked) if allowed
-                        else Decision.refuse(403, "Forbidden", code="lambda_deny", checked=checked))
-        event = _payload_v2(route, raw_path, query, params, method, headers, identity, self.api_id, now)
-        try:
-            answer = authorizer.function.invoke(event)
-        except LambdaInvocationError as err:
-            if str(err.cause) == "Unauthorized":
-                return Decision.refuse(401, "Unauthorized", code="lambda_unauthorized", checked=checked)
-            return Decision.refuse(500, "Internal Server Error", code="lambda_error", checked=checked)
-        allowed = _is_authorized(answer, authorizer.simple_responses, event["routeArn"])
-        if authorizer.cache_ttl_seconds:
-            with self._cache_lock:
-                self._cache[cache_key] = (now + authorizer.cache_ttl_seconds, allowed)
-        if not allowed:
-            return Decision.refuse(403, "Forbidden", code="lambda_deny", checked=checked)
+            if cached is not None and cached[0] <= now:
+                cached = None
+        if cached is not None:
+            # A cached answer is reused as is: a simple response for any route with these identity values, an IAM
+            # policy evaluated against this request's route ARN.
+            answer, code = cached[1], "cached_deny"
+            checked += f" [cached answer from {cached[2]}, {int(cached[0] - now)}s left: authorizer not invoked]"
+        else:
+            try:
+                answer = authorizer.function.invoke(event)
+            except LambdaInvocationError as err:
+                code = authorizer.function.last_audit().get("code") or "lambda_error"
+                if str(err.cause) == "Unauthorized":
+                    return Decision.refuse(401, "Unauthorized", code=code, checked=checked + " -> Unauthorized")
+                return Decision.refuse(500, "Internal Server Error", code=code,
+                                       checked=checked + f" -> failed: {err}")
+            audit = authorizer.function.last_audit()
+            code = audit.get("code") or "lambda_deny"
+            if audit.get("code"):
+                checked += f" -> {audit.get('decision')} ({audit['code']})"
+            if authorizer.cache_ttl_seconds:
+                with self._cache_lock:
+                    self._cache[cache_key] = (now + authorizer.cache_ttl_seconds, answer, route.route_key)
+        if not _is_authorized(answer, authorizer.simple_responses, event["routeArn"]):
+            return Decision.refuse(403, "Forbidden", code=code, checked=checked)
         return Decision(allowed=True, checked=checked)
 
 

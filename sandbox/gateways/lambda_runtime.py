@@ -3,24 +3,29 @@ a context object, and a timeout budget.
 
 Each emulated function gets a fresh module instance (module-level caches are per function, as in Lambda), and its
 environment variables are set while it is imported and while it runs; a lock serialises invocations because the
-process environment is shared (a Lambda execution environment also runs one invocation at a time).
+process environment is shared (a Lambda execution environment also runs one invocation at a time). That lock also
+makes capturing the handler's stdout safe: nothing else in the sandbox prints while a handler runs.
 """
 from __future__ import annotations
 
 import importlib.util
+import io
 import itertools
+import json
 import os
 import sys
 import threading
 import time
 import uuid
-from contextlib import contextmanager
+from collections import deque
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Iterator, Mapping
 
 _counter = itertools.count(1)
+LOG_LINES_KEPT = 500
 _env_lock = threading.RLock()
 
 
@@ -81,6 +86,7 @@ class InProcessLambda:
         self.environment = dict(environment)
         self.timeout_seconds = timeout_seconds
         self.invocations = 0
+        self.log: deque[str] = deque(maxlen=LOG_LINES_KEPT)
         module_name = f"_authgate_sandbox_lambda_{next(_counter)}_{path.stem}"
         spec = importlib.util.spec_from_file_location(module_name, path)
         assert spec is not None and spec.loader is not None
@@ -98,10 +104,26 @@ class InProcessLambda:
             raise ValueError(f"handler {handler!r}: {path} defines no function {function!r}")
 
     def invoke(self, event: Mapping[str, Any]) -> Any:
+        """Run the handler once. What it prints goes to `log` (Lambda sends it to CloudWatch), not to the terminal."""
         with _environment(self.environment):
             self.invocations += 1
             context = LambdaContext(self.function_name, str(uuid.uuid4()), time.monotonic() + self.timeout_seconds)
+            captured = io.StringIO()
             try:
-                return self.handler(dict(event), context)
+                with redirect_stdout(captured):
+                    return self.handler(dict(event), context)
             except Exception as exc:
                 raise LambdaInvocationError(exc) from exc
+            finally:
+                self.log.extend(line for line in captured.getvalue().splitlines() if line.strip())
+
+    def last_audit(self) -> dict:
+        """The authorizer's last audit line (decision, code, route), or {} when it printed none."""
+        for line in reversed(self.log):
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and "decision" in record:
+                return record
+        return {}

@@ -218,9 +218,13 @@ class RestApiEmulator:
                 answer = authorizer.function.invoke(event)
             except LambdaInvocationError as err:
                 if str(err.cause) == "Unauthorized":
-                    return Decision(False, 401, UNAUTHORIZED, checked, "lambda_unauthorized")
+                    code = authorizer.function.last_audit().get("code") or "lambda_unauthorized"
+                    return Decision(False, 401, UNAUTHORIZED, checked + f" [authorizer: Unauthorized, {code}]", code)
                 return Decision(False, 500, AUTHORIZER_ERROR, checked + f" [authorizer failed: {err}]",
                                 "lambda_error")
+            audit = authorizer.function.last_audit()
+            if audit.get("code"):
+                checked += f" [authorizer: {audit.get('decision')} {audit['code']}]"
             if not _well_formed(answer):
                 return Decision(False, 500, AUTHORIZER_ERROR, checked + " [malformed authorizer response]",
                                 "lambda_error")
