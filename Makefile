@@ -19,7 +19,7 @@ setup: $(PY_STAMP) $(NODE_STAMP) $(CHECKOV_STAMP)
 
 $(PY_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[aws,gcp,azure,dev]'
+	$(PY) -m pip install -qq --disable-pip-version-check -e '.[aws,gcp,azure,dev]'
 	touch $@
 
 $(NODE_STAMP): sandbox/package.json sandbox/package-lock.json
@@ -28,7 +28,7 @@ $(NODE_STAMP): sandbox/package.json sandbox/package-lock.json
 
 $(CHECKOV_STAMP):
 	$(PYTHON) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
+	$(CHECKOV_VENV)/bin/pip install -qq --disable-pip-version-check checkov==$(CHECKOV_VERSION)
 	touch $@
 
 lint: $(PY_STAMP)

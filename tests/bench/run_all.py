@@ -11,7 +11,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-SCRIPTS = ("bench_validation.py", "bench_cold_start.py", "bench_authorizers.py")
+SCRIPTS = ("bench_validation.py", "bench_cold_start.py", "bench_authorizers.py", "bench_reference_node.py")
 
 
 def main(argv: list[str]) -> int:
