@@ -12,10 +12,11 @@ it does not understand.
 """
 from __future__ import annotations
 
+import base64
 import json
 import re
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 from urllib.parse import urlsplit
 from xml.etree.ElementTree import Element
@@ -30,6 +31,7 @@ NAME = "azure-apim"
 APIM_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512")
 NOT_ENFORCED = frozenset({"rate-limit-by-key"})
 DISCOVERY_TIMEOUT_SECONDS = 5
+MAX_KID_VERIFIERS = 64
 
 
 class ApimEmulationError(ValueError):
@@ -90,12 +92,13 @@ class JwtValidation:
         keys = [_rsa_jwk(k) for k in element.findall("issuer-signing-keys/key")]
         if not issuers:
             issuers = [i for i in discovered if i]
+        self._issuer_settings = dict(issuers=issuers, audiences=audiences, skew=skew, require_exp=require_exp)
+        self._signing_keys = keys
+        self._by_kid: dict[tuple[str, int], Verifier] = {}
         configs = []
-        for index, issuer in enumerate(issuers):
+        for index, issuer in enumerate(issuers if not keys else ()):
             source: dict[str, Any]
-            if keys:
-                source = {"jwks": {"keys": keys}}
-            elif issuer in discovered:
+            if issuer in discovered:
                 source = {"jwks_uri": discovered[issuer]}
             elif len(discovered) == 1:
                 source = {"jwks_uri": next(iter(discovered.values()))}
@@ -106,9 +109,9 @@ class JwtValidation:
             configs.append(IssuerConfig(issuer, audiences, algorithms=APIM_ALGORITHMS, name=f"issuer{index}",
                                         leeway_seconds=skew, require_exp=require_exp, token_use=None,
                                         allow_insecure_http=loopback, **source))
-        if not configs:
+        if not configs and not (keys and issuers):
             raise ApimEmulationError("validate-jwt names no issuer and no openid-config")
-        self.verifier = Verifier(configs)
+        self.verifier = Verifier(configs) if configs else None
         self.claims = tuple(
             ClaimRule(c.attrib["name"], c.attrib.get("match", "all"), c.attrib.get("separator"),
                       tuple(v.text or "" for v in c.findall("value")))
@@ -124,7 +127,7 @@ class JwtValidation:
         if not value:
             return None, TokenRejected("malformed", "JWT not present")
         try:
-            principal = self.verifier.authenticate(value)
+            principal = self._authenticate(value)
         except TokenRejected as err:
             return None, err
         for rule in self.claims:
@@ -132,6 +135,42 @@ class JwtValidation:
             if failure:
                 return None, TokenRejected("claim_mismatch", failure)
         return principal, None
+
+
+    def _authenticate(self, token: str) -> Any:
+        if self.verifier is not None:
+            return self.verifier.authenticate(token)
+        # issuer-signing-keys carry no key ids: APIM tries each key. The token's kid (read only to label the key,
+        # never trusted) is given to each configured key in turn, one small verifier per (kid, key).
+        kid = _unverified_kid(token)
+        last: TokenRejected | None = None
+        for index, jwk in enumerate(self._signing_keys):
+            verifier = self._by_kid.get((kid, index))
+            if verifier is None:
+                if len(self._by_kid) >= MAX_KID_VERIFIERS:
+                    self._by_kid.clear()
+                settings = self._issuer_settings
+                verifier = Verifier([IssuerConfig(
+                    issuer, settings["audiences"], jwks={"keys": [dict(jwk, kid=kid)]}, algorithms=APIM_ALGORITHMS,
+                    name=f"issuer{n}", leeway_seconds=settings["skew"], require_exp=settings["require_exp"],
+                    token_use=None) for n, issuer in enumerate(settings["issuers"])])
+                self._by_kid[(kid, index)] = verifier
+            try:
+                return verifier.authenticate(token)
+            except TokenRejected as err:
+                last = err
+                if err.code != "bad_signature":
+                    raise
+        raise last or TokenRejected("unknown_kid", "no signing key configured")
+
+
+def _unverified_kid(token: str) -> str:
+    try:
+        header = token.split(".", 1)[0]
+        kid = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4))).get("kid")
+    except (ValueError, AttributeError):
+        return "none"
+    return kid if isinstance(kid, str) and 0 < len(kid) <= 128 else "none"
 
 
 @dataclass(frozen=True)
@@ -238,12 +277,8 @@ class ApimEmulator:
 @dataclass
 class _RequestState:
     headers: dict[str, str]
-    variables: dict[str, Any] = None
-    checked: list[str] = None
-
-    def __post_init__(self) -> None:
-        self.variables = {}
-        self.checked = []
+    variables: dict[str, Any] = field(default_factory=dict)
+    checked: list[str] = field(default_factory=list)
 
 
 def _set_header(element: Element, state: _RequestState) -> None:
