@@ -1,0 +1,32 @@
+"""`npx cdk synth` (the pinned AWS CDK CLI reading cdk.json) works offline, without credentials, like `authgate synth`."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+CDK = REPO / "node_modules" / ".bin" / "cdk"
+
+
+def test_cdk_cli_synthesizes_the_app_from_cdk_json(tmp_path, authorizer_asset_dir):
+    if not CDK.exists():
+        if os.environ.get("CI"):
+            pytest.fail("node_modules/.bin/cdk is missing: `make setup` installs the pinned AWS CDK CLI")
+        pytest.skip("the AWS CDK CLI is not installed; run `make setup`")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20", CDK_DISABLE_CLI_TELEMETRY="true",
+               CDK_DISABLE_NOTICES="true", AWS_EC2_METADATA_DISABLED="true")
+    out = tmp_path / "cdk.out"
+    result = subprocess.run([str(CDK), "synth", "--no-notices", "-q", "-o", str(out),
+                             "-c", f"authgate:authorizer_asset_dir={authorizer_asset_dir}"],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    templates = {p.name: json.loads(p.read_text()) for p in out.rglob("*.template.json")}
+    http_api = next(t for name, t in templates.items() if "HttpApi" in name)
+    issuers = {r["Properties"]["JwtConfiguration"]["Issuer"] for r in http_api["Resources"].values()
+               if r["Type"] == "AWS::ApiGatewayV2::Authorizer" and r["Properties"]["AuthorizerType"] == "JWT"}
+    assert issuers == {"https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Ex4mpLe01"}
