@@ -2,11 +2,12 @@
 
 Nothing may import the sandbox (it sits above stacks in the layering), so the CLI starts it with
 `python -m sandbox.demo` and passes its exit status through. Ctrl-C reaches the child too (same process group),
-and the child stops every server it started.
+and the child stops every server it started; SIGTERM is passed on to the child for the same reason.
 """
 from __future__ import annotations
 
 import argparse
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -46,6 +47,9 @@ def _run(command: list[str]) -> int:
         print(f"authgate: the sandbox is not in {REPO_ROOT}; run from a clone of the repository", file=sys.stderr)
         return 2
     process = subprocess.Popen(command, cwd=REPO_ROOT)
+    # SIGTERM (a supervisor, `timeout`) reaches only this process: pass it on so the sandbox stops its servers
+    # instead of being orphaned.
+    previous = signal.signal(signal.SIGTERM, lambda *_: process.terminate())
     try:
         return process.wait()
     except KeyboardInterrupt:
@@ -55,6 +59,8 @@ def _run(command: list[str]) -> int:
         except subprocess.TimeoutExpired:
             process.kill()
             return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run_demo(args: argparse.Namespace) -> int:
