@@ -80,7 +80,8 @@ class AppSettings:
         """get is node.try_get_context; a section with an unknown field is refused so a typo cannot do nothing."""
         def value(key: str, default: Any = None) -> Any:
             raw = get(PREFIX + key)
-            if isinstance(raw, str) and raw[:1] in "[{" and key != "policy":
+            # raw[:1] is "" for an empty value, and "" is in every string: test the first character explicitly.
+            if isinstance(raw, str) and raw.startswith(("[", "{")) and key != "policy":
                 try:   # `-c authgate:stages='["dev","prod"]'` arrives as a string
                     raw = json.loads(raw)
                 except json.JSONDecodeError as exc:

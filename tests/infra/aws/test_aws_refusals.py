@@ -114,6 +114,8 @@ def test_settings_defaults_and_refusals():
     settings = AppSettings.from_context(context())
     assert settings.stages == ("dev",) and settings.account is None and settings.shortest_token_lifetime_minutes == 15
     assert AppSettings.from_context(context(stages='["dev","prod"]')).stages == ("dev", "prod")
+    # `-c authgate:cognito=` (an empty value) switches a section off; it is not malformed JSON
+    assert AppSettings.from_context(context(cognito="")).cognito is None
     with pytest.raises(UnsupportedConfiguration, match="both"):
         AppSettings.from_context(context(account="111122223333"))
     with pytest.raises(UnsupportedConfiguration, match="unknown field"):
