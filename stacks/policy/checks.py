@@ -6,14 +6,19 @@ from typing import TYPE_CHECKING
 
 from stacks.policy.enforcement import native_blockers
 from stacks.policy.errors import PolicyError, Problem
-from stacks.policy.route_keys import RouteKey, parse_route_key
+from stacks.policy.route_keys import (WEBSOCKET_CONNECT, RouteKey, parse_route_key,
+                                      parse_websocket_route_key)
 
 if TYPE_CHECKING:
-    from stacks.policy.model import AuthPolicy
+    from stacks.policy.model import ApiSpec, AuthPolicy, RouteSpec
 
 # Names become CDK construct ids, Pulumi resource names and OpenAPI security definition names.
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
 _NAME_HELP = "names start with a letter and hold up to 63 letters, digits, '-' or '_'"
+# Why a WebSocket message route cannot carry requirements, said wherever that is refused.
+WEBSOCKET_AUTHORIZES_ON_CONNECT = (
+    "API Gateway runs a WebSocket API's authorizer on $connect only, so authorization happens once per connection "
+    "on $connect and every later message rides on that connection")
 
 
 def check_policy(policy: "AuthPolicy") -> None:
@@ -37,18 +42,32 @@ def check_policy(policy: "AuthPolicy") -> None:
     known_issuers = ", ".join(policy.issuers)
     for api_name, api in policy.apis.items():
         parsed: list[RouteKey] = []
+        if api.is_websocket:
+            problems.extend(_websocket_route_problems(api_name, api))
         for key, route in api.routes.items():
             loc = ("apis", api_name, "routes", key)
-            try:
-                route_key = parse_route_key(key)
-            except ValueError as exc:
-                problems.append(Problem(loc, str(exc)))
-                continue
-            for other in parsed:
-                if route_key.conflicts_with(other):
-                    problems.append(Problem(loc, f"{key!r} is the same route as {other.key!r} (parameter names do "
-                                                 f"not distinguish routes); merge them"))
-            parsed.append(route_key)
+            if api.is_websocket:
+                try:
+                    parse_websocket_route_key(key)
+                except ValueError as exc:
+                    problems.append(Problem(loc, str(exc)))
+                    continue
+                if key != WEBSOCKET_CONNECT:
+                    continue   # carries nothing to check (_websocket_route_problems refused any requirement)
+            else:
+                try:
+                    route_key = parse_route_key(key)
+                except ValueError as exc:
+                    problems.append(Problem(loc, str(exc)))
+                    continue
+                for other in parsed:
+                    if route_key.conflicts_with(other):
+                        problems.append(Problem(loc, f"{key!r} is the same route as {other.key!r} (parameter names "
+                                                     f"do not distinguish routes); merge them"))
+                parsed.append(route_key)
+            if not route.public and not route.issuers:
+                problems.append(Problem(loc, "a protected route names the issuers whose tokens it accepts (issuers: "
+                                             "[name]); for a route without authentication set public: true"))
             for index, issuer_name in enumerate(route.issuers):
                 if issuer_name not in policy.issuers:
                     problems.append(Problem(loc + ("issuers", index), (
@@ -60,7 +79,12 @@ def check_policy(policy: "AuthPolicy") -> None:
                         f"the route accepts only {route.token_use} tokens but issuer {issuer_name} accepts only "
                         f"{issuer.token_use} tokens (token_use: {issuer.token_use}); set token_use: any on the "
                         f"issuer to narrow per route")))
-            if route.enforcement == "native" and all(i in policy.issuers for i in route.issuers):
+            if route.enforcement == "native" and api.is_websocket:
+                problems.append(Problem(loc + ("enforcement",), (
+                    "enforcement: native is impossible on a WebSocket API: API Gateway has no native JWT authorizer "
+                    "for WebSocket APIs, so $connect is authorized by the Lambda REQUEST authorizer. Use "
+                    "enforcement: auto (or lambda)")))
+            elif route.enforcement == "native" and all(i in policy.issuers for i in route.issuers):
                 blockers = native_blockers(route, policy.issuers)
                 if blockers:
                     problems.append(Problem(loc + ("enforcement",), (
@@ -91,3 +115,26 @@ def check_policy(policy: "AuthPolicy") -> None:
                 f"access tokens carry client_id instead of aud, can do without")))
     if problems:
         raise PolicyError(problems)
+
+
+def _websocket_route_problems(api_name: str, api: "ApiSpec") -> list["Problem"]:
+    """A WebSocket API has a $connect route, and its other routes (message routes) carry no requirements."""
+    problems: list[Problem] = []
+    if WEBSOCKET_CONNECT not in api.routes:
+        problems.append(Problem(("apis", api_name, "routes"), (
+            f"a WebSocket API needs a \"{WEBSOCKET_CONNECT}\" route: it is where the connection is authorized "
+            f"({WEBSOCKET_AUTHORIZES_ON_CONNECT}); add e.g. \"$connect\": {{issuers: [name], scopes: [...]}}")))
+    for key, route in api.routes.items():
+        if key == WEBSOCKET_CONNECT:
+            continue
+        for field in _fields_given(route):
+            problems.append(Problem(("apis", api_name, "routes", key, field), (
+                f"route {key!r} of a WebSocket API cannot set {field}: {WEBSOCKET_AUTHORIZES_ON_CONNECT}. Put the "
+                f"requirement on the \"$connect\" route (a message route takes only description)")))
+    return problems
+
+
+def _fields_given(route: "RouteSpec") -> list[str]:
+    """The fields the policy file set on a route, apart from its description, in declaration order."""
+    given = route.model_fields_set - {"description"}
+    return [name for name in type(route).model_fields if name in given]

@@ -5,20 +5,27 @@ from dataclasses import dataclass
 
 from stacks.policy.enforcement import native_blockers, native_scopes
 from stacks.policy.model import AuthPolicy, RouteSpec
-from stacks.policy.route_keys import parse_route_key
+from stacks.policy.route_keys import WEBSOCKET_CONNECT, parse_route_key
 
 # The route table's vocabulary: "native" (the gateway's own JWT authorizer, or nothing for a public route) or
 # "lambda" (the authorizer function reading the route table).
 NATIVE = "native"
 LAMBDA = "lambda"
+# A WebSocket message route ($disconnect, $default, custom actions): no authorizer runs on it; it carries messages
+# over a connection its API's $connect route authorized. Never written to the route table's routes.
+CONNECTION = "connection"
+WEBSOCKET_CONNECT_REASON = ("WebSocket APIs authorize on $connect with a Lambda REQUEST authorizer; there is no "
+                            "native JWT authorizer for them")
+WEBSOCKET_MESSAGE_REASON = ("WebSocket message route: API Gateway runs no authorizer here; the connection was "
+                            "authorized once, on $connect")
 
 
 @dataclass(frozen=True)
 class CompiledRoute:
     api: str
     route_key: str
-    method: str
-    path: str
+    method: str | None         # None for WebSocket routes (they have no method or path)
+    path: str | None
     public: bool
     issuers: tuple[str, ...]
     enforcement: str
@@ -35,11 +42,25 @@ class CompiledRoute:
     def needs_lambda_authorizer(self) -> bool:
         return not self.public and self.enforcement == LAMBDA
 
+    @property
+    def is_websocket_message_route(self) -> bool:
+        return self.enforcement == CONNECTION
+
 
 @dataclass(frozen=True)
 class CompiledApi:
     name: str
     routes: tuple[CompiledRoute, ...]
+    protocol: str = "http"
+
+    @property
+    def authorized_routes(self) -> tuple[CompiledRoute, ...]:
+        """The routes a gateway decides on (all of an HTTP API; a WebSocket API's $connect)."""
+        return tuple(route for route in self.routes if not route.is_websocket_message_route)
+
+    @property
+    def websocket_message_routes(self) -> tuple[CompiledRoute, ...]:
+        return tuple(route for route in self.routes if route.is_websocket_message_route)
 
     @property
     def needs_lambda_authorizer(self) -> bool:
@@ -70,7 +91,7 @@ class CompiledPolicy:
         """One line a route: which mechanism enforces it and why (what `authgate synth` prints)."""
         lines = []
         for api in self.apis.values():
-            lines.append(f"api {api.name}:")
+            lines.append(f"api {api.name}:" if api.protocol == "http" else f"api {api.name} ({api.protocol}):")
             width = max(len(route.route_key) for route in api.routes)
             for route in api.routes:
                 mechanism = "public" if route.public else route.enforcement
@@ -78,7 +99,20 @@ class CompiledPolicy:
         return "\n".join(lines)
 
 
+def compile_websocket_route(api_name: str, route_key: str, route: RouteSpec) -> CompiledRoute:
+    """$connect goes to the Lambda REQUEST authorizer (or nothing when public); other routes ride the connection."""
+    common = dict(api=api_name, route_key=route_key, method=None, path=None, public=route.public,
+                  issuers=tuple(route.issuers), native_scopes=(), spec=route)
+    if route_key != WEBSOCKET_CONNECT:
+        return CompiledRoute(**common, enforcement=CONNECTION, reason=WEBSOCKET_MESSAGE_REASON)
+    if route.public:
+        return CompiledRoute(**common, enforcement=NATIVE, reason="public: anyone may connect, so no authorizer")
+    return CompiledRoute(**common, enforcement=LAMBDA, reason=WEBSOCKET_CONNECT_REASON)
+
+
 def compile_route(policy: AuthPolicy, api_name: str, route_key: str, route: RouteSpec) -> CompiledRoute:
+    if policy.api(api_name).is_websocket:
+        return compile_websocket_route(api_name, route_key, route)
     key = parse_route_key(route_key)
     common = dict(api=api_name, route_key=key.key, method=key.method, path=key.path, public=route.public,
                   issuers=tuple(route.issuers), spec=route)
@@ -104,6 +138,7 @@ def compile_route(policy: AuthPolicy, api_name: str, route_key: str, route: Rout
 
 
 def compile_policy(policy: AuthPolicy) -> CompiledPolicy:
-    apis = {name: CompiledApi(name, tuple(compile_route(policy, name, key, route) for key, route in api.routes.items()))
+    apis = {name: CompiledApi(name, tuple(compile_route(policy, name, key, route) for key, route in api.routes.items()),
+                              protocol=api.protocol)
             for name, api in policy.apis.items()}
     return CompiledPolicy(policy=policy, apis=apis)

@@ -10,12 +10,14 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
                       field_validator, model_validator)
 
 from stacks.policy.profiles import PROFILES, check_issuer_url, check_key_url
-from stacks.policy.route_keys import RouteKey, parse_route_key
+from stacks.policy.route_keys import (WEBSOCKET_CONNECT, RouteKey, WebSocketRouteKey, parse_route_key,
+                                      parse_websocket_route_key)
 
 ProfileName = Literal["generic", "cognito", "entra", "google", "okta", "auth0", "keycloak", "kubernetes"]
 Algorithm = Literal["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
 TokenUse = Literal["access", "id", "any"]
 Enforcement = Literal["auto", "native", "lambda"]
+ApiProtocol = Literal["http", "websocket"]
 
 # RFC 6749 §3.3 scope-token: printable ASCII except space, '"' and '\'.
 _SCOPE_TOKEN = re.compile(r'^[\x21\x23-\x5B\x5D-\x7E]+$')
@@ -249,9 +251,8 @@ class RouteSpec(PolicyModel):
             if extra:
                 raise ValueError(f"a public route takes no token, so {', '.join(extra)} cannot apply; remove "
                                  f"{'them' if len(extra) > 1 else 'it'} or drop public: true")
-        elif not self.issuers:
-            raise ValueError("a protected route names the issuers whose tokens it accepts (issuers: [name]); "
-                             "for a route without authentication set public: true")
+        # That a protected route names its issuers is checked in checks.py, which knows the API's protocol: a
+        # WebSocket message route names none (its connection was authorized on $connect).
         return self
 
     @property
@@ -270,15 +271,30 @@ class RateLimitSpec(PolicyModel):
 
 
 class ApiSpec(PolicyModel):
-    """One API: its routes keyed "METHOD /path" (API Gateway syntax) and optional presentation details."""
+    """One API: its routes keyed "METHOD /path" (API Gateway syntax), or for a WebSocket API "$connect", "$disconnect",
+    "$default" and custom action names; plus optional presentation details."""
 
+    protocol: ApiProtocol = Field("http", description=(
+        "http (REST or HTTP API routes keyed \"METHOD /path\") or websocket (an API Gateway WebSocket API: routes "
+        "$connect, $disconnect, $default and custom actions; only $connect carries requirements, because API Gateway "
+        "authorizes a WebSocket connection once, on $connect)"))
     title: str | None = None
     description: str | None = None
     rate_limit: RateLimitSpec = Field(default_factory=RateLimitSpec)
     routes: dict[str, RouteSpec] = Field(min_length=1)
 
-    def route_keys(self) -> dict[str, RouteKey]:
-        return {key: parse_route_key(key) for key in self.routes}
+    @property
+    def is_websocket(self) -> bool:
+        return self.protocol == "websocket"
+
+    def route_keys(self) -> dict[str, RouteKey | WebSocketRouteKey]:
+        parse = parse_websocket_route_key if self.is_websocket else parse_route_key
+        return {key: parse(key) for key in self.routes}
+
+    @property
+    def connect_route(self) -> RouteSpec | None:
+        """A WebSocket API's $connect route (the one its authorizer guards); None for an HTTP API."""
+        return self.routes.get(WEBSOCKET_CONNECT) if self.is_websocket else None
 
 
 class ClientSpec(PolicyModel):
@@ -371,11 +387,11 @@ class AuthPolicy(PolicyModel):
         except KeyError:
             raise KeyError(f"no issuer named {name!r}; the policy defines: {', '.join(self.issuers)}") from None
 
-    def iter_routes(self) -> Iterator[tuple[str, RouteKey, RouteSpec]]:
-        """Every (api name, parsed route key, route) in policy order."""
+    def iter_routes(self) -> Iterator[tuple[str, RouteKey | WebSocketRouteKey, RouteSpec]]:
+        """Every (api name, parsed route key, route) in policy order (WebSocketRouteKey for a WebSocket API)."""
         for api_name, api in self.apis.items():
-            for key, route in api.routes.items():
-                yield api_name, parse_route_key(key), route
+            for key, parsed in api.route_keys().items():
+                yield api_name, parsed, api.routes[key]
 
     def _routes(self) -> Iterator[RouteSpec]:
         for api in self.apis.values():

@@ -84,3 +84,47 @@ def parse_route_key(text: str) -> RouteKey:
         else:
             segments.append(raw)
     return RouteKey(method, path, tuple(segments))
+
+
+# ---- WebSocket APIs -----------------------------------------------------------------------------------------------
+# API Gateway runs a WebSocket API's authorizer on $connect only; every other route carries messages over a connection
+# that $connect already authorized.
+WEBSOCKET_CONNECT = "$connect"
+WEBSOCKET_PREDEFINED_ROUTES = ("$connect", "$disconnect", "$default")
+# A custom action key: the value the route selection expression (default $request.body.action) yields. Keys starting
+# with '$' are reserved by API Gateway; the length bound is API Gateway's.
+_ACTION_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:/-]{0,127}$")
+
+WEBSOCKET_ROUTE_KEY_HELP = ('a WebSocket route key is $connect, $disconnect, $default or a custom action name '
+                            '(letters, digits and _.:/- , up to 128 characters, not starting with "$"), e.g. '
+                            '"sendMessage"')
+
+
+@dataclass(frozen=True)
+class WebSocketRouteKey:
+    key: str
+
+    @property
+    def is_connect(self) -> bool:
+        return self.key == WEBSOCKET_CONNECT
+
+    @property
+    def is_custom_action(self) -> bool:
+        return not self.key.startswith("$")
+
+
+def parse_websocket_route_key(text: str) -> WebSocketRouteKey:
+    """Check a WebSocket API route key; ValueError says what is wrong and what such keys look like."""
+    if not isinstance(text, str):
+        raise ValueError(f"route key must be a string; {WEBSOCKET_ROUTE_KEY_HELP}")
+    if text.startswith("$"):
+        if text not in WEBSOCKET_PREDEFINED_ROUTES:
+            raise ValueError(f"{text!r} is not a WebSocket route key: of the keys starting with '$' API Gateway "
+                             f"knows only {', '.join(WEBSOCKET_PREDEFINED_ROUTES)}; {WEBSOCKET_ROUTE_KEY_HELP}")
+        return WebSocketRouteKey(text)
+    if " " in text and text.split(" ", 1)[0] in METHODS:
+        raise ValueError(f"{text!r} is an HTTP route key, but this API has protocol: websocket; "
+                         f"{WEBSOCKET_ROUTE_KEY_HELP} (or put HTTP routes in an API of their own)")
+    if not _ACTION_KEY.match(text):
+        raise ValueError(f"{text!r} is not a WebSocket route key; {WEBSOCKET_ROUTE_KEY_HELP}")
+    return WebSocketRouteKey(text)

@@ -20,6 +20,13 @@ def build_stack(source: ConfigSource | None = None, root: Path | None = None) ->
     if common.api_name not in policy.apis:
         raise StackConfigError("authgate:api", f"the policy has no API {common.api_name!r} (it has "
                                f"{', '.join(policy.apis)})", next(iter(policy.apis), "orders"))
+    if policy.api(common.api_name).is_websocket:
+        http_apis = [name for name, api in policy.apis.items() if not api.is_websocket]
+        raise StackConfigError("authgate:api", f"API {common.api_name!r} is a WebSocket API (protocol: websocket); "
+                               f"GCP API Gateway and Azure API Management serve HTTP APIs only here (WebSocket APIs "
+                               f"deploy on AWS: stacks/aws/websocket_api). Pick an HTTP API "
+                               f"({', '.join(http_apis) or 'the policy has none'})",
+                               next(iter(http_apis), "orders"))
     if common.cloud == "gcp":
         from stacks.gcp.program import build_gcp_stack
         build_gcp_stack(source, policy, common.api_name)

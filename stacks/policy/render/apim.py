@@ -13,7 +13,7 @@ from pathlib import Path
 from string import Template
 from xml.sax.saxutils import escape
 
-from stacks.policy.model import AuthPolicy, IssuerSpec, RouteSpec
+from stacks.policy.model import ApiSpec, AuthPolicy, IssuerSpec, RouteSpec
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[3] / "policies" / "apim"
 TOKEN_VARIABLE = "jwt"
@@ -197,9 +197,18 @@ def _needs_operation_policy(route: RouteSpec, api_issuers: dict[str, IssuerSpec]
     return has_rules or set(route.issuers) != set(api_issuers)
 
 
+def _http_api(policy: AuthPolicy, api_name: str) -> ApiSpec:
+    api = policy.api(api_name)
+    if api.is_websocket:
+        raise ValueError(f"API {api_name!r} is a WebSocket API (protocol: websocket); authgate renders APIM policies "
+                         f"for HTTP APIs only (its WebSocket APIs authorize on $connect with the AWS Lambda "
+                         f"authorizer: stacks/aws/websocket_api). Pick an HTTP API of the policy")
+    return api
+
+
 def render_apim(policy: AuthPolicy, api_name: str, *, route_key: str | None = None) -> str:
     """The API-level policy (route_key None) or the operation policy for one route, as XML text."""
-    api = policy.api(api_name)
+    api = _http_api(policy, api_name)
     issuers = _api_issuers(policy, api_name)
     if route_key is not None:
         if route_key not in api.routes:
@@ -236,7 +245,7 @@ def _operation_policy(policy: AuthPolicy, api_name: str, route_key: str, route: 
 def render_apim_operations(policy: AuthPolicy, api_name: str) -> dict[str, str]:
     """Operation policies for the routes whose needs differ from the API level (public routes, narrower issuers,
     scopes/roles/groups/claims), keyed by route key in policy order. Other operations inherit the API policy."""
-    api = policy.api(api_name)
+    api = _http_api(policy, api_name)
     issuers = _api_issuers(policy, api_name)
     return {key: _operation_policy(policy, api_name, key, route, issuers)
             for key, route in api.routes.items() if _needs_operation_policy(route, issuers)}

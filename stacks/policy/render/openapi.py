@@ -93,6 +93,10 @@ def render_openapi(policy: AuthPolicy, api_name: str, *, backend_url: str, jwt_a
     and an x-google-backend that calls a private Cloud Run service with an identity token for `jwt_audience`
     (default: the backend URL, which is what Cloud Run expects)."""
     api = policy.api(api_name)
+    if api.is_websocket:
+        raise ValueError(f"API {api_name!r} is a WebSocket API (protocol: websocket); GCP API Gateway serves HTTP "
+                         f"APIs described by OpenAPI only. Deploy it with the AWS WebSocket API stack "
+                         f"(stacks/aws/websocket_api), or pick an HTTP API of the policy")
     _check_backend_url(backend_url)
     used: dict[str, None] = {}
     for route in api.routes.values():

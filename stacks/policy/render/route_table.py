@@ -30,6 +30,11 @@ def render_route_table(policy: AuthPolicy, *, apis: Iterable[str] | None = None)
 
     Only the issuers the selected APIs' routes name are included, so an authorizer never trusts an issuer its API
     does not use. Key order is fixed (policy order), so the JSON is byte-stable across runs.
+
+    A WebSocket API is written with "protocol": "websocket" (an HTTP API carries no protocol member, as before), its
+    "$connect" route in "routes" (route_key "$connect", method and path null: route_table.py reads "$" keys without
+    them), and its message routes ($disconnect, $default, custom actions) as route keys in "connection_routes": no
+    authorizer runs on them, but a deployment needs them to create the routes.
     """
     compiled = compile_policy(policy)
     selected = list(policy.apis) if apis is None else list(apis)
@@ -43,7 +48,8 @@ def render_route_table(policy: AuthPolicy, *, apis: Iterable[str] | None = None)
     }
     for name in selected:
         routes = []
-        for route in compiled.apis[name].routes:
+        compiled_api = compiled.apis[name]
+        for route in compiled_api.authorized_routes:
             spec = route.spec
             entry: dict[str, Any] = {"route_key": route.route_key, "method": route.method, "path": route.path,
                                      "public": route.public, "issuers": list(route.issuers)}
@@ -53,7 +59,11 @@ def render_route_table(policy: AuthPolicy, *, apis: Iterable[str] | None = None)
             entry["enforcement"] = route.enforcement
             entry["enforcement_reason"] = route.reason
             routes.append(entry)
-        table["apis"][name] = {"routes": routes}
+        if compiled_api.protocol == "websocket":
+            table["apis"][name] = {"protocol": "websocket", "routes": routes,
+                                   "connection_routes": [r.route_key for r in compiled_api.websocket_message_routes]}
+        else:
+            table["apis"][name] = {"routes": routes}
     return table
 
 

@@ -115,6 +115,8 @@ def test_example_policy_decisions_and_summary():
         ("orders", "POST /orders"): "lambda", ("orders", "DELETE /orders/{id}"): "lambda",
         ("billing", "GET /invoices"): "native", ("billing", "GET /invoices/{id}"): "lambda",
         ("billing", "POST /invoices/{id}/refunds"): "lambda", ("billing", "ANY /exports/{path+}"): "lambda",
+        ("notifications", "$connect"): "lambda", ("notifications", "$disconnect"): "connection",
+        ("notifications", "$default"): "connection", ("notifications", "subscribe"): "connection",
     }
     assert compiled.api("orders").native_issuers == ("corp",)
     assert compiled.api("billing").needs_lambda_authorizer
