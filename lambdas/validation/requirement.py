@@ -1,12 +1,11 @@
 """Requirement: what a route demands of an authenticated Principal (token use, scopes, roles, groups, claim values)."""
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .errors import TokenRejected
+from .config import TOKEN_USES
 from .principal import Principal
-
-TOKEN_USES = ("access", "id")
 
 
 def _names(value: Any, field: str) -> tuple[str, ...]:
@@ -80,7 +79,7 @@ class Requirement:
     """
 
     __slots__ = ("scopes_any", "scopes_all", "roles_any", "roles_all", "groups_any", "groups_all", "claims",
-                 "token_use", "_sets", "_empty")
+                 "token_use", "_sets", "_empty", "_allows")
 
     def __init__(self, scopes_any: Iterable[str] = (), scopes_all: Iterable[str] = (),
                  roles_any: Iterable[str] = (), roles_all: Iterable[str] = (), groups_any: Iterable[str] = (),
@@ -108,6 +107,7 @@ class Requirement:
         set_(self, "_sets", tuple(frozenset(getattr(self, f)) for f in
                                   ("scopes_any", "scopes_all", "roles_any", "roles_all", "groups_any", "groups_all")))
         set_(self, "_empty", not any(self._sets) and not checked and token_use is None)
+        set_(self, "_allows", self._compile_allows())
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("Requirement is immutable")
@@ -178,35 +178,44 @@ class Requirement:
                                          hint=f"only callers whose {name!r} is one of the expected values may call"))
         return out
 
-    def _holds(self, principal: Principal) -> bool:
-        # The allow decision without building explanations: runs on every request.
-        if self.token_use is not None and principal.token_use != self.token_use:
-            return False
+    def _compile_allows(self) -> Callable[[Principal], bool]:
+        """The allow decision without building explanations, specialised once per Requirement because it runs on
+        every request: the most common route rules (nothing, or only any-of scopes) get a one-line test."""
         scopes_any, scopes_all, roles_any, roles_all, groups_any, groups_all = self._sets
-        if scopes_any and scopes_any.isdisjoint(principal.scopes):
-            return False
-        if scopes_all and not scopes_all.issubset(principal.scopes):
-            return False
-        if roles_any and roles_any.isdisjoint(principal.roles):
-            return False
-        if roles_all and not roles_all.issubset(principal.roles):
-            return False
-        if groups_any and groups_any.isdisjoint(principal.groups):
-            return False
-        if groups_all and not groups_all.issubset(principal.groups):
-            return False
-        for name, allowed in self.claims.items():
-            present, value = claim_value_at(principal.claims, name)
-            if not present or not claim_matches(value, allowed):
+        token_use, claims = self.token_use, self.claims
+        if self._empty:
+            return lambda principal: True
+        if token_use is None and not claims and not any(self._sets[1:]):
+            return lambda principal: not scopes_any.isdisjoint(principal.scopes)
+
+        def allows(principal: Principal) -> bool:
+            if token_use is not None and principal.token_use != token_use:
                 return False
-        return True
+            if scopes_any and scopes_any.isdisjoint(principal.scopes):
+                return False
+            if scopes_all and not scopes_all.issubset(principal.scopes):
+                return False
+            if roles_any and roles_any.isdisjoint(principal.roles):
+                return False
+            if roles_all and not roles_all.issubset(principal.roles):
+                return False
+            if groups_any and groups_any.isdisjoint(principal.groups):
+                return False
+            if groups_all and not groups_all.issubset(principal.groups):
+                return False
+            for name, allowed in claims.items():
+                present, value = claim_value_at(principal.claims, name)
+                if not present or not claim_matches(value, allowed):
+                    return False
+            return True
+        return allows
 
     def check(self, principal: Principal) -> None:
         """Raise the first unmet condition as TokenRejected (wrong_token_use, 401, before any 403 code); return None
         when allowed."""
-        if self._empty or self._holds(principal):
+        if self._allows(principal):
             return
         raise self.failures(principal)[0]
 
     def is_satisfied_by(self, principal: Principal) -> bool:
-        return self._empty or self._holds(principal)
+        return self._allows(principal)

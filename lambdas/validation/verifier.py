@@ -146,10 +146,11 @@ class Verifier:
             # Common case in one frame: a well-formed token with a known header from the one issuer of its iss.
             decoded = decode_token_fast(token, self._headers)
             if decoded is not None:
-                candidates = self._by_iss.get(decoded[1].get("iss")) if type(decoded[1].get("iss")) is str else None
+                iss = decoded[1].get("iss")
+                candidates = self._by_iss.get(iss) if type(iss) is str else None
                 if candidates is not None and len(candidates) == 1 and (
                         issuers is None or candidates[0].name in issuers):
-                    return self._authenticate_with(candidates[0], token, *decoded, _FROM_CONFIG, True)[0]
+                    return self._authenticate_with(candidates[0], token, *decoded, _FROM_CONFIG, True)
         return self._authenticate(token, issuers, _FROM_CONFIG)[0]
 
     def verify(self, token: Any, scopes: Iterable[str] = (), *, scopes_all: Iterable[str] = (),
@@ -280,20 +281,20 @@ class Verifier:
         header, claims, signing_input, signature = self._decode(token)
         candidates = self._candidates(claims, issuers)
         if len(candidates) == 1:
-            return self._authenticate_with(candidates[0], token, header, claims, signing_input, signature,
-                                           expected_use, use_cache)
+            return (self._authenticate_with(candidates[0], token, header, claims, signing_input, signature,
+                                            expected_use, use_cache), header, candidates[0])
         failure: TokenRejected | None = None
         for rules in candidates:
             try:
-                return self._authenticate_with(rules, token, header, claims, signing_input, signature,
-                                               expected_use, use_cache)
+                return (self._authenticate_with(rules, token, header, claims, signing_input, signature,
+                                                expected_use, use_cache), header, rules)
             except TokenRejected as exc:
                 failure = failure or exc
         raise failure  # type: ignore[misc]
 
     def _authenticate_with(self, rules: IssuerRules, token: Any, header: dict, claims: dict, signing_input: bytes,
                            signature: bytes, expected_use: str | None,
-                           use_cache: bool) -> tuple[Principal, dict, IssuerRules]:
+                           use_cache: bool) -> Principal:
         # Hot path. Each step first tries a narrow inline "clearly fine" test and otherwise calls the rule function
         # from claims.py, which is the authority: it either accepts the same way or raises the precise rejection.
         # The inline tests only ever accept a subset of what the rule functions accept.
@@ -306,7 +307,8 @@ class Verifier:
                                 f"{(key.kid or '(no kid)')[:64]!r} of issuer {rules.name}",
                                 hint="the token was altered, or was not signed by this issuer")
         expected = rules.token_use if expected_use is _FROM_CONFIG else expected_use
-        token_use = rules.profile.token_use(header, claims)
+        # RFC 9068 typ (the common case for access tokens) decides without the profile's classification.
+        token_use = "access" if header.get("typ") == "at+jwt" else rules.profile.token_use(header, claims)
         if expected is not None and token_use != expected:
             check_token_use(rules, header, claims, expected)
         aud = claims.get(rules.profile.audience_claim_for_access if token_use == "access" else "aud")
@@ -348,6 +350,6 @@ class Verifier:
                 except (KeyError, RuntimeError, StopIteration):
                     pass  # another thread changed the cache meanwhile; the bound is kept on its next insert
             cache[token] = (principal, valid_until)
-        return principal, header, rules
+        return principal
 
 __all__ = ["Verifier", "Check"]
