@@ -14,7 +14,9 @@ from stacks.aws.refusals import UnsupportedConfiguration
 from stacks.aws.route_plan import ApiPlan
 from stacks.aws.settings import AppSettings
 from stacks.aws.stacks import (CognitoIssuerStack, EksFrontDoorStack, GithubOidcStack, HttpApiStack,
-                               OidcLoadBalancerStack, RestApiStack, WorkloadIdentityStack, secret_value)
+                               OidcLoadBalancerStack, RestApiStack, WebSocketApiStack, WorkloadIdentityStack,
+                               secret_value)
+from stacks.aws.websocket_api.infrastructure import WebSocketPlan
 
 
 def build(app: App, settings: AppSettings) -> ApiPlan:
@@ -31,11 +33,20 @@ def build(app: App, settings: AppSettings) -> ApiPlan:
     lifetime = Duration.seconds(shortest_token_lifetime_seconds(settings, plan))
     staging = Path(tempfile.gettempdir()) / "authgate-authorizer-assets"
 
-    def authorizer_code():
+    def authorizer_code(for_table=table):
         if settings.authorizer_asset_dir:
-            return prebuilt_authorizer_code(settings.authorizer_asset_dir, table, staging_root=staging)
+            return prebuilt_authorizer_code(settings.authorizer_asset_dir, for_table, staging_root=staging)
         # Built locally without Docker (pip --platform) for the functions' arm64 architecture; wheels are cached.
-        return asset_builder.authorizer_code(table, architecture="arm64")
+        return asset_builder.authorizer_code(for_table, architecture="arm64")
+
+    websocket_plan = None
+    if settings.websocket:
+        if settings.websocket.api not in policy.apis:
+            raise UnsupportedConfiguration(f"authgate:websocket.api {settings.websocket.api!r} is not in "
+                                           f"{settings.policy}; it defines {', '.join(policy.apis)}")
+        # Its own table: the WebSocket authorizer trusts only the issuers its $connect names.
+        websocket_plan = WebSocketPlan.from_route_table(
+            render_route_table(policy, apis=[settings.websocket.api]), settings.websocket.api)
 
     api_props = dict(plan=plan, route_table_path=ROUTE_TABLE_FILE, shortest_token_lifetime=lifetime)
     env = Environment(account=settings.account, region=settings.region) if settings.account else None
@@ -51,6 +62,11 @@ def build(app: App, settings: AppSettings) -> ApiPlan:
                      **api_props)
         RestApiStack(stage, "RestApi", authorizer_code=authorizer_code(), backend_url=settings.backend_url,
                      authorizer_type=settings.rest_authorizer_type, **api_props)
+        if websocket_plan is not None:
+            WebSocketApiStack(stage, "WebSocketApi", plan=websocket_plan, route_table_path=ROUTE_TABLE_FILE,
+                              authorizer_code=authorizer_code(websocket_plan.table),
+                              token_source=settings.websocket.token_source,
+                              query_param=settings.websocket.query_param)
         if settings.alb:
             if settings.alb.issuer not in plan.issuers:
                 raise UnsupportedConfiguration(f"authgate:alb.issuer {settings.alb.issuer!r} is not an issuer the "

@@ -85,7 +85,13 @@ class ApiPlan:
         if api not in apis:
             raise UnsupportedConfiguration(
                 f"API {api!r} is not in the route table; it has: {', '.join(sorted(apis)) or 'no APIs'}")
-        issuers = {name: _issuer_plan(name, spec) for name, spec in (table.get("issuers") or {}).items()}
+        if (apis[api] or {}).get("protocol", "http") != "http":
+            # Every HTTP and REST API construct takes an ApiPlan, so this one refusal covers them all.
+            raise UnsupportedConfiguration(
+                f"API {api!r} is a WebSocket API (protocol: {apis[api].get('protocol')}); the HTTP API and REST API "
+                "constructs deploy HTTP routes only. Deploy it with stacks.aws.websocket_api (context "
+                "authgate:websocket: {\"api\": \"" + api + "\"}) and set authgate:api to an HTTP API of the policy")
+        issuers = issuer_plans(table)
         routes = tuple(_route_plan(entry, issuers) for entry in apis[api].get("routes") or ())
         if not routes:
             raise UnsupportedConfiguration(f"API {api!r} has no routes; add routes to it in the policy")
@@ -119,6 +125,11 @@ def _strings(value, *, where: str) -> tuple[str, ...]:
     if isinstance(value, str) or not isinstance(value, Sequence) or not all(isinstance(v, str) for v in value):
         raise UnsupportedConfiguration(f"{where} must be a list of strings, got {value!r}")
     return tuple(value)
+
+
+def issuer_plans(table: Mapping) -> dict[str, IssuerPlan]:
+    """The route table's issuers, each checked for deployment (https, no local-development switch)."""
+    return {name: _issuer_plan(name, spec) for name, spec in (table.get("issuers") or {}).items()}
 
 
 def _issuer_plan(name: str, spec: Mapping) -> IssuerPlan:

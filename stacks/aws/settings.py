@@ -60,6 +60,13 @@ class CognitoSettings:
 
 
 @dataclass(frozen=True)
+class WebSocketApiSettings:
+    api: str                        # a policy API with protocol: websocket
+    token_source: str = "query"     # query | protocol | header: where clients put the token on the upgrade
+    query_param: str = "access_token"
+
+
+@dataclass(frozen=True)
 class AppSettings:
     policy: str
     api: str
@@ -74,6 +81,7 @@ class AppSettings:
     alb: AlbSettings | None = None
     eks: EksSettings | None = None
     github: GithubSettings | None = None
+    websocket: WebSocketApiSettings | None = None
 
     @classmethod
     def from_context(cls, get: Any) -> "AppSettings":
@@ -120,7 +128,8 @@ class AppSettings:
             authorizer_asset_dir=value("authorizer_asset_dir"),
             cognito=_section(value("cognito"), CognitoSettings, "cognito"),
             alb=_section(value("alb"), AlbSettings, "alb"),
-            eks=_eks(value("eks")), github=_section(value("github"), GithubSettings, "github"))
+            eks=_eks(value("eks")), github=_section(value("github"), GithubSettings, "github"),
+            websocket=_section(value("websocket"), WebSocketApiSettings, "websocket"))
 
 
 def _section(raw: Any, kind: type, key: str) -> Any:

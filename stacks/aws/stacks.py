@@ -17,6 +17,7 @@ from stacks.aws.http_api.infrastructure import AuthgateHttpApi
 from stacks.aws.network import flow_logged_vpc
 from stacks.aws.rest_api.infrastructure import AuthgateRestApi
 from stacks.aws.route_plan import ApiPlan
+from stacks.aws.websocket_api.infrastructure import AuthgateWebSocketApi, WebSocketEchoBackend, WebSocketPlan
 from stacks.aws.workload_identity.infrastructure import ClusterOidcProvider, IrsaRole, PodIdentityRole
 
 
@@ -73,6 +74,26 @@ class RestApiStack(AuthgateStack):
                                         authorizer_code=authorizer_code, route_table_path=route_table_path,
                                         shortest_token_lifetime=shortest_token_lifetime,
                                         authorizer_type=authorizer_type)
+
+
+class WebSocketApiStack(AuthgateStack):
+    """One WebSocket API of the policy, its $connect guarded by the Lambda authorizer; messages to the echo backend
+    unless a backend function is given."""
+
+    def __init__(self, scope: Construct, id_: str, *, plan: WebSocketPlan, authorizer_code: lambda_.Code,
+                 route_table_path: str, token_source: str = "query", query_param: str = "access_token",
+                 backend_function: lambda_.IFunction | None = None, **kwargs) -> None:
+        super().__init__(scope, id_, **kwargs)
+        # The echo backend answers each message; a backend of your own decides for itself (management API).
+        echo_answers = backend_function is None
+        if backend_function is None:
+            self.echo = WebSocketEchoBackend(self, "Echo")
+            backend_function = self.echo.function
+        integration = integ.WebSocketLambdaIntegration("Backend", backend_function)
+        self.websocket_api = AuthgateWebSocketApi(
+            self, "WebSocketApi", plan=plan, integration=integration, authorizer_code=authorizer_code,
+            route_table_path=route_table_path, token_source=token_source, query_param=query_param,
+            two_way_messages=echo_answers)
 
 
 class OidcLoadBalancerStack(AuthgateStack):

@@ -29,6 +29,7 @@ FULL_CONTEXT = {
         "irsa": ["orders/orders-api"], "pod_identity": ["billing/billing-api"], "front_door": "http-api-vpc-link"},
     "authgate:github": {"repository": "example-org/shop", "ref": "refs/heads/main",
                         "managed_policy_arns": ["arn:aws:iam::111122223333:policy/shop-deploy"]},
+    "authgate:websocket": {"api": "notifications", "token_source": "query"},
 }
 
 
@@ -67,7 +68,7 @@ def synthesized(tmp_path_factory, authorizer_asset_dir):
 
 @pytest.fixture(scope="session")
 def templates(synthesized) -> dict[str, dict]:
-    """Stack id (Issuer, HttpApi, RestApi, Alb, EksFrontDoor, WorkloadIdentity, GithubOidc) -> template."""
+    """Stack id (Issuer, HttpApi, RestApi, WebSocketApi, Alb, EksFrontDoor, WorkloadIdentity, GithubOidc) -> template."""
     code, output, out = synthesized
     assert code == 0, output
     found = {}

@@ -16,7 +16,8 @@ import pytest
 SNAPSHOTS = Path(__file__).resolve().parent / "snapshots"
 UPDATE = os.environ.get("AUTHGATE_UPDATE_SNAPSHOTS") == "1"
 ASSET_HASH = re.compile(r"\b[0-9a-f]{64}\b")
-STACK_IDS = ["Issuer", "HttpApi", "RestApi", "Alb", "EksFrontDoor", "WorkloadIdentity", "GithubOidc"]
+STACK_IDS = ["Issuer", "HttpApi", "RestApi", "WebSocketApi", "Alb", "EksFrontDoor", "WorkloadIdentity",
+             "GithubOidc"]
 
 
 def normalise(template: dict) -> str:

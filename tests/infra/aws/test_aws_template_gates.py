@@ -39,7 +39,7 @@ def test_cdk_nag_runs_on_this_app_and_fails_it_on_a_finding(tmp_path):
 
 def _templates(out: Path) -> list[Path]:
     found = sorted((out / "assembly-dev").glob("*.template.json"))
-    assert len(found) == 7
+    assert len(found) == 8
     return found
 
 
