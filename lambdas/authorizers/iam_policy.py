@@ -9,14 +9,18 @@ pattern covers `/orders/1/refunds` too, a different route. Widening is handled b
 route the principal does not satisfy that some Allow pattern reaches, its own pattern is denied (Deny beats Allow).
 Whether a pattern reaches a route is decided exactly, by searching for a request that the pattern matches *and* that
 API Gateway would route to that route (literal segment values are what route selection depends on, so the search
-tries each literal the table uses at that position plus one value equal to none of them).
+tries each literal the table uses at that position plus one value equal to none of them). A request with a trailing
+slash (`/orders/`) goes to the same route as without it while its method ARN keeps the slash, so the search counts
+that form too and Deny statements name it. The model assumes the method ARN carries the path as routed (no empty
+segments, no encoded '/' decoded into a separator); requests outside it stay denied under the exact encoding.
 
 Three encodings, the first that fits the size budget and gets the current request right wins:
   exact          Allow the satisfied routes' patterns; Deny the unsatisfied routes an Allow pattern reaches.
   deny_list      Allow the whole stage; Deny every unsatisfied route (used when that is smaller and no Deny pattern
                  reaches a satisfied route).
   current_route  Allow or Deny exactly this request's method ARN. Always small and always right for this request;
-                 while it is cached, other routes are denied (fail closed) until the entry expires.
+                 while it is cached, other routes are denied (fail closed) until the entry expires. A path holding
+                 '*' or '?' is refused (Deny): as an Allow resource it would be a wildcard over other routes.
 """
 from __future__ import annotations
 
@@ -192,9 +196,21 @@ class RouteReach:
             self._patterns[route.route_key] = cached
         return cached
 
+    def deny_patterns(self, route: Route) -> tuple[str, ...]:
+        """The patterns that deny every request to `route`: its own patterns plus, where a pattern ends in a literal,
+        the trailing-slash form (".../orders/" reaches the route but `GET/orders` does not match it)."""
+        own = self.patterns(route)
+        if route.template is None or not route.template.segments:
+            return own
+        return own + tuple(f"{p}/" for p in own if not p.endswith("*"))
+
     def reaches(self, route: Route) -> frozenset[str]:
         """Route keys of the other routes having at least one request that one of `route`'s patterns matches."""
         return frozenset().union(*(self._pattern_reach(p, route) for p in self.patterns(route)))
+
+    def deny_reaches(self, route: Route) -> frozenset[str]:
+        """Route keys of the other routes having at least one request that one of `route`'s deny patterns matches."""
+        return frozenset().union(*(self._pattern_reach(p, route) for p in self.deny_patterns(route)))
 
     def _pattern_reach(self, pattern: str, route: Route) -> frozenset[str]:
         key = f"{route.route_key}\n{pattern}"
@@ -263,7 +279,9 @@ class RouteReach:
 
     def _accepted_here(self, matcher: _GlobMatcher, states: frozenset[int], method: str, chosen: Sequence[str],
                        target: Route) -> bool:
-        if not matcher.accepts(states):
+        # API Gateway routes ".../orders/" like ".../orders", but the method ARN keeps the slash: both are requests
+        # to the target, and a pattern reaches it if it matches either.
+        if not (matcher.accepts(states) or (chosen and matcher.accepts(matcher.step(states, "/")))):
             return False
         return self.api.match(method, "/" + "/".join(chosen)) is target
 
@@ -307,12 +325,12 @@ class PolicyBuilder:
         else:
             reached = set().union(*(self.reach.reaches(r) for r in sat))
             denied = [s for s in unsat if s.route_key in reached]
-            conflicts = sum(1 for s in denied if self.reach.reaches(s) & sat_keys)
+            conflicts = sum(1 for s in denied if self.reach.deny_reaches(s) & sat_keys)
             allow = [arn.resource(p) for r in sat for p in self.reach.patterns(r)]
-            deny = [arn.resource(p) for s in denied for p in self.reach.patterns(s)]
+            deny = [arn.resource(p) for s in denied for p in self.reach.deny_patterns(s)]
             candidates.append(_policy_result(_document(allow, deny), "exact", conflicts))
-            if not any(self.reach.reaches(s) & sat_keys for s in unsat):
-                deny_all = [arn.resource(p) for s in unsat for p in self.reach.patterns(s)]
+            if not any(self.reach.deny_reaches(s) & sat_keys for s in unsat):
+                deny_all = [arn.resource(p) for s in unsat for p in self.reach.deny_patterns(s)]
                 candidates.append(_policy_result(_document([arn.whole_stage], deny_all), "deny_list"))
         return candidates
 
@@ -321,10 +339,19 @@ class PolicyBuilder:
 
 
 def current_route_policy(arn: MethodArn, allowed: bool) -> PolicyResult:
-    """Allow or Deny exactly this request's ARN (WebSocket $connect, public routes, and the size fallback)."""
-    if allowed:
+    """Allow or Deny exactly this request's ARN (WebSocket $connect, public routes, and the size fallback).
+
+    A request path may itself contain '*' or '?' (GET /pages/*), which IAM reads as wildcards: such an ARN in an
+    Allow would, once cached, admit every route it matches. It can only be denied (a Deny that covers more than this
+    request is safe); the request is refused rather than answered with a policy that means more than it says."""
+    if allowed and not _has_wildcard(arn.arn):
         return _policy_result(_document([arn.arn], []), "current_route")
-    return _policy_result(_document([], [arn.arn]), "current_route")
+    strategy = "current_route" if not allowed else "wildcard_path_refused"
+    return _policy_result(_document([], [arn.arn]), strategy)
+
+
+def _has_wildcard(resource: str) -> bool:
+    return "*" in resource or "?" in resource
 
 
 def _policy_result(document: dict, strategy: str, conflicts: int = 0) -> PolicyResult:

@@ -1,0 +1,140 @@
+"""Attacks on the authorizers' cached policies and fail-closed paths: each test is a bypass that once worked or a
+shape the policy builder must keep right (wildcard characters in request paths, trailing slashes, size fallbacks)."""
+from __future__ import annotations
+
+import itertools
+import random
+
+import pytest
+
+from lambdas.authorizers.iam_policy import MethodArn, PolicyBuilder, policy_allows
+from lambdas.validation.route_table import RouteTable
+
+PREFIX = "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3d4e5/prod"
+
+
+def _api(route_keys, public=()):
+    routes = []
+    for key in route_keys:
+        method, path = key.split(" ", 1)
+        entry = {"route_key": key, "method": method, "path": path, "issuers": ["corp"]}
+        if key in public:
+            entry.update(public=True, issuers=[])
+        routes.append(entry)
+    return RouteTable.load({"format": "authgate.routes/v1",
+                            "issuers": {"corp": {"issuer": "https://idp.example.test", "audiences": ["x"],
+                                                 "jwks": {"keys": []}}},
+                            "apis": {"t": {"routes": routes}}}).api("t")
+
+
+# --- a wildcard character in the request path must never become a wildcard in an Allow ---------------------------
+
+def test_public_route_with_star_in_path_does_not_allow_other_routes_for_a_garbage_token(load_handler, events,
+                                                                                       signing_key):
+    routes = [events.route("GET /pages/{page}", public=True), events.route("GET /pages/admin", roles=["admin"]),
+              events.route("GET /pages/{page}/edit", roles=["editor"])]
+    rest = load_handler("rest", events.table(signing_key, routes))
+    out = rest.handler(events.rest_token("Bearer not-a-token", "GET", "/pages/*"))
+    document = out["policyDocument"]
+    # API Gateway caches this answer for the token "Bearer not-a-token" and applies it to every route.
+    assert not policy_allows(document, events.method_arn("GET", "/pages/admin"))
+    assert not policy_allows(document, events.method_arn("GET", "/pages/1/edit"))
+
+
+@pytest.mark.parametrize("path", ["/orders/*", "/orders/?", "/orders/a*b"])
+def test_size_fallback_never_turns_a_star_in_the_path_into_an_allow_pattern(path):
+    api = _api(["GET /orders/{id}", "GET /orders/{id}/refunds", "DELETE /orders/{id}"])
+    builder = PolicyBuilder(api, max_bytes=10)  # nothing but the current-route policy fits
+    reader = [api.route("GET /orders/{id}")]
+    arn = MethodArn.parse(f"{PREFIX}/GET{path}")
+    result = builder.build(arn, reader, current_allowed=True)
+    assert not policy_allows(result.document, f"{PREFIX}/GET/orders/1/refunds")
+    assert not policy_allows(result.document, f"{PREFIX}/DELETE/orders/1")
+
+
+def test_star_in_path_with_a_literal_star_route_table_does_not_allow_other_routes():
+    api = _api(["GET /files/*", "GET /files/{name}", "GET /files/{name}/raw"])
+    assert PolicyBuilder(api).reach.glob_unsafe
+    arn = MethodArn.parse(f"{PREFIX}/GET/files/*")
+    result = PolicyBuilder(api).build(arn, [api.route("GET /files/*")], current_allowed=True)
+    assert not policy_allows(result.document, f"{PREFIX}/GET/files/x/raw")
+    assert not policy_allows(result.document, f"{PREFIX}/GET/files/x")
+
+
+# --- trailing slashes: API Gateway routes /orders/ to /orders, and the method ARN keeps the slash ---------------
+
+def test_cached_exact_policy_does_not_allow_the_trailing_slash_form_of_an_unsatisfied_route():
+    api = _api(["GET /orders", "GET /orders/{id}"])
+    arn = MethodArn.parse(f"{PREFIX}/GET/orders/7")
+    result = PolicyBuilder(api).build(arn, [api.route("GET /orders/{id}")], current_allowed=True)
+    assert result.strategy == "exact"
+    assert api.match("GET", "/orders/").route_key == "GET /orders"
+    assert not policy_allows(result.document, f"{PREFIX}/GET/orders/")
+    assert policy_allows(result.document, f"{PREFIX}/GET/orders/7")
+
+
+def test_deny_list_also_denies_the_trailing_slash_form():
+    keys = [f"GET /svc{i}/items" for i in range(40)] + ["GET /admin/users"]
+    api = _api(keys)
+    satisfied = [r for r in api.routes if r.route_key != "GET /admin/users"]
+    builder = PolicyBuilder(api, max_bytes=1200)
+    result = builder.build(MethodArn.parse(f"{PREFIX}/GET/svc1/items"), satisfied, current_allowed=True)
+    assert result.strategy == "deny_list"
+    assert not policy_allows(result.document, f"{PREFIX}/GET/admin/users")
+    assert not policy_allows(result.document, f"{PREFIX}/GET/admin/users/")
+
+
+# --- the randomized oracle, over request shapes the first version did not try ------------------------------------
+
+LITERALS = ["a", "b", "me", "items"]
+REQUEST_VALUES = LITERALS + ["zz", "*"]
+
+
+def _random_route_keys(rng):
+    keys, seen = [], set()
+    for _ in range(rng.randint(2, 8)):
+        segments = []
+        for position in range(rng.randint(0, 3)):
+            segments.append(rng.choice(LITERALS) if rng.random() < 0.55 else f"{{p{position}}}")
+        if segments and rng.random() < 0.25:
+            segments[-1] = f"{{rest{len(segments)}+}}"
+        method = rng.choice(["GET", "GET", "POST", "HEAD", "ANY"])
+        shape = (method, tuple("{+}" if s.endswith("+}") else "{}" if s.startswith("{") else s for s in segments))
+        if shape not in seen:
+            seen.add(shape)
+            keys.append(f"{method} /" + "/".join(segments))
+    return keys
+
+
+def _requests():
+    for length in range(0, 5):
+        for segments in itertools.product(REQUEST_VALUES, repeat=length):
+            path = "/" + "/".join(segments)
+            for method in ("GET", "POST", "HEAD", "DELETE"):
+                yield method, path
+                if segments:
+                    yield method, path + "/"
+
+
+ALL_REQUESTS = list(_requests())
+
+
+@pytest.mark.parametrize("max_bytes", [8192, 700, 300])
+@pytest.mark.parametrize("seed", range(25))
+def test_no_cached_policy_ever_admits_an_unsatisfied_route(seed, max_bytes):
+    rng = random.Random(seed * 7919 + max_bytes)
+    api = _api(_random_route_keys(rng))
+    builder = PolicyBuilder(api, max_bytes=max_bytes)
+    satisfied = [r for r in api.routes if rng.random() < 0.5]
+    sat_keys = {r.route_key for r in satisfied}
+    routed = [(m, p, api.match(m, p)) for m, p in ALL_REQUESTS]
+    routed = [(m, p, r) for m, p, r in routed if r is not None]
+    for current_method, current_path, current in rng.sample(routed, min(6, len(routed))):
+        arn = MethodArn.parse(f"{PREFIX}/{current_method}{current_path}")
+        result = builder.build(arn, satisfied, current_allowed=current.route_key in sat_keys)
+        if current.route_key not in sat_keys:
+            assert not policy_allows(result.document, arn.arn)
+        for method, path, route in routed:
+            if route.route_key not in sat_keys:
+                assert not policy_allows(result.document, f"{PREFIX}/{method}{path}"), (
+                    result.strategy, current_method, current_path, method, path, route.route_key, result.document)
