@@ -29,6 +29,10 @@ ACCESS_TOKEN_HEADER = "x-amzn-oidc-accesstoken"
 IDENTITY_HEADER = "x-amzn-oidc-identity"
 MAX_DATA_BYTES = 16 * 1024
 MAX_KEY_BYTES = 4096
+# A kid the endpoint does not know is remembered for a while: anyone who reaches the target can name a fresh kid on
+# every request, and each would otherwise cost a fetch made under the one key lock.
+UNKNOWN_KID_SECONDS = 60
+MAX_UNKNOWN_KIDS = 1024
 # kids are UUIDs today; anything else is refused before it reaches a URL path.
 _KID = re.compile(r"^[A-Za-z0-9-]{1,128}$")
 _ALB_ARN = re.compile(r"^arn:aws[a-z-]*:elasticloadbalancing:([a-z0-9-]+):\d{12}:loadbalancer/app/[^/]+/[0-9a-f]+$")
@@ -65,6 +69,7 @@ class AlbPublicKeys:
         self.fetcher = fetcher or HttpFetcher(allow_insecure_http=allow_insecure_http)
         self.timeout = timeout
         self._keys: dict[str, JsonWebKey] = {}
+        self._unknown: dict[str, float] = {}   # kid -> monotonic time its 404 stops being trusted
         self._lock = threading.Lock()
 
     def get(self, kid: str) -> JsonWebKey:
@@ -77,7 +82,16 @@ class AlbPublicKeys:
         with self._lock:  # one fetch per kid even when many requests arrive together
             key = self._keys.get(kid)
             if key is None:
-                key = self._fetch(kid)
+                if self._unknown.get(kid, 0.0) > time.monotonic():
+                    raise TokenRejected("unknown_kid", f"the ALB key endpoint has no key {kid!r}", found=kid)
+                try:
+                    key = self._fetch(kid)
+                except TokenRejected as exc:
+                    if exc.code == "unknown_kid":
+                        if len(self._unknown) >= MAX_UNKNOWN_KIDS:
+                            self._unknown.clear()
+                        self._unknown[kid] = time.monotonic() + UNKNOWN_KID_SECONDS
+                    raise
                 self._keys[kid] = key
         return key
 

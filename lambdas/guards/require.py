@@ -31,14 +31,21 @@ def require(principal: Any, requirement: Requirement | None = None, *, scopes: I
 
 
 def header_value(headers: Any, name: str) -> str | None:
-    """A header by case-insensitive name from a dict, a list of (name, value) pairs (str or bytes, as ASGI gives)."""
+    """A header by case-insensitive name from a dict, a list of (name, value) pairs (str or bytes, as ASGI gives).
+
+    Every header read here carries identity, so one sent twice is refused: a client can add its own copy next to
+    the one a gateway or load balancer writes, and reading the first (or the last) would let it choose."""
     items = headers.items() if isinstance(headers, Mapping) else headers
     wanted = name.lower()
+    found: str | None = None
     for key, value in items:
         key = key.decode("latin-1") if isinstance(key, bytes) else key
         if key.lower() == wanted:
-            return value.decode("latin-1") if isinstance(value, bytes) else value
-    return None
+            if found is not None:
+                raise TokenRejected("malformed", f"the {name} header appears more than once",
+                                    hint=f"send exactly one {name} header; strip client copies at the edge")
+            found = value.decode("latin-1") if isinstance(value, bytes) else value
+    return found
 
 
 class BearerGuard:
