@@ -14,9 +14,11 @@ import os
 import time
 
 from .audit import audit_record, emit
+from lambdas.validation.route_table import Route
+
 from .iam_policy import MethodArn, MethodArnError
 from .runtime import (AuthorizerMisconfigured, AuthorizerRuntime, AuthorizerUnavailable, LazyRuntime, context_for,
-                      elapsed_us, header, principal_id)
+                      elapsed_us, principal_id, request_header)
 
 _RUNTIME = LazyRuntime(AuthorizerRuntime.from_env)
 _RUNTIME.load()
@@ -33,7 +35,7 @@ def authorize(runtime: AuthorizerRuntime, event: dict, *, token_header: str = "A
     if kind == "TOKEN":
         raw_token = event.get("authorizationToken")
     elif kind == "REQUEST":
-        raw_token = header(event.get("headers"), token_header)
+        raw_token = request_header(event, token_header)
     else:
         raise AuthorizerMisconfigured(f"REST authorizer received an event of type {kind!r}; configure it as a "
                                       f"TOKEN or REQUEST authorizer")
@@ -42,7 +44,13 @@ def authorize(runtime: AuthorizerRuntime, event: dict, *, token_header: str = "A
     except MethodArnError as exc:
         raise AuthorizerMisconfigured(str(exc)) from None
     route = runtime.api.match(arn.method, arn.path)
-    decision = runtime.decide(raw_token, route, all_routes=True)
+    # A REQUEST event also says which resource API Gateway routed to. If the method ARN reads as another route, the
+    # policy's view of ARNs is not the gateway's (an encoded '/' decoded into the ARN, or a table that is not the
+    # deployed API): decide as for an unknown route, so nothing is allowed on an ARN that could mean either.
+    mismatch = kind == "REQUEST" and not _gateway_agrees(route, event)
+    decision = runtime.decide(raw_token, None if mismatch else route, all_routes=not mismatch)
+    if mismatch and decision.outcome == "deny":
+        decision.code = "route_mismatch"
     request_id = (event.get("requestContext") or {}).get("requestId")
     route_key = decision.route.route_key if decision.route else None
     if decision.outcome in ("unauthorized", "unavailable"):
@@ -51,8 +59,8 @@ def authorize(runtime: AuthorizerRuntime, event: dict, *, token_header: str = "A
         if decision.outcome == "unavailable":
             raise AuthorizerUnavailable("issuer keys unavailable")
         raise Exception("Unauthorized")  # the exact message API Gateway turns into 401
-    if decision.principal is None:  # a public route: nothing to cache beyond this request
-        policy = runtime.policy_builder.for_current_route(arn, True)
+    if decision.principal is None or mismatch:  # a public route: nothing to cache beyond this request
+        policy = runtime.policy_builder.for_current_route(arn, decision.allowed)
     else:
         policy = runtime.policy_builder.build(arn, decision.satisfied, current_allowed=decision.allowed)
     emit(audit_record(authorizer="rest", decision=decision.outcome, code=decision.code, route=route_key,
@@ -60,3 +68,11 @@ def authorize(runtime: AuthorizerRuntime, event: dict, *, token_header: str = "A
                       policy=policy.strategy, policy_bytes=policy.size, policy_conflicts=policy.conflicts or None))
     return {"principalId": principal_id(decision.principal), "policyDocument": policy.document,
             "context": context_for(decision.principal)}
+
+
+def _gateway_agrees(route: Route | None, event: dict) -> bool:
+    """Whether the route the method ARN matches is the resource and method API Gateway says it routed to."""
+    resource, method = event.get("resource"), event.get("httpMethod")
+    if not isinstance(resource, str) or not isinstance(method, str):
+        return True  # nothing to compare against (not a REST REQUEST event shape)
+    return route is not None and route.path == resource and route.method in (method.upper(), "ANY")

@@ -53,7 +53,11 @@ class Decision:
 
 
 def bearer_token(value: Any) -> str:
-    """The token from an Authorization-style value: "Bearer <jwt>" (any case) or the bare JWT."""
+    """The token from an Authorization-style value: "Bearer <jwt>" (any case) or the bare JWT. A tuple is a header
+    sent more than once (see `request_header`), which is refused: which copy would count is the client's choice."""
+    if isinstance(value, tuple):
+        raise TokenRejected("malformed", "the token header appears more than once",
+                            hint="send exactly one header: Authorization: Bearer <token>")
     if not isinstance(value, str) or not value.strip():
         raise TokenRejected("malformed", "the request carries no bearer token",
                             hint="send the access token as: Authorization: Bearer <token>")
@@ -82,6 +86,19 @@ def header(headers: Mapping[str, Any] | None, name: str) -> str | None:
                 value = candidate
                 break
     return value if isinstance(value, str) else None
+
+
+def request_header(event: Mapping[str, Any], name: str) -> str | tuple | None:
+    """A header of a REST/WebSocket REQUEST event; a tuple of every value when multiValueHeaders holds several
+    (the single-value `headers` map then shows only one of them)."""
+    multi = event.get("multiValueHeaders")
+    if isinstance(multi, Mapping):
+        lowered = name.lower()
+        values = [v for key, vs in multi.items() if isinstance(key, str) and key.lower() == lowered
+                  for v in (vs if isinstance(vs, list) else [vs])]
+        if len(values) > 1:
+            return tuple(values)
+    return header(event.get("headers"), name)
 
 
 class AuthorizerRuntime:

@@ -22,7 +22,7 @@ from typing import Any, Mapping
 from .audit import audit_record, emit
 from .iam_policy import MethodArn, MethodArnError, current_route_policy
 from .runtime import (AuthorizerMisconfigured, AuthorizerRuntime, AuthorizerUnavailable, LazyRuntime, context_for,
-                      elapsed_us, header, principal_id)
+                      elapsed_us, principal_id, request_header)
 
 CONNECT_ROUTE = "$connect"
 TOKEN_SOURCES = ("query", "protocol", "header")
@@ -38,14 +38,20 @@ class WebSocketSettings:
         self.protocol_marker = environ.get("AUTHGATE_WS_PROTOCOL_MARKER", "authgate.bearer")
         self.token_header = environ.get("AUTHGATE_TOKEN_HEADER", "Authorization")
 
-    def token_from(self, event: Mapping[str, Any]) -> str | None:
+    def token_from(self, event: Mapping[str, Any]) -> str | tuple | None:
+        """The raw token, None when absent, or a tuple when it was sent more than once (refused by bearer_token)."""
         if self.token_source == "query":
+            multi = (event.get("multiValueQueryStringParameters") or {}).get(self.query_param)
+            if isinstance(multi, list) and len(multi) > 1:
+                return tuple(multi)
             params = event.get("queryStringParameters") or {}
             value = params.get(self.query_param)
             return value if isinstance(value, str) else None
         if self.token_source == "header":
-            return header(event.get("headers"), self.token_header)
-        offered = header(event.get("headers"), "Sec-WebSocket-Protocol")
+            return request_header(event, self.token_header)
+        offered = request_header(event, "Sec-WebSocket-Protocol")
+        if isinstance(offered, tuple):  # several header lines are one comma-separated list (RFC 9110 5.3)
+            offered = ",".join(v for v in offered if isinstance(v, str))
         if not offered:
             return None
         protocols = [p.strip() for p in offered.split(",")]

@@ -138,3 +138,44 @@ def test_no_cached_policy_ever_admits_an_unsatisfied_route(seed, max_bytes):
             if route.route_key not in sat_keys:
                 assert not policy_allows(result.document, f"{PREFIX}/{method}{path}"), (
                     result.strategy, current_method, current_path, method, path, route.route_key, result.document)
+
+
+# --- REST REQUEST events: API Gateway says which resource it routed to; the method ARN must agree ----------------
+
+def test_request_event_whose_resource_disagrees_with_the_method_arn_is_denied(load_handler, events, token_for):
+    rest = load_handler("rest")
+    token = f"Bearer {token_for('orders:read')}"
+    # The ARN reads as GET /orders/1 (satisfied) but API Gateway routed the request to /orders/{id}/refunds: the
+    # two views disagree (an encoded '/' decoded into the ARN, or a table that is not the deployed API).
+    event = events.rest_request(token, "GET", "/orders/1", resource="/orders/{id}/refunds")
+    out = rest.handler(event)
+    assert not policy_allows(out["policyDocument"], events.method_arn("GET", "/orders/1"))
+    agreeing = rest.handler(events.rest_request(token, "GET", "/orders/1", resource="/orders/{id}"))
+    assert policy_allows(agreeing["policyDocument"], events.method_arn("GET", "/orders/1"))
+
+
+def test_request_event_with_two_authorization_values_is_unauthorized(load_handler, events, token_for, capsys):
+    rest = load_handler("rest")
+    good = f"Bearer {token_for('orders:read')}"
+    event = events.rest_request(good, "GET", "/orders")
+    event["multiValueHeaders"]["Authorization"] = [good, "Bearer other"]
+    with pytest.raises(Exception, match="^Unauthorized$"):
+        rest.handler(event)
+    [line] = events.audit_lines(capsys.readouterr().out)
+    assert line["code"] == "malformed"
+
+
+def test_websocket_token_sent_twice_is_unauthorized(load_handler, events, token_for, signing_key):
+    routes = [events.route("$connect", scopes=["chat:connect"])]
+    token = token_for("chat:connect")
+    query = load_handler("websocket", events.table(signing_key, routes), AUTHGATE_WS_TOKEN_SOURCE="query")
+    event = events.websocket(query={"access_token": token})
+    assert policy_allows(query.handler(event)["policyDocument"], f"{events.ARN_PREFIX}/$connect")
+    event["multiValueQueryStringParameters"]["access_token"] = [token, "other"]
+    with pytest.raises(Exception, match="^Unauthorized$"):
+        query.handler(event)
+    header = load_handler("websocket", events.table(signing_key, routes), AUTHGATE_WS_TOKEN_SOURCE="header")
+    event = events.websocket(authorization=f"Bearer {token}")
+    event["multiValueHeaders"]["Authorization"] = [f"Bearer {token}", "Bearer other"]
+    with pytest.raises(Exception, match="^Unauthorized$"):
+        header.handler(event)
