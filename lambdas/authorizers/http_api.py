@@ -72,10 +72,12 @@ def authorize(runtime: AuthorizerRuntime, event: dict, settings: HttpApiSettings
     request_context = event.get("requestContext") or {}
     route_key = event.get("routeKey") or request_context.get("routeKey")
     route = runtime.api.route(route_key) if isinstance(route_key, str) else None
-    if route is None and route_key == "$default":
+    iam = settings.response == "iam"
+    # The $default route catches many paths under one routeKey. Deciding by the path is right only when no simple
+    # answer is cached under that key (IAM policies are evaluated per route ARN; a TTL of 0 caches nothing).
+    if route is None and route_key == "$default" and (iam or settings.result_ttl_seconds == 0):
         http = request_context.get("http") or {}
         route = runtime.api.match(str(http.get("method", "")), str(http.get("path", event.get("rawPath", ""))))
-    iam = settings.response == "iam"
     decision = runtime.decide(header(event.get("headers"), settings.token_header), route, all_routes=iam)
     audit = dict(authorizer="http_api", decision=decision.outcome, code=decision.code,
                  route=decision.route.route_key if decision.route else route_key, principal=decision.principal,

@@ -179,3 +179,19 @@ def test_websocket_token_sent_twice_is_unauthorized(load_handler, events, token_
     event["multiValueHeaders"]["Authorization"] = [f"Bearer {token}", "Bearer other"]
     with pytest.raises(Exception, match="^Unauthorized$"):
         header.handler(event)
+
+
+# --- HTTP API: the $default catch-all shares one routeKey across every path ---------------------------------------
+
+def test_cached_simple_response_for_default_route_does_not_depend_on_the_path(load_handler, events, token_for,
+                                                                               signing_key):
+    # Every request the $default route catches has routeKey "$default", so a cached simple answer keyed by it
+    # serves all of them: it must not be decided from one request's path.
+    routes = [events.route("GET /orders", scopes=["orders:read"]), events.route("GET /admin", roles=["admin"])]
+    http = load_handler("http_api", events.table(signing_key, routes), AUTHGATE_RESULT_TTL_SECONDS="300",
+                        AUTHGATE_IDENTITY_SOURCES="$request.header.Authorization,$context.routeKey")
+    out = http.handler(events.http_api(f"Bearer {token_for('orders:read')}", "$default", "/orders"))
+    assert out == {"isAuthorized": False}
+    uncached = load_handler("http_api", events.table(signing_key, routes), AUTHGATE_RESULT_TTL_SECONDS="0")
+    out = uncached.handler(events.http_api(f"Bearer {token_for('orders:read')}", "$default", "/orders"))
+    assert out["isAuthorized"] is True
