@@ -1,14 +1,18 @@
 """The Azure API Management renderer: one API of the policy -> APIM policy XML (validate-jwt, rate limit, identity headers).
 
 Templates live in policies/apim/; every value from the policy is XML-escaped before it is substituted, so a hostile
-scope or claim value can never change the document's structure. Output is deterministic (sorted, no timestamps), so
+scope or claim value can never change the document's structure. An API or route trusting several issuers gets one
+validate-jwt per issuer inside a <choose> on the token's iss, so each issuer's audiences (and claim names) bind to
+that issuer alone; a token from no listed issuer is refused by the <otherwise>. Output is deterministic (sorted, no timestamps), so
 re-rendering an unchanged policy never shows a diff in `pulumi preview`.
 """
 from __future__ import annotations
 
 import base64
 import functools
+import json
 import textwrap
+from http import HTTPStatus
 from pathlib import Path
 from string import Template
 from xml.sax.saxutils import escape
@@ -36,6 +40,11 @@ CALLER_KEY = ("@{ var jwt = (Jwt)context.Variables[\"jwt\"]; return \"caller:\" 
 IP_KEY = "@(\"ip:\" + context.Request.IpAddress)"
 UNAUTHORIZED_MESSAGE = "Unauthorized: send a valid bearer token (Authorization: Bearer) from an issuer this API trusts"
 FORBIDDEN_MESSAGE = "Forbidden: the token is valid but lacks the scopes, roles or claims this operation requires"
+# Answered by the <otherwise> of a per-issuer <choose>: no token, an unreadable one, or an iss the API does not trust.
+UNTRUSTED_ISSUER_MESSAGE = ("Unauthorized: send a valid bearer token (Authorization: Bearer) from an issuer this API "
+                            "trusts; this token's issuer is not one of them")
+# The API level already accepted the token, so its issuer is trusted by the API but not named on this operation.
+ISSUER_NOT_FOR_ROUTE_MESSAGE = "Forbidden: this operation does not accept tokens from the issuer of this token"
 INDENT = "    "
 
 
@@ -76,41 +85,26 @@ def _groups_claim(issuer: IssuerSpec) -> str:
     return "cognito:groups" if issuer.profile == "cognito" else "groups"
 
 
-def _single_claim_name(kind: str, names: dict[str, str], route_key: str) -> str:
-    distinct = sorted(set(names.values()))
-    if len(distinct) > 1:
-        detail = ", ".join(f"{issuer} uses {claim}" for issuer, claim in sorted(names.items()))
-        raise ValueError(f"route {route_key!r}: APIM checks {kind} in one claim for every token, but the route's "
-                         f"issuers put them in different claims ({detail}); split the route per issuer")
-    return distinct[0]
-
-
 def _claim(name: str, match: str, values: list[str], separator: str | None = None) -> str:
     values_xml = "\n".join(f"{INDENT}<value>{_text(v)}</value>" for v in sorted(values))
     sep = f" separator={_attr(separator)}" if separator else ""
     return _fill("required-claim.xml", name=_attr_value(name), match=match, separator=sep, values=values_xml)
 
 
-def _key_sources(issuers: dict[str, IssuerSpec]) -> str:
-    discovery = []
+def _key_sources(name: str, issuer: IssuerSpec) -> str:
+    if issuer.local_development:
+        raise ValueError(f"issuer {name} is a loopback development issuer; Azure API Management cannot reach it")
+    if issuer.jwks is None:
+        return f"<openid-config url={_attr(issuer.discovery_url)} />"
     keys = []
-    for name, issuer in sorted(issuers.items()):
-        if issuer.local_development:
-            raise ValueError(f"issuer {name} is a loopback development issuer; Azure API Management cannot reach it")
-        if issuer.jwks is None:
-            discovery.append(f"<openid-config url={_attr(issuer.discovery_url)} />")
-            continue
-        for index, jwk in enumerate(issuer.jwks["keys"]):
-            if jwk.get("kty") != "RSA":
-                raise ValueError(f"issuer {name}: bundled key {index} is {jwk.get('kty')}; APIM takes bundled keys "
-                                 f"only as RSA modulus/exponent. Publish a discovery document instead (drop jwks_file)")
-            _check_b64url(jwk.get("n"), name, index)
-            _check_b64url(jwk.get("e"), name, index)
-            keys.append(f"{INDENT}<key n={_attr(jwk['n'])} e={_attr(jwk['e'])} />")
-    parts = list(discovery)
-    if keys:
-        parts.append("<issuer-signing-keys>\n" + "\n".join(keys) + "\n</issuer-signing-keys>")
-    return "\n".join(parts)
+    for index, jwk in enumerate(issuer.jwks["keys"]):
+        if jwk.get("kty") != "RSA":
+            raise ValueError(f"issuer {name}: bundled key {index} is {jwk.get('kty')}; APIM takes bundled keys "
+                             f"only as RSA modulus/exponent. Publish a discovery document instead (drop jwks_file)")
+        _check_b64url(jwk.get("n"), name, index)
+        _check_b64url(jwk.get("e"), name, index)
+        keys.append(f"{INDENT}<key n={_attr(jwk['n'])} e={_attr(jwk['e'])} />")
+    return "<issuer-signing-keys>\n" + "\n".join(keys) + "\n</issuer-signing-keys>"
 
 
 def _check_b64url(value: object, issuer: str, index: int) -> None:
@@ -122,53 +116,74 @@ def _check_b64url(value: object, issuer: str, index: int) -> None:
         raise ValueError(f"issuer {issuer}: bundled RSA key {index} has no valid base64url n/e") from None
 
 
-def _validate_jwt(issuers: dict[str, IssuerSpec], route: RouteSpec | None, *, route_key: str, status: int,
-                  message: str) -> str:
-    cognito = sorted(n for n, i in issuers.items() if i.profile == "cognito")
-    if cognito and len(cognito) != len(issuers):
-        raise ValueError(f"{route_key}: Cognito access tokens carry client_id instead of aud, and APIM's validate-jwt "
-                         f"checks one audience rule for every token; keep Cognito issuers ({', '.join(cognito)}) on "
-                         f"routes of their own")
+def _validate_jwt(name: str, issuer: IssuerSpec, route: RouteSpec | None, *, status: int, message: str) -> str:
+    """One validate-jwt bound to ONE issuer: its keys, its iss, its own audiences (Cognito: client_id) and the
+    route's requirements in the claims where this issuer puts them."""
     claims: list[str] = []
     audiences_xml = ""
-    if cognito:
-        client_ids = sorted({aud for issuer in issuers.values() for aud in issuer.audiences})
-        claims.append(_claim("client_id", "any", client_ids))
-        token_uses = {i.token_use for i in issuers.values()}
-        if token_uses == {"access"}:
-            claims.append(_claim("token_use", "any", ["access"]))
-        elif token_uses == {"id"}:
-            claims.append(_claim("token_use", "any", ["id"]))
+    if issuer.profile == "cognito":
+        claims.append(_claim("client_id", "any", list(issuer.audiences)))
+        if issuer.token_use in ("access", "id"):
+            claims.append(_claim("token_use", "any", [issuer.token_use]))
     else:
-        audiences = sorted({aud for issuer in issuers.values() for aud in issuer.audiences})
+        audiences = sorted(set(issuer.audiences))
         audiences_xml = "<audiences>\n" + "\n".join(f"{INDENT}<audience>{_text(a)}</audience>" for a in audiences) \
                         + "\n</audiences>"
     if route is not None:
-        if route.scopes or route.scopes_all:
-            scope_claim = _single_claim_name("scopes", {n: _scope_claim(i) for n, i in issuers.items()}, route_key)
-            if route.scopes:
-                claims.append(_claim(scope_claim, "any", list(route.scopes), " "))
-            if route.scopes_all:
-                claims.append(_claim(scope_claim, "all", list(route.scopes_all), " "))
+        scope_claim = _scope_claim(issuer)
+        if route.scopes:
+            claims.append(_claim(scope_claim, "any", list(route.scopes), " "))
+        if route.scopes_all:
+            claims.append(_claim(scope_claim, "all", list(route.scopes_all), " "))
         if route.roles:
             claims.append(_claim("roles", "any", list(route.roles)))
         if route.roles_all:
             claims.append(_claim("roles", "all", list(route.roles_all)))
-        if route.groups or route.groups_all:
-            groups_claim = _single_claim_name("groups", {n: _groups_claim(i) for n, i in issuers.items()}, route_key)
-            if route.groups:
-                claims.append(_claim(groups_claim, "any", list(route.groups)))
-            if route.groups_all:
-                claims.append(_claim(groups_claim, "all", list(route.groups_all)))
-        for name, allowed in sorted(route.claims.items()):
-            claims.append(_claim(name, "any", list(allowed)))
+        groups_claim = _groups_claim(issuer)
+        if route.groups:
+            claims.append(_claim(groups_claim, "any", list(route.groups)))
+        if route.groups_all:
+            claims.append(_claim(groups_claim, "all", list(route.groups_all)))
+        for claim_name, allowed in sorted(route.claims.items()):
+            claims.append(_claim(claim_name, "any", list(allowed)))
     required = ("<required-claims>\n" + _indent("\n".join(claims), 1) + "\n</required-claims>") if claims else ""
-    issuers_xml = "\n".join(f"{INDENT * 2}<issuer>{_text(i.issuer)}</issuer>"
-                            for i in sorted(issuers.values(), key=lambda i: i.issuer))
     xml = _fill("validate-jwt.xml", status=str(status), message=_attr_value(message),
-                clock_skew=str(max(i.leeway_seconds for i in issuers.values())), token_variable=TOKEN_VARIABLE,
-                key_sources=_indent(_key_sources(issuers), 1), audiences=_indent(audiences_xml, 1),
-                issuers=issuers_xml, required_claims=_indent(required, 1))
+                clock_skew=str(issuer.leeway_seconds), token_variable=TOKEN_VARIABLE,
+                key_sources=_indent(_key_sources(name, issuer), 1), audiences=_indent(audiences_xml, 1),
+                issuers=f"{INDENT * 2}<issuer>{_text(issuer.issuer)}</issuer>", required_claims=_indent(required, 1))
+    return "\n".join(line for line in xml.splitlines() if line.strip())
+
+
+def _csharp_string(value: str) -> str:
+    """A C# regular string literal holding value (the issuer URL compared in a policy expression)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _issuer_condition(issuer_url: str) -> str:
+    # The token's iss read WITHOUT verification, only to pick the branch: that branch's validate-jwt then checks the
+    # signature against this issuer's keys and iss against this issuer exactly, so a forged iss gains nothing.
+    return (f'@(context.Request.Headers.GetValueOrDefault("Authorization", "").AsJwt()?.Issuer == '
+            f'{_csharp_string(issuer_url)})')
+
+
+def _token_check(issuers: dict[str, IssuerSpec], route: RouteSpec | None, *, status: int, message: str,
+                 unmatched_message: str) -> str:
+    """The token check for a set of issuers: one validate-jwt for one issuer; for several, a <choose> on the token's
+    iss with one validate-jwt per issuer (APIM checks a validate-jwt's issuers and audiences as independent lists,
+    so one shared element would let issuer A's token in with issuer B's audience), and an <otherwise> that refuses
+    a token from no listed issuer."""
+    if len(issuers) == 1:
+        [(name, issuer)] = issuers.items()
+        return _validate_jwt(name, issuer, route, status=status, message=message)
+    # The policy model gives each issuer URL to one issuer name, so every <when> condition is distinct.
+    branches = []
+    for name, issuer in sorted(issuers.items(), key=lambda item: item[1].issuer):
+        check = _validate_jwt(name, issuer, route, status=status, message=message)
+        branches.append(_fill("issuer-branch.xml", condition=_attr_value(_issuer_condition(issuer.issuer)),
+                              validate_jwt=_indent(check, 1)).strip("\n"))
+    body = json.dumps({"statusCode": status, "message": unmatched_message}, ensure_ascii=False)
+    xml = _fill("issuer-dispatch.xml", branches=_indent("\n".join(branches), 1), status=str(status),
+                reason=HTTPStatus(status).phrase, body=_text(body))
     return "\n".join(line for line in xml.splitlines() if line.strip())
 
 
@@ -217,8 +232,8 @@ def render_apim(policy: AuthPolicy, api_name: str, *, route_key: str | None = No
     if not issuers:
         raise ValueError(f"API {api_name!r} has only public routes; there is no token to validate at the API level")
     xml = _fill("api-policy.xml", strip_headers=_indent(_strip_headers(), 2),
-                validate_jwt=_indent(_validate_jwt(issuers, None, route_key=f"API {api_name}", status=401,
-                                                   message=UNAUTHORIZED_MESSAGE), 2),
+                validate_jwt=_indent(_token_check(issuers, None, status=401, message=UNAUTHORIZED_MESSAGE,
+                                                  unmatched_message=UNTRUSTED_ISSUER_MESSAGE), 2),
                 calls=str(api.rate_limit.calls), period=str(api.rate_limit.period_seconds),
                 caller_key=_attr_value(CALLER_KEY), identity_headers=_indent(_identity_headers(), 2))
     return xml.rstrip("\n") + "\n"
@@ -237,8 +252,8 @@ def _operation_policy(policy: AuthPolicy, api_name: str, route_key: str, route: 
     else:
         route_issuers = {name: policy.issuers[name] for name in sorted(route.issuers)}
         xml = _fill("operation-policy.xml",
-                    validate_jwt=_indent(_validate_jwt(route_issuers, route, route_key=route_key, status=403,
-                                                       message=FORBIDDEN_MESSAGE), 2))
+                    validate_jwt=_indent(_token_check(route_issuers, route, status=403, message=FORBIDDEN_MESSAGE,
+                                                      unmatched_message=ISSUER_NOT_FOR_ROUTE_MESSAGE), 2))
     return xml.rstrip("\n") + "\n"
 
 

@@ -34,21 +34,73 @@ def test_api_and_operation_policies_match_golden_and_parse(api):
         assert_golden(golden_name(api, route_key), xml)
 
 
+def dispatched_checks(inbound) -> dict[str, object]:
+    """issuer URL -> the validate-jwt APIM runs for a token with that iss, read from a per-issuer <choose>."""
+    [choose] = inbound.findall("choose")
+    checks = {}
+    for when in choose.findall("when"):
+        found = re.fullmatch(r'@\(context\.Request\.Headers\.GetValueOrDefault\("Authorization", ""\)\.AsJwt\(\)'
+                             r'\?\.Issuer == "((?:[^"\\]|\\.)*)"\)', when.attrib["condition"])
+        assert found, when.attrib["condition"]
+        [check] = when.findall("validate-jwt")
+        checks[re.sub(r"\\(.)", r"\1", found.group(1))] = check
+    return checks
+
+
+def statically_admits(xml: str, iss: str, aud: str) -> bool:
+    """Whether the document's token checks (signature aside) let a token with this iss and aud through: the
+    validate-jwt that applies to the token must list iss among its issuers and aud among its audiences."""
+    inbound = SafeET.fromstring(xml).find("inbound")
+    if inbound.find("choose") is not None:
+        check = dispatched_checks(inbound).get(iss)
+        if check is None:
+            return False
+    else:
+        check = inbound.find("validate-jwt")
+    return (iss in [i.text for i in check.findall("issuers/issuer")]
+            and aud in [a.text for a in check.findall("audiences/audience")])
+
+
+OKTA = "https://example.okta.com/oauth2/aus1billing2exmpl3"
+ENTRA = "https://login.microsoftonline.com/8c1a5f3e-2b4d-4e6f-9a0b-1c2d3e4f5a6b/v2.0"
+ENTRA_AUDIENCE = "0d9e8f7a-6b5c-4d3e-8f1a-2b3c4d5e6f7a"
+
+
+def test_each_issuer_is_bound_to_its_own_audiences():
+    """Issue 5: one validate-jwt listing both issuers and both audiences admitted an Okta token carrying the Entra
+    API's audience. Each issuer's audiences must bind to that issuer alone, at API and at operation level."""
+    policy = example()
+    documents = [render_apim(policy, "billing"), render_apim(policy, "billing", route_key="ANY /exports/{path+}")]
+    for xml in documents:
+        assert statically_admits(xml, OKTA, "api://billing") and statically_admits(xml, ENTRA, ENTRA_AUDIENCE)
+        assert not statically_admits(xml, OKTA, ENTRA_AUDIENCE)
+        assert not statically_admits(xml, ENTRA, "api://billing")
+        assert not statically_admits(xml, "https://attacker.example.com", "api://billing")
+
+
 def test_api_level_policy_validates_tokens_and_passes_identity_on():
     root = SafeET.fromstring(render_apim(example(), "billing"))
     inbound = root.find("inbound")
-    jwt = inbound.find("validate-jwt")
-    assert jwt.attrib == {
-        "header-name": "Authorization", "require-scheme": "Bearer", "failed-validation-httpcode": "401",
-        "failed-validation-error-message": "Unauthorized: send a valid bearer token (Authorization: Bearer) from an "
-                                           "issuer this API trusts",
-        "require-expiration-time": "true", "require-signed-tokens": "true", "clock-skew": "60",
-        "output-token-variable-name": "jwt"}
-    assert [e.attrib["url"] for e in jwt.findall("openid-config")] == [
-        "https://login.microsoftonline.com/8c1a5f3e-2b4d-4e6f-9a0b-1c2d3e4f5a6b/v2.0/.well-known/openid-configuration",
-        "https://example.okta.com/oauth2/aus1billing2exmpl3/.well-known/openid-configuration"]
-    assert [a.text for a in jwt.find("audiences")] == ["0d9e8f7a-6b5c-4d3e-8f1a-2b3c4d5e6f7a", "api://billing"]
-    assert len(jwt.find("issuers")) == 2
+    assert inbound.find("validate-jwt") is None
+    choose = inbound.find("choose")
+    checks = dispatched_checks(inbound)
+    assert list(checks) == [OKTA, ENTRA]
+    for url, jwt in checks.items():
+        assert jwt.attrib == {
+            "header-name": "Authorization", "require-scheme": "Bearer", "failed-validation-httpcode": "401",
+            "failed-validation-error-message": "Unauthorized: send a valid bearer token (Authorization: Bearer) from "
+                                               "an issuer this API trusts",
+            "require-expiration-time": "true", "require-signed-tokens": "true",
+            "clock-skew": "30" if url == OKTA else "60",   # each issuer's own leeway
+            "output-token-variable-name": "jwt"}
+        assert [e.attrib["url"] for e in jwt.findall("openid-config")] == [f"{url}/.well-known/openid-configuration"]
+        assert [i.text for i in jwt.findall("issuers/issuer")] == [url]
+    assert [a.text for a in checks[OKTA].find("audiences")] == ["api://billing"]
+    assert [a.text for a in checks[ENTRA].find("audiences")] == [ENTRA_AUDIENCE]
+    refusal = choose.find("otherwise/return-response")
+    assert refusal.find("set-status").attrib == {"code": "401", "reason": "Unauthorized"}
+    body = json.loads(refusal.find("set-body").text)
+    assert body["statusCode"] == 401 and "issuer is not one of them" in body["message"]
     limit = inbound.find("rate-limit-by-key")
     assert limit.attrib["calls"] == "60" and limit.attrib["renewal-period"] == "60"
     assert 'context.Variables["jwt"]' in limit.attrib["counter-key"] and '"azp"' in limit.attrib["counter-key"]
@@ -57,11 +109,16 @@ def test_api_level_policy_validates_tokens_and_passes_identity_on():
     assert deleted == list(SPOOFABLE_HEADERS)
     children = list(inbound)
     # Spoofable headers go before validation; verified identity is set after it.
-    assert children.index(jwt) > max(children.index(h) for h in headers if h.attrib["exists-action"] == "delete")
+    assert children.index(choose) > max(children.index(h) for h in headers if h.attrib["exists-action"] == "delete")
     overridden = [h for h in headers if h.attrib["exists-action"] == "override"]
     assert [h.attrib["name"] for h in overridden] == ["X-Authgate-Subject", "X-Authgate-Issuer",
                                                       "X-Authgate-Client-Id", "X-Authgate-Scopes"]
-    assert all(children.index(h) > children.index(jwt) for h in overridden)
+    assert all(children.index(h) > children.index(choose) for h in overridden)
+
+
+def test_single_issuer_apis_keep_one_validate_jwt():
+    inbound = SafeET.fromstring(render_apim(example(), "orders")).find("inbound")
+    assert inbound.find("choose") is None and len(inbound.findall("validate-jwt")) == 1
 
 
 def test_operation_policies_carry_route_requirements():
@@ -155,20 +212,6 @@ def test_bundled_rsa_keys_become_issuer_signing_keys(tmp_path):
 @pytest.mark.parametrize("policy_yaml, call, expected", [
     ("""
         issuers:
-          ent: {issuer: "https://login.microsoftonline.com/t/v2.0", profile: entra, audiences: [a]}
-          okt: {issuer: https://example.okta.com/oauth2/default, profile: okta, audiences: [b]}
-        apis:
-          a: {routes: {"GET /x": {issuers: [ent, okt], scopes: [read]}}}
-     """, ("a", "GET /x"), "put them in different claims (ent uses scp, okt uses scope)"),
-    ("""
-        issuers:
-          cog: {issuer: "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Abc", profile: cognito, audiences: [c]}
-          gen: {issuer: https://idp.example.com, audiences: [a]}
-        apis:
-          a: {routes: {"GET /x": {issuers: [cog, gen], scopes: [s]}}}
-     """, ("a", None), "keep Cognito issuers (cog) on routes of their own"),
-    ("""
-        issuers:
           dev: {issuer: "http://127.0.0.1:9000", local_development: true, audiences: [a]}
         apis:
           a: {routes: {"GET /x": {issuers: [dev]}}}
@@ -185,6 +228,54 @@ def test_combinations_apim_cannot_express_are_refused(tmp_path, policy_yaml, cal
     api, route_key = call
     with pytest.raises(ValueError, match=re.escape(expected)):
         render_apim(policy, api, route_key=route_key)
+
+
+def test_issuers_with_different_claim_shapes_share_a_route(tmp_path):
+    """Per-issuer checks let each issuer's token be read its own way: Entra scopes in scp, Okta's in scope, Cognito
+    matched on client_id and token_use instead of aud (these once had to be split into separate routes)."""
+    policy = load_text(tmp_path, """
+        issuers:
+          ent: {issuer: "https://login.microsoftonline.com/t/v2.0", profile: entra, audiences: [api-e]}
+          okt: {issuer: https://example.okta.com/oauth2/default, profile: okta, audiences: [api-o]}
+          cog: {issuer: "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Abc", profile: cognito, audiences: [c1]}
+        apis:
+          a: {routes: {"GET /x": {issuers: [ent, okt, cog], scopes: [read], groups: [g]}}}
+    """)
+    api = dispatched_checks(SafeET.fromstring(render_apim(policy, "a")).find("inbound"))
+    op = dispatched_checks(SafeET.fromstring(render_apim(policy, "a", route_key="GET /x")).find("inbound"))
+    cognito, entra, okta = ("https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Abc",
+                            "https://login.microsoftonline.com/t/v2.0", "https://example.okta.com/oauth2/default")
+    assert [a.text for a in api[entra].findall("audiences/audience")] == ["api-e"]
+    assert [a.text for a in api[okta].findall("audiences/audience")] == ["api-o"]
+    assert api[cognito].find("audiences") is None
+
+    def claims(check):
+        return {c.attrib["name"]: [v.text for v in c] for c in check.findall("required-claims/claim")}
+    assert claims(api[cognito]) == {"client_id": ["c1"], "token_use": ["access"]}
+    assert claims(op[entra]) == {"scp": ["read"], "groups": ["g"]}
+    assert claims(op[okta]) == {"scope": ["read"], "groups": ["g"]}
+    assert claims(op[cognito]) == {"client_id": ["c1"], "token_use": ["access"], "scope": ["read"],
+                                   "cognito:groups": ["g"]}
+    refusal = SafeET.fromstring(render_apim(policy, "a", route_key="GET /x")).find("inbound/choose/otherwise")
+    assert refusal.find("return-response/set-status").attrib["code"] == "403"
+
+
+def test_hostile_issuer_urls_stay_inside_the_dispatch_literal(tmp_path):
+    """The iss in each <when> is a C# string inside an XML attribute: quote, backslash and ampersand are escaped
+    twice over and read back exactly, so an issuer URL can neither end the literal nor the attribute."""
+    hostile = 'https://idp.example.com/a"b\\c&d<e>'
+    policy = load_text(tmp_path, f"""
+        issuers:
+          h: {{issuer: {json.dumps(hostile)}, audiences: [a]}}
+          k: {{issuer: https://other.example.com, audiences: [b]}}
+        apis:
+          a: {{routes: {{"GET /x": {{issuers: [h, k]}}}}}}
+    """)
+    xml = render_apim(policy, "a")
+    assert "<e>" not in xml
+    checks = dispatched_checks(SafeET.fromstring(xml).find("inbound"))
+    assert set(checks) == {hostile, "https://other.example.com"}
+    assert [i.text for i in checks[hostile].findall("issuers/issuer")] == [hostile]
 
 
 def test_unknown_route_and_inherited_operation(tmp_path):
