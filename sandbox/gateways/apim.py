@@ -7,8 +7,12 @@ The XML is parsed with defusedxml and interpreted element by element, in order, 
 through lambdas.validation configured from the element (openid-config url or issuer-signing-keys, audiences,
 issuers, clock-skew, require-expiration-time, header-name + require-scheme) and then its required-claims (match
 any/all, separator); on failure the request ends with failed-validation-httpcode and -error-message.
-`rate-limit-by-key` is recognised and not enforced. Any other element is an error: the emulator never skips a rule
-it does not understand.
+`choose` runs the first `when` whose condition holds, else its `otherwise`; the one condition understood is the
+renderer's issuer dispatch, `@(context.Request.Headers.GetValueOrDefault("Authorization", "").AsJwt()?.Issuer ==
+"<iss>")`, read as APIM's AsJwt does (the optional Bearer scheme stripped, the payload decoded, nothing verified).
+`return-response` (set-status, literal set-header and set-body) ends the request with that answer.
+`rate-limit-by-key` is recognised and not enforced. Any other element or expression is an error: the emulator never
+skips a rule it does not understand.
 """
 from __future__ import annotations
 
@@ -32,6 +36,11 @@ APIM_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256"
 NOT_ENFORCED = frozenset({"rate-limit-by-key"})
 DISCOVERY_TIMEOUT_SECONDS = 5
 MAX_KID_VERIFIERS = 64
+# AsJwt() reads a header value no larger than a token the validation module would accept at all.
+MAX_DISPATCH_HEADER_BYTES = 16 * 1024
+_ISSUER_CONDITION = re.compile(
+    r'@\(\s*context\.Request\.Headers\.GetValueOrDefault\(\s*"([^"\\]+)"\s*,\s*""\s*\)\.AsJwt\(\)\?\.Issuer\s*==\s*'
+    r'"((?:[^"\\]|\\["\\])*)"\s*\)', re.S)
 
 
 class ApimEmulationError(ValueError):
@@ -210,6 +219,8 @@ class ApimEmulator:
                  operation_policies: Mapping[str, str], *, fetch_json=None) -> None:
         self._fetch = fetch_json
         self._validations: dict[int, JwtValidation] = {}
+        self._branches: dict[int, tuple["IssuerBranch", ...]] = {}
+        self._responses: dict[int, "ReturnResponse"] = {}
         self.api_inbound = _inbound(api_policy_xml, "API policy")
         self.operations: list[ApimOperationPolicy] = []
         for route_key, method, template in operations:
@@ -229,6 +240,13 @@ class ApimEmulator:
     def _compile(self, element: Element) -> None:
         if element.tag == "validate-jwt":
             self._validations[id(element)] = JwtValidation(element, fetch_json=self._fetch)
+        elif element.tag == "choose":
+            self._branches[id(element)] = _compile_choose(element)
+            for branch in element:
+                for child in branch:
+                    self._compile(child)
+        elif element.tag == "return-response":
+            self._responses[id(element)] = _compile_return_response(element)
         elif element.tag not in ("base", "set-header", *NOT_ENFORCED):
             raise ApimEmulationError(f"policy element <{element.tag}> is not emulated")
 
@@ -271,7 +289,119 @@ class ApimEmulator:
                     return validation.status, validation.message, error.code
                 if validation.output_variable:
                     state.variables[validation.output_variable] = principal
+            elif element.tag == "choose":
+                branch = next((b for b in self._branches[id(element)] if b.applies(state.headers)), None)
+                if branch is None:
+                    # APIM runs nothing when no <when> holds and there is no <otherwise>; so does the emulator.
+                    state.checked.append("choose: no branch applies, nothing checked")
+                    continue
+                state.checked.append(branch.summary)
+                refusal = self._run(branch.elements, state, in_operation=in_operation)
+                if refusal is not None:
+                    status, message, code = refusal
+                    # Every <when> the emulator accepts dispatches on iss, so <otherwise> means no listed issuer.
+                    return status, message, ("unknown_issuer" if branch.issuer is None and code == "return_response"
+                                             else code)
+            elif element.tag == "return-response":
+                response = self._responses[id(element)]
+                state.checked.append(f"return-response {response.status}")
+                return response.status, response.body, "return_response"
         return None
+
+
+@dataclass(frozen=True)
+class IssuerBranch:
+    """One branch of an issuer-dispatch <choose>: a <when> for tokens whose (unverified) iss is `issuer`, or the
+    <otherwise> (issuer None)."""
+    issuer: str | None
+    header: str
+    elements: tuple[Element, ...]
+
+    def applies(self, headers: Mapping[str, str]) -> bool:
+        return self.issuer is None or _as_jwt_issuer(headers.get(self.header, "")) == self.issuer
+
+    @property
+    def summary(self) -> str:
+        return "otherwise" if self.issuer is None else f"when iss == {self.issuer}"
+
+
+def _compile_choose(element: Element) -> tuple[IssuerBranch, ...]:
+    branches: list[IssuerBranch] = []
+    for index, branch in enumerate(element):
+        if branch.tag == "when":
+            found = _ISSUER_CONDITION.fullmatch((branch.attrib.get("condition") or "").strip())
+            if not found:
+                raise ApimEmulationError(f"<when condition={branch.attrib.get('condition', '')[:100]!r}> is not "
+                                         "emulated (only the issuer dispatch authgate renders)")
+            issuer = re.sub(r'\\(["\\])', r"\1", found.group(2))
+            branches.append(IssuerBranch(issuer, found.group(1).lower(), tuple(branch)))
+        elif branch.tag == "otherwise" and index == len(element) - 1 and index > 0:
+            branches.append(IssuerBranch(None, "", tuple(branch)))
+        else:
+            raise ApimEmulationError(f"<choose> holds <when> elements and at most one <otherwise>, last; found "
+                                     f"<{branch.tag}> at position {index + 1}")
+    if not branches:
+        raise ApimEmulationError("<choose> without any <when>")
+    return tuple(branches)
+
+
+def _as_jwt_issuer(header_value: str) -> str | None:
+    """What APIM's AsJwt()?.Issuer gives for a header value: the iss of a JWT (optionally after "Bearer"), NOT
+    verified; None when the value is no JWT or iss is no string."""
+    value = header_value.strip()
+    if not value or len(value) > MAX_DISPATCH_HEADER_BYTES:
+        return None
+    scheme, _, rest = value.partition(" ")
+    if rest:
+        if scheme.lower() != "bearer":
+            return None
+        value = rest.strip()
+    parts = value.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    issuer = payload.get("iss") if isinstance(payload, dict) else None
+    return issuer if isinstance(issuer, str) else None
+
+
+@dataclass(frozen=True)
+class ReturnResponse:
+    """A <return-response>: the gateway answers itself; `body` is the message the client reads."""
+    status: int
+    body: str
+
+
+def _compile_return_response(element: Element) -> ReturnResponse:
+    status: int | None = None
+    body = ""
+    for child in element:
+        if child.tag == "set-status":
+            try:
+                status = int(child.attrib.get("code", ""))
+            except ValueError:
+                raise ApimEmulationError(f"return-response set-status code {child.attrib.get('code')!r} is not a "
+                                         "number") from None
+        elif child.tag == "set-header":
+            if any((v.text or "").startswith("@") for v in child.findall("value")):
+                raise ApimEmulationError("return-response set-header with a policy expression is not emulated")
+        elif child.tag == "set-body":
+            text = child.text or ""
+            if text.startswith("@") or child.attrib.get("template"):
+                raise ApimEmulationError("return-response set-body with an expression or template is not emulated")
+            body = text
+        else:
+            raise ApimEmulationError(f"<{child.tag}> inside return-response is not emulated")
+    if status is None:
+        raise ApimEmulationError("return-response without set-status (APIM would answer 200)")
+    try:
+        parsed = json.loads(body)
+        message = parsed["message"] if isinstance(parsed, dict) and isinstance(parsed.get("message"), str) else body
+    except ValueError:
+        message = body
+    return ReturnResponse(status, message)
 
 
 @dataclass

@@ -3,6 +3,7 @@ any/all and separator, skew), failed-validation status and message, header delet
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -96,3 +97,115 @@ def test_policies_the_emulator_cannot_interpret_are_refused():
         ApimEmulator(unsigned, OPERATIONS, {})
     with pytest.raises(Exception):   # defusedxml refuses entity declarations
         ApimEmulator('<!DOCTYPE p [<!ENTITY x "y">]><policies><inbound>&x;</inbound></policies>', OPERATIONS, {})
+
+
+# ---- Two issuers on one API: per-issuer validate-jwt inside a <choose> on iss (issue 5) --------------------------
+
+PARTNER_ISSUER = "https://login.microsoftonline.com/partner-tenant/v2.0"
+TWO_ISSUERS = """
+issuers:
+  corp: {issuer: %s, audiences: [orders-api], jwks_file: corp.json}
+  partners: {issuer: %s, profile: entra, audiences: [partner-api], jwks_file: partners.json}
+apis:
+  orders:
+    routes:
+      "GET /orders": {issuers: [corp, partners]}
+      "POST /orders": {issuers: [corp, partners], scopes: [orders:write]}
+      "GET /reports": {issuers: [partners]}
+""" % (ISSUER, PARTNER_ISSUER)
+TWO_ISSUER_OPERATIONS = [("GET /orders", "GET", "/orders"), ("POST /orders", "POST", "/orders"),
+                         ("GET /reports", "GET", "/reports")]
+
+
+@pytest.fixture(scope="module")
+def partner_key():
+    return SigningKey.generate()
+
+
+@pytest.fixture(scope="module")
+def two_issuer_policy(key, partner_key, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("apim-two")
+    (folder / "corp.json").write_text(json.dumps(key.jwks()))
+    (folder / "partners.json").write_text(json.dumps(partner_key.jwks()))
+    return load_policy_text(TWO_ISSUERS, base_dir=folder)
+
+
+@pytest.fixture(scope="module")
+def two_issuers(two_issuer_policy):
+    return ApimEmulator(render_apim(two_issuer_policy, "orders"), TWO_ISSUER_OPERATIONS,
+                        render_apim_operations(two_issuer_policy, "orders"))
+
+
+def test_a_token_with_another_issuers_audience_is_refused(two_issuers, key, partner_key):
+    """Issuer corp's token carrying the partners API's audience: with one shared validate-jwt (both issuers, both
+    audiences, checked as independent lists) it passed; the per-issuer check binds aud to corp's own audiences."""
+    crossed = two_issuers.decide("GET", "/orders", auth(mint(key, audience="partner-api")))
+    assert (crossed.status, crossed.code) == (401, "invalid_audience"), crossed
+    assert "when iss == " + ISSUER in crossed.checked
+    crossed_back = two_issuers.decide("GET", "/orders", auth(mint(partner_key, issuer=PARTNER_ISSUER,
+                                                                  audience="orders-api")))
+    assert (crossed_back.status, crossed_back.code) == (401, "invalid_audience")
+    assert two_issuers.decide("GET", "/orders", auth(mint(key))).allowed
+    assert two_issuers.decide("GET", "/orders", auth(mint(partner_key, issuer=PARTNER_ISSUER,
+                                                          audience="partner-api"))).allowed
+
+
+def test_the_shared_validate_jwt_shape_would_have_let_it_through(two_issuer_policy, key):
+    """Why the change: the pre-issue-5 shape, one validate-jwt naming both issuers and both audiences, admits the
+    crossed token in the same emulator, so the refusal above comes from the per-issuer rendering."""
+    api = render_apim(two_issuer_policy, "orders")
+    corp, partners = (f"<issuer>{ISSUER}</issuer>", f"<issuer>{PARTNER_ISSUER}</issuer>")
+    start, end = api.index("<choose>"), api.index("</choose>") + len("</choose>")
+    first = api[api.index("<validate-jwt", start):api.index("</validate-jwt>", start) + len("</validate-jwt>")]
+    second_at = api.index("<validate-jwt", api.index("</validate-jwt>", start))
+    second_keys = api[api.index("<key ", second_at):api.index("/>", api.index("<key ", second_at)) + 2]
+    shared = (first.replace("<audience>orders-api</audience>",
+                            "<audience>orders-api</audience><audience>partner-api</audience>")
+              .replace(corp, corp + partners).replace("</issuer-signing-keys>", second_keys + "</issuer-signing-keys>"))
+    old_shape = ApimEmulator(api[:start] + shared + api[end:], [("GET /orders", "GET", "/orders")], {})
+    assert old_shape.decide("GET", "/orders", auth(mint(key, audience="partner-api"))).allowed
+
+
+def test_tokens_from_no_listed_issuer_get_the_otherwise_answer(two_issuers, key):
+    for headers in ({}, {"authorization": "Bearer not-a-jwt"}, {"authorization": "Basic abc"},
+                    auth(mint(key, issuer="https://attacker.example.com")),
+                    auth(mint(key, iss=["https://idp.example.com"]))):
+        refused = two_issuers.decide("GET", "/orders", headers)
+        assert (refused.status, refused.code) == (401, "unknown_issuer"), headers
+        assert "issuer is not one of them" in refused.body["message"] and "otherwise" in refused.checked
+
+
+def test_a_forged_iss_picks_a_branch_but_not_its_keys(two_issuers, key):
+    """The iss read for dispatch is unverified; the branch it picks checks the signature with that issuer's keys."""
+    forged = two_issuers.decide("GET", "/orders", auth(mint(key, issuer=PARTNER_ISSUER, audience="partner-api")))
+    assert (forged.status, forged.code) == (401, "bad_signature")
+
+
+def test_operation_checks_read_each_issuers_own_claims(two_issuers, key, partner_key):
+    # corp (generic) carries scopes in scope, partners (Entra) in scp; each branch asks for its own claim.
+    assert two_issuers.decide("POST", "/orders", auth(mint(key, scope="orders:write"))).allowed
+    assert two_issuers.decide("POST", "/orders", auth(mint(partner_key, issuer=PARTNER_ISSUER, audience="partner-api",
+                                                           scp="orders:write"))).allowed
+    wrong_claim = two_issuers.decide("POST", "/orders", auth(mint(partner_key, issuer=PARTNER_ISSUER,
+                                                                  audience="partner-api", scope="orders:write")))
+    assert (wrong_claim.status, wrong_claim.code) == (403, "claim_mismatch")
+    # A trusted issuer of the API that this operation does not name: single-issuer operation check, 403.
+    narrower = two_issuers.decide("GET", "/reports", auth(mint(key)))
+    assert narrower.status == 403 and narrower.body["message"].startswith("Forbidden")
+
+
+def test_choose_shapes_the_emulator_cannot_interpret_are_refused():
+    check = ("<validate-jwt header-name='Authorization'><issuer-signing-keys><key n='AQAB' e='AQAB' />"
+             "</issuer-signing-keys><audiences><audience>a</audience></audiences>"
+             "<issuers><issuer>https://i</issuer></issuers></validate-jwt>")
+    cases = {
+        "is not emulated (only the issuer dispatch": f"<choose><when condition='@(true)'>{check}</when></choose>",
+        "at most one <otherwise>, last": "<choose><otherwise /><when condition='x' /></choose>",
+        "without any <when>": "<choose />",
+        "without set-status": "<choose><when condition='@(context.Request.Headers.GetValueOrDefault(\"Authorization\","
+                              " \"\").AsJwt()?.Issuer == \"https://i\")'>" + check + "</when><otherwise>"
+                              "<return-response><set-body>x</set-body></return-response></otherwise></choose>",
+    }
+    for expected, inner in cases.items():
+        with pytest.raises(ApimEmulationError, match=re.escape(expected)):
+            ApimEmulator(f"<policies><inbound>{inner}</inbound></policies>", OPERATIONS, {})
