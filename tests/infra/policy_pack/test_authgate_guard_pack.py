@@ -353,3 +353,81 @@ def test_operation_policy_must_keep_or_replace_the_token_check(xml, ok):
     violations = run_rule(validate_operation_policy, "azure-native:apimanagement:ApiOperationPolicy",
                           {"format": "rawxml", "value": xml, "operationId": "get-x"})
     assert (violations == []) is ok, violations
+
+
+# ---- APIM: validate-jwt inside a <choose> (per-issuer checks) ---------------------------------------------------
+
+WHEN_A = '<when condition="@(context.Request.Headers.GetValueOrDefault(&quot;Authorization&quot;, &quot;&quot;).AsJwt()?.Issuer == &quot;https://a&quot;)">'
+WHEN_B = "<when condition='@(context.Variables.GetValueOrDefault<string>(\"x\", \"\").Length > 0)'>"
+CHECK = '<validate-jwt header-name="Authorization"><audiences><audience>a</audience></audiences></validate-jwt>'
+REFUSE_401 = '<return-response><set-status code="401" reason="Unauthorized" /><set-body>no</set-body></return-response>'
+
+
+def _inbound(inner: str) -> str:
+    return f"<policies><inbound><base />{inner}</inbound><backend><base /></backend></policies>"
+
+
+@pytest.mark.parametrize("inner", [
+    f"<choose>{WHEN_A}{CHECK}</when>{WHEN_B}{CHECK}</when><otherwise>{REFUSE_401}</otherwise></choose>",
+    f"<choose>{WHEN_A}{CHECK}</when><otherwise>{CHECK}</otherwise></choose>",
+    f"<choose>{WHEN_A}<choose>{WHEN_B}{CHECK}</when><otherwise>{REFUSE_401}</otherwise></choose></when>"
+    f"<otherwise>{REFUSE_401.replace('401', '403')}</otherwise></choose>",
+    f"<choose>{WHEN_A}<set-header name='x' /></when></choose>{CHECK}",   # an unconditional check after it
+])
+def test_apim_choose_with_every_branch_checked_or_refused_passes(inner):
+    assert run_rule(validate_api_policy, APIM_POLICY, {"format": "rawxml", "value": _inbound(inner)}) == []
+
+
+@pytest.mark.parametrize("inner, fragment", [
+    (f"<choose>{WHEN_A}{CHECK}</when></choose>", "has no <otherwise>"),
+    (f"<choose>{WHEN_A}{CHECK}</when><otherwise><set-header name='x' exists-action='delete' /></otherwise></choose>",
+     "its <otherwise> lets requests through unchecked"),
+    (f"<choose>{WHEN_A}{CHECK}</when><otherwise><return-response><set-status code='200' /></return-response>"
+     f"</otherwise></choose>", "without a 401 or 403 <set-status>"),
+    (f"<choose>{WHEN_A}{CHECK}</when><otherwise><return-response><set-body>x</set-body></return-response>"
+     f"</otherwise></choose>", "without a 401 or 403 <set-status>"),
+    (f"<choose>{WHEN_A}{CHECK}</when>{WHEN_B}<set-header name='x' /></when><otherwise>{REFUSE_401}</otherwise>"
+     f"</choose>", "its <when> number 2 lets requests through"),
+    (f"<choose>{WHEN_A}{CHECK}</when><otherwise><!-- {REFUSE_401} --></otherwise></choose>", "<otherwise>"),
+    (f"<choose>{WHEN_A}{CHECK}</otherwise></choose>", "do not nest"),
+])
+def test_apim_choose_that_falls_through_fails(inner, fragment):
+    violations = run_rule(validate_api_policy, APIM_POLICY, {"format": "rawxml", "value": _inbound(inner)})
+    assert len(violations) == 1 and fragment in violations[0], violations
+
+
+def test_operation_policy_with_a_falling_through_choose_and_no_base_fails():
+    from authgate_guard.apim_jwt import validate_operation_policy
+
+    def check(xml):
+        return run_rule(validate_operation_policy, "azure-native:apimanagement:ApiOperationPolicy",
+                        {"format": "rawxml", "value": xml, "operationId": "get-x"})
+    open_choose = f"<choose>{WHEN_A}{CHECK}</when></choose>"
+    assert check(_inbound(open_choose)) == []     # <base /> runs the API's check first
+    [violation] = check(f"<policies><inbound>{open_choose}</inbound></policies>")
+    assert "has no <otherwise>" in violation and "publicOperations" in violation
+
+
+def test_stack_rule_does_not_count_a_falling_through_choose():
+    api = _resource("azure-native:apimanagement:Api", "billing-api", {"name": "billing"})
+    leaky = _inbound(f"<choose>{WHEN_A}{CHECK}</when></choose>")
+    policy = _resource(APIM_POLICY, "p", {"format": "rawxml", "value": leaky}, deps=[api])
+    assert len(_stack([api, policy])) == 1
+
+
+def test_rendered_multi_issuer_policies_are_recognised():
+    """The billing API trusts two issuers: its API policy and the two-issuer operation are per-issuer <choose>s."""
+    from authgate_guard.apim_jwt import validate_operation_policy
+    from stacks.policy.render.apim import render_apim
+
+    policy = load_policy(EXAMPLE_POLICY)
+    api_xml = render_apim(policy, "billing")
+    assert "<choose>" in api_xml
+    assert run_rule(validate_api_policy, APIM_POLICY, {"format": "rawxml", "value": api_xml}) == []
+    operation = render_apim(policy, "billing", route_key="ANY /exports/{path+}")
+    without_base = operation.replace("<base />", "", 1)   # the operation's own choose must stand on its own
+    assert run_rule(validate_operation_policy, "azure-native:apimanagement:ApiOperationPolicy",
+                    {"format": "rawxml", "value": without_base, "operationId": "any-exports"}) == []
+    leaky = api_xml[:api_xml.index("<otherwise>")] + api_xml[api_xml.index("</otherwise>") + len("</otherwise>"):]
+    [violation] = run_rule(validate_api_policy, APIM_POLICY, {"format": "rawxml", "value": leaky})
+    assert "has no <otherwise>" in violation
