@@ -10,7 +10,9 @@ contenders alike:
   hit       Verifier.verify of one token again (the verified-token cache)
 Times are the process's CPU time (time.process_time), not wall time: on a shared machine another process running on
 the pinned core would otherwise be billed to whichever contender it interrupted, and the ratios would measure the
-neighbours. Every contender runs the same way, so the ratios stay like for like.
+neighbours. Every contender runs the same way, so the ratios stay like for like. As in `timeit`, the garbage
+collector is run before and paused during each timed block: a collection triggered by one contender's garbage would
+otherwise land in whichever contender happened to run next, which made run-to-run ratios swing by 0.2x here.
 Targets (issue 2), enforced for RS256: authgate >= 0.8x bare, >= 2.5x pyjwt; hit >= 20x pyjwt. ES256 and Ed25519
 are reported the same way. Exits 1 when a target is missed.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import gc
 import json
 import os
 import sys
@@ -110,7 +113,12 @@ def run(alg: str, count: int, rounds: int) -> dict:
     best = {name: float("inf") for name in contenders}
     for _ in range(rounds):
         for name, timer in contenders.items():
-            best[name] = min(best[name], timer())
+            gc.collect()
+            gc.disable()
+            try:
+                best[name] = min(best[name], timer())
+            finally:
+                gc.enable()
     per_second = {name: count / seconds for name, seconds in best.items()}
     return {"alg": alg, "tokens": count, "rounds": rounds, "per_second": per_second,
             "ratios": {"authgate/bare": per_second["authgate"] / per_second["bare"],
