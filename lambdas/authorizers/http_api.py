@@ -52,6 +52,8 @@ def _load() -> AuthorizerRuntime:
     settings = HttpApiSettings(os.environ)
     runtime = AuthorizerRuntime.from_env(settings=settings)
     settings.check(runtime)
+    if settings.response == "iam":
+        runtime.prepare_policies()  # route-wide policies: analyse route reach at init, not on the first request
     return runtime
 
 

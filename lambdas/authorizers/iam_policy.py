@@ -112,11 +112,14 @@ def policy_allows(document: dict, resource_arn: str) -> bool:
 class _GlobMatcher:
     """A glob (`*`, `?`) as a tiny NFA, so the reach search can abandon a partial request as soon as it cannot match."""
 
-    __slots__ = ("pattern", "_start")
+    __slots__ = ("pattern", "_start", "_steps")
 
     def __init__(self, pattern: str) -> None:
         self.pattern = pattern
         self._start = self._closure({0})
+        # One matcher is run against every route of the table, which repeat the same prefixes ("GET/", "svc1"):
+        # remembering each (states, segment) step makes the whole-table analysis at init several times cheaper.
+        self._steps: dict[tuple[frozenset[int], str], frozenset[int]] = {}
 
     def _closure(self, states: Iterable[int]) -> frozenset[int]:
         out = set()
@@ -134,6 +137,13 @@ class _GlobMatcher:
         return self._start
 
     def step(self, states: frozenset[int], text: str) -> frozenset[int]:
+        key = (states, text)
+        moved = self._steps.get(key)
+        if moved is None:
+            moved = self._steps[key] = self._advance(states, text)
+        return moved
+
+    def _advance(self, states: frozenset[int], text: str) -> frozenset[int]:
         pattern = self.pattern
         for char in text:
             moved = set()
@@ -176,6 +186,17 @@ class RouteReach:
         self._literals_at = [sorted(s) for s in literals_at]
         self._own_literals = {r.route_key: {lit for kind, lit in r.template.segments  # type: ignore[union-attr]
                                             if kind == LITERAL} for r in self.routes}
+        self._request_prefixes = {r.route_key: _request_prefixes(r) for r in self.routes}
+
+    def analyse_all(self) -> None:
+        """Compute every route's patterns and reach now. Handlers call this at init: reach does not depend on the
+        principal, and working it out lazily put the whole analysis (tens of ms for ~100 routes) on the first
+        request of every execution environment."""
+        if self.glob_unsafe:
+            return  # such tables only ever get current-route policies (PolicyBuilder.build)
+        for route in self.routes:
+            self.reaches(route)
+            self.deny_reaches(route)
 
     def patterns(self, route: Route) -> tuple[str, ...]:
         """The IAM patterns (relative to the stage) that cover `route`. An ANY route is one `*/path` pattern, unless
@@ -221,8 +242,14 @@ class RouteReach:
             else:
                 matcher = _GlobMatcher(pattern)
                 own = self._own_literals[route.route_key]
+                fixed = _literal_prefix(pattern)
+                # Every request to `other` starts with one of its literal prefixes and every match of the pattern
+                # with `fixed`: unless one is a prefix of the other, no request can be both (a cheap exact filter).
                 cached = frozenset(other.route_key for other in self.routes
-                                   if other is not route and self._pattern_reaches(matcher, own, other))
+                                   if other is not route
+                                   and any(p.startswith(fixed) or fixed.startswith(p)
+                                           for p in self._request_prefixes[other.route_key])
+                                   and self._pattern_reaches(matcher, own, other))
             self._reach[key] = cached
         return cached
 
@@ -284,6 +311,24 @@ class RouteReach:
         if not (matcher.accepts(states) or (chosen and matcher.accepts(matcher.step(states, "/")))):
             return False
         return self.api.match(method, "/" + "/".join(chosen)) is target
+
+
+def _literal_prefix(pattern: str) -> str:
+    """The part of a glob before its first wildcard: every string it matches starts with this."""
+    cut = min((i for i in (pattern.find("*"), pattern.find("?")) if i >= 0), default=len(pattern))
+    return pattern[:cut]
+
+
+def _request_prefixes(route: Route) -> tuple[str, ...]:
+    """What every request ARN (relative to the stage) to `route` starts with, per method: the method and the
+    route's leading literal segments."""
+    leading = []
+    for kind, literal in route.template.segments:  # type: ignore[union-attr]
+        if kind != LITERAL:
+            break
+        leading.append(literal)
+    methods = CONCRETE_METHODS if route.method == "ANY" else (route.method,)
+    return tuple(f"{method}/{'/'.join(leading)}" for method in methods)
 
 
 class PolicyBuilder:

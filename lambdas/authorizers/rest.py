@@ -20,7 +20,15 @@ from .iam_policy import MethodArn, MethodArnError
 from .runtime import (AuthorizerMisconfigured, AuthorizerRuntime, AuthorizerUnavailable, LazyRuntime, context_for,
                       elapsed_us, principal_id, request_header)
 
-_RUNTIME = LazyRuntime(AuthorizerRuntime.from_env)
+
+def _load() -> AuthorizerRuntime:
+    runtime = AuthorizerRuntime.from_env()
+    # Every decision returns a route-wide policy: analyse route reach at init so no request pays for it.
+    runtime.prepare_policies()
+    return runtime
+
+
+_RUNTIME = LazyRuntime(_load)
 _RUNTIME.load()
 _TOKEN_HEADER = os.environ.get("AUTHGATE_TOKEN_HEADER", "Authorization")
 

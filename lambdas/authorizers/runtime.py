@@ -146,6 +146,17 @@ class AuthorizerRuntime:
             self._policy_builder = PolicyBuilder(self.api, max_bytes=self.max_policy_bytes or DEFAULT_MAX_POLICY_BYTES)
         return self._policy_builder
 
+    def prepare_policies(self) -> None:
+        """Build the policy builder and its route reach analysis now, for handlers that return IAM policies. Called
+        at init, so no request pays for it; a failure leaves the authorizer misconfigured (every request 500),
+        never half-analysed."""
+        try:
+            self.policy_builder.reach.analyse_all()
+        except Exception as exc:  # noqa: BLE001 - a policy built on an incomplete analysis could allow too much
+            self._policy_builder = None
+            raise AuthorizerMisconfigured(f"the route reach analysis of API {self.api_name!r} failed "
+                                          f"({type(exc).__name__}: {exc}); no IAM policy can be built") from None
+
     def hydrate(self) -> None:
         """Fetch remote key sets now (at init). An outage here is not fatal: requests retry and fail closed."""
         try:

@@ -4,7 +4,8 @@ REST, HTTP API and WebSocket handlers, plus the REST policy size for a large rou
     .venv/bin/python tests/bench/bench_authorizers.py [--quick]
 
 Keys are in-memory (no network), so the figures are the handlers' own cost: token verification, route matching,
-the route-wide policy and the audit line (written to /dev/null here).
+the route-wide policy and the audit line (written to /dev/null here). "cold import" includes everything done at init
+(loading the route table and, for REST, the route reach analysis); "cold first" is the first decision after it.
 """
 from __future__ import annotations
 
@@ -64,7 +65,7 @@ def warm(kind, event, iterations):
     module = importlib.reload(importlib.import_module(f"lambdas.authorizers.{kind}"))
     sink = io.StringIO()
     with contextlib.redirect_stdout(sink):
-        module.handler(event)  # first call builds lazy state (route reach analysis)
+        module.handler(event)  # the first call builds per-principal state (the REST policy encodings)
         samples = []
         for _ in range(iterations):
             started = time.perf_counter_ns()
