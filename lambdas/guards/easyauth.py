@@ -12,7 +12,7 @@ import base64
 import binascii
 import json
 import re
-from typing import Any
+from typing import Any, Sequence
 
 from lambdas.validation.errors import TokenRejected
 from lambdas.validation.principal import build_principal
@@ -68,13 +68,30 @@ def claims_from_client_principal(document: dict) -> dict:
     return claims
 
 
-class EasyAuthGuard:
-    """X-MS-CLIENT-PRINCIPAL as a Principal (Entra claims: oid/sub, tid, scp, roles, groups, azp/appid)."""
+# Entra tenant ids are GUIDs (the tid claim); "common", "organizations", domain names and the like are not.
+_TENANT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
-    def __init__(self, *, expected_tenant: str | None = None, expected_audiences: tuple[str, ...] = (),
+
+class EasyAuthGuard:
+    """X-MS-CLIENT-PRINCIPAL as a Principal (Entra claims: oid/sub, tid, scp, roles, groups, azp/appid).
+
+    EasyAuth accepts any token its own settings allow, and a multi-tenant app registration (or an allowed audience
+    shared with another API) lets callers through that this backend never meant to serve. So the guard requires:
+      expected_tenant     the Entra tenant id (GUID) the caller's `tid` must equal, or
+                          insecure_accept_any_tenant=True (a multi-tenant app that decides on tenants itself);
+      expected_audiences  the `aud` values this API answers to (its client id for v2 tokens, and its App ID URI
+                          if v1 tokens arrive), or insecure_accept_any_audience=True.
+    """
+
+    def __init__(self, *, expected_tenant: str | None = None, expected_audiences: Sequence[str] = (),
+                 insecure_accept_any_tenant: bool = False, insecure_accept_any_audience: bool = False,
                  issuer_name: str = "easyauth") -> None:
-        self.expected_tenant = expected_tenant
-        self.expected_audiences = frozenset(expected_audiences)
+        for flag, value in (("insecure_accept_any_tenant", insecure_accept_any_tenant),
+                            ("insecure_accept_any_audience", insecure_accept_any_audience)):
+            if not isinstance(value, bool):
+                raise ValueError(f"EasyAuthGuard: {flag} must be True or False, got {value!r}")
+        self.expected_tenant = _expected_tenant(expected_tenant, insecure_accept_any_tenant)
+        self.expected_audiences = _expected_audiences(expected_audiences, insecure_accept_any_audience)
         self.issuer_name = issuer_name
 
     def authenticate(self, headers: Any) -> Any:
@@ -89,13 +106,52 @@ class EasyAuthGuard:
         principal_id = header_value(headers, PRINCIPAL_ID_HEADER)
         if principal_id is not None and principal_id not in (claims.get("oid"), claims.get("sub")):
             raise TokenRejected("claim_mismatch", f"{PRINCIPAL_ID_HEADER} does not match {PRINCIPAL_HEADER}")
-        if self.expected_tenant and claims.get("tid") != self.expected_tenant:
-            raise TokenRejected("unknown_issuer", "the caller belongs to another Entra tenant",
-                                expected=self.expected_tenant, found=claims.get("tid"))
+        tenant_id = claims.get("tid")
+        if self.expected_tenant is not None and (not isinstance(tenant_id, str)
+                                                 or tenant_id.lower() != self.expected_tenant):
+            raise TokenRejected("unknown_issuer", "the caller belongs to another Entra tenant (or names none)",
+                                expected=self.expected_tenant, found=str(tenant_id)[:100] if tenant_id else None)
         audience = tuple(claims.get("aud", ()))
-        if self.expected_audiences and self.expected_audiences.isdisjoint(audience):
+        if self.expected_audiences is not None and self.expected_audiences.isdisjoint(audience):
             raise TokenRejected("invalid_audience", "the token EasyAuth accepted was issued for another audience",
                                 expected=sorted(self.expected_audiences), found=list(audience))
         client, scopes, roles, groups, tenant = PROFILES["entra"].identity(claims, "access")
         return build_principal(subject, str(claims.get("iss", "")), self.issuer_name, client, audience, scopes, roles,
                                groups, tenant, "access", None, 0, claims)
+
+
+def _expected_tenant(tenant: Any, accept_any: bool) -> str | None:
+    if accept_any:
+        if tenant is not None:
+            raise ValueError("EasyAuthGuard: pass either expected_tenant or insecure_accept_any_tenant=True, not both")
+        return None
+    if tenant is None:
+        raise ValueError("EasyAuthGuard needs expected_tenant: the Entra tenant id (a GUID, the tid claim; Entra admin "
+                         "center > Overview > Tenant ID) whose callers this API serves. A multi-tenant app that "
+                         "checks tenants itself passes insecure_accept_any_tenant=True instead")
+    if not isinstance(tenant, str) or not _TENANT_ID.fullmatch(tenant.lower()):
+        raise ValueError(f"EasyAuthGuard: expected_tenant must be the tenant id, a GUID such as "
+                         f"aaaabbbb-0000-cccc-1111-dddd2222eeee (the tid claim), not a domain name or an authority "
+                         f"alias such as 'common' or 'organizations'; got {tenant!r}")
+    return tenant.lower()
+
+
+def _expected_audiences(audiences: Any, accept_any: bool) -> frozenset[str] | None:
+    if isinstance(audiences, (str, bytes)):
+        raise ValueError(f"EasyAuthGuard: expected_audiences must be a list of audiences, not one string; write "
+                         f"expected_audiences=[{audiences!r}]")
+    audiences = tuple(audiences or ())
+    if accept_any:
+        if audiences:
+            raise ValueError("EasyAuthGuard: pass either expected_audiences or insecure_accept_any_audience=True, "
+                             "not both")
+        return None
+    if not audiences:
+        raise ValueError("EasyAuthGuard needs expected_audiences: the aud values this API answers to (its application "
+                         "(client) id for v2 tokens, and its App ID URI such as api://orders if v1 tokens arrive). "
+                         "To accept whatever EasyAuth accepts, pass insecure_accept_any_audience=True instead")
+    for audience in audiences:
+        if not isinstance(audience, str) or not audience.strip() or audience != audience.strip():
+            raise ValueError(f"EasyAuthGuard: every expected audience must be a non-empty string without surrounding "
+                             f"whitespace; got {audience!r}")
+    return frozenset(audiences)

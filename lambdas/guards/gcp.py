@@ -13,9 +13,11 @@ therefore refuses it unless the request provably came through the gateway:
 One of the two must be chosen; there is no default trust.
 
 IAP signs `x-goog-iap-jwt-assertion` with ES256 keys published at https://www.gstatic.com/iap/verify/public_key-jwk,
-issuer https://cloud.google.com/iap, audience /projects/<number>/global/backendServices/<id> (load balancer) or
-/projects/<number>/apps/<project-id> (App Engine). iap_issuer_config() builds that IssuerConfig for the shared
-Verifier, so it is checked like any other token.
+issuer https://cloud.google.com/iap, and an audience in one of three forms:
+/projects/<number>/global/backendServices/<id> (global load balancer),
+/projects/<number>/regions/<region>/backendServices/<id> (regional load balancer) or
+/projects/<number>/apps/<project-id> (App Engine). The token's aud must equal the configured audience exactly.
+iap_issuer_config() builds that IssuerConfig for the shared Verifier, so it is checked like any other token.
 """
 from __future__ import annotations
 
@@ -39,14 +41,22 @@ IAP_JWKS_URI = "https://www.gstatic.com/iap/verify/public_key-jwk"
 GOOGLE_ISSUER = "https://accounts.google.com"
 GOOGLE_JWKS_URI = "https://www.googleapis.com/oauth2/v3/certs"
 MAX_USERINFO_BYTES = 16 * 1024
-_IAP_AUDIENCE = re.compile(r"^/projects/\d+/(global/backendServices/\d+|apps/[a-z][a-z0-9-]{4,28}[a-z0-9])$")
+# The three audience forms IAP signs: global and regional backend services, App Engine. Matched whole (fullmatch:
+# `$` would let a trailing newline through) and with ASCII digits only (`\d` is any Unicode digit).
+_IAP_AUDIENCE = re.compile(r"/projects/[0-9]+/(?:global/backendServices/[0-9]+"
+                           r"|regions/[a-z]+(?:-[a-z]+)+[0-9]+/backendServices/[0-9]+"
+                           r"|apps/[a-z][a-z0-9-]{4,28}[a-z0-9])")
+IAP_AUDIENCE_FORMS = ("/projects/<number>/global/backendServices/<id>",
+                      "/projects/<number>/regions/<region>/backendServices/<id>",
+                      "/projects/<number>/apps/<project-id>")
 
 
 def iap_issuer_config(audience: str, *, jwks: dict | None = None, name: str = "iap") -> IssuerConfig:
     """The IssuerConfig for IAP assertions to `audience` (jwks: in-memory keys instead of Google's endpoint)."""
-    if not _IAP_AUDIENCE.match(audience or ""):
-        raise ValueError(f"IAP audience must be /projects/<number>/global/backendServices/<id> or "
-                         f"/projects/<number>/apps/<project-id>, got {audience!r}")
+    if not isinstance(audience, str) or not _IAP_AUDIENCE.fullmatch(audience):
+        raise ValueError(f"IAP audience must be one of {', '.join(IAP_AUDIENCE_FORMS)} exactly (the backend "
+                         f"service's numeric id, not its name; see the IAP page or `gcloud compute backend-services "
+                         f"describe`), got {audience!r}")
     return IssuerConfig(IAP_ISSUER, [audience], jwks=jwks, jwks_uri=None if jwks else IAP_JWKS_URI,
                         algorithms=("ES256",), profile="generic", name=name, token_use=None)
 

@@ -175,6 +175,9 @@ def test_iap_assertion_through_the_shared_verifier():
         iap_issuer_config("orders")
 
 
+TENANT_A, TENANT_B = "0b7f1c52-4a0e-4a36-9d1f-6c3e2a8b5d10", "5e2d8a91-7c4b-4f03-8e6a-1d9b3c7f2a44"
+
+
 def _easyauth_header(claims, role_typ="http://schemas.microsoft.com/ws/2008/06/identity/claims/role"):
     document = {"auth_typ": "aad", "name_typ": "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name",
                 "role_typ": role_typ, "claims": [{"typ": t, "val": v} for t, v in claims]}
@@ -184,14 +187,14 @@ def _easyauth_header(claims, role_typ="http://schemas.microsoft.com/ws/2008/06/i
 def test_easyauth_client_principal():
     header = _easyauth_header([
         ("http://schemas.microsoft.com/identity/claims/objectidentifier", "oid-1"),
-        ("http://schemas.microsoft.com/identity/claims/tenantid", "tenant-a"),
+        ("http://schemas.microsoft.com/identity/claims/tenantid", TENANT_A),
         ("http://schemas.microsoft.com/ws/2008/06/identity/claims/role", "Orders.Admin"),
         ("http://schemas.microsoft.com/ws/2008/06/identity/claims/role", "Orders.Read"),
         ("groups", "g1"), ("azp", "client-app"), ("aud", "api://orders"),
         ("http://schemas.microsoft.com/identity/claims/scope", "orders.read orders.write")])
-    guard = EasyAuthGuard(expected_tenant="tenant-a", expected_audiences=("api://orders",))
+    guard = EasyAuthGuard(expected_tenant=TENANT_A, expected_audiences=("api://orders",))
     principal = guard.authenticate({"X-MS-CLIENT-PRINCIPAL": header, "X-MS-CLIENT-PRINCIPAL-ID": "oid-1"})
-    assert principal.subject == "oid-1" and principal.tenant == "tenant-a" and principal.client_id == "client-app"
+    assert principal.subject == "oid-1" and principal.tenant == TENANT_A and principal.client_id == "client-app"
     assert principal.roles == ("Orders.Admin", "Orders.Read") and principal.scopes == ("orders.read", "orders.write")
     assert principal.groups == ("g1",)
     for bad, code in (({"X-MS-CLIENT-PRINCIPAL": header, "X-MS-CLIENT-PRINCIPAL-ID": "oid-2"}, "claim_mismatch"),
@@ -200,7 +203,8 @@ def test_easyauth_client_principal():
             guard.authenticate(bad)
         assert raised.value.code == code
     with pytest.raises(TokenRejected) as raised:
-        EasyAuthGuard(expected_tenant="tenant-b").authenticate({"X-MS-CLIENT-PRINCIPAL": header})
+        EasyAuthGuard(expected_tenant=TENANT_B, expected_audiences=("api://orders",)).authenticate(
+            {"X-MS-CLIENT-PRINCIPAL": header})
     assert raised.value.code == "unknown_issuer"
 
 
