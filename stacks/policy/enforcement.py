@@ -59,8 +59,8 @@ def native_blockers(route: "RouteSpec", issuers: Mapping[str, "IssuerSpec"]) -> 
                            f"authorizer cannot check")
         token_use = route.token_use if route.token_use not in (None, "any") else issuer.token_use
         if token_use == "id":
-            reasons.append(f"ID tokens (token_use: id) need the Lambda authorizer: the native JWT authorizer "
-                           f"cannot tell ID tokens from access tokens")
+            reasons.append("ID tokens (token_use: id) need the Lambda authorizer: the native JWT authorizer "
+                           "cannot tell ID tokens from access tokens")
         elif token_use == "access" and not (route.scopes or route.scopes_all):
             access_only.append(name)
     if access_only:

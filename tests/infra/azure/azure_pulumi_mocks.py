@@ -6,6 +6,8 @@ from typing import Any
 
 import pulumi
 
+from tests.support.pulumi_mocks import RecordingMocks
+
 TENANT_ID = "8c1a5f3e-2b4d-4e6f-9a0b-1c2d3e4f5a6b"
 AKS_ISSUER = f"https://westeurope.oic.prod-aks.azure.com/{TENANT_ID}/0a1b2c3d-0000-4000-8000-000000000001/"
 
@@ -14,20 +16,15 @@ def _guid(seed: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, seed))
 
 
-class RecordingAzureMocks(pulumi.runtime.Mocks):
+class RecordingAzureMocks(RecordingMocks):
     """Answers like azure-native and azuread would for the properties the components read back."""
 
-    def __init__(self) -> None:
-        self.resources: list[pulumi.runtime.MockResourceArgs] = []
-
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
-        self.resources.append(args)
-        state: dict[str, Any] = dict(args.inputs)
+    def provider_outputs(self, args, state: dict[str, Any]) -> str | None:
         typ = args.typ
         if typ == "azuread:index/application:Application":
             state["clientId"] = _guid(f"client/{args.name}")
             state["objectId"] = _guid(f"object/{args.name}")
-            return [f"/applications/{state['objectId']}", state]
+            return f"/applications/{state['objectId']}"
         if typ == "azuread:index/servicePrincipal:ServicePrincipal":
             state["objectId"] = _guid(f"sp/{args.name}")
         elif typ == "azuread:index/applicationPassword:ApplicationPassword":
@@ -47,23 +44,13 @@ class RecordingAzureMocks(pulumi.runtime.Mocks):
             state["name"] = args.inputs["resourceName"]
             state["clientId"] = _guid(f"mi/{args.name}")
             state["principalId"] = _guid(f"mi-principal/{args.name}")
-        return [f"{args.name}-id", state]
+        return None
 
     def call(self, args: pulumi.runtime.MockCallArgs):
         if args.token == "azuread:index/getClientConfig:getClientConfig":
             return {"tenantId": TENANT_ID, "clientId": _guid("deployer"), "objectId": _guid("deployer-object")}
         return {}
 
-    def of_type(self, typ: str) -> list[pulumi.runtime.MockResourceArgs]:
-        return [r for r in self.resources if r.typ == typ]
-
-    def one(self, typ: str) -> dict[str, Any]:
-        found = self.of_type(typ)
-        assert len(found) == 1, f"expected one {typ}, found {[r.name for r in found]}"
-        return found[0].inputs
-
 
 def install() -> RecordingAzureMocks:
-    mocks = RecordingAzureMocks()
-    pulumi.runtime.set_mocks(mocks, project="authgate", stack="azure-test", preview=False)
-    return mocks
+    return RecordingAzureMocks().install("azure-test")

@@ -1,12 +1,10 @@
 """The Pulumi program run as the azure-dev stack (config from Pulumi.azure-dev.yaml) against mocks, and its errors."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pulumi
 import pytest
-import yaml
 
 from tests.infra.azure import azure_pulumi_mocks
 
@@ -14,21 +12,12 @@ from stacks.azure.program import entra_permissions, public_paths
 from stacks.policy import load_policy
 from stacks.policy.render.apim import render_apim, render_apim_operations
 from stacks.pulumi_program.program import build_stack
-from stacks.pulumi_program.settings import ConfigSource, StackConfigError
+from stacks.pulumi_program.settings import StackConfigError
+from tests.support.pulumi_mocks import stack_config
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def stack_config(file_name: str, **overrides) -> ConfigSource:
-    raw = yaml.safe_load((ROOT / file_name).read_text())["config"]
-    values = {key: json.dumps(value) if isinstance(value, (dict, list)) else str(value) for key, value in raw.items()}
-    for key, value in overrides.items():
-        key = key.replace("__", ":")
-        if value is None:
-            values.pop(key, None)
-        else:
-            values[key] = json.dumps(value) if isinstance(value, (dict, list)) else value
-    return ConfigSource(values.get)
 
 
 def test_azure_dev_stack_builds_every_component_from_the_policy():

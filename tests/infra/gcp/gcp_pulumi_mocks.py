@@ -3,21 +3,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import pulumi
+from tests.support.pulumi_mocks import RecordingMocks
 
 PROJECT = "acme-orders-dev"
 PROJECT_NUMBER = "123456789012"
 
 
-class RecordingGcpMocks(pulumi.runtime.Mocks):
+class RecordingGcpMocks(RecordingMocks):
     """Answers like the GCP provider would for the properties the components read back."""
 
-    def __init__(self) -> None:
-        self.resources: list[pulumi.runtime.MockResourceArgs] = []
-
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
-        self.resources.append(args)
-        state: dict[str, Any] = dict(args.inputs)
+    def provider_outputs(self, args, state: dict[str, Any]) -> None:
         typ = args.typ
         if typ == "gcp:serviceaccount/account:Account":
             state["email"] = f"{args.inputs['accountId']}@{PROJECT}.iam.gserviceaccount.com"
@@ -43,21 +38,8 @@ class RecordingGcpMocks(pulumi.runtime.Mocks):
             state["address"] = "203.0.113.10"
         if typ.startswith("gcp:compute/"):
             state.setdefault("selfLink", f"https://www.googleapis.com/compute/v1/projects/{PROJECT}/{args.name}")
-        return [f"{args.name}-id", state]
-
-    def call(self, args: pulumi.runtime.MockCallArgs):
-        return {}
-
-    def of_type(self, typ: str) -> list[pulumi.runtime.MockResourceArgs]:
-        return [r for r in self.resources if r.typ == typ]
-
-    def one(self, typ: str) -> dict[str, Any]:
-        found = self.of_type(typ)
-        assert len(found) == 1, f"expected one {typ}, found {[r.name for r in found]}"
-        return found[0].inputs
+        return None
 
 
 def install() -> RecordingGcpMocks:
-    mocks = RecordingGcpMocks()
-    pulumi.runtime.set_mocks(mocks, project="authgate", stack="gcp-test", preview=False)
-    return mocks
+    return RecordingGcpMocks().install("gcp-test")

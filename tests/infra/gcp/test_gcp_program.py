@@ -12,22 +12,12 @@ import yaml
 from tests.infra.gcp import gcp_pulumi_mocks
 
 from stacks.pulumi_program.program import build_stack
-from stacks.pulumi_program.settings import ConfigSource, StackConfigError
+from stacks.pulumi_program.settings import StackConfigError
+from tests.support.pulumi_mocks import stack_config
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def stack_config(file_name: str, **overrides) -> ConfigSource:
-    """A stack file's config as Pulumi hands it to the program: structured values arrive as JSON text."""
-    raw = yaml.safe_load((ROOT / file_name).read_text())["config"]
-    values = {key: json.dumps(value) if isinstance(value, (dict, list)) else str(value) for key, value in raw.items()}
-    for key, value in overrides.items():
-        key = key.replace("__", ":")
-        if value is None:
-            values.pop(key, None)
-        else:
-            values[key] = json.dumps(value) if isinstance(value, (dict, list)) else value
-    return ConfigSource(values.get)
 
 
 def test_gcp_dev_stack_builds_every_component_from_the_policy():
