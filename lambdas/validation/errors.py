@@ -37,6 +37,7 @@ CODES = {
     "insufficient_role": "authenticated, but lacks a role the route requires",
     "insufficient_group": "authenticated, but lacks a group the route requires",
     "claim_mismatch": "authenticated, but a claim the route checks has a value it does not allow",
+    "route_not_found": "the request matches no route of the API (backend guards; the ASGI middleware answers 404)",
 }
 
 

@@ -251,7 +251,7 @@ def test_every_code_raised_is_documented():
     from pathlib import Path
 
     from lambdas.validation.errors import AUTHORIZATION_CODES, CODES
-    source = "".join(p.read_text() for p in Path("lambdas/validation").glob("*.py"))
+    source = "".join(p.read_text() for p in Path("lambdas").rglob("*.py"))
     raised = set(re.findall(r'TokenRejected\(\s*"([a-z_]+)"', source))
     assert raised <= set(CODES), raised - set(CODES)
     assert AUTHORIZATION_CODES <= set(CODES)
