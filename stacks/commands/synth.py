@@ -89,6 +89,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"authgate synth: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
     print(describe_routes(plan, rest_authorizer_type=settings.rest_authorizer_type))
+    if settings.websocket:
+        print(f"api {settings.websocket.api}: WebSocket API: $connect runs the Lambda REQUEST authorizer (token from "
+              f"{settings.websocket.token_source}); message routes ride the authorized connection")
     try:
         assembly = app.synth()
     except RuntimeError as exc:

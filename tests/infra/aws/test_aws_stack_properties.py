@@ -28,6 +28,7 @@ def test_synth_prints_each_route_mechanism_and_reason(synthesized):
     assert "POST /orders         Lambda authorizer authgate-orders" in output
     assert "because: scopes_all needs the Lambda authorizer" in output
     assert "GET /health          public (no authorizer)" in output
+    assert "api notifications: WebSocket API: $connect runs the Lambda REQUEST authorizer (token from query)" in output
     assert "no unacknowledged findings" in output
 
 
