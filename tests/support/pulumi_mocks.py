@@ -46,7 +46,12 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
 
 def stack_config(file_name: str, **overrides: Any) -> ConfigSource:
-    """A stack file's config as Pulumi hands it to the program: structured values arrive as JSON text.
+    """A stack file's config as Pulumi hands it to the program (see stack_config_values)."""
+    return ConfigSource(stack_config_values(file_name, **overrides).get)
+
+
+def stack_config_values(file_name: str, **overrides: Any) -> dict[str, str]:
+    """A stack file's config values as Pulumi passes them: structured values arrive as JSON text.
     Overrides use `__` for `:` (authgate__api="x"); None removes a key."""
     raw = yaml.safe_load((ROOT / file_name).read_text())["config"]
     values = {key: json.dumps(value) if isinstance(value, (dict, list)) else str(value) for key, value in raw.items()}
@@ -56,4 +61,4 @@ def stack_config(file_name: str, **overrides: Any) -> ConfigSource:
             values.pop(key, None)
         else:
             values[key] = json.dumps(value) if isinstance(value, (dict, list)) else value
-    return ConfigSource(values.get)
+    return values

@@ -18,8 +18,6 @@ from tests.support.pulumi_mocks import stack_config
 ROOT = Path(__file__).resolve().parents[3]
 
 
-
-
 def test_azure_dev_stack_builds_every_component_from_the_policy():
     mocks = azure_pulumi_mocks.install()
 

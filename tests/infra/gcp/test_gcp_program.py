@@ -7,17 +7,14 @@ from pathlib import Path
 
 import pulumi
 import pytest
-import yaml
 
 from tests.infra.gcp import gcp_pulumi_mocks
 
 from stacks.pulumi_program.program import build_stack
 from stacks.pulumi_program.settings import StackConfigError
-from tests.support.pulumi_mocks import stack_config
+from tests.support.pulumi_mocks import stack_config, stack_config_values
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
 
 
 def test_gcp_dev_stack_builds_every_component_from_the_policy():
@@ -103,11 +100,9 @@ def test_entry_point_reads_real_pulumi_config(monkeypatch):
 
     from pulumi.runtime.config import set_all_config
 
-    raw = yaml.safe_load((ROOT / "Pulumi.gcp-dev.yaml").read_text())["config"]
     mocks = gcp_pulumi_mocks.install()
     monkeypatch.chdir(ROOT / "stacks" / "pulumi_program")  # Pulumi runs the program from its main directory
-    set_all_config({key: json.dumps(value) if isinstance(value, (dict, list)) else str(value)
-                    for key, value in raw.items()})
+    set_all_config(stack_config_values("Pulumi.gcp-dev.yaml"))
     try:
         @pulumi.runtime.test
         def build():
