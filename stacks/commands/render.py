@@ -37,7 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help='an operation policy for one route, e.g. "GET /orders/{id}" (default: the API-level policy)')
 
 
-def _variables(pairs: list[str]) -> dict[str, str]:
+def parse_variables(pairs: list[str]) -> dict[str, str]:
+    """--var NAME=VALUE arguments as a dict (ValueError names the malformed one)."""
     out: dict[str, str] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
@@ -67,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     from stacks.policy import PolicyError, load_policy
 
     try:
-        variables = _variables(args.var)
+        variables = parse_variables(args.var)
     except ValueError as exc:
         print(f"authgate render: {exc}", file=sys.stderr)
         return 2

@@ -6,7 +6,6 @@ exactly the way the authorizers read it (through the rendered route table, not a
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
@@ -50,12 +49,12 @@ def policy_route_table(args: argparse.Namespace) -> dict[str, Any]:
     from stacks.policy import PolicyError, load_policy
     from stacks.policy.render import render_route_table
 
-    variables: dict[str, str] = {}
-    for pair in args.var:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise UsageError(f"--var {pair!r}: write it as NAME=VALUE")
-        variables[name] = value
+    from stacks.commands.render import parse_variables
+
+    try:
+        variables = parse_variables(args.var)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     try:
         policy = load_policy(args.policy, variables=variables)
     except PolicyError as exc:
@@ -99,25 +98,18 @@ def build_verifier(args: argparse.Namespace, route_table: dict[str, Any] | None 
     if args.leeway is not None:
         options["leeway_seconds"] = args.leeway
     try:
-        configs = [IssuerConfig(issuer, name=issuer, **options) for issuer in args.issuer]
-    except ValueError as exc:
+        return Verifier([IssuerConfig(issuer, name=issuer, **options) for issuer in args.issuer]), None
+    except ValueError as exc:  # bad settings, or a --jwks file that cannot be read as a JWKS
         raise UsageError(str(exc)) from None
-    return Verifier(configs), None
 
 
 def key_options(jwks: str | None) -> dict[str, Any]:
-    """IssuerConfig key settings for --jwks: a URL is fetched (and cached), a file is read now."""
+    """IssuerConfig key settings for --jwks: a URL is fetched (and cached), a file is read by the Verifier."""
     if not jwks:
         return {}
     if jwks.startswith(("https://", "http://")):
         return {"jwks_uri": jwks}
-    try:
-        with open(jwks, "rb") as handle:
-            return {"jwks": json.loads(handle.read().decode("utf-8"))}
-    except OSError as exc:
-        raise UsageError(f"--jwks {jwks}: cannot read it ({exc.strerror or exc}); give a JWKS file or an https URL")
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"--jwks {jwks}: not a JSON file ({exc}); give a JWKS file or an https URL")
+    return {"jwks_file": jwks}
 
 
 def key_source(args: argparse.Namespace):
@@ -132,6 +124,6 @@ def key_source(args: argparse.Namespace):
         if "jwks_uri" in options:
             from lambdas.validation.jwks_cache import JwksCache
             return JwksCache(options["jwks_uri"], allow_insecure_http=args.allow_insecure_http)
-        return StaticKeySource.from_jwks(options["jwks"], source=f"JWKS file {args.jwks}")
+        return StaticKeySource.from_file(options["jwks_file"])
     except ValueError as exc:
         raise UsageError(f"--jwks {args.jwks}: {exc}") from None

@@ -105,6 +105,10 @@ def test_signature_only_ignores_claims_but_not_the_signature(key, jwks_file, cap
     (["verify", "x.y.z", "--signature-only"], "needs --jwks"),
     (["verify", "--issuer", ISSUER, "--audience", AUDIENCE], "give a TOKEN"),
     (["verify", "x.y.z", "--issuer-name", "corp"], "add --policy"),
+    (["verify", "x.y.z", "--issuer", ISSUER, "--audience", AUDIENCE, "--jwks", "/nonexistent.json"],
+     "cannot read JWKS file /nonexistent.json"),
+    (["verify", "x.y.z", "--jwks", "/nonexistent.json", "--signature-only"], "cannot read JWKS file"),
+    (["verify", "x.y.z", "--policy", "p.yaml", "--var", "NOEQUALS"], "NAME=VALUE"),
 ])
 def test_usage_errors_exit_two_with_the_fix(argv, message, capsys):
     assert main(argv) == 2
