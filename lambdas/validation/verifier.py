@@ -272,9 +272,7 @@ class Verifier:
         check_algorithm(rules, alg)
         key = rules.key_source.get_key(header.get("kid"), alg)
         if not key.verify(alg, signing_input, signature):
-            raise TokenRejected("bad_signature", f"the token's {alg} signature does not verify with key "
-                                f"{(key.kid or '(no kid)')[:64]!r} of issuer {rules.name}",
-                                hint="the token was altered, or was not signed by this issuer")
+            raise _bad_signature(alg, key, rules)
 
     def _authenticate(self, token: Any, issuers: Iterable[str] | None, expected_use: str | None,
                       use_cache: bool = True) -> tuple[Principal, dict, IssuerRules]:
@@ -303,9 +301,7 @@ class Verifier:
             check_algorithm(rules, alg)
         key = rules.key_source.get_key(header.get("kid"), alg)
         if not key.verify(alg, signing_input, signature):
-            raise TokenRejected("bad_signature", f"the token's {alg} signature does not verify with key "
-                                f"{(key.kid or '(no kid)')[:64]!r} of issuer {rules.name}",
-                                hint="the token was altered, or was not signed by this issuer")
+            raise _bad_signature(alg, key, rules)
         expected = rules.token_use if expected_use is _FROM_CONFIG else expected_use
         # RFC 9068 typ (the common case for access tokens) decides without the profile's classification.
         token_use = "access" if header.get("typ") == "at+jwt" else rules.profile.token_use(header, claims)
@@ -351,5 +347,11 @@ class Verifier:
                     pass  # another thread changed the cache meanwhile; the bound is kept on its next insert
             cache[token] = (principal, valid_until)
         return principal
+
+def _bad_signature(alg: str, key: Any, rules: IssuerRules) -> TokenRejected:
+    return TokenRejected("bad_signature", f"the token's {alg} signature does not verify with key "
+                         f"{(key.kid or '(no kid)')[:64]!r} of issuer {rules.name}",
+                         hint="the token was altered, or was not signed by this issuer")
+
 
 __all__ = ["Verifier", "Check"]
