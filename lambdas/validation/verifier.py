@@ -13,6 +13,7 @@ already-verified token when that token expires: the same window any gateway-side
 from __future__ import annotations
 
 import time
+from itertools import islice
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .claims import (MAX_NUMERIC_DATE, IssuerRules, check_algorithm, check_audience, check_expiry, check_issued_at, check_not_before,
@@ -341,12 +342,19 @@ class Verifier:
                 valid_until = age_limit
             cache = self._cache
             if len(cache) >= self._cache_size:
-                try:
-                    del cache[next(iter(cache))]  # oldest first: dicts keep insertion order
-                except (KeyError, RuntimeError, StopIteration):
-                    pass  # another thread changed the cache meanwhile; the bound is kept on its next insert
+                self._evict_oldest(cache)
             cache[token] = (principal, valid_until)
         return principal
+
+    def _evict_oldest(self, cache: dict) -> None:
+        # The oldest eighth at once (dicts keep insertion order): evicting one entry per insert costs a scan over the
+        # deleted slots at the front of the dict every time, which was a tenth of the per-token work.
+        try:
+            for token in list(islice(cache, max(1, self._cache_size >> 3))):
+                cache.pop(token, None)
+        except RuntimeError:
+            pass  # another thread changed the cache meanwhile; the bound is kept on its next insert
+
 
 def _bad_signature(alg: str, key: Any, rules: IssuerRules) -> TokenRejected:
     return TokenRejected("bad_signature", f"the token's {alg} signature does not verify with key "

@@ -149,6 +149,17 @@ def test_verified_token_cache_is_bounded_and_rechecks_authorization(key):
     assert code_of(v, tokens[-1], scopes=["other"]) == "insufficient_scope"
 
 
+def test_verified_token_cache_evicts_the_oldest_first_and_stays_bounded(key):
+    v = Verifier([IssuerConfig(ISSUER, [AUDIENCE], jwks=key.jwks())], clock=lambda: NOW, verified_cache_size=16)
+    tokens = [mint(key, claims(scope="s")) for _ in range(40)]
+    for token in tokens:
+        v.verify(token)
+        assert len(v._cache) <= 16
+    assert tokens[-1] in v._cache and tokens[0] not in v._cache
+    assert list(v._cache) == [t for t in tokens if t in v._cache]  # insertion order kept: the oldest go first
+    assert len(v._cache) >= 16 - 16 // 8  # at most an eighth is dropped at once
+
+
 def test_cache_disabled(key):
     v = Verifier([IssuerConfig(ISSUER, [AUDIENCE], jwks=key.jwks())], clock=lambda: NOW, verified_cache_size=0)
     token = mint(key, claims())
