@@ -105,12 +105,14 @@ def check_header(header: dict) -> None:
             hint = "sign tokens with one of " + ", ".join(sorted(SUPPORTED_ALGORITHMS))
         raise TokenRejected("unsupported_alg", f"the token alg {shown!r} is not a supported signature algorithm",
                             expected=sorted(SUPPORTED_ALGORITHMS), found=shown, hint=hint)
+    # A member that is present must hold its type: JSON null is not "absent" (a null kid would otherwise select the
+    # one-key rule for a token that names a key).
     kid = header.get("kid")
-    if kid is not None and (type(kid) is not str or len(kid) > MAX_KID_CHARS):
+    if "kid" in header and (type(kid) is not str or len(kid) > MAX_KID_CHARS):
         raise TokenRejected("malformed", f'the token header "kid" must be a string of at most {MAX_KID_CHARS} '
                             "characters", found=type(kid).__name__)
     typ = header.get("typ")
-    if typ is not None and type(typ) is not str:
+    if "typ" in header and type(typ) is not str:
         raise TokenRejected("malformed", 'the token header "typ" must be a string', found=type(typ).__name__)
     if "crit" in header:
         crit = header["crit"]

@@ -128,6 +128,13 @@ def test_oversized_or_non_string_kid_is_malformed(verifier, rsa_key):
     rejected(verifier, mint(rsa_key, claims(), header={"kid": {"$ne": None}}), "malformed")
 
 
+@pytest.mark.parametrize("member", ["kid", "typ"])
+def test_header_string_members_present_as_null_are_malformed(verifier, rsa_key, member):
+    # RFC 7515 4.1.4/4.1.9: when present these members are strings; null is not "absent".
+    header = {"alg": "RS256", "kid": "legit", "typ": "at+jwt", member: None}
+    rejected(verifier, signed_raw(rsa_key, json.dumps(header), json.dumps(claims())), "malformed")
+
+
 @pytest.mark.parametrize("crit", [["exp"], ["b64"], [], "exp", [1]])
 def test_crit_is_refused(verifier, rsa_key, crit):
     header = {"crit": crit}
