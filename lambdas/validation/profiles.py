@@ -35,13 +35,20 @@ def normalise_typ(typ: str | None) -> str | None:
     return typ[12:] if typ.startswith("application/") else typ
 
 
+def _space_separated(value: str) -> tuple[str, ...]:
+    # SP only (RFC 6749 3.3: scope = scope-token *( SP scope-token )). str.split() also splits on tabs, line breaks
+    # and Unicode spaces, which would read "a<TAB>orders:read" as granting orders:read.
+    names = value.split(" ")
+    return tuple(names) if "" not in names else tuple(name for name in names if name)
+
+
 def _strings(claims: Mapping, name: str) -> tuple[str, ...]:
     """A claim that holds names: a space-separated string (OAuth `scope`) or an array of strings."""
     value = claims.get(name)
     if value is None:
         return _EMPTY
     if type(value) is str:
-        return tuple(value.split())
+        return _space_separated(value)
     if type(value) is list and all(type(v) is str for v in value):
         return tuple(value)
     raise TokenRejected("malformed", f"the token's {name!r} claim must be a string or an array of strings",
@@ -108,7 +115,7 @@ def _always(use: str) -> Callable[[Mapping, Mapping], str]:
 
 def _generic_identity(claims: Mapping, token_use: str):
     scope = claims.get("scope")
-    scopes = tuple(scope.split()) if type(scope) is str else _strings(claims, "scope")
+    scopes = _space_separated(scope) if type(scope) is str else _strings(claims, "scope")
     if "scp" in claims:
         scopes = scopes + _strings(claims, "scp")
     return (_string(claims, "client_id", "azp", "cid", "appid"), scopes,

@@ -55,12 +55,13 @@ def numeric_date(value) -> bool:
 
 
 def names(claims: dict, name: str) -> tuple:
-    """A claim holding names: absent/null, a space-separated string, or an array of strings."""
+    """A claim holding names: absent/null, a string of names separated by spaces (SP only, RFC 6749 3.3), or an array
+    of strings."""
     value = claims.get(name)
     if value is None:
         return ()
     if isinstance(value, str):
-        return tuple(value.split())
+        return tuple(v for v in value.split(" ") if v)
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return tuple(value)
     raise Refused(name)

@@ -138,3 +138,24 @@ def test_generic_profile_reads_scp_and_client_id(key):
     v = verifier(key, iss, ["api"], "generic")
     p = v.verify(mint(key, base(iss, sub="s", aud="api", scp=["a", "b"], client_id="c", tid="t")))
     assert p.scopes == ("a", "b") and p.client_id == "c" and p.tenant == "t"
+
+
+@pytest.mark.parametrize("profile,claim", [("generic", "scope"), ("generic", "scp"), ("entra", "scp"),
+                                           ("cognito", "cognito:groups"), ("generic", "roles")])
+@pytest.mark.parametrize("separator", ["\t", "\n", "\r", "\x0b", "\x0c", "\x1f", "\u00a0", "\u2003", "\u3000"])
+def test_names_in_a_string_are_separated_by_spaces_only(key, profile, claim, separator):
+    # RFC 6749 3.3: scope = scope-token *( SP scope-token ). Splitting on any whitespace read "a<TAB>orders:read" as
+    # granting orders:read, a scope the issuer never put in the token as a scope-token of its own.
+    iss = {"generic": "https://idp.example.test", "entra": f"https://login.microsoftonline.com/{TENANT}/v2.0",
+           "cognito": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Abc123XYZ"}[profile]
+    claims = {"generic": dict(aud="api"), "entra": dict(aud="api", tid=TENANT, azp="app", azpacr="0"),
+              "cognito": dict(token_use="access", client_id="api")}[profile]
+    joined = f"orders:write{separator}orders:read"
+    p = verifier(key, iss, ["api"], profile).verify(mint(key, base(iss, sub="u", **claims, **{claim: joined}),
+                                                         typ="JWT" if profile == "entra" else None))
+    names = {"scope": p.scopes, "scp": p.scopes, "cognito:groups": p.groups, "roles": p.roles}[claim]
+    assert names == (joined,)
+    spaced = verifier(key, iss, ["api"], profile).verify(mint(key, base(
+        iss, sub="u", **claims, **{claim: " orders:write  orders:read "}), typ="JWT" if profile == "entra" else None))
+    assert {"scope": spaced.scopes, "scp": spaced.scopes, "cognito:groups": spaced.groups,
+            "roles": spaced.roles}[claim] == ("orders:write", "orders:read")
