@@ -2,6 +2,10 @@
 //
 // One request a line: {"id": any, "verifier": SPEC, "token": "..."}; one answer a line, in order:
 //   {"id": ..., "valid": true, "payload": {...}}  or  {"id": ..., "valid": false, "error": "JwtExpiredError", "message": "..."}
+// A batch is one line too: {"id": any, "verifiers": {NAME: SPEC, ...}, "batch": [{"verifier": NAME, "token": "..."}, ...]}
+// answered by {"id": ..., "answers": [...]} in the batch's order, each answer as above except that an accepted
+// payload comes as JSON text ("payload_json"): a payload may nest deeper than the caller's JSON parser allows, so the
+// caller parses only the payloads it compares.
 // SPEC (verifiers are built once per distinct SPEC and reused):
 //   {"kind": "jwt", "issuer": "...", "audience": "..." | [...], "jwks": {...}, "graceSeconds": 60, "scope"?: [...]}
 //   {"kind": "cognito", "userPoolId": "...", "clientId": "...", "tokenUse": "access" | "id" | null,
@@ -76,6 +80,20 @@ async function answer(request) {
   }
 }
 
+async function answerBatch(request) {
+  const answers = [];
+  for (const item of request.batch) {
+    const spec = request.verifiers[item.verifier];
+    if (spec === undefined) {
+      throw new Error(`batch item names verifier ${JSON.stringify(item.verifier)}, which the batch does not define`);
+    }
+    const verdict = await answer({ verifier: spec, token: item.token });
+    answers.push(verdict.valid ? { valid: true, payload_json: JSON.stringify(verdict.payload) }
+      : { valid: false, error: verdict.error, message: verdict.message });
+  }
+  return { id: request.id, answers };
+}
+
 const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
 for await (const line of lines) {
   if (!line.trim()) continue;
@@ -86,5 +104,11 @@ for await (const line of lines) {
     process.stdout.write(JSON.stringify({ id: null, valid: false, error: "ProtocolError", message: `not JSON: ${err.message}` }) + "\n");
     continue;
   }
-  process.stdout.write(JSON.stringify(await answer(request)) + "\n");
+  let reply;
+  try {
+    reply = request.batch === undefined ? await answer(request) : await answerBatch(request);
+  } catch (err) {
+    reply = { id: request.id ?? null, valid: false, error: "ProtocolError", message: String(err?.message ?? err) };
+  }
+  process.stdout.write(JSON.stringify(reply) + "\n");
 }

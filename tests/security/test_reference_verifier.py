@@ -12,79 +12,20 @@ acceptance edges. aws-jwt-verify's `graceSeconds` defaults to 0 where our leeway
 """
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import pytest
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lambdas.validation import IssuerConfig, TokenRejected, Verifier
+from tests.support.reference_corpus import (ACCEPT, ALGS, ATTACKER, CLIENT_ID, COGNITO_KEY, ENC_KEY, GRACE, KEYS,
+                                            POOL_ISSUER, PSS_KEYS, SETUPS, WEAK_KEY, claims, cognito, cognito_access,
+                                            cognito_id, ecdsa_der_signature, header_for, hmac_with_public_key,
+                                            invalid_utf8, json_text, lone_surrogate, non_canonical_signature,
+                                            our_verdict, padded_segments, raw_payload, segment, signed)
 from tests.support.reference_node import ReferenceVerifier, reference_available
-from tests.support.tokens import AUDIENCE, ISSUER, SigningKey, b64url, b64url_json, mint
-
-ACCEPT = "accept"
-GRACE = 60
-ALGS = ("RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "EdDSA")
-KEYS = {alg: SigningKey.generate(alg, kid=f"kid-{alg.lower()}") for alg in ALGS}
-PSS_KEY = SigningKey.generate("PS256", kid="kid-ps256")
-WEAK_KEY = SigningKey.generate("RS256", kid="kid-rsa-1024", rsa_bits=1024)  # below RFC 7518 3.3's 2048 bits
-ENC_KEY = SigningKey.generate("RS256", kid="kid-enc")                        # published for encryption only
-ATTACKER = SigningKey.generate("RS256", kid="kid-rs256")                     # same kid as the real RS256 key
-GENERIC_JWKS = {"keys": [k.jwk() for k in KEYS.values()] + [WEAK_KEY.jwk(), ENC_KEY.jwk(use="enc")]}
-PSS_JWKS = {"keys": [PSS_KEY.jwk()]}
-
-POOL_ID = "eu-west-1_AbCdEf123"
-POOL_ISSUER = f"https://cognito-idp.eu-west-1.amazonaws.com/{POOL_ID}"
-CLIENT_ID = "7hx3kq2client"
-COGNITO_KEY = SigningKey.generate("RS256", kid="cognito-kid-1")
-COGNITO_JWKS = COGNITO_KEY.jwks()
-
-
-@dataclass(frozen=True)
-class Setup:
-    """One verifier configuration, expressed for both sides."""
-
-    ours: dict                                 # IssuerConfig keyword arguments
-    reference: dict                            # aws-jwt-verify spec (see reference_verify.mjs)
-    requirement: dict = field(default_factory=dict)   # Verifier.verify keyword arguments
-
-
-SETUPS = {
-    "generic": Setup(
-        dict(issuer=ISSUER, audiences=[AUDIENCE], jwks=GENERIC_JWKS, algorithms=ALGS, leeway_seconds=GRACE),
-        {"kind": "jwt", "issuer": ISSUER, "audience": AUDIENCE, "jwks": GENERIC_JWKS, "graceSeconds": GRACE}),
-    "generic_default_grace": Setup(
-        dict(issuer=ISSUER, audiences=[AUDIENCE], jwks=GENERIC_JWKS, algorithms=ALGS),
-        {"kind": "jwt", "issuer": ISSUER, "audience": AUDIENCE, "jwks": GENERIC_JWKS}),
-    "generic_scope": Setup(
-        dict(issuer=ISSUER, audiences=[AUDIENCE], jwks=GENERIC_JWKS, algorithms=ALGS, leeway_seconds=GRACE),
-        {"kind": "jwt", "issuer": ISSUER, "audience": AUDIENCE, "jwks": GENERIC_JWKS, "graceSeconds": GRACE,
-         "scope": ["orders:read"]},
-        {"scopes": ("orders:read",)}),
-    "generic_pss": Setup(
-        dict(issuer=ISSUER, audiences=[AUDIENCE], jwks=PSS_JWKS, algorithms=("PS256",), leeway_seconds=GRACE),
-        {"kind": "jwt", "issuer": ISSUER, "audience": AUDIENCE, "jwks": PSS_JWKS, "graceSeconds": GRACE}),
-    "cognito_access": Setup(
-        dict(issuer=POOL_ID, audiences=[CLIENT_ID], jwks=COGNITO_JWKS, profile="cognito", token_use="access"),
-        {"kind": "cognito", "userPoolId": POOL_ID, "clientId": CLIENT_ID, "tokenUse": "access", "jwks": COGNITO_JWKS,
-         "graceSeconds": GRACE}),
-    "cognito_id": Setup(
-        dict(issuer=POOL_ID, audiences=[CLIENT_ID], jwks=COGNITO_JWKS, profile="cognito", token_use="id"),
-        {"kind": "cognito", "userPoolId": POOL_ID, "clientId": CLIENT_ID, "tokenUse": "id", "jwks": COGNITO_JWKS,
-         "graceSeconds": GRACE}),
-    "cognito_admins": Setup(
-        dict(issuer=POOL_ID, audiences=[CLIENT_ID], jwks=COGNITO_JWKS, profile="cognito", token_use="access"),
-        {"kind": "cognito", "userPoolId": POOL_ID, "clientId": CLIENT_ID, "tokenUse": "access", "jwks": COGNITO_JWKS,
-         "graceSeconds": GRACE, "groups": ["admins"]},
-        {"groups": ("admins",)}),
-}
+from tests.support.tokens import AUDIENCE, ISSUER, SigningKey, b64url, mint
 
 
 @dataclass(frozen=True)
@@ -105,116 +46,17 @@ class Case:
             raise AssertionError(f"case {self.name}: the verdicts agree, so why_different must be empty")
 
 
-# --- building hostile tokens from raw parts ------------------------------------------------------------------------
-
-def signed(key: SigningKey, header_segment: str, payload_segment: str, alg: str | None = None) -> str:
-    """A token whose header/payload segments are given verbatim (padding, odd bytes) and correctly signed."""
-    signing_input = f"{header_segment}.{payload_segment}"
-    return f"{signing_input}.{b64url(key.sign(signing_input.encode('ascii'), alg))}"
-
-
-def segment(obj: Any) -> str:
-    return b64url_json(obj)
-
-
-def header_for(key: SigningKey, **extra: Any) -> dict:
-    return {"alg": key.alg, "kid": key.kid, "typ": "at+jwt", **extra}
-
-
-def claims(now: int, **overrides: Any) -> dict:
-    body = {"iss": ISSUER, "sub": "user-123", "aud": AUDIENCE, "iat": now, "nbf": now, "exp": now + 600,
-            "jti": "j-1", "scope": "orders:read orders:write"}
-    body.update(overrides)
-    return {k: v for k, v in body.items() if v is not None}
-
-
 def flip_middle(text: str) -> str:
     i = len(text) // 2
     return text[:i] + ("A" if text[i] != "A" else "B") + text[i + 1:]
 
 
-def hs256_with_public_key(key: SigningKey, now: int) -> str:
-    """The classic confusion: HMAC keyed with the verifier's own public key (PEM), hoping it is used as a secret."""
-    secret = key.private_key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                       serialization.PublicFormat.SubjectPublicKeyInfo)
-    signing_input = f"{segment({'alg': 'HS256', 'kid': key.kid, 'typ': 'at+jwt'})}.{segment(claims(now))}"
-    return f"{signing_input}.{b64url(hmac.new(secret, signing_input.encode(), hashlib.sha256).digest())}"
-
-
-def es256_der_signature(key: SigningKey, now: int) -> str:
-    """An ES256 token whose signature is ASN.1 DER (what OpenSSL emits) instead of JWS's fixed-size r||s."""
-    signing_input = f"{segment(header_for(key))}.{segment(claims(now))}"
-    der = key.private_key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256()))
-    return f"{signing_input}.{b64url(der)}"
-
-
-def padded(text: str) -> str:
-    return text + "=" * (-len(text) % 4)
-
-
-def padded_segments(key: SigningKey, now: int) -> str:
-    """Header and payload with base64 '=' padding (RFC 7515 2 forbids it), signed over the padded text."""
-    header = header_for(key)
-    while len(segment(header)) % 4 == 0:
-        header["x"] = header.get("x", "") + "p"
-    body = claims(now)
-    while len(segment(body)) % 4 == 0:
-        body["pad"] = body.get("pad", "") + "p"
-    return signed(key, padded(segment(header)), padded(segment(body)))
-
-
-def non_canonical_signature(key: SigningKey, now: int) -> str:
-    """A valid RS256 token whose last signature character has its unused low bits set: the same bytes, another
-    string. 256 signature bytes leave 4 unused bits in the last of 342 characters."""
-    token = mint(key, claims(now))
-    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-    last = alphabet.index(token[-1])
-    assert last & 0b1111 == 0, "a canonical 2048-bit RSA signature leaves the last character's low 4 bits clear"
-    return token[:-1] + alphabet[last | 0b0001]
-
-
 def duplicate_aud(key: SigningKey, now: int) -> str:
     """Two `aud` members: parsers that keep the last one see AUDIENCE, parsers that keep the first see evil."""
-    body = json.dumps(claims(now), separators=(",", ":"))
+    body = json_text(claims(now))
     body = body.replace('"aud":"orders-api"', '"aud":"evil-api","aud":"orders-api"')
     assert body.count('"aud"') == 2
     return signed(key, segment(header_for(key)), b64url(body.encode()))
-
-
-def raw_payload(key: SigningKey, now: int, payload: bytes) -> str:
-    return signed(key, segment(header_for(key)), b64url(payload))
-
-
-def invalid_utf8(key: SigningKey, now: int) -> bytes:
-    body = json.dumps(claims(now), separators=(",", ":")).encode()
-    return body[:-1] + b',"name":"caf\xe9"}'  # Latin-1 byte: not UTF-8 (RFC 7519 7.2 step 8 requires UTF-8)
-
-
-def lone_surrogate(key: SigningKey, now: int) -> bytes:
-    body = json.dumps(claims(now), separators=(",", ":")).encode()
-    return body[:-1] + b',"name":"\\ud800"}'  # an escaped unpaired surrogate: no Unicode string (RFC 8259 8.2)
-
-
-def cognito_access(now: int, **overrides: Any) -> dict:
-    body = {"sub": "5b9c7f2e-user", "iss": POOL_ISSUER, "client_id": CLIENT_ID, "origin_jti": "o-1",
-            "event_id": "e-1", "token_use": "access", "scope": "aws.cognito.signin.user.admin",
-            "auth_time": now, "exp": now + 3600, "iat": now, "jti": "j-2", "username": "alice",
-            "cognito:groups": ["admins"]}
-    body.update(overrides)
-    return {k: v for k, v in body.items() if v is not None}
-
-
-def cognito_id(now: int, **overrides: Any) -> dict:
-    body = {"sub": "5b9c7f2e-user", "iss": POOL_ISSUER, "aud": CLIENT_ID, "token_use": "id", "auth_time": now,
-            "exp": now + 3600, "iat": now, "jti": "j-3", "cognito:username": "alice", "email": "alice@example.test",
-            "email_verified": True, "origin_jti": "o-1", "event_id": "e-1"}
-    body.update(overrides)
-    return {k: v for k, v in body.items() if v is not None}
-
-
-def cognito(body: dict) -> str:
-    # Cognito's token header carries kid and alg only: no typ.
-    return mint(COGNITO_KEY, body, typ=None)
 
 
 def corpus() -> list[Case]:
@@ -258,7 +100,7 @@ def corpus() -> list[Case]:
         Case("alg_none_with_kid", "generic",
              f"{segment({'alg': 'none', 'kid': rs.kid})}.{segment(claims(now))}.AAAA", "unsupported_alg",
              "JwtInvalidSignatureAlgorithmError"),
-        Case("hs256_with_public_key", "generic", hs256_with_public_key(rs, now), "unsupported_alg",
+        Case("hs256_with_public_key", "generic", hmac_with_public_key(rs, claims(now)), "unsupported_alg",
              "JwtInvalidSignatureAlgorithmError"),
         Case("es256_header_on_rsa_key", "generic",
              mint(KEYS["ES256"], claims(now), header={"kid": rs.kid}), "alg_not_allowed",
@@ -267,7 +109,8 @@ def corpus() -> list[Case]:
              mint(KEYS["RS384"], claims(now), header={"kid": rs.kid}), "alg_not_allowed",
              "JwtInvalidSignatureAlgorithmError"),
         # aws-jwt-verify lets Node's own "Malformed signature" Error through here rather than a JwtBaseError.
-        Case("es256_der_signature", "generic", es256_der_signature(KEYS["ES256"], now), "bad_signature", "Error"),
+        Case("es256_der_signature", "generic", ecdsa_der_signature(KEYS["ES256"], claims(now)), "bad_signature",
+             "Error"),
         Case("unknown_kid", "generic", mint(rs, claims(now), header={"kid": "no-such-kid"}), "unknown_kid",
              "KidNotFoundInJwksError"),
         Case("key_published_for_encryption", "generic", mint(ENC_KEY, claims(now)), "unknown_kid",
@@ -277,7 +120,7 @@ def corpus() -> list[Case]:
         Case("scope_array_element_with_a_space", "generic_scope",
              mint(rs, claims(now, scope=["orders:write orders:read"])), "insufficient_scope", "JwtParseError"),
         Case("exp_is_a_string", "generic", mint(rs, claims(now, exp=str(now + 600))), "malformed", "JwtParseError"),
-        Case("payload_is_an_array", "generic", raw_payload(rs, now, b'["not","an","object"]'), "malformed",
+        Case("payload_is_an_array", "generic", raw_payload(rs, b'["not","an","object"]'), "malformed",
              "JwtParseError"),
         Case("two_segments", "generic", ".".join(mint(rs, claims(now)).split(".")[:2]), "malformed",
              "JwtParseError"),
@@ -296,7 +139,7 @@ def corpus() -> list[Case]:
         Case("exp_fractional", "generic", mint(rs, claims(now, exp=now + 600.5)), ACCEPT, ACCEPT),
         Case("typ_media_type_form", "generic", mint(rs, claims(now), typ="application/at+jwt"), ACCEPT, ACCEPT),
         Case("proto_member", "generic",
-             raw_payload(rs, now, json.dumps(claims(now), separators=(",", ":")).encode()[:-1]
+             raw_payload(rs, json_text(claims(now)).encode()[:-1]
                          + b',"__proto__":{"admin":true}}'), ACCEPT, ACCEPT,
              why_claims_differ="aws-jwt-verify deletes __proto__ members (prototype pollution guard); Python dicts "
                                "have no prototype, so we keep it as an ordinary claim nobody reads"),
@@ -322,14 +165,15 @@ def corpus() -> list[Case]:
         Case("duplicate_member_names", "generic", duplicate_aud(rs, now), "malformed", ACCEPT,
              "RFC 7515 5.2 / RFC 8259: duplicate member names are ambiguous (first-wins and last-wins parsers "
              "disagree on the audience); we refuse them, JSON.parse keeps the last"),
-        Case("padded_base64url", "generic", padded_segments(rs, now), "malformed", ACCEPT,
+        Case("padded_base64url", "generic", padded_segments(rs, claims(now)), "malformed", ACCEPT,
              "RFC 7515 2: base64url without padding; aws-jwt-verify's regex allows '='"),
-        Case("non_canonical_signature_encoding", "generic", non_canonical_signature(rs, now), "malformed", ACCEPT,
+        Case("non_canonical_signature_encoding", "generic", non_canonical_signature(mint(rs, claims(now))),
+             "malformed", ACCEPT,
              "strict base64url: two spellings of one signature would make tokens malleable (replay caches and "
              "verified-token caches key on the string); Node's base64 decoder drops the unused bits"),
-        Case("invalid_utf8_payload", "generic", raw_payload(rs, now, invalid_utf8(rs, now)), "malformed", ACCEPT,
+        Case("invalid_utf8_payload", "generic", raw_payload(rs, invalid_utf8(claims(now))), "malformed", ACCEPT,
              "RFC 7519 7.2: the payload must be UTF-8; Node decodes invalid bytes to U+FFFD"),
-        Case("lone_surrogate_in_payload", "generic", raw_payload(rs, now, lone_surrogate(rs, now)), "malformed",
+        Case("lone_surrogate_in_payload", "generic", raw_payload(rs, lone_surrogate(claims(now))), "malformed",
              ACCEPT, "RFC 8259 8.2: an unpaired surrogate is no Unicode string; JSON.parse accepts it"),
         Case("exp_beyond_2_pow_53", "generic", mint(rs, claims(now, exp=10 ** 20)), "malformed", ACCEPT,
              "NumericDates are bounded below 2**53 (beyond it floats lose whole seconds); aws-jwt-verify takes any "
@@ -348,7 +192,7 @@ def corpus() -> list[Case]:
         Case("rsa_1024_bit_key", "generic", mint(WEAK_KEY, claims(now)), "unknown_kid", ACCEPT,
              "RFC 7518 3.3: RSA keys must be at least 2048 bits, so we skip the 1024-bit key when loading the JWKS; "
              "aws-jwt-verify uses any RSA key"),
-        Case("ps256", "generic_pss", mint(PSS_KEY, claims(now)), ACCEPT, "JwtInvalidSignatureAlgorithmError",
+        Case("ps256", "generic_pss", mint(PSS_KEYS["PS256"], claims(now)), ACCEPT, "JwtInvalidSignatureAlgorithmError",
              "aws-jwt-verify 5.2.1 supports no RSA-PSS (its supportedSignatureAlgorithms lists RS*, ES*, EdDSA)"),
         Case("expired_20s_default_leeway", "generic_default_grace", mint(rs, claims(now, exp=now - 20)), ACCEPT,
              "JwtExpiredError", "defaults: our leeway is 60 s (issue 2), aws-jwt-verify's graceSeconds is 0"),
@@ -395,17 +239,6 @@ def corpus() -> list[Case]:
 # module's first test runs (fresh_corpus), because several cases sit within seconds of the leeway edge and pytest
 # may collect this module a minute or more before it runs it.
 CORPUS = corpus()
-_VERIFIERS: dict[str, Verifier] = {}
-
-
-def our_verdict(setup_name: str, token: str) -> tuple[str, Any]:
-    if setup_name not in _VERIFIERS:
-        _VERIFIERS[setup_name] = Verifier([IssuerConfig(**SETUPS[setup_name].ours)], verified_cache_size=0)
-    try:
-        principal = _VERIFIERS[setup_name].verify(token, **SETUPS[setup_name].requirement)
-    except TokenRejected as exc:
-        return exc.code, None
-    return ACCEPT, principal
 
 
 @pytest.fixture(scope="module")

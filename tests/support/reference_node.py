@@ -66,12 +66,26 @@ class ReferenceVerifier:
 
     def verify(self, spec: dict, token: str) -> dict:
         """{"valid": True, "payload": {...}} or {"valid": False, "error": <aws-jwt-verify error class>, ...}."""
+        return self._exchange({"verifier": spec, "token": token})
+
+    def verify_batch(self, specs: dict[str, dict], items: list[tuple[str, str]]) -> list[dict]:
+        """Many (spec name, token) pairs in one exchange; answers in order, each {"valid": True, "payload_json":
+        "<the payload as JSON text>"} or {"valid": False, "error": ..., "message": ...}."""
+        answer = self._exchange({"verifiers": specs, "batch": [{"verifier": name, "token": token}
+                                                               for name, token in items]})
+        if "answers" not in answer:
+            raise RuntimeError(f"the reference verifier refused the batch: {answer.get('message', answer)}")
+        if len(answer["answers"]) != len(items):
+            raise RuntimeError(f"the reference verifier answered {len(answer['answers'])} of {len(items)} tokens")
+        return answer["answers"]
+
+    def _exchange(self, request: dict) -> dict:
         process = self._process
         if process is None or process.poll() is not None:
             raise RuntimeError(f"the reference verifier is not running: {self._stderr_tail()}")
         self._next_id += 1
         request_id = self._next_id
-        process.stdin.write(json.dumps({"id": request_id, "verifier": spec, "token": token}) + "\n")
+        process.stdin.write(json.dumps({"id": request_id, **request}) + "\n")
         process.stdin.flush()
         line = _readline_with_timeout(process, ANSWER_TIMEOUT_SECONDS)
         if not line:
