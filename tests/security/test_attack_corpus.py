@@ -1,100 +1,159 @@
-"""Hostile tokens: every one must be refused with the right code, and no error may echo the token or signature."""
+"""Hostile tokens: every one must be refused with the right code, and no error may echo the token or signature.
+
+Checklist: issue 7's attack list, item by item, and where each is tested. "catalogue G" is every entry named "G:..."
+in tests/security/hostile_tokens.py: test_catalogued_attack_is_refused_with_its_code runs each through a Verifier
+here, and tests/security/test_attack_corpus_authorizers.py through the HTTP API and REST authorizers. test_* names
+are tests in tests/security/test_attack*.py. test_checklist_names_only_what_exists keeps the list and the code in step.
+
+- alg none in every casing, with and without signature -> catalogue alg-none
+- alg outside the allow-list -> catalogue alg-not-allowed, alg-unknown;
+  test_rsa_key_with_alg_member_refuses_other_rsa_algorithms
+- RS/ES/EdDSA to HS confusion, the public key as PEM, DER, JWK and SSH text -> catalogue hs-confusion;
+  test_hmac_is_refused_even_where_a_caller_allows_it
+- null and truncated signatures -> catalogue null-signature, truncated-signature
+- ECDSA r=s=0 (P1363 and DER), r or s >= n, DER where P1363 is expected -> catalogue ecdsa-zero, ecdsa-over-order,
+  ecdsa-der, eddsa-over-order; test_curve_orders_are_the_orders_of_the_curves
+- embedded jwk, jku, x5u, x5c, and no network fetch happens -> catalogue key-in-header;
+  test_key_locations_named_by_the_token_are_never_fetched
+- kid with path traversal, SQL, shell text, non-string, empty and huge values -> catalogue kid-injection, kid-type
+- unknown-kid floods -> test_an_unknown_kid_flood_costs_one_fetch_per_cooldown,
+  test_a_concurrent_unknown_kid_flood_shares_one_fetch
+- 2 or 4+ segments, empty segments -> catalogue segments
+- JSON serialization -> catalogue json-serialization
+- whitespace -> catalogue whitespace; test_whitespace_around_a_header_value_is_not_part_of_the_token
+- padding -> catalogue padding
+- non-base64url characters -> catalogue alphabet
+- header not an object -> catalogue header-not-object, claims-not-object
+- duplicate members -> catalogue duplicate-members
+- unknown crit, b64=false -> catalogue crit, b64
+- a JWE where a JWS is expected -> catalogue jwe
+- non-UTF-8 JSON -> catalogue non-utf8
+- deep nesting -> catalogue nesting
+- huge numbers -> catalogue huge-numbers
+- exp / nbf / iat missing, strings, floats, far future, at the leeway boundary -> catalogue time-claims;
+  test_exp_edges, test_nbf_edges, test_iat_edges, test_float_times_are_accepted_like_integers,
+  test_nbf_and_iat_are_optional_unless_a_maximum_age_needs_iat, test_far_future_exp_is_bounded_only_by_a_maximum_age,
+  test_cached_token_expires_on_the_clock, test_real_clock_default_refuses_an_old_token
+- iss prefix, suffix and trailing-slash variants -> catalogue iss-variants;
+  test_cross_tenant_issuer_and_tid_mismatch_is_refused, test_multi_tenant_refuses_non_guid_tenants,
+  test_multi_tenant_requires_tid, test_single_tenant_issuer_refuses_other_tenants
+- aud missing, wrong type, untrusted extras -> catalogue aud;
+  test_audience_list_with_the_trusted_one_among_extras_is_accepted
+- ID token presented as access token and the reverse -> catalogue id-as-access, typ;
+  test_access_token_where_an_id_token_is_required_is_refused, test_typ_at_jwt_token_is_not_an_id_token,
+  test_keycloak_refresh_and_id_tokens_are_not_access_tokens, test_entra_id_token_is_not_an_access_token
+- Cognito id vs access token_use -> test_cognito_id_token_is_not_an_access_token,
+  test_cognito_access_token_is_not_an_id_token, test_cognito_token_use_must_be_access_or_id
+- scope of the wrong type -> catalogue scope-type
+- oversized tokens -> catalogue oversize; test_size_limits_are_exact
+- (beyond the list) a token altered after signing -> catalogue altered; test_tenant_restriction_by_route_claims
+"""
 from __future__ import annotations
 
-import base64
+import ast
+import hashlib
+import hmac
 import json
+import re
 import time
+from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 
-from lambdas.validation import IssuerConfig, Requirement, TokenRejected, Verifier
-from lambdas.validation.compact import MAX_HEADER_CHARS, MAX_TOKEN_CHARS
+from lambdas.validation import IssuerConfig, Requirement, StaticKeySource, TokenRejected, Verifier, verify_jws
+from lambdas.validation.compact import MAX_HEADER_CHARS, MAX_KID_CHARS, MAX_TOKEN_CHARS
+from tests.security.hostile_tokens import (ALGORITHMS, ATTACKS, CURVE_ORDERS, LEEWAY, Forge, Keyring, groups,
+                                           issuer_config)
 from tests.support.tokens import AUDIENCE, ISSUER, SigningKey, b64url, b64url_json, mint, standard_claims
 
 NOW = 1_800_000_000
 
 
 @pytest.fixture(scope="module")
-def rsa_key():
-    return SigningKey.generate("RS256", kid="legit")
+def keys() -> Keyring:
+    return Keyring.generate()
 
 
 @pytest.fixture(scope="module")
-def attacker_key():
-    return SigningKey.generate("RS256", kid="legit")  # same kid, different key
+def rsa_key(keys) -> SigningKey:
+    return keys.rsa
 
 
 @pytest.fixture
-def verifier(rsa_key):
-    ec = SigningKey.generate("ES256", kid="ec-key")
-    jwks = {"keys": [rsa_key.jwk(), ec.jwk()]}
-    return Verifier([IssuerConfig(ISSUER, [AUDIENCE], jwks=jwks, algorithms=("RS256", "ES256"))],
-                    clock=lambda: NOW)
+def forge(keys) -> Forge:
+    return Forge(keys, NOW)
+
+
+@pytest.fixture
+def verifier(keys) -> Verifier:
+    return Verifier([issuer_config(keys)], clock=lambda: NOW)
 
 
 def claims(**overrides):
     return standard_claims(now=NOW, **overrides)
 
 
-def rejected(verifier, token, code, **kwargs):
+def refused(call, token, code, **kwargs) -> TokenRejected:
+    """`call(token, **kwargs)` raises TokenRejected with `code`, and nothing it says contains the token or its
+    signature."""
     with pytest.raises(TokenRejected) as info:
-        verifier.verify(token, **kwargs)
+        call(token, **kwargs)
     exc = info.value
     assert exc.code == code, f"expected {code}, got {exc.code}: {exc.message}"
     text = json.dumps(exc.as_dict(), default=str) + str(exc) + repr(exc)
-    if isinstance(token, str) and token.count(".") >= 2:
+    if isinstance(token, str) and len(token) > 16:
         assert token not in text
-        signature = token.rsplit(".", 1)[1]
+        signature = token.rsplit(".", 1)[-1]
         if len(signature) > 16:
             assert signature not in text, "a rejection must never echo the signature"
     return exc
 
 
-def forge(header: dict, body, signature: bytes = b"sig") -> str:
-    payload = b64url_json(body) if not isinstance(body, (bytes, str)) else b64url(
-        body.encode() if isinstance(body, str) else body)
-    return f"{b64url_json(header)}.{payload}.{b64url(signature)}"
+def rejected(verifier, token, code, **kwargs) -> TokenRejected:
+    return refused(verifier.verify, token, code, **kwargs)
 
 
-def signed_raw(key: SigningKey, header_json: str, payload_json: str) -> str:
-    signing_input = f"{b64url(header_json.encode())}.{b64url(payload_json.encode())}"
-    return f"{signing_input}.{b64url(key.sign(signing_input.encode()))}"
+# --- the catalogue ----------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("key_name", ["rsa", "p256", "p384", "p521", "ed"])
+def test_the_forge_mints_tokens_the_issuer_accepts(verifier, forge, keys, key_name):
+    """The control: without its attack every catalogue token would be accepted, so each refusal is the attack's."""
+    principal = verifier.verify(forge.good(getattr(keys, key_name)), scopes=("orders:read",))
+    assert principal.subject == "user-123"
 
 
-# --- algorithm attacks ---------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("alg", ["none", "None", "NONE", "nOnE"])
-@pytest.mark.parametrize("signature", [b"", b"x"])
-def test_alg_none_is_refused(verifier, alg, signature):
-    token = forge({"alg": alg, "kid": "legit"}, claims(), signature)
-    if not signature:
-        token = token.rstrip(".") + "."
-    exc = rejected(verifier, token, "unsupported_alg" if signature else "malformed")
+@pytest.mark.parametrize("name", ATTACKS)
+def test_catalogued_attack_is_refused_with_its_code(verifier, forge, name):
+    exc = rejected(verifier, ATTACKS[name].build(forge), ATTACKS[name].code)
     assert exc.status == 401
 
 
-@pytest.mark.parametrize("secret_form", ["pem", "jwk_n", "jwk_json"])
-def test_hs256_signed_with_the_public_key_is_refused(verifier, rsa_key, secret_form):
-    import hashlib
-    import hmac
+def test_curve_orders_are_the_orders_of_the_curves():
+    """The catalogue's n: n - 1 is the largest private scalar (its point is -G) and n itself is refused."""
+    curves = {"ES256": ec.SECP256R1, "ES384": ec.SECP384R1, "ES512": ec.SECP521R1}
+    for alg, n in CURVE_ORDERS.items():
+        generator = ec.derive_private_key(1, curves[alg]()).public_key().public_numbers()
+        minus_generator = ec.derive_private_key(n - 1, curves[alg]()).public_key().public_numbers()
+        assert minus_generator.x == generator.x and minus_generator.y != generator.y
+        with pytest.raises(ValueError):
+            ec.derive_private_key(n, curves[alg]())
 
-    from cryptography.hazmat.primitives import serialization
-    public = rsa_key.private_key.public_key()
-    secret = {"pem": public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo),
-              "jwk_n": rsa_key.jwk()["n"].encode(), "jwk_json": json.dumps(rsa_key.jwk()).encode()}[secret_form]
-    signing_input = f"{b64url_json({'alg': 'HS256', 'kid': 'legit'})}.{b64url_json(claims())}"
-    mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
-    exc = rejected(verifier, f"{signing_input}.{b64url(mac)}", "unsupported_alg")
+
+# --- algorithms -------------------------------------------------------------------------------------------------------
+
+def test_hmac_is_refused_even_where_a_caller_allows_it(keys, forge):
+    """HS* is refused by the header rules before any allow-list or key is consulted, and cannot be configured."""
+    signing_input = f"{b64url_json(forge.header(alg='HS256'))}.{b64url_json(forge.claims())}"
+    secret = json.dumps(keys.rsa.jwk()).encode()
+    token = f"{signing_input}.{b64url(hmac.new(secret, signing_input.encode(), hashlib.sha256).digest())}"
+    exc = refused(lambda t: verify_jws(t, StaticKeySource.from_jwks(keys.jwks()), algorithms=["HS256", "RS256"]),
+                  token, "unsupported_alg")
     assert "HMAC" in exc.hint
-
-
-def test_alg_not_matching_the_key_type_is_refused(verifier, rsa_key):
-    ec_attacker = SigningKey.generate("ES256", kid="legit")  # claims the RSA key's kid
-    rejected(verifier, mint(ec_attacker, claims(), alg="ES256"), "alg_not_allowed")
-
-
-def test_alg_outside_the_issuer_allow_list_is_refused(verifier, rsa_key):
-    rejected(verifier, mint(rsa_key, claims(), alg="PS256"), "alg_not_allowed")
+    with pytest.raises(ValueError, match="HMAC"):
+        IssuerConfig(ISSUER, [AUDIENCE], jwks=keys.jwks(), algorithms=("HS256",))
+    oct_key = {"kty": "oct", "k": b64url(secret), "kid": "legit", "alg": "HS256"}
+    assert not StaticKeySource.from_jwks({"keys": [oct_key]}).key_set.keys  # a symmetric JWK is never a key
 
 
 def test_rsa_key_with_alg_member_refuses_other_rsa_algorithms(rsa_key):
@@ -103,163 +162,49 @@ def test_rsa_key_with_alg_member_refuses_other_rsa_algorithms(rsa_key):
     rejected(v, mint(rsa_key, claims(), alg="PS256"), "alg_not_allowed")
 
 
-# --- key-location headers and kid -----------------------------------------------------------------------------
+# --- size limits, exactly ---------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("member", ["jwk", "jku", "x5u", "x5c"])
-def test_token_supplied_keys_are_never_used(verifier, attacker_key, member):
-    value = {"jwk": attacker_key.jwk(), "jku": "https://attacker.example/jwks.json",
-             "x5u": "https://attacker.example/cert.pem", "x5c": ["MIIBIjANBgkq"]}[member]
-    token = mint(attacker_key, claims(), header={member: value})
-    rejected(verifier, token, "bad_signature")
-    token = mint(attacker_key, claims(), header={member: value, "kid": "attacker"})
-    rejected(verifier, token, "unknown_kid")
-
-
-@pytest.mark.parametrize("kid", ["../../../../etc/passwd", "' OR '1'='1", "legit\u0000", "legit\n", "${jndi:ldap://x}",
-                                 "<script>alert(1)</script>", "A" * 250, "%00", "\u202elegit"])
-def test_kid_injection_strings_are_just_unknown_kids(verifier, rsa_key, kid):
-    exc = rejected(verifier, mint(rsa_key, claims(), header={"kid": kid}), "unknown_kid")
-    assert len(exc.message) < 200
-
-
-def test_oversized_or_non_string_kid_is_malformed(verifier, rsa_key):
-    rejected(verifier, mint(rsa_key, claims(), header={"kid": "k" * 300}), "malformed")
-    rejected(verifier, mint(rsa_key, claims(), header={"kid": ["legit"]}), "malformed")
-    rejected(verifier, mint(rsa_key, claims(), header={"kid": {"$ne": None}}), "malformed")
+def test_size_limits_are_exact(verifier, forge):
+    at_limit = forge.token_of_length(MAX_TOKEN_CHARS)
+    assert len(at_limit) == MAX_TOKEN_CHARS
+    verifier.verify(at_limit)
+    rejected(verifier, forge.token_of_length(MAX_TOKEN_CHARS + 1), "token_too_large")
+    header = forge.header_of_length(MAX_HEADER_CHARS)
+    verifier.verify(forge.signed(forge.keys.rsa, header, forge.claims()))
+    # base64url cannot spell MAX_HEADER_CHARS + 1 characters (4k + 1); + 2 is the shortest header over the limit.
+    rejected(verifier, forge.signed(forge.keys.rsa, forge.header_of_length(MAX_HEADER_CHARS + 2), forge.claims()),
+             "token_too_large")
+    long_kid = SigningKey.generate("ES256", kid="k" * MAX_KID_CHARS)
+    v = Verifier([IssuerConfig(ISSUER, [AUDIENCE], jwks=long_kid.jwks(), algorithms=("ES256",))], clock=lambda: NOW)
+    v.verify(forge.good(long_kid))
+    rejected(v, forge.signed(long_kid, forge.header(long_kid, kid="k" * (MAX_KID_CHARS + 1)), forge.claims()),
+             "malformed")
 
 
-@pytest.mark.parametrize("member", ["kid", "typ"])
-def test_header_string_members_present_as_null_are_malformed(verifier, rsa_key, member):
-    # RFC 7515 4.1.4/4.1.9: when present these members are strings; null is not "absent".
-    header = {"alg": "RS256", "kid": "legit", "typ": "at+jwt", member: None}
-    rejected(verifier, signed_raw(rsa_key, json.dumps(header), json.dumps(claims())), "malformed")
+# --- the HTTP boundary ------------------------------------------------------------------------------------------------
+
+def test_whitespace_around_a_header_value_is_not_part_of_the_token(verifier, forge):
+    """The Verifier refuses a token with whitespace around it (catalogue whitespace); an authorizer reads the token
+    from a header, whose value never carries that whitespace (RFC 9110 5.5), so it trims it, and what remains is the
+    good token: the only catalogue entries test_attack_corpus_authorizers.py leaves out are these."""
+    from lambdas.authorizers.runtime import bearer_token
+    trimmed = [name for name, attack in ATTACKS.items() if attack.trimmed_by_http]
+    assert trimmed and all(name.startswith("whitespace:") for name in trimmed)
+    for name in trimmed:
+        token = ATTACKS[name].build(forge)
+        bare = bearer_token("Bearer " + token)
+        assert bare == token.strip() != token
+        verifier.verify(bare)
 
 
-@pytest.mark.parametrize("crit", [["exp"], ["b64"], [], "exp", [1]])
-def test_crit_is_refused(verifier, rsa_key, crit):
-    header = {"crit": crit}
-    if crit == ["b64"]:
-        header["b64"] = False
-    rejected(verifier, mint(rsa_key, claims(), header=header), "malformed")
+# --- token confusion --------------------------------------------------------------------------------------------------
 
-
-def test_unencoded_payload_option_is_refused(verifier, rsa_key):
-    rejected(verifier, mint(rsa_key, claims(), header={"b64": False}), "malformed")
-
-
-# --- size and encoding ---------------------------------------------------------------------------------------
-
-def test_huge_tokens_are_refused_before_decoding(verifier, rsa_key):
-    big = mint(rsa_key, claims(padding="x" * MAX_TOKEN_CHARS))
-    rejected(verifier, big, "token_too_large")
-    rejected(verifier, "A" * (MAX_TOKEN_CHARS + 1), "token_too_large")
-    big_header = mint(rsa_key, claims(), header={"pad": "y" * MAX_HEADER_CHARS})
-    rejected(verifier, big_header, "token_too_large")
-
-
-@pytest.mark.parametrize("mutate", [
-    lambda h, p, s: f"{h}.{p}=.{s}",
-    lambda h, p, s: f"{h}.{p}.{s}==",
-    lambda h, p, s: f"{h}.{p.replace('-', '+').replace('_', '/')}x.{s}",
-    lambda h, p, s: f"{h}.{p[:5]} {p[5:]}.{s}",
-    lambda h, p, s: f"{h}.{p[:5]}\n{p[5:]}.{s}",
-    lambda h, p, s: f"{h}.{p}.{s[:-1]}",
-    lambda h, p, s: f"{h}.{p}.{s}!",
-    lambda h, p, s: f"{h}.{p}.{s}.",
-    lambda h, p, s: f"{h}.{p}",
-    lambda h, p, s: f"{h}..{s}",
-    lambda h, p, s: f".{p}.{s}",
-    lambda h, p, s: f"Bearer {h}.{p}.{s}",
-    lambda h, p, s: f"{h}.{p}.{s}.{s}.{s}",
-    lambda h, p, s: f"{h}.{p}.\u00e9{s}",
-], ids=["pad-payload", "pad-sig", "std-alphabet", "space", "newline", "truncated-sig", "bang",
-        "4-segments", "2-segments", "empty-payload", "empty-header", "bearer-prefix", "jwe-shape", "non-ascii"])
-def test_bad_base64_and_shapes_are_refused(verifier, rsa_key, mutate):
-    h, p, s = mint(rsa_key, claims()).split(".")
-    exc = rejected(verifier, mutate(h, p, s), "malformed")
-    assert exc.status == 401
-
-
-def test_altered_signature_is_a_bad_signature(verifier, rsa_key):
-    h, p, s = mint(rsa_key, claims()).split(".")
-    altered = s[:100] + ("A" if s[100] != "A" else "B") + s[101:]
-    rejected(verifier, f"{h}.{p}.{altered}", "bad_signature")
-    other = mint(rsa_key, claims(sub="someone-else")).split(".")[1]
-    rejected(verifier, f"{h}.{other}.{s}", "bad_signature")
-
-
-def test_non_canonical_trailing_bits_are_refused(verifier, rsa_key):
-    h, p, s = mint(rsa_key, claims()).split(".")
-    # 256-byte signature -> 342 chars, the last carrying 4 spare bits; setting one keeps the decoded bytes.
-    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-    assert len(s) % 4 == 2
-    tweaked = s[:-1] + alphabet[alphabet.index(s[-1]) | 1]
-    assert base64.urlsafe_b64decode(tweaked + "==") == base64.urlsafe_b64decode(s + "==")
-    rejected(verifier, f"{h}.{p}.{tweaked}", "malformed")
-
-
-@pytest.mark.parametrize("payload_json", [
-    '{"iss":"%s","aud":"orders-api","aud":"other","sub":"u","exp":%d}',
-    '{"iss":"%s","aud":"orders-api","sub":"u","exp":%d,"exp":9999999999}',
-    '{"iss" : "%s","iss":"https://evil","aud":"orders-api","sub":"u","exp":%d}',
-    '{"iss":"%s","aud":"orders-api","sub":"u","exp":%d,"x":{"a":1,"a":2}}',
-    '{"iss":"%s","aud":"orders-api","sub":"u","exp":%d,"x":[{"a":1,"a":2}]}',
-    '{"iss":"%s",\n"aud":"orders-api","sub":"u","exp":%d,"sub" :"v"}',
-    '{"iss":"%s","aud":"orders-api","sub":"u","exp":%d,"s\\u0075b":"v"}',
-])
-def test_duplicate_claim_names_are_refused(verifier, rsa_key, payload_json):
-    token = signed_raw(rsa_key, '{"alg":"RS256","kid":"legit"}', payload_json % (ISSUER, NOW + 300))
-    exc = rejected(verifier, token, "malformed")
-    assert "duplicate" in exc.message
-
-
-def test_duplicate_header_members_are_refused(verifier, rsa_key):
-    token = signed_raw(rsa_key, '{"alg":"RS256","kid":"legit","alg":"none"}', json.dumps(claims()))
-    rejected(verifier, token, "malformed")
-
-
-@pytest.mark.parametrize("body", ["[]", '"a string"', "123", "null", "true", "", "{", '{"a":1} {"b":2}', "NaN"])
-def test_non_object_claims_sets_are_refused(verifier, rsa_key, body):
-    rejected(verifier, signed_raw(rsa_key, '{"alg":"RS256","kid":"legit"}', body), "malformed")
-
-
-@pytest.mark.parametrize("bomb", ['{"a":' * 1800 + "1" + "}" * 1800, "[" * 5000 + "]" * 5000])
-def test_nested_json_bombs_are_refused(verifier, rsa_key, bomb):
-    rejected(verifier, signed_raw(rsa_key, '{"alg":"RS256","kid":"legit"}', bomb), "malformed")
-
-
-def test_nested_header_bomb_is_bounded_by_the_header_size_limit(verifier, rsa_key):
-    rejected(verifier, signed_raw(rsa_key, '{"alg":"RS256","x":' + "[" * 900 + "]" * 900 + "}",
-                                  json.dumps(claims())), "token_too_large")
-
-
-@pytest.mark.parametrize("escape", ["\\ud800", "\\udfff", "\\ud800x", "\\udc00\\ud800"])
-def test_lone_surrogates_are_refused(verifier, rsa_key, escape):
-    body = json.dumps(claims())[:-1] + f',"name":"{escape}"' + "}"
-    rejected(verifier, signed_raw(rsa_key, '{"alg":"RS256","kid":"legit"}', body), "malformed")
-
-
-def test_invalid_utf8_is_refused(verifier, rsa_key):
-    body = b'{"sub":"\xff\xfe"}'
-    signing_input = b64url_json({"alg": "RS256", "kid": "legit"}) + "." + b64url(body)
-    token = f"{signing_input}.{b64url(rsa_key.sign(signing_input.encode()))}"
-    rejected(verifier, token, "malformed")
-
-
-@pytest.mark.parametrize("exp", ["NaN", "Infinity", "-Infinity", "1e400", '"9999999999"', "true", "null", "[1]",
-                                 "-5", "1" + "0" * 5000])
-def test_exotic_exp_values_are_refused(verifier, rsa_key, exp):
-    body = f'{{"iss":"{ISSUER}","aud":"{AUDIENCE}","sub":"u","exp":{exp}}}'
-    exc = rejected(verifier, signed_raw(rsa_key, '{"alg":"RS256","kid":"legit"}', body),
-                   "missing_claim" if exp == "null" else "malformed")
-    assert exc.status == 401
-
-
-# --- token confusion --------------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("marker", ["nonce", "at_hash", "c_hash"])
-def test_generic_id_token_is_not_an_access_token(verifier, rsa_key, marker):
-    rejected(verifier, mint(rsa_key, claims(**{marker: "abc"}), typ="JWT"), "wrong_token_use")
+def test_access_token_where_an_id_token_is_required_is_refused(verifier, forge, keys):
+    refused(verifier.verify_id_token, forge.good(), "wrong_token_use")  # typ at+jwt (RFC 9068)
+    plain = forge.signed(keys.rsa, forge.header(typ="JWT"), forge.claims())  # no nonce/at_hash/c_hash: access
+    refused(verifier.verify_id_token, plain, "wrong_token_use")
+    id_token = forge.signed(keys.rsa, forge.header(typ="JWT"), forge.claims(nonce="n-1"))
+    assert verifier.verify_id_token(id_token, nonce="n-1").token_use == "id"
 
 
 def test_typ_at_jwt_token_is_not_an_id_token(rsa_key):
@@ -267,18 +212,38 @@ def test_typ_at_jwt_token_is_not_an_id_token(rsa_key):
     rejected(v, mint(rsa_key, claims()), "wrong_token_use")
 
 
-@pytest.mark.parametrize("typ", ["logout+jwt", "dpop+jwt", "secevent+jwt", "JWE", "application/jwk+json"])
-def test_other_token_types_are_refused(verifier, rsa_key, typ):
-    rejected(verifier, mint(rsa_key, claims(), typ=typ), "wrong_typ")
+COGNITO_ISSUER = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbCdEf123"
+
+
+def cognito(rsa_key, token_use="access") -> Verifier:
+    return Verifier([IssuerConfig(COGNITO_ISSUER, ["client-1"], jwks=rsa_key.jwks(), profile="cognito",
+                                  token_use=token_use)], clock=lambda: NOW)
+
+
+def cognito_token(rsa_key, **claim_values) -> str:
+    return mint(rsa_key, claims(issuer=COGNITO_ISSUER, **claim_values), typ=None)
 
 
 def test_cognito_id_token_is_not_an_access_token(rsa_key):
-    issuer = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbCdEf123"
-    v = Verifier([IssuerConfig(issuer, ["client-1"], jwks=rsa_key.jwks(), profile="cognito")], clock=lambda: NOW)
-    id_token = mint(rsa_key, claims(issuer=issuer, audience="client-1", token_use="id"), typ=None)
-    rejected(v, id_token, "wrong_token_use")
-    access = mint(rsa_key, claims(issuer=issuer, audience=None, token_use="access", client_id="client-1"), typ=None)
+    v = cognito(rsa_key)
+    rejected(v, cognito_token(rsa_key, audience="client-1", token_use="id"), "wrong_token_use")
+    access = cognito_token(rsa_key, audience=None, token_use="access", client_id="client-1")
     assert v.verify(access).client_id == "client-1"
+
+
+def test_cognito_access_token_is_not_an_id_token(rsa_key):
+    v = cognito(rsa_key, token_use="id")
+    rejected(v, cognito_token(rsa_key, audience=None, token_use="access", client_id="client-1"), "wrong_token_use")
+    assert v.verify(cognito_token(rsa_key, audience="client-1", token_use="id")).token_use == "id"
+
+
+@pytest.mark.parametrize("token_use,code", [(None, "missing_claim"), ("refresh", "wrong_token_use"),
+                                            ("ACCESS", "wrong_token_use"), ("access ", "wrong_token_use"),
+                                            (1, "wrong_token_use"), (["access"], "wrong_token_use"),
+                                            ({"use": "access"}, "wrong_token_use")])
+def test_cognito_token_use_must_be_access_or_id(rsa_key, token_use, code):
+    token = cognito_token(rsa_key, audience=None, client_id="client-1", token_use=token_use)
+    rejected(cognito(rsa_key), token, code)
 
 
 def test_keycloak_refresh_and_id_tokens_are_not_access_tokens(rsa_key):
@@ -295,7 +260,19 @@ def test_entra_id_token_is_not_an_access_token(rsa_key):
     rejected(v, id_token, "wrong_token_use")
 
 
-# --- cross-tenant Entra -----------------------------------------------------------------------------------------
+# --- audience ---------------------------------------------------------------------------------------------------------
+
+def test_audience_list_with_the_trusted_one_among_extras_is_accepted(verifier, forge, keys):
+    """aud is any-of (RFC 7519 4.1.3): a token for several APIs, one of them this one, is this API's token. Accepted
+    on purpose; an ID token with several audiences must then name its client in azp (OIDC Core 3.1.3.7)."""
+    audiences = ["billing-api", AUDIENCE, "https://attacker.example"]
+    principal = verifier.verify(forge.good(audience=audiences))
+    assert principal.audience == tuple(audiences)
+    id_token = forge.signed(keys.rsa, forge.header(typ="JWT"), forge.claims(audience=audiences, nonce="n"))
+    assert refused(verifier.verify_id_token, id_token, "invalid_azp").found is None
+
+
+# --- cross-tenant Entra -----------------------------------------------------------------------------------------------
 
 TENANT_A = "11111111-1111-1111-1111-111111111111"
 TENANT_B = "22222222-2222-2222-2222-222222222222"
@@ -346,10 +323,7 @@ def test_tenant_restriction_by_route_claims(multi_tenant, rsa_key):
     assert exc.status == 403
 
 
-# --- time edges ---------------------------------------------------------------------------------------------------
-
-LEEWAY = 60
-
+# --- time edges -------------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("exp_offset,ok", [(-LEEWAY - 1, False), (-LEEWAY, False), (-LEEWAY + 1, True), (0, True)])
 def test_exp_edges(verifier, rsa_key, exp_offset, ok):
@@ -381,10 +355,32 @@ def test_iat_edges(verifier, rsa_key, iat_offset, ok):
 def test_float_times_are_accepted_like_integers(verifier, rsa_key):
     verifier.verify(mint(rsa_key, claims(exp=NOW + 10.5, iat=NOW - 0.5, nbf=NOW - 0.5)))
     rejected(verifier, mint(rsa_key, claims(exp=NOW - 60.5)), "expired")
+    rejected(verifier, mint(rsa_key, claims(nbf=NOW + 60.5)), "not_yet_valid")
 
 
-def test_missing_exp_is_refused_by_default(verifier, rsa_key):
-    rejected(verifier, mint(rsa_key, claims(exp=None)), "missing_claim")
+def test_nbf_and_iat_are_optional_unless_a_maximum_age_needs_iat(verifier, forge, keys):
+    token = forge.good(nbf=None, iat=None)
+    verifier.verify(token)
+    bounded = Verifier([IssuerConfig(ISSUER, [AUDIENCE], jwks=keys.jwks(), algorithms=ALGORITHMS,
+                                     max_token_age_seconds=3600)], clock=lambda: NOW)
+    rejected(bounded, token, "missing_claim")
+
+
+@pytest.mark.parametrize("exp", [253402300799, 2 ** 53 - 1])  # 9999-12-31T23:59:59Z; the largest NumericDate taken
+def test_far_future_exp_is_bounded_only_by_a_maximum_age(forge, keys, exp):
+    """How long its tokens live is the issuer's to decide; a far-future exp is accepted unless the issuer is given a
+    maximum token age, which then bounds the token (also when it sits in the verified-token cache). An exp at or
+    beyond 2**53 is malformed (catalogue huge-numbers)."""
+    now = [NOW]
+    token = forge.good(exp=exp)
+    assert Verifier([issuer_config(keys)], clock=lambda: now[0]).verify(token).expires_at == exp
+    bounded = Verifier([IssuerConfig(ISSUER, [AUDIENCE], jwks=keys.jwks(), algorithms=ALGORITHMS,
+                                     max_token_age_seconds=3600)], clock=lambda: now[0])
+    bounded.verify(token)
+    now[0] = NOW + 3600 + LEEWAY
+    bounded.verify(token)  # from the cache, at the bound
+    now[0] += 1
+    rejected(bounded, token, "token_too_old")
 
 
 def test_cached_token_expires_on_the_clock(rsa_key):
@@ -402,3 +398,35 @@ def test_cached_token_expires_on_the_clock(rsa_key):
 def test_real_clock_default_refuses_an_old_token(rsa_key):
     v = Verifier([IssuerConfig(ISSUER, [AUDIENCE], jwks=rsa_key.jwks())])
     rejected(v, mint(rsa_key, standard_claims(now=time.time() - 3600, lifetime=60)), "expired")
+
+
+# --- the checklist above ----------------------------------------------------------------------------------------------
+
+def checklist_items(doc: str) -> list[str]:
+    """The checklist's items, each with its continuation lines joined."""
+    items: list[str] = []
+    for line in doc.split("Checklist:", 1)[1].splitlines():
+        if line.startswith("- "):
+            items.append(line[2:])
+        elif line.startswith("  ") and items:
+            items[-1] += " " + line.strip()
+    return items
+
+
+def test_checklist_names_only_what_exists():
+    items = checklist_items(__doc__)
+    assert len(items) >= 25
+    security = Path(__file__).parent
+    tests = {node.name for path in security.glob("test_attack*.py") for node in ast.walk(ast.parse(path.read_text()))
+             if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")}
+    named_groups: set[str] = set()
+    for item in items:
+        assert " -> " in item, item
+        covered_by = item.split(" -> ", 1)[1]
+        group_names = re.findall(r"(?:catalogue |, )([a-z0-9-]+)(?=[,;]|$)", covered_by)
+        test_names = re.findall(r"\btest_\w+", covered_by)
+        assert group_names or test_names, f"nothing covers: {item}"
+        assert set(test_names) <= tests, f"no such test: {sorted(set(test_names) - tests)}"
+        named_groups.update(group_names)
+    assert named_groups == groups(), (f"not in the catalogue: {sorted(named_groups - groups())}; "
+                                      f"not in the checklist: {sorted(groups() - named_groups)}")
