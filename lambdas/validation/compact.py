@@ -38,10 +38,20 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-_DECODER = json.JSONDecoder(object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
+def _finite_float(text: str) -> float:
+    # A literal like 1e400 is valid JSON but overflows to infinity, which JSON cannot express: a claim holding it
+    # would come back out of Principal.as_dict() as "Infinity", which no JSON parser accepts.
+    value = float(text)
+    if value - value != 0.0:
+        raise ValueError(f"the number {text[:40]} is too large to represent")
+    return value
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant,
+                            parse_float=_finite_float)
 _SCAN = _DECODER.scan_once
 # The same grammar without the per-object Python hook; used only where duplicates are ruled out another way.
-_PLAIN_SCAN = json.JSONDecoder(parse_constant=_reject_constant).scan_once
+_PLAIN_SCAN = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float).scan_once
 
 
 def _has_lone_surrogate(value: Any) -> bool:
@@ -80,7 +90,7 @@ def decode_json_object(raw: bytes, part: str) -> dict:
     except ValueError as exc:  # JSONDecodeError, duplicate members, NaN/Infinity, oversized integers
         reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
         raise TokenRejected("malformed", f"the token {part} is not acceptable JSON: {reason}",
-                            hint="JSON members must be unique; NaN and Infinity are not JSON") from None
+                            hint="JSON members must be unique; NaN, Infinity and numbers beyond a double are not JSON") from None
     if type(value) is not dict:
         raise TokenRejected("malformed", f"the token {part} is JSON but not an object",
                             expected="object", found=type(value).__name__)
