@@ -40,7 +40,7 @@ def check_id_token_extras(claims: Mapping[str, Any], alg: str, *, client_id: str
                             found=azp[:200], hint="use the ID token your own client received")
     if nonce is not None:
         found = claims.get("nonce")
-        if type(found) is not str or not hmac.compare_digest(found.encode(), nonce.encode()):
+        if type(found) is not str or not hmac.compare_digest(found.encode(), nonce.encode("utf-8", "surrogatepass")):
             raise TokenRejected("invalid_nonce", "the ID token's nonce is not the one this login sent"
                                 if found is not None else "the ID token carries no nonce, but one was sent",
                                 expected="the nonce of this authentication request",
@@ -54,6 +54,11 @@ def check_id_token_extras(claims: Mapping[str, Any], alg: str, *, client_id: str
             b64url_decode(at_hash.encode("ascii"))
         except (ValueError, UnicodeEncodeError):
             raise TokenRejected("invalid_at_hash", "the ID token's at_hash is not base64url") from None
+        if type(access_token) is not str or not access_token.isascii():
+            # A JWS or opaque OAuth token is ASCII; anything else cannot be what the issuer hashed.
+            raise TokenRejected("invalid_at_hash", "the access token given is not an ASCII string, so it cannot be "
+                                "the one this ID token was issued with", found=type(access_token).__name__,
+                                hint="pass the access_token string from the same token response")
         if not hmac.compare_digest(at_hash, access_token_hash(access_token, alg)):
             raise TokenRejected("invalid_at_hash", "the access token is not the one this ID token was issued with "
                                 "(at_hash mismatch)", hint="use the access token from the same token response")

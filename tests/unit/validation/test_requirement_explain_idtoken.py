@@ -149,6 +149,9 @@ def test_id_token_with_nonce_azp_and_at_hash(id_verifier, key):
 @pytest.mark.parametrize("kwargs,extra,code", [
     ({"nonce": "other"}, {}, "invalid_nonce"),
     ({"access_token": "at-999"}, {}, "invalid_at_hash"),
+    ({"access_token": "at-12\u00e9"}, {}, "invalid_at_hash"),    # not ASCII: cannot be what the issuer hashed
+    ({"access_token": b"at-123"}, {}, "invalid_at_hash"),        # bytes, not the token string
+    ({"nonce": "n-\ud800"}, {}, "invalid_nonce"),               # a lone surrogate from the caller's session
     ({"client_id": "spa-client"}, {"azp": "another-client"}, "invalid_azp"),
     ({}, {"audience": ["spa-client", "api"]}, "invalid_azp"),
 ])
