@@ -101,6 +101,10 @@ def expected_identity(profile: str, typ, claims: dict, required: dict) -> tuple 
             if not (aud == AUDIENCE or (isinstance(aud, list) and AUDIENCE in aud
                                         and all(isinstance(a, str) for a in aud))):
                 raise Refused("aud")
+            # The client is the first of client_id, azp, cid, appid that is present; it must be a string.
+            client = next((claims[n] for n in ("client_id", "azp", "cid", "appid") if claims.get(n) is not None), "")
+            if not isinstance(client, str):
+                raise Refused("client id")
             identity = (names(claims, "scope") + names(claims, "scp"), names(claims, "roles"),
                         names(claims, "groups"))
         exp, nbf, iat = claims.get("exp"), claims.get("nbf"), claims.get("iat")
@@ -116,7 +120,7 @@ def expected_identity(profile: str, typ, claims: dict, required: dict) -> tuple 
             raise Refused("jti")
     except Refused:
         return None
-    for have, wanted in zip(identity, (required["scopes"], required["roles"], required["groups"])):
+    for have, wanted in zip(identity, (required["scopes"], required["roles"], required["groups"]), strict=True):
         if wanted and not set(wanted) & set(have):
             return None
     return identity
@@ -262,7 +266,8 @@ def test_any_json_in_any_claim_of_any_profile_is_refused_only_with_token_rejecte
     except TokenRejected as exc:
         event(f"rejected {exc.code}")
         assert exc.code and exc.message
-    for check in (lambda: ALL_PROFILES.verify_id_token(token, nonce="n-1"), lambda: ALL_PROFILES.check_signature(token)):
+    for check in (lambda: ALL_PROFILES.verify_id_token(token, nonce="n-1"),
+                  lambda: ALL_PROFILES.check_signature(token)):
         try:
             check()
         except TokenRejected as exc:
@@ -298,6 +303,8 @@ NO_REQUIREMENT = {"scopes": [], "roles": [], "groups": []}
     ("generic", "at+jwt", {**GOOD, "sub": ""}, False),
     ("generic", "at+jwt", {**GOOD, "scope": ["orders:read", 1]}, False),
     ("generic", "at+jwt", {**GOOD, "token_use": {"any": ["json"]}}, True),
+    ("generic", "at+jwt", {**GOOD, "client_id": [COGNITO_CLIENT]}, False),
+    ("generic", "at+jwt", {**GOOD, "client_id": None, "azp": COGNITO_CLIENT}, True),
     ("generic", "JWT", {**GOOD, "nonce": "n"}, False),
     ("generic", "at+jwt", {**GOOD, "nonce": "n"}, True),
     ("generic", "logout+jwt", GOOD, False),

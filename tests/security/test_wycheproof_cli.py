@@ -50,7 +50,8 @@ def test_jose_vector_through_the_cli(group, test, expected, jwks_files, capsys):
     assert status in (0, 1), f"tcId {test['tcId']}: usage error {captured.err.strip()}"
     report = json.loads(captured.out)
     verdict = "valid" if report["valid"] else "invalid"
-    assert verdict == expected, f"tcId {test['tcId']} {test['comment']}: {verdict} ({report['code']}), expected {expected}"
+    assert verdict == expected, f"tcId {test['tcId']} {test['comment']}: {verdict} ({report['code']}), " \
+                                f"expected {expected}"
     assert status == (0 if report["valid"] else 1)
     if not report["valid"]:
         assert report["code"] in REJECTION_CODES and report["status"] == 401
@@ -67,7 +68,8 @@ def test_a_batch_of_vectors_through_the_console_script(jwks_files, tmp_path):
     for group, test, expected in cases:
         by_group.setdefault(id(group), [group]).append((test, expected))
     # The first group holding both verdicts, so the script's exit status and every line's verdict matter.
-    group, *batch = next(entries for entries in by_group.values() if {e for _, e in entries[1:]} == {"valid", "invalid"})
+    group, *batch = next(entries for entries in by_group.values()
+                         if {expected for _, expected in entries[1:]} == {"valid", "invalid"})
     lines = tmp_path / "vectors.jsonl"
     lines.write_text("".join(json.dumps({"token": test["jws"]}) + "\n" for test, _ in batch))
     done = subprocess.run([script, *signature_only(jwks_files(group)), "--batch", str(lines)], check=False,
