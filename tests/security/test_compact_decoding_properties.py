@@ -84,7 +84,8 @@ def strict_json_object(raw: bytes) -> dict:
 
     try:
         value = json.loads(raw.decode("utf-8"), object_pairs_hook=no_duplicates, parse_constant=no_constants)
-        json.dumps(value, ensure_ascii=False).encode("utf-8")  # a lone surrogate cannot be encoded
+        # a lone surrogate cannot be encoded; a number beyond a double (1e400) parsed to infinity, not JSON
+        json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
     except (ValueError, RecursionError):  # UnicodeError and JSONDecodeError are ValueErrors
         raise Refused("json") from None
     if not isinstance(value, dict):
@@ -135,6 +136,7 @@ headers = st.fixed_dictionaries({"alg": st.sampled_from([*ALGORITHMS, "PS512", "
 CLAIM_MEMBERS = ["iss", "sub", "aud", "exp", "nbf", "iat", "scope", "x:y", 'q"', "\\", "é"]
 CHARACTERS = list("AZaz09-_.=+/ \t\n\r\x00\x7f\\\"'%") + ["\u00e9", "\u00a0", "\u2028", "\ufeff", "\uff21",
                                                          "\u0410", "\ud800", "\U0001f600"]
+NUMBER_LITERALS = ["1e400", "-1E999", "1e-400", "123456789012345678901234567890", "-0", "0.0e0", "1" + "0" * 5000]
 SEPARATORS = [(",", ":"), (", ", ": "), (",", " :"), ("\n,", ":\t"), (" , ", " : ")]
 
 
@@ -149,12 +151,14 @@ def reencode_json(draw, raw: bytes, members: list[str], values: st.SearchStrateg
     name = draw(st.sampled_from(members))
     value = draw(values)
     separators = draw(st.sampled_from(SEPARATORS))
-    duplicate = draw(st.booleans()) and name in obj
-    if not duplicate:
+    literal = draw(st.sampled_from([None, None, None, *NUMBER_LITERALS]))  # JSON number text json.dumps never writes
+    appended = literal is not None or (draw(st.booleans()) and name in obj)
+    if not appended:
         obj[name] = value
     text = json.dumps(obj, separators=separators, ensure_ascii=draw(st.booleans()))
-    if duplicate:
-        text = text[:-1] + f"{separators[0]}{json.dumps(name)}{separators[1]}{json.dumps(value)}" + "}"
+    if appended:
+        member = f"{json.dumps(name)}{separators[1]}{literal or json.dumps(value)}"
+        text = text[:-1] + (separators[0] if obj else "") + member + "}"
     return text.encode("utf-8", "surrogatepass")
 
 
@@ -336,13 +340,15 @@ def test_originals_are_accepted_and_the_rules_model_decodes_them():
 
 
 @pytest.mark.parametrize("token", [
-    ORIGINALS[0] + "=",                                            # padding
-    ORIGINALS[0].replace(".", "..", 1),                            # empty segment, 4 segments
-    " " + ORIGINALS[0],                                            # whitespace
-    b64url(b'{"alg":"RS256","alg":"RS256"}') + "." + ORIGINALS[0].split(".", 1)[1],   # duplicate member
-    b64url(b'{"alg":"RS256","crit":["exp"]}') + "." + ORIGINALS[0].split(".", 1)[1],  # critical extension
-    b64url(b'{"alg":"none"}') + "." + ORIGINALS[0].split(".", 1)[1],                  # unsigned
-])
+    ORIGINALS[0] + "=",
+    ORIGINALS[0].replace(".", "..", 1),
+    " " + ORIGINALS[0],
+    b64url(b'{"alg":"RS256","alg":"RS256"}') + "." + ORIGINALS[0].split(".", 1)[1],
+    b64url(b'{"alg":"RS256","crit":["exp"]}') + "." + ORIGINALS[0].split(".", 1)[1],
+    b64url(b'{"alg":"none"}') + "." + ORIGINALS[0].split(".", 1)[1],
+    ORIGINALS[0].split(".")[0] + "." + b64url(b'{"sub":"u","n":1e400}') + ".c2ln",
+], ids=["padding", "four segments", "whitespace", "duplicate member", "critical extension", "unsigned",
+        "number beyond a double"])
 def test_the_rules_model_refuses_what_the_readme_forbids(token):
     assert decode_by_the_rules(token) is None
     with pytest.raises(TokenRejected):
