@@ -587,7 +587,8 @@ for _label, _name, _raw in (("exp-1e308", "exp", "1e308"), ("exp-1e400", "exp", 
                             ("nbf-10-pow-400", "nbf", str(10 ** 400)), ("iat-10-pow-400", "iat", str(10 ** 400)),
                             ("iat-minus-1e308", "iat", "-1e308"), ("aud-1e308", "aud", "1e308"),
                             # beyond a double in a claim no rule reads: it would surface as "Infinity", not JSON
-                            ("custom-claim-1e400", "x_ratio", "1e400"), ("custom-claim-minus-1e400", "x_ratio", "-1e400"),
+                            ("custom-claim-1e400", "x_ratio", "1e400"),
+                            ("custom-claim-minus-1e400", "x_ratio", "-1e400"),
                             ("claim-list-2e999", "x_list", "[1, 2e999]")):
     attack(f"huge-numbers:{_label}", "malformed",
            lambda f, n=_name, r=_raw: f.signed(f.keys.rsa, f.header(), f.claims_text(**{n: r})))
