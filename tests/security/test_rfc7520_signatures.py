@@ -1,8 +1,10 @@
 """RFC 7520 section 4 signature examples verify through verify_jws with the RFC's own keys (which carry no "alg").
 
-The figures and keys are read from the Wycheproof JOSE file, which reproduces them verbatim (tcId 345-347: Figure
-13 RS256, Figure 20 PS384, Figure 27 ES512). RS256 is deterministic, so the signature bytes are also re-derived from
-the RFC's private key; PS384 and ES512 signatures are randomised, so only verification can be checked.
+The figures and keys are read from the Wycheproof JOSE file, which reproduces them verbatim (tcId 345-348: Figure
+13 RS256, Figure 20 PS384, Figure 27 ES512, Figure 35 HS256). RS256 is deterministic, so the signature bytes are also
+re-derived from the RFC's private key; PS384 and ES512 signatures are randomised, so only verification can be checked.
+Section 4.4 (HMAC-SHA2) is a known answer the other way round: the figure's MAC is recomputed from the RFC's shared
+key to show the example is intact, and authgate must refuse both the key and the token (never HMAC, RFC 8725 3.1).
 """
 from __future__ import annotations
 
@@ -12,13 +14,14 @@ from pathlib import Path
 import pytest
 
 from lambdas.validation.errors import TokenRejected
-from lambdas.validation.jwk import KeySet, b64url_decode
+from lambdas.validation.jwk import KeySet, b64url_decode, parse_jwk
 from lambdas.validation.jws import verify_jws
 from lambdas.validation.key_source import StaticKeySource
 
 WYCHEPROOF = Path(__file__).resolve().parents[3] / "shared/testdata/wycheproof"
 RFC7520_PAYLOAD_START = "It\u2019s a dangerous business, Frodo, going out your door."
 FIGURES = {345: ("RS256", "4.1"), 346: ("PS384", "4.2"), 347: ("ES512", "4.3")}
+HMAC_FIGURE = 348  # 4.4, HS256
 
 if not WYCHEPROOF.is_dir():
     pytest.skip(f"Wycheproof vectors not found at {WYCHEPROOF}", allow_module_level=True)
@@ -29,7 +32,7 @@ def _figures() -> dict[int, tuple[dict, str]]:
     out = {}
     for group in doc["testGroups"]:
         for test in group["tests"]:
-            if test["tcId"] in FIGURES:
+            if test["tcId"] in FIGURES or test["tcId"] == HMAC_FIGURE:
                 out[test["tcId"]] = (group, test["jws"])
     return out
 
@@ -81,3 +84,25 @@ def test_rfc7520_key_is_bound_to_its_alg_when_it_declares_one():
     with pytest.raises(TokenRejected) as rejected:
         verify_jws(jws, keys, algorithms=["PS256", "PS384"])
     assert rejected.value.code == "alg_not_allowed"
+
+
+def test_rfc7520_hmac_example_is_intact_and_refused():
+    import hashlib
+    import hmac
+
+    group, jws = FOUND[HMAC_FIGURE]
+    secret = group.get("private") or group["public"]
+    assert secret["kty"] == "oct"
+    signing_input, _, mac = jws.rpartition(".")
+    expected = hmac.new(b64url_decode(secret["k"].encode()), signing_input.encode(), hashlib.sha256).digest()
+    assert expected == b64url_decode(mac.encode()), "the figure no longer matches RFC 7520 4.4"
+    with pytest.raises(ValueError, match="symmetric"):
+        parse_jwk(secret)
+    assert not KeySet.from_jwks({"keys": [secret]}, source="RFC 7520 4.4").keys  # skipped, never a verifier
+    # Even with an asymmetric key under the same kid and HS256 asked for, the token is refused.
+    rsa_group, _ = FOUND[345]
+    decoy = dict(_rfc_public_key(rsa_group), kid=secret.get("kid"))
+    keys = StaticKeySource(KeySet.from_jwks({"keys": [decoy]}, source="RFC 7520 RSA key"))
+    with pytest.raises(TokenRejected) as rejected:
+        verify_jws(jws, keys, algorithms=["RS256", "HS256"])
+    assert rejected.value.code == "unsupported_alg"
