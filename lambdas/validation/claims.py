@@ -121,8 +121,13 @@ def check_audience(rules: IssuerRules, claims: Mapping, token_use: str) -> tuple
 
 
 def numeric_date(claims: Mapping, name: str) -> float | None:
+    """The claim as seconds since the epoch, None when absent. JSON null is not absent: RFC 7519 defines these
+    claims as numbers, and an issuer that writes null has a bug worth hearing about, not an unlimited token."""
     value = claims.get(name)
     if value is None:
+        if name in claims:
+            raise TokenRejected("malformed", f"the token's {name} claim is null; it must be a NumericDate (seconds "
+                                "since the epoch) or left out", found="null")
         return None
     if (type(value) is int or type(value) is float) and 0 <= value < MAX_NUMERIC_DATE:
         return value
@@ -196,6 +201,7 @@ def check_required_claims(rules: IssuerRules, claims: Mapping) -> None:
 
 def optional_string(claims: Mapping, name: str) -> Any:
     value = claims.get(name)
-    if value is not None and type(value) is not str:
-        raise TokenRejected("malformed", f"the token's {name} claim must be a string", found=type(value).__name__)
+    if type(value) is not str and (value is not None or name in claims):
+        raise TokenRejected("malformed", f"the token's {name} claim must be a string when present",
+                            found="null" if value is None else type(value).__name__)
     return value

@@ -319,8 +319,8 @@ class Verifier:
         nbf = claims.get("nbf")
         iat = claims.get("iat")
         if not (type(exp) is int and 0 <= exp < _MAX_DATE and now < exp + leeway
-                and (nbf is None or (type(nbf) is int and 0 <= nbf <= now + leeway))
-                and (iat is None or (type(iat) is int and 0 <= iat <= now + leeway))):
+                and ((type(nbf) is int and 0 <= nbf <= now + leeway) or (nbf is None and "nbf" not in claims))
+                and ((type(iat) is int and 0 <= iat <= now + leeway) or (iat is None and "iat" not in claims))):
             exp = check_expiry(rules, claims, now)
             check_not_before(rules, claims, now)
             check_issued_at(rules, claims, now)
@@ -331,7 +331,7 @@ class Verifier:
         if type(subject) is not str or not subject:
             subject = check_subject(claims)
         jti = claims.get("jti")
-        if jti is not None and type(jti) is not str:
+        if type(jti) is not str and (jti is not None or "jti" in claims):
             jti = optional_string(claims, "jti")
         client_id, scopes, roles, groups, tenant = rules.profile.identity(claims, token_use)
         principal = build_principal(subject, claims["iss"], rules.name, client_id, audience, scopes, roles, groups,

@@ -604,7 +604,8 @@ def _times(f: Forge, **raw: str) -> str:
 
 
 attack("time-claims:exp-missing", "missing_claim", lambda f: f.good(exp=None))
-attack("time-claims:exp-null", "missing_claim", lambda f: _times(f, exp="null"))
+for _name in ("exp", "nbf", "iat", "jti"):  # null is not "left out": RFC 7519 gives each claim a type
+    attack(f"time-claims:{_name}-null", "malformed", lambda f, n=_name: _times(f, **{n: "null"}))
 for _name in ("exp", "nbf", "iat"):
     for _label, _raw in (("string", lambda f: f'"{f.now + 300}"'), ("iso-date", lambda f: '"2030-01-01T00:00:00Z"'),
                          ("true", lambda f: "true"), ("list", lambda f: f"[{f.now + 300}]"),

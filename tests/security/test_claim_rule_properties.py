@@ -110,13 +110,14 @@ def expected_identity(profile: str, typ, claims: dict, required: dict) -> tuple 
         exp, nbf, iat = claims.get("exp"), claims.get("nbf"), claims.get("iat")
         if not (numeric_date(exp) and NOW < exp + LEEWAY):
             raise Refused("exp")
-        if nbf is not None and not (numeric_date(nbf) and nbf <= NOW + LEEWAY):
+        # nbf, iat and jti may be left out; present (even as null), they must have their type.
+        if "nbf" in claims and not (numeric_date(nbf) and nbf <= NOW + LEEWAY):
             raise Refused("nbf")
-        if iat is not None and not (numeric_date(iat) and iat <= NOW + LEEWAY):
+        if "iat" in claims and not (numeric_date(iat) and iat <= NOW + LEEWAY):
             raise Refused("iat")
         if not (isinstance(claims.get("sub"), str) and claims["sub"]):
             raise Refused("sub")
-        if claims.get("jti") is not None and not isinstance(claims["jti"], str):
+        if "jti" in claims and not isinstance(claims["jti"], str):
             raise Refused("jti")
     except Refused:
         return None
@@ -294,7 +295,9 @@ NO_REQUIREMENT = {"scopes": [], "roles": [], "groups": []}
     ("generic", "at+jwt", {k: v for k, v in GOOD.items() if k != "exp"}, False),
     ("generic", "at+jwt", {**GOOD, "nbf": NOW + LEEWAY}, True),
     ("generic", "at+jwt", {**GOOD, "nbf": NOW + LEEWAY + 1}, False),
-    ("generic", "at+jwt", {**GOOD, "nbf": None}, True),
+    ("generic", "at+jwt", {**GOOD, "nbf": None}, False),   # null is not "left out"
+    ("generic", "at+jwt", {k: v for k, v in GOOD.items() if k != "nbf"}, True),
+    ("generic", "at+jwt", {**GOOD, "jti": None}, False),
     ("generic", "at+jwt", {**GOOD, "iat": NOW + LEEWAY + 1}, False),
     ("generic", "at+jwt", {**GOOD, "aud": [AUDIENCE, "x"]}, True),
     ("generic", "at+jwt", {**GOOD, "aud": [AUDIENCE, 1]}, False),
