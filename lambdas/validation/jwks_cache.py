@@ -16,10 +16,7 @@ Freshness rules (CachePolicy):
 
 Unknown kid (JwksCache.get_key): when the cached keys lack the token's kid, the keys are refetched at most once per
 `refetch_cooldown` seconds (a new signing key after rotation is picked up on first sight; a flood of made-up kids
-costs one fetch per cooldown). After a failed fetch the error backoff, not the cooldown, decides when the next
-attempt may be made, so a rotation that met a transient fault is picked up seconds after the fault clears; a flood
-during an outage costs one fetch per backoff, the outage's own retry rate. The rejection code is then decided like
-this:
+costs one fetch per cooldown). The rejection code is then decided like this:
 - the keys are current (the most recent fetch succeeded) and still lack the kid -> `unknown_kid`: the token was
   signed by a key this issuer does not publish;
 - the most recent fetch failed (the issuer is down or serving garbage) -> `jwks_unavailable`: whether the kid exists
@@ -169,10 +166,6 @@ class RemoteDocument(Generic[T]):
         def skip_within_cooldown(now: float) -> bool:
             if now < self._retry_not_before:
                 return True
-            # The cooldown bounds what made-up kids cost while the issuer answers. After a failed attempt the error
-            # backoff alone decides, so a rotation that met a transient fault is picked up once the fault clears.
-            if self._last_error is not None:
-                return False
             return self._last_attempt is not None and now - self._last_attempt < cooldown
 
         return self._fetch_shared(skip_within_cooldown)

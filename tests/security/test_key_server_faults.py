@@ -507,9 +507,9 @@ def flood(authorizer: Authorizer, made_up: list[str], genuine: list[str]) -> tup
 def test_unknown_kid_flood_costs_at_most_one_fetch_per_window(site, authorizer_for, keys, made_up_kid_tokens,
                                                               surface, phase):
     """200 tokens with made-up kids from 8 threads, three times: at once, just inside the window, just after it.
-    Issuer up: the window is the refetch cooldown. Issuer down (keys fresh or stale): a failed attempt is retried
-    once per error backoff, the outage's own retry rate (so a rotation that met a blip is picked up soon after), and
-    the flood adds nothing to that. Genuine tokens among the made-up ones keep being allowed on the cached keys."""
+    Keys fresh: the window is the refetch cooldown. Keys stale and the issuer down: any request, genuine or not, may
+    retry once per error backoff (the outage's own retry rate), and the flood adds nothing to that. Genuine tokens
+    among the made-up ones keep being allowed on the cached keys."""
     authorizer = authorizer_for(surface)
     policy = authorizer.cache.policy
     authorizer.init()
@@ -517,9 +517,9 @@ def test_unknown_kid_flood_costs_at_most_one_fetch_per_window(site, authorizer_f
     window = policy.refetch_cooldown
     if phase != "issuer_up":
         site.server.drop(PATH)
-        window = policy.error_backoff
     if phase == "issuer_down_keys_stale":
         authorizer.clock.advance(policy.default_ttl)
+        window = policy.error_backoff
     # Issuer up: the kids are not the issuer's (401). Down: whether they are cannot be known (500, retry later).
     expected = (Outcome(UNAUTHORIZED, "unknown_kid") if phase == "issuer_up"
                 else Outcome(UNAVAILABLE, "jwks_unavailable"))

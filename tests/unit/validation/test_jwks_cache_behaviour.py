@@ -272,28 +272,6 @@ def test_unknown_kid_during_an_outage_is_jwks_unavailable(http_server, clock, ke
     assert_verifies(cache.get_key("key-a", "RS256"), keys["a"])  # known keys keep working
 
 
-def test_failed_unknown_kid_refetch_is_retried_after_the_error_backoff_not_the_cooldown(http_server, clock, keys):
-    # A rotation that meets a transient fault: the first token with the new kid finds the issuer failing. Once the
-    # error backoff has passed, the next such token refetches; waiting out the whole cooldown would refuse every user
-    # holding a new token for 30 s after a 1 s blip.
-    http_server.serve_json(PATH, jwks(keys["a"]), headers={"Cache-Control": "max-age=3600"})
-    cache = make_cache(http_server, clock, refetch_cooldown=30, error_backoff=5)
-    cache.hydrate()
-    http_server.fail(PATH, status=503)
-    clock.advance(40)
-    assert rejection(lambda: cache.get_key("key-b", "ES256")).code == "jwks_unavailable"
-    clock.advance(4)                                    # inside the error backoff: no new attempt
-    assert rejection(lambda: cache.get_key("key-b", "ES256")).code == "jwks_unavailable"
-    assert http_server.count(PATH) == 2
-    http_server.serve_json(PATH, jwks(keys["a"], keys["b"]), headers={"Cache-Control": "max-age=3600"})
-    clock.advance(2)                                    # backoff over, still inside the 30 s cooldown
-    assert_verifies(cache.get_key("key-b", "ES256"), keys["b"])
-    assert http_server.count(PATH) == 3
-    clock.advance(1)                                    # after a successful refetch the cooldown applies again
-    assert rejection(lambda: cache.get_key("key-x", "ES256")).code == "unknown_kid"
-    assert http_server.count(PATH) == 3
-
-
 def test_slow_issuer_times_out_inside_the_budget(http_server, clock):
     http_server.serve_json(PATH, {"keys": []}, delay=5)
     cache = make_cache(http_server, clock, timeout=0.3)
