@@ -122,7 +122,7 @@ def check_audience(rules: IssuerRules, claims: Mapping, token_use: str) -> tuple
 
 def numeric_date(claims: Mapping, name: str) -> float | None:
     """The claim as seconds since the epoch, None when absent. JSON null is not absent: RFC 7519 defines these
-    claims as numbers, and an issuer that writes null has a bug worth hearing about, not an unlimited token."""
+    claims as numbers, so a null one is an issuer bug to report, not a claim to skip."""
     value = claims.get(name)
     if value is None:
         if name in claims:
