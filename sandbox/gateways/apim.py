@@ -11,17 +11,23 @@ any/all, separator); on failure the request ends with failed-validation-httpcode
 renderer's issuer dispatch, `@(context.Request.Headers.GetValueOrDefault("Authorization", "").AsJwt()?.Issuer ==
 "<iss>")`, read as APIM's AsJwt does (the optional Bearer scheme stripped, the payload decoded, nothing verified).
 `return-response` (set-status, literal set-header and set-body) ends the request with that answer.
-`rate-limit-by-key` is recognised and not enforced. Any other element or expression is an error: the emulator never
-skips a rule it does not understand.
+`rate-limit-by-key` counts calls per evaluated counter-key in a sliding window of renewal-period seconds and answers
+429 past `calls`, as APIM does (the key expressions understood are the renderer's: the caller from the validated
+token, or `context.Request.IpAddress`, the client address the gateway sees). Any other element or expression is an
+error: the emulator never skips a rule it does not understand.
 """
 from __future__ import annotations
 
 import base64
 import json
+import math
 import re
+import threading
+import time
 import urllib.request
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 from urllib.parse import urlsplit
 from xml.etree.ElementTree import Element
 
@@ -33,7 +39,8 @@ from sandbox.gateways.server import Decision
 NAME = "azure-apim"
 # validate-jwt accepts RSA and EC signatures; HMAC would need a shared secret in the policy (never rendered).
 APIM_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512")
-NOT_ENFORCED = frozenset({"rate-limit-by-key"})
+# Every attribute of rate-limit-by-key the renderer writes; any other one (increment-condition, ...) is not emulated.
+RATE_LIMIT_ATTRIBUTES = frozenset({"calls", "renewal-period", "counter-key"})
 DISCOVERY_TIMEOUT_SECONDS = 5
 MAX_KID_VERIFIERS = 64
 # AsJwt() reads a header value no larger than a token the validation module would accept at all.
@@ -216,8 +223,11 @@ class ApimEmulator:
     name = NAME
 
     def __init__(self, api_policy_xml: str, operations: Sequence[tuple[str, str, str]],
-                 operation_policies: Mapping[str, str], *, fetch_json=None) -> None:
+                 operation_policies: Mapping[str, str], *, fetch_json=None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._fetch = fetch_json
+        self._clock = clock
+        self._limits: dict[int, RateLimit] = {}
         self._validations: dict[int, JwtValidation] = {}
         self._branches: dict[int, tuple["IssuerBranch", ...]] = {}
         self._responses: dict[int, "ReturnResponse"] = {}
@@ -247,7 +257,9 @@ class ApimEmulator:
                     self._compile(child)
         elif element.tag == "return-response":
             self._responses[id(element)] = _compile_return_response(element)
-        elif element.tag not in ("base", "set-header", *NOT_ENFORCED):
+        elif element.tag == "rate-limit-by-key":
+            self._limits[id(element)] = RateLimit.from_element(element)
+        elif element.tag not in ("base", "set-header"):
             raise ApimEmulationError(f"policy element <{element.tag}> is not emulated")
 
     def match(self, method: str, path: str) -> ApimOperationPolicy | None:
@@ -256,13 +268,14 @@ class ApimEmulator:
                 return operation
         return None
 
-    def decide(self, method: str, path: str, headers: Mapping[str, str]) -> Decision:
+    def decide(self, method: str, path: str, headers: Mapping[str, str], *,
+               client_ip: str = "127.0.0.1") -> Decision:
         operation = self.match(method, path.split("?", 1)[0])
         if operation is None:
             return Decision(False, 404, {"statusCode": 404, "message": "Resource not found"}, "operation lookup",
                             "no_route")
         inbound = operation.inbound if operation.inbound is not None else (Element("base"),)
-        state = _RequestState(dict(headers))
+        state = _RequestState(dict(headers), client_ip=client_ip)
         refusal = self._run(inbound, state, in_operation=True)
         checked = f"{operation.route_key}: " + ("; ".join(state.checked) or "no token check (public operation)")
         if refusal is not None:
@@ -302,6 +315,12 @@ class ApimEmulator:
                     # Every <when> the emulator accepts dispatches on iss, so <otherwise> means no listed issuer.
                     return status, message, ("unknown_issuer" if branch.issuer is None and code == "return_response"
                                              else code)
+            elif element.tag == "rate-limit-by-key":
+                limit = self._limits[id(element)]
+                wait = limit.admit(_evaluate(limit.counter_key, state), self._clock())
+                state.checked.append(limit.summary)
+                if wait is not None:
+                    return 429, f"Rate limit is exceeded. Try again in {wait} seconds.", "rate_limited"
             elif element.tag == "return-response":
                 response = self._responses[id(element)]
                 state.checked.append(f"return-response {response.status}")
@@ -404,9 +423,50 @@ def _compile_return_response(element: Element) -> ReturnResponse:
     return ReturnResponse(status, message)
 
 
+class RateLimit:
+    """A <rate-limit-by-key>: at most `calls` calls per counter key in any `period` seconds (APIM's sliding window).
+    A refused call is not counted, so a caller that waits as told gets through."""
+
+    def __init__(self, calls: int, period: int, counter_key: str) -> None:
+        self.calls, self.period, self.counter_key = calls, period, counter_key
+        self._lock = threading.Lock()
+        self._calls: dict[str, deque] = {}
+
+    @classmethod
+    def from_element(cls, element: Element) -> "RateLimit":
+        extra = set(element.attrib) - RATE_LIMIT_ATTRIBUTES
+        if extra:
+            raise ApimEmulationError(f"rate-limit-by-key {', '.join(sorted(extra))} is not emulated")
+        try:
+            calls, period = int(element.attrib["calls"]), int(element.attrib["renewal-period"])
+            counter_key = element.attrib["counter-key"]
+        except (KeyError, ValueError):
+            raise ApimEmulationError("rate-limit-by-key needs whole-number calls and renewal-period and a "
+                                     f"counter-key, got {dict(element.attrib)}") from None
+        if calls < 1 or period < 1:
+            raise ApimEmulationError(f"rate-limit-by-key calls ({calls}) and renewal-period ({period}) must be >= 1")
+        return cls(calls, period, counter_key)
+
+    @property
+    def summary(self) -> str:
+        return f"rate-limit-by-key {self.calls} calls / {self.period} s"
+
+    def admit(self, key: str, now: float) -> int | None:
+        """Count a call for `key`; None when it is within the limit, else whole seconds until the next one is."""
+        with self._lock:
+            recent = self._calls.setdefault(key, deque())
+            while recent and recent[0] <= now - self.period:
+                recent.popleft()
+            if len(recent) >= self.calls:
+                return max(1, math.ceil(recent[0] + self.period - now))
+            recent.append(now)
+            return None
+
+
 @dataclass
 class _RequestState:
     headers: dict[str, str]
+    client_ip: str = "127.0.0.1"
     variables: dict[str, Any] = field(default_factory=dict)
     checked: list[str] = field(default_factory=list)
 
@@ -428,47 +488,66 @@ def _set_header(element: Element, state: _RequestState) -> None:
 
 
 _EXPRESSION = re.compile(r'^@\{\s*var (\w+) = \(Jwt\)context\.Variables\["([^"]+)"\];\s*return (.*);\s*\}$', re.S)
+_SINGLE_EXPRESSION = re.compile(r"^@\((.*)\)$", re.S)
+_CLIENT_IP = "context.Request.IpAddress"
 
 
 def _evaluate(text: str, state: _RequestState) -> str:
-    """A literal value, or one of the token expressions the renderer writes; anything else is refused."""
+    """A literal value, or one of the expressions the renderer writes; anything else is refused."""
     if not text.startswith("@"):
         return text
     found = _EXPRESSION.match(text.strip())
-    if not found:
-        raise ApimEmulationError(f"policy expression {text[:80]!r} is not emulated")
-    variable, context_name, body = found.groups()
-    principal = state.variables.get(context_name)
-    if principal is None:
-        raise ApimEmulationError(f"policy expression reads context variable {context_name!r}, which no "
-                                 "validate-jwt set")
-    value, rest = _expression(body.strip(), variable, principal)
+    if found:
+        variable, context_name, body = found.groups()
+        principal = state.variables.get(context_name)
+        if principal is None:
+            raise ApimEmulationError(f"policy expression reads context variable {context_name!r}, which no "
+                                     "validate-jwt set")
+    else:
+        single = _SINGLE_EXPRESSION.match(text.strip())
+        if not single:
+            raise ApimEmulationError(f"policy expression {text[:80]!r} is not emulated")
+        variable, principal, body = None, None, single.group(1)
+    value, rest = _sum(body.strip(), variable, principal, state)
     if rest.strip():
         raise ApimEmulationError(f"policy expression {body[:80]!r}: unexpected {rest[:40]!r}")
     return value
 
 
-def _expression(text: str, variable: str, principal: Any) -> tuple[str, str]:
-    """Parse one expression at the start of text; returns (value, remaining text)."""
+def _sum(text: str, variable: str | None, principal: Any, state: _RequestState) -> tuple[str, str]:
+    """Terms joined by `+` (string concatenation, the only operator the renderer writes)."""
+    value, rest = _expression(text, variable, principal, state)
+    while rest.lstrip().startswith("+"):
+        more, rest = _expression(rest.lstrip()[1:], variable, principal, state)
+        value += more
+    return value, rest
+
+
+def _expression(text: str, variable: str | None, principal: Any, state: _RequestState) -> tuple[str, str]:
+    """Parse one term at the start of text; returns (value, remaining text)."""
     text = text.lstrip()
     if text.startswith('"'):
         end = text.index('"', 1)
         return text[1:end], text[end + 1:]
+    if text.startswith(_CLIENT_IP):
+        return state.client_ip, text[len(_CLIENT_IP):]
+    if variable is None:
+        raise ApimEmulationError(f"policy expression {text[:60]!r} reads a token outside a validate-jwt variable")
     for member, attribute in (("Subject", "subject"), ("Issuer", "issuer")):
         prefix = f"{variable}.{member}"
         if text.startswith(prefix):
             value, rest = getattr(principal, attribute), text[len(prefix):].lstrip()
             if rest.startswith("??"):
-                fallback, rest = _expression(rest[2:], variable, principal)
+                fallback, rest = _expression(rest[2:], variable, principal, state)
                 value = value if value is not None else fallback
             return value or "", rest
     prefix = f"{variable}.Claims.GetValueOrDefault("
     if text.startswith(prefix):
-        name, rest = _expression(text[len(prefix):], variable, principal)
+        name, rest = _expression(text[len(prefix):], variable, principal, state)
         rest = rest.lstrip()
         if not rest.startswith(","):
             raise ApimEmulationError(f"GetValueOrDefault without a default near {rest[:40]!r}")
-        fallback, rest = _expression(rest[1:], variable, principal)
+        fallback, rest = _expression(rest[1:], variable, principal, state)
         rest = rest.lstrip()
         if not rest.startswith(")"):
             raise ApimEmulationError(f"GetValueOrDefault not closed near {rest[:40]!r}")

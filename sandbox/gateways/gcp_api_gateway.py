@@ -156,7 +156,8 @@ class GcpApiGatewayEmulator:
                 return operation
         return None
 
-    def decide(self, method: str, path: str, headers: Mapping[str, str]) -> Decision:
+    def decide(self, method: str, path: str, headers: Mapping[str, str], *,
+               client_ip: str = "127.0.0.1") -> Decision:
         path_only = path.split("?", 1)[0]
         operation = self.match(method, path_only)
         if operation is None:

@@ -150,7 +150,8 @@ class HttpApiEmulator:
         default = [r for r in self.routes if r.route_key == "$default"]
         return (default[0], {}) if default else None
 
-    def decide(self, method: str, path: str, headers: Mapping[str, str]) -> Decision:
+    def decide(self, method: str, path: str, headers: Mapping[str, str], *,
+               client_ip: str = "127.0.0.1") -> Decision:
         raw_path, _, query = path.partition("?")
         matched = self.match(method, raw_path)
         if matched is None:

@@ -182,7 +182,8 @@ class RestApiEmulator:
     def method_arn(self, method: str, path: str) -> str:
         return f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{self.api_key}/{self.stage}/{method}/{path.lstrip('/')}"
 
-    def decide(self, method: str, path: str, headers: Mapping[str, str]) -> Decision:
+    def decide(self, method: str, path: str, headers: Mapping[str, str], *,
+               client_ip: str = "127.0.0.1") -> Decision:
         raw_path, _, query = path.partition("?")
         matched = self.match(method, raw_path)
         if matched is None:

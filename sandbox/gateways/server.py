@@ -54,8 +54,10 @@ class Decision:
 class GatewayEmulator(Protocol):
     name: str
 
-    def decide(self, method: str, path: str, headers: Mapping[str, str]) -> Decision:
-        """The real gateway's verdict for this request. `headers` keys are lower case."""
+    def decide(self, method: str, path: str, headers: Mapping[str, str], *,
+               client_ip: str = "127.0.0.1") -> Decision:
+        """The real gateway's verdict for this request. `headers` keys are lower case; `client_ip` is the address
+        the request came from (what a gateway's IP-based rules read)."""
         ...
 
 
@@ -137,7 +139,8 @@ class GatewayServer:
                 body = self.rfile.read(length) if length else None
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 try:
-                    decision = gateway.emulator.decide(self.command, self.path, headers)
+                    decision = gateway.emulator.decide(self.command, self.path, headers,
+                                                       client_ip=self.client_address[0])
                 except Exception as exc:  # an emulator bug must never turn into an allow
                     decision = Decision.refuse(500, f"gateway emulator error: {type(exc).__name__}: {exc}",
                                                code="emulator_error")

@@ -99,6 +99,79 @@ def test_policies_the_emulator_cannot_interpret_are_refused():
         ApimEmulator('<!DOCTYPE p [<!ENTITY x "y">]><policies><inbound>&x;</inbound></policies>', OPERATIONS, {})
 
 
+# ---- rate-limit-by-key: per caller on token operations, per client address on public ones --------------------------
+
+class SteppedClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def limited(key, tmp_path):
+    (tmp_path / "keys.json").write_text(json.dumps(key.jwks()))
+    text = POLICY.replace("  orders:\n    routes:",
+                          "  orders:\n    rate_limit: {calls: 3, period_seconds: 10}\n    routes:")
+    policy = load_policy_text(text, base_dir=tmp_path)
+    clock = SteppedClock()
+    return ApimEmulator(render_apim(policy, "orders"), OPERATIONS, render_apim_operations(policy, "orders"),
+                        clock=clock), clock
+
+
+def test_each_caller_gets_its_own_sliding_window(limited, key):
+    apim, clock = limited
+    app7 = auth(mint(key, scope="orders:read", azp="app-7"))
+    for step in range(3):
+        assert apim.decide("GET", "/orders", app7).allowed, step
+        clock.now += 2
+    refused = apim.decide("GET", "/orders", app7)                       # 4th call within 10 s of the first
+    assert (refused.status, refused.code) == (429, "rate_limited")
+    assert refused.body["message"] == "Rate limit is exceeded. Try again in 4 seconds."
+    assert "rate-limit-by-key 3 calls / 10 s" in refused.checked
+    # Another application is counted apart; so is a caller identified by its subject alone.
+    assert apim.decide("GET", "/orders", auth(mint(key, scope="orders:read", azp="app-8"))).allowed
+    assert apim.decide("GET", "/orders", auth(mint(key, scope="orders:read", subject="user-9"))).allowed
+    clock.now += 3                                                      # the refused call was not counted
+    assert apim.decide("GET", "/orders", app7).status == 429
+    clock.now += 1                                                      # the first call has left the window
+    assert apim.decide("GET", "/orders", app7).allowed
+    assert apim.decide("GET", "/orders", app7).status == 429
+
+
+def test_rate_limit_comes_after_token_validation(limited, key):
+    apim, _ = limited
+    expired = auth(mint(key, scope="orders:read", azp="app-7", lifetime=-600))
+    for _ in range(5):   # bad tokens are refused by validate-jwt before they can use up anyone's calls
+        assert apim.decide("GET", "/orders", expired).status == 401
+    assert apim.decide("GET", "/orders", auth(mint(key, scope="orders:read", azp="app-7"))).allowed
+
+
+def test_public_operations_are_limited_per_client_address(limited):
+    apim, _ = limited
+    for _ in range(3):
+        assert apim.decide("GET", "/health", {}, client_ip="198.51.100.7").allowed
+    assert apim.decide("GET", "/health", {}, client_ip="198.51.100.7").status == 429
+    assert apim.decide("GET", "/health", {}, client_ip="198.51.100.8").allowed
+
+
+def test_rate_limit_shapes_the_emulator_cannot_interpret_are_refused():
+    def api(attributes: str) -> str:
+        return f"<policies><inbound><rate-limit-by-key {attributes} /></inbound></policies>"
+    key = 'counter-key="@(&quot;ip:&quot; + context.Request.IpAddress)"'
+    with pytest.raises(ApimEmulationError, match="increment-condition"):
+        ApimEmulator(api(f'calls="1" renewal-period="1" {key} increment-condition="@(true)"'), OPERATIONS, {})
+    with pytest.raises(ApimEmulationError, match="whole-number"):
+        ApimEmulator(api(f'calls="many" renewal-period="1" {key}'), OPERATIONS, {})
+    with pytest.raises(ApimEmulationError, match=">= 1"):
+        ApimEmulator(api(f'calls="0" renewal-period="1" {key}'), OPERATIONS, {})
+    unknown_key = ApimEmulator(api('calls="1" renewal-period="1" counter-key="@(context.Request.Url.Host)"'),
+                               OPERATIONS, {})
+    with pytest.raises(ApimEmulationError, match="not emulated|reads a token"):
+        unknown_key.decide("GET", "/health", {})
+
+
 # ---- Two issuers on one API: per-issuer validate-jwt inside a <choose> on iss (issue 5) --------------------------
 
 PARTNER_ISSUER = "https://login.microsoftonline.com/partner-tenant/v2.0"
