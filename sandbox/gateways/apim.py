@@ -518,12 +518,14 @@ def _sum(text: str, variable: str | None, principal: Any, state: _RequestState) 
     """Terms joined by `+` (string concatenation, the only operator the renderer writes)."""
     value, rest = _expression(text, variable, principal, state)
     while rest.lstrip().startswith("+"):
-        more, rest = _expression(rest.lstrip()[1:], variable, principal, state)
+        # `x + a ?? b` is `(x + a) ?? b` in C#: a term after `+` stops before `??`, which is then refused.
+        more, rest = _expression(rest.lstrip()[1:], variable, principal, state, coalesce=False)
         value += more
     return value, rest
 
 
-def _expression(text: str, variable: str | None, principal: Any, state: _RequestState) -> tuple[str, str]:
+def _expression(text: str, variable: str | None, principal: Any, state: _RequestState, *,
+                coalesce: bool = True) -> tuple[str, str]:
     """Parse one term at the start of text; returns (value, remaining text)."""
     text = text.lstrip()
     if text.startswith('"'):
@@ -537,8 +539,9 @@ def _expression(text: str, variable: str | None, principal: Any, state: _Request
         prefix = f"{variable}.{member}"
         if text.startswith(prefix):
             value, rest = getattr(principal, attribute), text[len(prefix):].lstrip()
-            if rest.startswith("??"):
-                fallback, rest = _expression(rest[2:], variable, principal, state)
+            if coalesce and rest.startswith("??"):
+                # `??` binds looser than `+`: `a ?? b + c` is `a ?? (b + c)`.
+                fallback, rest = _sum(rest[2:], variable, principal, state)
                 value = value if value is not None else fallback
             return value or "", rest
     prefix = f"{variable}.Claims.GetValueOrDefault("

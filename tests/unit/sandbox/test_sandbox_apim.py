@@ -172,6 +172,23 @@ def test_rate_limit_shapes_the_emulator_cannot_interpret_are_refused():
         unknown_key.decide("GET", "/health", {})
 
 
+def test_coalescing_binds_looser_than_concatenation_as_in_csharp(key, tmp_path):
+    # C# reads `a ?? b + c` as `a ?? (b + c)`; `x + a ?? b` as `(x + a) ?? b`, which the emulator does not model.
+    (tmp_path / "keys.json").write_text(json.dumps(key.jwks()))
+    rendered = render_apim(load_policy_text(POLICY, base_dir=tmp_path), "orders")
+    subject = 'return jwt.Subject ?? "";'
+    assert subject in rendered
+
+    def decide_with(expression: str):
+        apim = ApimEmulator(rendered.replace(subject, f"return {expression};"), OPERATIONS, {})
+        return apim.decide("GET", "/health", auth(mint(key, scope="orders:read", subject="svc-1")))
+
+    assert decide_with('jwt.Subject ?? "" + "-suffix"').set_headers["x-authgate-subject"] == "svc-1"
+    assert decide_with('"user:" + jwt.Subject').set_headers["x-authgate-subject"] == "user:svc-1"
+    with pytest.raises(ApimEmulationError, match="unexpected"):
+        decide_with('"user:" + jwt.Subject ?? "nobody"')
+
+
 # ---- Two issuers on one API: per-issuer validate-jwt inside a <choose> on iss (issue 5) --------------------------
 
 PARTNER_ISSUER = "https://login.microsoftonline.com/partner-tenant/v2.0"
