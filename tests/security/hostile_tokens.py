@@ -302,6 +302,20 @@ for _key_name in ("rsa", "p256", "ed"):
     attack(f"truncated-signature:{_key_name}-extra-zero-byte", "bad_signature",
            lambda f, k=_key_name: f.signed(getattr(f.keys, k), f.header(getattr(f.keys, k)), f.claims(),
                                            alter=lambda s: s + b"\x00"))
+
+
+def _rsa_signature_without_its_leading_zero(f: Forge) -> str:
+    # About one RS256 signature in 256 starts with a zero octet. OpenSSL widens the k - 1 octets left back to k, so
+    # only RFC 8017 8.2.2's exact-length rule keeps them from verifying: a second spelling of a signed token.
+    for attempt in range(4096):
+        header, claims = f.header(), f.claims(jti=f"leading-zero-{attempt}")
+        signature = f.keys.rsa.sign(f"{b64url(_json_bytes(header))}.{b64url(_json_bytes(claims))}".encode("ascii"))
+        if signature[0] == 0:
+            return f.unsigned(header, claims, signature[1:])
+    raise AssertionError("no RS256 signature with a leading zero octet in 4096 tries")
+
+
+attack("truncated-signature:rsa-leading-zero-octet-dropped", "bad_signature", _rsa_signature_without_its_leading_zero)
 # 256 signature bytes are 342 characters; dropping one leaves a length no base64url text can have.
 attack("truncated-signature:segment-one-character-short", "malformed", lambda f: f.good()[:-1])
 attack("truncated-signature:token-cut-in-the-claims", "malformed", lambda f: f.good()[: len(f.parts()[0]) + 20])
