@@ -90,8 +90,8 @@ def decode_json_object(raw: bytes, part: str) -> dict:
     except ValueError as exc:  # JSONDecodeError, duplicate members, NaN/Infinity, oversized integers
         reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
         raise TokenRejected("malformed", f"the token {part} is not acceptable JSON: {reason}",
-                            hint="JSON members must be unique; NaN, Infinity and numbers beyond a double are not "
-                                 "JSON") from None
+                            hint="JSON members must be unique; NaN, Infinity and numbers that overflow a double are "
+                                 "not accepted") from None
     if type(value) is not dict:
         raise TokenRejected("malformed", f"the token {part} is JSON but not an object",
                             expected="object", found=type(value).__name__)
