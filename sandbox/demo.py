@@ -1,9 +1,11 @@
-"""`python -m sandbox.demo`: the three flows end to end on loopback, printed hop by hop, with a summary table.
+"""`python -m sandbox.demo`: the flows end to end on loopback, printed hop by hop, with a summary table.
 
 1. Human login: authorization code + PKCE through the provider's pages, then the API through every gateway.
 2. Service to service: client credentials; wrong audience, missing scope, expired, tampered, key rotation; and the
    REST API's cached policy answering for other routes without invoking the authorizer again.
 3. Gateway enforcement: every refused request is checked against the backend's arrival counter.
+4. Cognito: a user pool in moto's emulator; its access token accepted by the REST API Lambda authorizer under a
+   Cognito policy (client_id, token_use), its ID token, another app client's token and an altered token refused.
 Exit status: 0 when every expectation held, 1 when any failed, 2 when the sandbox could not start.
 `--keep-running` leaves it up and prints ready-to-paste curl commands (that is `authgate local`).
 """
@@ -22,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lambdas.validation import IssuerConfig, TokenRejected, Verifier
+from sandbox.cognito_api import APP_CLIENT_NAME, OTHER_CLIENT_NAME, AuthorizerAnswer, CognitoApi
+from sandbox.cognito_api import USERNAME as COGNITO_USER
 from sandbox.environment import DEFAULT_POLICY, FOREIGN_AUDIENCE, GatewayHandle, Sandbox
 from sandbox.idp.config import resource_indicator
 from sandbox.oidc_client import LoginTrace, client_credentials, login_with_pkce
@@ -30,6 +34,7 @@ from sandbox.report import Narrator, describe_token, fingerprint
 READ_ROUTE = ("GET", "/orders")
 TENANT_ROUTE = ("GET", "/orders/42")
 WRITE_ROUTE = ("POST", "/orders")
+COGNITO_AUTHORIZER = "REST authorizer (Cognito)"
 
 
 @dataclass(frozen=True)
@@ -84,8 +89,8 @@ class Demo:
         method, path = route
         result = call_through(self.sandbox, gateway, method, path, token)
         answer = f"{result.status}" + (f" {result.code}" if result.code else "") + f", stopped at: {stopped_at(result)}"
-        self.n.hop(f"{caller} -> {gateway.title}", f"{method} {path} with {describe_token(token) if token else 'no token'}",
-                   answer)
+        shown = describe_token(token) if token else "no token"
+        self.n.hop(f"{caller} -> {gateway.title}", f"{method} {path} with {shown}", answer)
         if result.checked:
             self.n.note(f"    checked: {result.checked}")
         self.n.expect(step, gateway.title, f"{status} at {where}", f"{result.status} at {stopped_at(result)}")
@@ -206,6 +211,55 @@ class Demo:
             if handle.server is None:
                 self.n.expect("gateway available", handle.name, "running", "unavailable", handle.error)
 
+    def cognito(self) -> None:
+        self.n.section("4. Cognito user pool (moto): Cognito-shaped tokens through the REST API Lambda authorizer")
+        api = self.sandbox.cognito
+        if api is None:
+            if self.sandbox.cognito_wanted:
+                self.n.expect("cognito: emulator available", "moto", "running", "unavailable",
+                              self.sandbox.cognito_error)
+            return
+        self.n.note("emulated: Cognito, by moto's server on 127.0.0.1 (every moto pool signs with one static key).")
+        self.n.note("not served: an API Gateway for this API. The REST authorizer (lambdas/authorizers/rest.py) runs "
+                    "in-process on the TOKEN event API Gateway sends, and its policy is evaluated as API Gateway does.")
+        self.n.note(f"its route table is rendered from sandbox/{api.policy_path.name}; only the pool's jwks_uri is "
+                    "pointed at the emulator.")
+        pool = api.pool
+        self.n.hop("platform team -> Cognito (moto)", f"CreateUserPool, CreateUserPoolClient {APP_CLIENT_NAME} and "
+                   f"{OTHER_CLIENT_NAME}, AdminCreateUser {COGNITO_USER}",
+                   f"pool {pool.pool_id}, {APP_CLIENT_NAME}={api.app_client_id}")
+        route = api.route("GET /orders")
+        self.n.hop("policy compiler", f"GET /orders: profile cognito, audiences [{APP_CLIENT_NAME}], token_use access",
+                   f"{route['enforcement'].capitalize()} authorizer: {route['enforcement_reason']}")
+        mine = api.sign_in(api.app_client_id)
+        self.n.hop(f"{COGNITO_USER}'s app -> Cognito", f"InitiateAuth USER_PASSWORD_AUTH, client {APP_CLIENT_NAME}",
+                   f"access token {describe_token(mine['AccessToken'])}, ID token {fingerprint(mine['IdToken'])}")
+        other = api.sign_in(api.other_client_id, admin=True)
+        self.n.hop("billing app -> Cognito", f"AdminInitiateAuth ADMIN_USER_PASSWORD_AUTH, client "
+                   f"{OTHER_CLIENT_NAME}", f"access token {describe_token(other['AccessToken'])}")
+        accepted = self.expect_cognito("cognito: access token", f"{COGNITO_USER}'s app", api, mine["AccessToken"],
+                                       "200 client_id matched, token_use access")
+        if accepted.status == 200:
+            self.n.note(f"    authorizer context: sub={accepted.context.get('sub')}, "
+                        f"scopes={accepted.context.get('scopes')}")
+        self.expect_cognito("cognito: ID token on an access route", f"{COGNITO_USER}'s app", api, mine["IdToken"],
+                            "401 wrong_token_use")
+        self.expect_cognito("cognito: another app client's token", "billing app", api, other["AccessToken"],
+                            "401 invalid_audience")
+        self.expect_cognito("cognito: altered token", "attacker", api, tamper(mine["AccessToken"]),
+                            "401 bad_signature")
+
+    def expect_cognito(self, step: str, caller: str, api: CognitoApi, token: str, expected: str) -> AuthorizerAnswer:
+        answer = api.authorize("GET", "/orders", token)
+        if answer.status == 200:
+            client = "matched" if answer.context.get("client_id") == api.app_client_id else "NOT matched"
+            actual = f"200 client_id {client}, token_use {answer.context.get('token_use')}"
+        else:
+            actual = f"{answer.status} {answer.code}"
+        self.n.hop(f"{caller} -> REST authorizer", f"GET /orders with {describe_token(token)}", actual)
+        self.n.expect(step, COGNITO_AUTHORIZER, expected, actual)
+        return answer
+
 
 def tamper(token: str) -> str:
     """The same token with its payload changed (scope widened) and the original signature kept."""
@@ -239,7 +293,8 @@ def print_curl_commands(sandbox: Sandbox, demo: Demo, narrator: Narrator) -> Non
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sandbox.demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--policy", type=Path, default=DEFAULT_POLICY, help="policy file (default: policies/local.yaml)")
+    parser.add_argument("--policy", type=Path, default=DEFAULT_POLICY,
+                        help="policy file (default: policies/local.yaml)")
     parser.add_argument("--api", default="orders", help="API of the policy to put behind the gateways")
     parser.add_argument("--keep-running", action="store_true", help="stay up and print curl commands")
     parser.add_argument("--no-color", action="store_true", help="plain output")
@@ -256,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
             demo.service_to_service()
             demo.rest_result_cache()
             demo.enforcement()
+            demo.cognito()
             narrator.summary()
             narrator.note(f"took {time.monotonic() - started:.1f}s")
             if args.keep_running:

@@ -1,10 +1,12 @@
-"""The whole sandbox as one object: the OpenID provider, the artifacts rendered from the policy, the backend, and
-one loopback gateway per emulation. Start it, use it, stop it (also on errors and Ctrl-C: it is a context manager).
+"""The whole sandbox as one object: the OpenID provider, the artifacts rendered from the policy, the backend, one
+loopback gateway per emulation, and the Cognito user pool (moto) with its authorizer. Start it, use it, stop it (also
+on errors and Ctrl-C: it is a context manager).
 """
 from __future__ import annotations
 
 import json
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -53,6 +55,9 @@ class Sandbox:
     workdir: Path | None = None
     synthesized: Any = None           # sandbox.synth_cache.SynthesizedApp: the HttpApi and RestApi templates
     gateway_service_account: Any = None
+    cognito_wanted: bool = True
+    cognito: Any = None               # sandbox.cognito_api.CognitoApi once its pool and authorizer are up
+    cognito_error: str = ""           # why the Cognito flow could not start (then cognito is None)
     _tmp: tempfile.TemporaryDirectory | None = None
 
     def __enter__(self) -> "Sandbox":
@@ -82,7 +87,8 @@ class Sandbox:
         self.log(f"route table rendered from {self.policy_path.name}: {self.route_table_path}")
 
         self.backend = self._start_backend()
-        self.log(f"backend (service B) listening at {self.backend.url('bearer')} and {self.backend.url('gcp-userinfo')}")
+        self.log(f"backend (service B) listening at {self.backend.url('bearer')} and "
+                 f"{self.backend.url('gcp-userinfo')}")
         from sandbox.artifacts import GATEWAY_BUILDERS, needs_synth
         if needs_synth(self.gateways_wanted):
             from sandbox.synth_cache import synthesize
@@ -102,7 +108,25 @@ class Sandbox:
             server = GatewayServer(emulator, self.backend.url(door)).start()
             self.gateways[name] = GatewayHandle(name, title, server, artifact)
             self.log(f"{title} emulated from {artifact} at {server.url}")
+        if self.cognito_wanted:
+            self._start_cognito()
         return self
+
+    def _start_cognito(self) -> None:
+        from sandbox.cognito_api import CognitoApi
+
+        # Assigned before starting, so stop() reaches the emulator even when setting up the pool fails midway.
+        self.cognito = CognitoApi(self.workdir)
+        try:
+            self.cognito.start()
+        except Exception as exc:  # like a gateway: the other flows still run, and the demo reports it
+            self.cognito.stop()
+            self.cognito = None
+            self.cognito_error = f"{type(exc).__name__}: {exc}"
+            self.log(f"Cognito flow NOT available: {self.cognito_error}")
+            return
+        self.log(f"Cognito user pool {self.cognito.pool.pool_id} emulated by moto at {self.cognito.emulator.endpoint}"
+                 f"; route table from {self.cognito.policy_path.name}: {self.cognito.route_table_path}")
 
     def _start_backend(self) -> Backend:
         """Service B with two doors, each guarded by lambdas.guards over the rendered route table."""
@@ -129,10 +153,17 @@ class Sandbox:
         return backend.start()
 
     def stop(self) -> None:
+        # moto's server notices a shutdown only at its next half-second poll: wait for it beside the other stops.
+        cognito_stopping = threading.Thread(target=self.cognito.stop, name="cognito-stop") if self.cognito else None
+        if cognito_stopping:
+            cognito_stopping.start()
         for handle in self.gateways.values():
             if handle.server:
                 handle.server.stop()
         self.gateways = {}
+        if cognito_stopping:
+            cognito_stopping.join()
+            self.cognito = None
         if self.backend:
             self.backend.stop()
             self.backend = None

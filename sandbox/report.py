@@ -26,10 +26,10 @@ def peek_claims(token: str) -> dict:
 
 
 def describe_token(token: str) -> str:
-    """fingerprint plus the few claims a reader needs to follow the story (sub, aud, scope, kid is in the header)."""
+    """fingerprint plus the few claims a reader needs to follow the story (sub, aud, client_id, token_use, scope)."""
     claims = peek_claims(token)
     parts = [fingerprint(token)]
-    for name in ("sub", "aud", "client_id", "scope"):
+    for name in ("sub", "aud", "client_id", "token_use", "scope"):
         if name in claims:
             parts.append(f"{name}={claims[name]}")
     return " ".join(parts)

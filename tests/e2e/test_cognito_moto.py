@@ -1,22 +1,16 @@
 """End to end against a Cognito emulator: moto's server on 127.0.0.1 issues real user-pool tokens, and both our
 Verifier and aws-jwt-verify's CognitoJwtVerifier verify them with the keys fetched from the emulator's JWKS URL.
 
-Flow: create a user pool, two app clients, a group and a user with a permanent password (boto3 against the local
-endpoint, dummy credentials); sign in with InitiateAuth USER_PASSWORD_AUTH and AdminInitiateAuth; fetch
-`/<pool_id>/.well-known/jwks.json` over loopback HTTP; verify.
+Flow (sandbox/cognito.py, shared with the demo's Cognito flow): create a user pool, two app clients, a group and a
+user with a permanent password (boto3 against the local endpoint, dummy credentials); sign in with InitiateAuth
+USER_PASSWORD_AUTH and AdminInitiateAuth; fetch `/<pool_id>/.well-known/jwks.json` over loopback HTTP; verify.
 
-Where moto differs from real Cognito (moto 5.2.5), and what it means here:
-- Every pool of every moto server signs with the same static RSA key shipped inside moto (kid "dummy"); real pools
-  each have their own pair of keys. So here only the `iss` check (and the client id) separates pools: a token of
-  another moto pool verifies against this pool's JWKS, and our test of "another pool" is an issuer test.
-- The JWKS holds one key; real Cognito publishes two (current and next), so rotation is not exercised here (the
-  unit tests cover rotation against a local JWKS server).
-- Access tokens lack `version` and `event_id`; ID tokens lack `event_id` and `email_verified`; both carry
-  `origin_jti`. Neither side reads those claims, so verdicts are unaffected.
-- The token header is {"typ": "JWT", "kid", "alg"}; real Cognito sends {"kid", "alg"} only. `typ: JWT` says nothing
-  about token use (RFC 9068 access tokens say at+jwt), so for both, as with real tokens, `token_use` decides.
-- Tokens carry `iss` https://cognito-idp.<region>.amazonaws.com/<pool_id> although they are served from
-  127.0.0.1, as real tokens would be; the JWKS is therefore given to both verifiers as an explicit loopback URL.
+Where moto differs from real Cognito, and what that means for these verdicts, is in sandbox/cognito.py's docstring.
+In short: every moto pool signs with the same static key, so here only the `iss` check (and the client id) separates
+pools, and our test of "another pool" is an issuer test; the JWKS holds one key, so rotation is not exercised here
+(the unit tests cover it against a local JWKS server); the tokens are served from 127.0.0.1 but carry the real
+`iss` https://cognito-idp.<region>.amazonaws.com/<pool_id>, so the JWKS is given to both verifiers as an explicit
+loopback URL.
 """
 from __future__ import annotations
 
@@ -26,61 +20,31 @@ import urllib.request
 import pytest
 
 from lambdas.validation import IssuerConfig, TokenRejected, Verifier
+from sandbox.cognito import REGION, MotoCognito
 from tests.support.reference_node import ReferenceVerifier, reference_available
 
-REGION = "eu-west-1"
 USERNAME = "alice"
 PASSWORD = "Corr3ct-Horse-Battery!"
 
-boto3 = pytest.importorskip("boto3", reason="boto3 comes with moto[server] (dev extra)")
-moto_server = pytest.importorskip("moto.server", reason="moto[server] is in the dev extra")
+pytest.importorskip("boto3", reason="boto3 comes with moto[server] (dev extra)")
+pytest.importorskip("moto.server", reason="moto[server] is in the dev extra")
 
 
 @pytest.fixture(scope="module")
 def cognito():
     """A running Cognito emulator with one pool, two clients, a group, a user, and tokens from two sign-in flows."""
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        with pytest.MonkeyPatch.context() as env:
-            # Dummy credentials: the emulator accepts any, and no real account can be reached from here.
-            env.setenv("AWS_ACCESS_KEY_ID", "testing")
-            env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-            env.setenv("AWS_SESSION_TOKEN", "testing")
-            env.setenv("AWS_DEFAULT_REGION", REGION)
-            env.delenv("AWS_PROFILE", raising=False)
-            client = boto3.client("cognito-idp", region_name=REGION, endpoint_url=endpoint)
-            pool_id = client.create_user_pool(PoolName="orders-users")["UserPool"]["Id"]
-            flows = ["ALLOW_USER_PASSWORD_AUTH", "ALLOW_ADMIN_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]
-            app_client = client.create_user_pool_client(UserPoolId=pool_id, ClientName="orders-web",
-                                                        ExplicitAuthFlows=flows)["UserPoolClient"]["ClientId"]
-            other_client = client.create_user_pool_client(UserPoolId=pool_id, ClientName="billing-web",
-                                                          ExplicitAuthFlows=flows)["UserPoolClient"]["ClientId"]
-            client.create_group(UserPoolId=pool_id, GroupName="admins")
-            client.admin_create_user(UserPoolId=pool_id, Username=USERNAME, TemporaryPassword="Temp-Passw0rd!",
-                                     MessageAction="SUPPRESS",
-                                     UserAttributes=[{"Name": "email", "Value": "alice@example.test"}])
-            client.admin_set_user_password(UserPoolId=pool_id, Username=USERNAME, Password=PASSWORD, Permanent=True)
-            client.admin_add_user_to_group(UserPoolId=pool_id, Username=USERNAME, GroupName="admins")
-            user_sub = next(a["Value"] for a in client.admin_get_user(UserPoolId=pool_id, Username=USERNAME)
-                            ["UserAttributes"] if a["Name"] == "sub")
-            password_auth = client.initiate_auth(
-                ClientId=app_client, AuthFlow="USER_PASSWORD_AUTH",
-                AuthParameters={"USERNAME": USERNAME, "PASSWORD": PASSWORD})["AuthenticationResult"]
-            admin_auth = client.admin_initiate_auth(
-                UserPoolId=pool_id, ClientId=app_client, AuthFlow="ADMIN_USER_PASSWORD_AUTH",
-                AuthParameters={"USERNAME": USERNAME, "PASSWORD": PASSWORD})["AuthenticationResult"]
-            other_auth = client.initiate_auth(
-                ClientId=other_client, AuthFlow="USER_PASSWORD_AUTH",
-                AuthParameters={"USERNAME": USERNAME, "PASSWORD": PASSWORD})["AuthenticationResult"]
-        yield {"endpoint": endpoint, "pool_id": pool_id, "client_id": app_client, "other_client_id": other_client,
-               "user_sub": user_sub, "jwks_url": f"{endpoint}/{pool_id}/.well-known/jwks.json",
-               "issuer": f"https://cognito-idp.{REGION}.amazonaws.com/{pool_id}",
-               "password_auth": password_auth, "admin_auth": admin_auth, "other_auth": other_auth}
-    finally:
-        server.stop()
+    with MotoCognito() as emulator:
+        pool = emulator.create_pool("orders-users")
+        app_client = pool.create_app_client("orders-web")
+        other_client = pool.create_app_client("billing-web")
+        pool.create_group("admins")
+        user_sub = pool.create_user(USERNAME, PASSWORD, email="alice@example.test", groups=("admins",))
+        yield {"pool_id": pool.pool_id, "client_id": app_client,
+               "other_client_id": other_client, "user_sub": user_sub, "jwks_url": pool.jwks_url,
+               "discovery_url": pool.discovery_url, "issuer": pool.issuer,
+               "password_auth": pool.sign_in(app_client, USERNAME, PASSWORD),
+               "admin_auth": pool.admin_sign_in(app_client, USERNAME, PASSWORD),
+               "other_auth": pool.sign_in(other_client, USERNAME, PASSWORD)}
 
 
 def our_verifier(cognito, token_use: str | None) -> Verifier:
@@ -113,8 +77,7 @@ def test_emulator_publishes_keys_and_discovery_for_the_token_issuer(cognito):
     with urllib.request.urlopen(cognito["jwks_url"], timeout=5) as response:
         jwks = json.load(response)
     assert [k["kty"] for k in jwks["keys"]] == ["RSA"] and all(k["use"] == "sig" for k in jwks["keys"])
-    discovery_url = f"{cognito['endpoint']}/{cognito['pool_id']}/.well-known/openid-configuration"
-    with urllib.request.urlopen(discovery_url, timeout=5) as response:
+    with urllib.request.urlopen(cognito["discovery_url"], timeout=5) as response:
         discovery = json.load(response)
     access_claims = unverified_claims(cognito["password_auth"]["AccessToken"])
     assert discovery["issuer"] == access_claims["iss"] == cognito["issuer"]

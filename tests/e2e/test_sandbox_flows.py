@@ -1,24 +1,27 @@
 """End to end through the local sandbox: a real OpenID provider (oidc-provider under Node), the gateways emulated
-from the rendered artifacts, and the counting backend. The sandbox starts once for the module and is stopped after."""
+from the rendered artifacts, the counting backend, and the Cognito flow (a moto user pool and the REST authorizer under
+sandbox/cognito_policy.yaml). The sandbox starts once for the module and is stopped after."""
 from __future__ import annotations
 
 import base64
+import io
 import json
 import shutil
 import subprocess
 import sys
 import urllib.error
 import urllib.request
-
 from pathlib import Path
 
 import pytest
 
 from lambdas.validation import IssuerConfig, TokenRejected, Verifier
-from sandbox.demo import call_through, stopped_at, tamper
+from sandbox.cognito import MotoCognito
+from sandbox.demo import COGNITO_AUTHORIZER, Demo, call_through, stopped_at, tamper
 from sandbox.environment import FOREIGN_AUDIENCE, Sandbox
 from sandbox.idp.config import resource_indicator
 from sandbox.oidc_client import OidcFlowError, client_credentials, login_with_pkce
+from sandbox.report import Narrator
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="the sandbox provider needs Node.js")
@@ -199,3 +202,130 @@ def test_authgate_demo_through_the_cli_exits_0(sandbox):
                           capture_output=True, text=True, timeout=300, cwd=REPO)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert "expectations met" in done.stdout and "FAILED" not in done.stdout
+    assert "cognito: ID token on an access route" in done.stdout
+
+
+def unverified_claims(token: str) -> dict:
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+def refused_connection(url: str) -> bool:
+    try:
+        urllib.request.urlopen(url, timeout=2).close()
+    except urllib.error.HTTPError:
+        return False
+    except OSError:
+        return True
+    return False
+
+
+def test_cognito_access_token_passes_the_rest_authorizer_as_the_app_client_with_token_use_access(sandbox):
+    api = sandbox.cognito
+    assert api is not None, sandbox.cognito_error
+    tokens = api.sign_in(api.app_client_id)
+    claims = unverified_claims(tokens["AccessToken"])
+    # Cognito-shaped: no aud, the app client in client_id, and the issuer is the pool's real URL, not the emulator's.
+    assert "aud" not in claims and claims["client_id"] == api.app_client_id and claims["token_use"] == "access"
+    assert claims["iss"] == api.pool.issuer and claims["iss"].startswith("https://cognito-idp.")
+    answer = api.authorize("GET", "/orders", tokens["AccessToken"])
+    assert answer.status == 200, answer
+    assert (answer.context["client_id"], answer.context["token_use"]) == (api.app_client_id, "access")
+    assert answer.context["sub"] == api.user_sub and answer.context["issuer_name"] == "users"
+    # The authorizer's policy covers only the API's routes: an undefined one is refused even for this token.
+    assert api.authorize("GET", "/invoices", tokens["AccessToken"]).status == 403
+
+
+@pytest.mark.parametrize("case, code", [("ID token", "wrong_token_use"), ("other app client", "invalid_audience"),
+                                        ("AdminInitiateAuth, other app client", "invalid_audience"),
+                                        ("altered", "bad_signature"), ("not a JWT", "malformed")])
+def test_cognito_tokens_the_policy_does_not_accept_are_401_with_the_reason(sandbox, case, code):
+    api = sandbox.cognito
+    assert api is not None, sandbox.cognito_error
+    token = {"ID token": lambda: api.sign_in(api.app_client_id)["IdToken"],
+             "other app client": lambda: api.sign_in(api.other_client_id)["AccessToken"],
+             "AdminInitiateAuth, other app client": lambda: api.sign_in(api.other_client_id, admin=True)["AccessToken"],
+             "altered": lambda: tamper(api.sign_in(api.app_client_id)["AccessToken"]),
+             "not a JWT": lambda: "opaque-token"}[case]()
+    answer = api.authorize("GET", "/orders", token)
+    assert (answer.status, answer.code) == (401, code)
+
+
+def test_cognito_route_table_is_the_rendered_policy_with_only_the_key_location_moved_to_the_emulator(sandbox):
+    from stacks.policy import load_policy
+    from stacks.policy.render import render_route_table
+
+    api = sandbox.cognito
+    rendered = render_route_table(load_policy(api.policy_path, variables={
+        "COGNITO_ISSUER": api.pool.issuer, "COGNITO_APP_CLIENT": api.app_client_id}), apis=["orders"])
+    running = json.loads(api.route_table_path.read_text())
+    moved = running["issuers"]["users"]
+    assert rendered["issuers"]["users"]["jwks_uri"] == api.pool.issuer + "/.well-known/jwks.json"
+    assert (moved["jwks_uri"], moved["allow_insecure_http"]) == (api.pool.jwks_url, True)
+    assert moved["jwks_uri"].startswith("http://127.0.0.1:")
+    assert {**running["issuers"]["users"], "jwks_uri": None, "allow_insecure_http": None} == \
+        {**rendered["issuers"]["users"], "jwks_uri": None, "allow_insecure_http": None}
+    assert running["apis"] == rendered["apis"]
+    assert (moved["profile"], moved["audiences"], moved["token_use"]) == ("cognito", [api.app_client_id], "access")
+    assert api.route("GET /orders")["enforcement"] == "lambda"
+
+
+def test_demo_cognito_section_meets_its_four_expectations_and_prints_no_token(sandbox, monkeypatch):
+    api = sandbox.cognito
+    issued: list[dict] = []
+    real_sign_in = api.sign_in
+
+    def recording_sign_in(*args, **kwargs):
+        issued.append(real_sign_in(*args, **kwargs))
+        return issued[-1]
+
+    monkeypatch.setattr(api, "sign_in", recording_sign_in)
+    narrator = Narrator(out=io.StringIO())
+    Demo(sandbox, narrator).cognito()
+    assert [(o.step, o.gateway, o.actual) for o in narrator.outcomes] == [
+        ("cognito: access token", COGNITO_AUTHORIZER, "200 client_id matched, token_use access"),
+        ("cognito: ID token on an access route", COGNITO_AUTHORIZER, "401 wrong_token_use"),
+        ("cognito: another app client's token", COGNITO_AUTHORIZER, "401 invalid_audience"),
+        ("cognito: altered token", COGNITO_AUTHORIZER, "401 bad_signature")]
+    assert narrator.failures == []
+    printed = narrator.out.getvalue()
+    assert api.pool.pool_id in printed and "emulated" in printed
+    assert len(issued) == 2
+    # Names, not values, in the assertion: a failure message must not carry a token either.
+    shown = [f"{kind} {index}" for index, result in enumerate(issued) for kind in ("AccessToken", "IdToken")
+             for part in (result[kind], result[kind].split(".")[2]) if part in printed]
+    assert shown == []
+
+
+def test_sandbox_stops_the_cognito_emulator_with_everything_else():
+    with Sandbox(gateways_wanted=()) as running:
+        jwks_url = running.cognito.pool.jwks_url
+        with urllib.request.urlopen(jwks_url, timeout=5) as response:
+            assert json.load(response)["keys"]
+    assert running.cognito is None
+    assert refused_connection(jwks_url)
+
+
+def test_a_cognito_flow_that_cannot_start_is_reported_and_its_emulator_stopped(monkeypatch):
+    import stacks.policy
+
+    started: list[MotoCognito] = []
+    real_start, real_load = MotoCognito.start, stacks.policy.load_policy
+
+    def recording_start(self):
+        started.append(self)
+        return real_start(self)
+
+    def load_refusing_the_cognito_policy(path, **kwargs):
+        if Path(path).name == "cognito_policy.yaml":
+            raise ValueError("policy refused for this test")
+        return real_load(path, **kwargs)
+
+    monkeypatch.setattr(MotoCognito, "start", recording_start)
+    monkeypatch.setattr(stacks.policy, "load_policy", load_refusing_the_cognito_policy)
+    with Sandbox(gateways_wanted=()) as running:
+        assert running.cognito is None and "policy refused for this test" in running.cognito_error
+        assert len(started) == 1 and refused_connection(started[0].endpoint + "/")
+        narrator = Narrator(out=io.StringIO())
+        Demo(running, narrator).cognito()
+        assert [(o.step, o.passed) for o in narrator.outcomes] == [("cognito: emulator available", False)]
