@@ -21,8 +21,14 @@ WEBSOCKET_AUTHORIZES_ON_CONNECT = (
     "on $connect and every later message rides on that connection")
 
 
-def check_policy(policy: "AuthPolicy") -> None:
-    """Raise one PolicyError listing every cross-reference problem, each with its field path."""
+def check_policy(policy: "AuthPolicy", *, invalid_issuers: frozenset[str] = frozenset(),
+                 every_route_valid: bool = True) -> None:
+    """Raise one PolicyError listing every cross-reference problem, each with its field path.
+
+    The loader also runs this over the valid parts of a policy whose fields have errors, so one report lists both:
+    `invalid_issuers` names issuers the file defines whose own fields failed (a reference to one is not "unknown"),
+    and `every_route_valid=False` skips the checks that need every route (which scopes an issuer defines).
+    """
     from stacks.policy.model import STANDARD_SCOPES
 
     problems: list[Problem] = []
@@ -69,6 +75,8 @@ def check_policy(policy: "AuthPolicy") -> None:
                 problems.append(Problem(loc, "a protected route names the issuers whose tokens it accepts (issuers: "
                                              "[name]); for a route without authentication set public: true"))
             for index, issuer_name in enumerate(route.issuers):
+                if issuer_name in invalid_issuers:
+                    continue
                 if issuer_name not in policy.issuers:
                     problems.append(Problem(loc + ("issuers", index), (
                         f"no issuer named {issuer_name!r}; the policy defines: {known_issuers}")))
@@ -94,12 +102,14 @@ def check_policy(policy: "AuthPolicy") -> None:
     for client_name, client in policy.clients.items():
         loc = ("clients", client_name)
         issuer = policy.issuers.get(client.issuer)
+        if client.issuer in invalid_issuers:
+            continue
         if issuer is None:
             problems.append(Problem(loc + ("issuer",), f"no issuer named {client.issuer!r}; the policy defines: "
                                                        f"{known_issuers}"))
             continue
         defined = set(policy.issuer_scopes(client.issuer))
-        for index, scope in enumerate(client.scopes):
+        for index, scope in enumerate(client.scopes if every_route_valid else ()):
             if scope not in defined and scope not in STANDARD_SCOPES:
                 choices = ", ".join(sorted(defined)) or "none yet"
                 problems.append(Problem(loc + ("scopes", index), (
@@ -115,6 +125,15 @@ def check_policy(policy: "AuthPolicy") -> None:
                 f"access tokens carry client_id instead of aud, can do without")))
     if problems:
         raise PolicyError(problems)
+
+
+def policy_warnings(policy: "AuthPolicy") -> list[Problem]:
+    """What a valid policy holds that is probably a mistake: an issuer no route accepts."""
+    used = {name for api in policy.apis.values() for route in api.routes.values() for name in route.issuers}
+    return [Problem(("issuers", name), (
+        f"issuer {name} is defined but no route accepts its tokens (no route lists it under issuers:); add it to "
+        f"the routes that should accept it, or remove it"))
+        for name in policy.issuers if name not in used]
 
 
 def _websocket_route_problems(api_name: str, api: "ApiSpec") -> list["Problem"]:

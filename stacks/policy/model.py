@@ -6,9 +6,10 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Iterator, Literal
 
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationInfo,
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo,
                       field_validator, model_validator)
 
+from stacks.policy.errors import Problem
 from stacks.policy.profiles import PROFILES, check_issuer_url, check_key_url
 from stacks.policy.route_keys import (WEBSOCKET_CONNECT, RouteKey, WebSocketRouteKey, parse_route_key,
                                       parse_websocket_route_key)
@@ -43,13 +44,9 @@ def _label(value: str) -> str:
     return value
 
 
-def _one_or_many(value: Any) -> Any:
-    return [value] if isinstance(value, str) else value
-
-
 Scope = Annotated[str, AfterValidator(_scope)]
 Label = Annotated[str, AfterValidator(_label)]
-ClaimValues = Annotated[list[Label], BeforeValidator(_one_or_many), Field(min_length=1)]
+ClaimValues = Annotated[list[Label], Field(min_length=1)]
 
 
 def _unique(values: list[str], what: str) -> list[str]:
@@ -62,7 +59,9 @@ def _unique(values: list[str], what: str) -> list[str]:
 
 
 class PolicyModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+    # strict: a policy says what it means. YAML reads `public: "yes"` as a string and `leeway_seconds: "30"` as a
+    # string; lax mode would quietly turn them into true and 30, so a typo would change the rule without a word.
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False, strict=True)
 
 
 class IssuerSpec(PolicyModel):
@@ -95,7 +94,8 @@ class IssuerSpec(PolicyModel):
         if not isinstance(data, dict):
             return data
         data = dict(data)
-        profile = PROFILES.get(data.get("profile", "generic"))
+        profile_name = data.get("profile", "generic")
+        profile = PROFILES.get(profile_name) if isinstance(profile_name, str) else None
         if profile is not None:
             if data.get("algorithms") is None:
                 data["algorithms"] = list(profile.algorithms)
@@ -362,6 +362,7 @@ class AuthPolicy(PolicyModel):
     clients: dict[str, ClientSpec] = Field(default_factory=dict)
 
     _source_path: Path | None = PrivateAttr(default=None)
+    _warnings: tuple[Problem, ...] = PrivateAttr(default=())
 
     @model_validator(mode="after")
     def _cross_references(self) -> "AuthPolicy":
@@ -374,6 +375,11 @@ class AuthPolicy(PolicyModel):
     def source_path(self) -> Path | None:
         """The file this policy was loaded from (None when built from a dict)."""
         return self._source_path
+
+    @property
+    def warnings(self) -> tuple[Problem, ...]:
+        """What is valid but probably not meant (e.g. an issuer no route uses); the loader fills in file and line."""
+        return self._warnings
 
     def api(self, name: str) -> ApiSpec:
         try:

@@ -21,6 +21,9 @@ class PolicySource:
     data: Any
     lines: dict[Loc, int] = field(default_factory=dict)
     file: str | None = None
+    # Problems found while reading (duplicate keys, merge keys, variables without a value). The data is still built
+    # (the first of duplicate keys kept) so the loader can report the model's problems in the same pass.
+    problems: list[Problem] = field(default_factory=list)
 
     def line_of(self, loc: Loc) -> int | None:
         """The line of the longest prefix of `loc` that appears in the file (pydantic adds segments of its own)."""
@@ -53,7 +56,9 @@ def substitute_variables(text: str, variables: Mapping[str, str], loc: Loc, prob
 
 def parse_policy_yaml(text: str, *, file: str | None = None, variables: Mapping[str, str] | None = None
                       ) -> PolicySource:
-    """Parse with the safe loader; refuse duplicate keys (YAML would silently keep the last) and merge keys."""
+    """Parse with the safe loader; refuse duplicate keys (YAML would silently keep the last) and merge keys.
+
+    Syntax errors raise PolicyError at once; problems in well-formed YAML are collected in `source.problems`."""
     variables = dict(variables or {})
     loader = yaml.SafeLoader(text)
     try:
@@ -104,7 +109,5 @@ def parse_policy_yaml(text: str, *, file: str | None = None, variables: Mapping[
         return value
 
     source.data = build(root, ())
-    if problems:
-        raise PolicyError([Problem(p.loc, p.message, file=file, line=p.line or source.line_of(p.loc))
-                           for p in problems])
+    source.problems = [Problem(p.loc, p.message, file=file, line=p.line or source.line_of(p.loc)) for p in problems]
     return source
