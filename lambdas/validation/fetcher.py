@@ -18,6 +18,8 @@ Rules every fetch follows, whichever fetcher is used (`check_key_url` and `fetch
   UTF-8 JSON: an object at the top, no duplicate member names, no NaN/Infinity.
 - Cache-Control `max-age` (less `Age`), or else `Expires` minus `Date`, gives the freshness the server granted;
   `no-store`/`no-cache` are reported so the cache keeps the document only for its minimum TTL.
+- A 429 or 503 answer's `Retry-After` (seconds, or an HTTP date) is read into FetchError.retry_after, so the cache can
+  wait as long as the server asked (within its own bounds) instead of coming back after its usual error backoff.
 
 `http.client` and `ssl` are imported inside `HttpFetcher`, so a Lambda that verifies against an in-memory JWKS never
 loads them.
@@ -37,15 +39,20 @@ MAX_URL_LENGTH = 2048
 USER_AGENT = "authgate-key-fetcher"
 
 _MAX_AGE = re.compile(r'^max-age\s*=\s*"?(\d+)"?$')
+_DELTA_SECONDS = re.compile(r"[0-9]+")
 
 
 class FetchError(Exception):
-    """A document could not be fetched or was not acceptable. The message names the URL (never credentials)."""
+    """A document could not be fetched or was not acceptable. The message names the URL (never credentials).
 
-    def __init__(self, url: str, reason: str) -> None:
+    retry_after  seconds the server asked us to wait before asking again (Retry-After on a 429 or 503), or None
+    """
+
+    def __init__(self, url: str, reason: str, *, retry_after: float | None = None) -> None:
         super().__init__(f"{display_url(url)}: {reason}")
         self.url = display_url(url)
         self.reason = reason
+        self.retry_after = retry_after
 
 
 class InsecureUrlError(ValueError):
@@ -170,17 +177,47 @@ def freshness_from_headers(headers: Mapping[str, str]) -> tuple[int | None, bool
         return max_age, no_cache
     expires = headers.get("expires")
     if expires:
-        from email.utils import parsedate_to_datetime
-
         try:
-            expires_at = parsedate_to_datetime(expires).timestamp()
-            date = headers.get("date")
-            now = parsedate_to_datetime(date).timestamp() if date else time.time()
-            max_age = max(0, int(expires_at - now))
-        except (TypeError, ValueError, IndexError, OverflowError):
+            max_age = max(0, int(_seconds_until(expires, headers)))
+        except _UNREADABLE_DATE:
             # RFC 9111 5.3: an invalid Expires means "already expired".
             max_age = 0
     return max_age, no_cache
+
+
+# What email.utils.parsedate_to_datetime raises, across Python versions, for a value that is not an HTTP date.
+_UNREADABLE_DATE = (TypeError, ValueError, IndexError, OverflowError)
+
+
+def _seconds_until(http_date: str, headers: Mapping[str, str]) -> float:
+    """Seconds from the response's Date (or from now when it has none) to `http_date`; raises one of _UNREADABLE_DATE
+    for a date that cannot be read. Measuring against Date keeps a skewed server clock from shifting the result."""
+    from email.utils import parsedate_to_datetime
+
+    at = parsedate_to_datetime(http_date).timestamp()
+    date = headers.get("date")
+    now = parsedate_to_datetime(date).timestamp() if date else time.time()
+    return at - now
+
+
+# RFC 9110 15.5.20 / 15.6.4: the statuses whose Retry-After says when the same request may succeed.
+RETRY_AFTER_STATUSES = frozenset({429, 503})
+
+
+def retry_after_from_headers(headers: Mapping[str, str]) -> float | None:
+    """Seconds from now that a Retry-After header (RFC 9110 10.2.3: delta-seconds or an HTTP date, measured against
+    the response's Date when it has one) asks for; None when it is absent or unreadable, since an unreadable value
+    says nothing the caller could honour."""
+    value = headers.get("retry-after", "").strip()
+    if not value:
+        return None
+    if _DELTA_SECONDS.fullmatch(value):
+        # More digits than any clock needs is "a very long time"; the caller bounds it anyway.
+        return float(value) if len(value) <= 15 else float("inf")
+    try:
+        return max(0.0, _seconds_until(value, headers))
+    except _UNREADABLE_DATE:
+        return None
 
 
 def parse_json_object(body: bytes, *, source: str) -> dict[str, Any]:
@@ -238,7 +275,9 @@ def fetch_json_document(fetcher: Fetcher, url: str, *, what: str, timeout: float
         raise FetchError(url, f"{what} answered HTTP {result.status} redirect to {target}; redirects are not "
                               "followed, configure the final https URL instead")
     if result.status != 200:
-        raise FetchError(url, f"{what} answered HTTP {result.status}, expected 200")
+        retry_after = (retry_after_from_headers(result.headers) if result.status in RETRY_AFTER_STATUSES else None)
+        asked = "" if retry_after is None else f" (Retry-After: {retry_after:g} s)"
+        raise FetchError(url, f"{what} answered HTTP {result.status}, expected 200{asked}", retry_after=retry_after)
     if len(result.body) > max_bytes:
         raise FetchError(url, f"{what} body is {len(result.body)} bytes, more than the {max_bytes}-byte cap")
     try:

@@ -8,7 +8,10 @@ Freshness rules (CachePolicy):
 - Once stale, the next caller refetches. While that fails, the old document is served for at most `stale_if_error`
   seconds past its freshness, then every caller gets TokenRejected("jwks_unavailable"): fail closed. After a failed
   fetch no new attempt is made for `error_backoff` seconds, so an issuer outage costs one timeout per backoff
-  period, not one per request.
+  period, not one per request. A 429 or 503 with `Retry-After` stretches that wait to what the server asked, bounded
+  by the stale window: at most `stale_if_error`, and never past the moment the held copy stops being served (one
+  last attempt is made there rather than failing closed without asking). With nothing held, nothing is served while
+  waiting, so the error backoff alone decides.
 - A failed fetch never replaces a good document: a transport error, a non-200 answer, a body that is not JSON, or a
   JWKS with no usable signing key all leave the cached keys as they were.
 - Concurrent fetches of one document are merged: one request is in flight, every other caller waits for it and
@@ -16,7 +19,10 @@ Freshness rules (CachePolicy):
 
 Unknown kid (JwksCache.get_key): when the cached keys lack the token's kid, the keys are refetched at most once per
 `refetch_cooldown` seconds (a new signing key after rotation is picked up on first sight; a flood of made-up kids
-costs one fetch per cooldown). The rejection code is then decided like this:
+costs one fetch per cooldown). After a failed fetch the error backoff, not the cooldown, decides when the next
+attempt may be made, so a rotation that met a transient fault is picked up seconds after the fault clears; a flood
+during an outage costs one fetch per backoff, the outage's own retry rate. The rejection code is then decided like
+this:
 - the keys are current (the most recent fetch succeeded) and still lack the kid -> `unknown_kid`: the token was
   signed by a key this issuer does not publish;
 - the most recent fetch failed (the issuer is down or serving garbage) -> `jwks_unavailable`: whether the kid exists
@@ -56,7 +62,7 @@ class CachePolicy:
     default_ttl       freshness when the server sends no Cache-Control max-age or Expires
     refetch_cooldown  least time between two fetches caused by an unknown kid
     stale_if_error    how long past its freshness a document is still served while refetching fails
-    error_backoff     least time between fetch attempts after a failed one
+    error_backoff     least time between fetch attempts after a failed one (longer when a 429/503 says Retry-After)
     timeout           total time for one fetch (API Gateway allows 1.5 s for a JWKS fetch)
     max_bytes         largest accepted response body
     """
@@ -166,6 +172,10 @@ class RemoteDocument(Generic[T]):
         def skip_within_cooldown(now: float) -> bool:
             if now < self._retry_not_before:
                 return True
+            # The cooldown bounds what made-up kids cost while the issuer answers. After a failed attempt the error
+            # backoff alone decides, so a rotation that met a transient fault is picked up once the fault clears.
+            if self._last_error is not None:
+                return False
             return self._last_attempt is not None and now - self._last_attempt < cooldown
 
         return self._fetch_shared(skip_within_cooldown)
@@ -222,7 +232,7 @@ class RemoteDocument(Generic[T]):
                                               max_bytes=self.policy.max_bytes)
             value = self._parse(doc, result)
         except FetchError as exc:
-            return self._record_failure(exc.reason)
+            return self._record_failure(exc.reason, retry_after=exc.retry_after)
         except ValueError as exc:
             return self._record_failure(str(exc))
         except Exception as exc:  # an unforeseen fault in a hostile document must fail closed, not escape
@@ -235,14 +245,27 @@ class RemoteDocument(Generic[T]):
             self._retry_not_before = float("-inf")
         return None
 
-    def _record_failure(self, reason: str) -> str:
+    def _record_failure(self, reason: str, *, retry_after: float | None = None) -> str:
         with self._lock:
+            now = self._clock()
             self._last_error = reason
-            self._retry_not_before = self._clock() + self.policy.error_backoff
+            self._retry_not_before = self._next_attempt_after_failure(now, retry_after)
             serving_stale = self._held is not None
         logger.warning("fetching the %s from %s failed: %s%s", self.what, display_url(self.url), reason,
                        "; keeping the previously fetched copy" if serving_stale else "")
         return reason
+
+    def _next_attempt_after_failure(self, now: float, retry_after: float | None) -> float:
+        """When the next fetch may be made after one failed at `now`: the error backoff, or the server's Retry-After
+        when it asked for longer, bounded by the stale window. A held copy keeps serving while we wait, so the wait
+        ends no later than that copy stops being served and lasts at most `stale_if_error`; a huge (or hostile)
+        value cannot turn a short outage into a long one. With no copy to serve, every token is refused meanwhile,
+        so the error backoff alone decides."""
+        wait = self.policy.error_backoff
+        held = self._held
+        if retry_after is not None and held is not None and now < held.stale_until:
+            wait = max(wait, min(retry_after, self.policy.stale_if_error, held.stale_until - now))
+        return now + wait
 
 
 def make_fetcher(fetcher: Fetcher | None, allow_insecure_http: bool) -> Fetcher:

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from lambdas.validation.fetcher import (FetchError, FetchResult, HttpFetcher, InsecureUrlError, check_key_url,
-                                        fetch_json_document, freshness_from_headers, parse_json_object)
+                                        fetch_json_document, freshness_from_headers, parse_json_object,
+                                        retry_after_from_headers)
 from tests.support.http_server import LocalHttpServer, Reply, http_server, https_server  # noqa: F401 (fixtures)
 
 JWKS = {"keys": [{"kty": "EC", "crv": "P-256", "x": "AAAA", "y": "BBBB", "kid": "k1"}]}
@@ -111,6 +112,38 @@ def test_error_status_is_reported(http_server, fetcher):
     http_server.fail("/jwks", status=503)
     with pytest.raises(FetchError, match="HTTP 503, expected 200"):
         fetch_json_document(fetcher, http_server.url("/jwks"), what="JWKS")
+
+
+@pytest.mark.parametrize("status, retry_after, expected", [
+    (503, "120", 120.0),
+    (429, "7", 7.0),
+    (503, "Wed, 01 Jan 2025 00:02:00 GMT", 120.0),     # an HTTP date, measured against the response's Date
+    (503, "Wed, 01 Jan 2025 00:00:00 GMT", 0.0),       # already past
+    (500, "120", None),                                # only 429 and 503 say when to come back
+    (503, "soon", None),
+])
+def test_retry_after_is_read_from_a_429_or_503(http_server, fetcher, status, retry_after, expected):
+    http_server.serve("/jwks", "busy", status=status,
+                      headers={"Retry-After": retry_after, "Date": "Wed, 01 Jan 2025 00:00:00 GMT"})
+    with pytest.raises(FetchError, match=f"HTTP {status}, expected 200") as info:
+        fetch_json_document(fetcher, http_server.url("/jwks"), what="JWKS")
+    assert info.value.retry_after == expected
+    assert ("Retry-After" in info.value.reason) == (expected is not None)
+
+
+@pytest.mark.parametrize("headers, expected", [
+    ({}, None),
+    ({"retry-after": ""}, None),
+    ({"retry-after": "0"}, 0.0),
+    ({"retry-after": " 30 "}, 30.0),
+    ({"retry-after": "-5"}, None),                     # not delta-seconds, not a date
+    ({"retry-after": "1.5"}, None),                    # delta-seconds is a non-negative integer (RFC 9110 10.2.3)
+    ({"retry-after": "\u0661\u0662"}, None),         # digits of another script are not delta-seconds
+    ({"retry-after": "9" * 40}, float("inf")),         # "a very long time": the cache bounds it
+    ({"retry-after": "Wed, 01 Jan 2025 00:00:30 GMT", "date": "Wed, 01 Jan 2025 00:00:00 GMT"}, 30.0),
+])
+def test_retry_after_from_headers(headers, expected):
+    assert retry_after_from_headers(headers) == expected
 
 
 def test_slow_server_hits_the_timeout(http_server, fetcher):

@@ -272,6 +272,130 @@ def test_unknown_kid_during_an_outage_is_jwks_unavailable(http_server, clock, ke
     assert_verifies(cache.get_key("key-a", "RS256"), keys["a"])  # known keys keep working
 
 
+def test_failed_unknown_kid_refetch_is_retried_after_the_error_backoff_not_the_cooldown(http_server, clock, keys):
+    # A rotation that meets a transient fault: the first token with the new kid finds the issuer failing. Once the
+    # error backoff has passed, the next such token refetches; waiting out the whole cooldown would refuse every user
+    # holding a new token for 30 s after a 1 s blip.
+    http_server.serve_json(PATH, jwks(keys["a"]), headers={"Cache-Control": "max-age=3600"})
+    cache = make_cache(http_server, clock, refetch_cooldown=30, error_backoff=5)
+    cache.hydrate()
+    http_server.fail(PATH, status=503)
+    clock.advance(40)
+    assert rejection(lambda: cache.get_key("key-b", "ES256")).code == "jwks_unavailable"
+    clock.advance(4)                                    # inside the error backoff: no new attempt
+    assert rejection(lambda: cache.get_key("key-b", "ES256")).code == "jwks_unavailable"
+    assert http_server.count(PATH) == 2
+    http_server.serve_json(PATH, jwks(keys["a"], keys["b"]), headers={"Cache-Control": "max-age=3600"})
+    clock.advance(2)                                    # backoff over, still inside the 30 s cooldown
+    assert_verifies(cache.get_key("key-b", "ES256"), keys["b"])
+    assert http_server.count(PATH) == 3
+    clock.advance(1)                                    # after a successful refetch the cooldown applies again
+    assert rejection(lambda: cache.get_key("key-x", "ES256")).code == "unknown_kid"
+    assert http_server.count(PATH) == 3
+
+
+def busy(http_server, retry_after: str, status: int = 503) -> None:
+    http_server.serve(PATH, "busy", status=status, headers={"Retry-After": retry_after})
+
+
+def test_retry_after_on_a_503_is_honoured_instead_of_the_error_backoff(http_server, clock, keys):
+    http_server.serve_json(PATH, jwks(keys["a"]), headers={"Cache-Control": "max-age=300"})
+    cache = make_cache(http_server, clock, error_backoff=5)
+    cache.hydrate()
+    busy(http_server, "120")
+    clock.advance(301)                                  # stale: the refetch meets the 503, the stale keys serve
+    assert_verifies(cache.get_key("key-a", "RS256"), keys["a"])
+    http_server.serve_json(PATH, jwks(keys["a"]), headers={"Cache-Control": "max-age=300"})
+    clock.advance(119)                                  # well past the 5 s backoff, inside what the server asked
+    assert rejection(lambda: cache.get_key("key-b", "ES256")).code == "jwks_unavailable"
+    assert http_server.count(PATH) == 2
+    clock.advance(1)
+    assert rejection(lambda: cache.get_key("key-b", "ES256")).code == "unknown_kid"
+    assert http_server.count(PATH) == 3
+
+
+def test_retry_after_on_a_429_during_rotation_is_honoured(http_server, clock, keys):
+    http_server.serve_json(PATH, jwks(keys["a"]), headers={"Cache-Control": "max-age=3600"})
+    cache = make_cache(http_server, clock, refetch_cooldown=30, error_backoff=5)
+    cache.hydrate()
+    busy(http_server, "60", status=429)
+    clock.advance(40)
+    assert rejection(lambda: cache.get_key("key-b", "ES256")).code == "jwks_unavailable"
+    http_server.serve_json(PATH, jwks(keys["a"], keys["b"]), headers={"Cache-Control": "max-age=3600"})
+    clock.advance(59)
+    assert rejection(lambda: cache.get_key("key-b", "ES256")).code == "jwks_unavailable"
+    assert http_server.count(PATH) == 2
+    clock.advance(1)
+    assert_verifies(cache.get_key("key-b", "ES256"), keys["b"])
+    assert http_server.count(PATH) == 3
+
+
+def test_retry_after_is_bounded_by_stale_if_error(http_server, clock, keys):
+    # Keys fresh for a day: a Retry-After of a day would hold a rotation off for a day; the stale window bounds it.
+    http_server.serve_json(PATH, jwks(keys["a"]), headers={"Cache-Control": "max-age=86400"})
+    cache = make_cache(http_server, clock, refetch_cooldown=30, error_backoff=5, stale_if_error=600)
+    cache.hydrate()
+    busy(http_server, "86400")
+    clock.advance(40)
+    assert rejection(lambda: cache.get_key("key-b", "ES256")).code == "jwks_unavailable"
+    http_server.serve_json(PATH, jwks(keys["a"], keys["b"]))
+    clock.advance(599)
+    assert rejection(lambda: cache.get_key("key-b", "ES256")).code == "jwks_unavailable"
+    assert http_server.count(PATH) == 2
+    clock.advance(1)
+    assert_verifies(cache.get_key("key-b", "ES256"), keys["b"])
+
+
+def test_retry_after_never_outlasts_the_stale_copy(http_server, clock, keys):
+    # 15 s of the stale window remain when the server asks for an hour: the wait ends where the stale keys stop
+    # being served, with one more attempt there, not an hour of failing closed without asking.
+    http_server.serve_json(PATH, jwks(keys["a"]), headers={"Cache-Control": "max-age=300"})
+    cache = make_cache(http_server, clock, error_backoff=5, stale_if_error=3600)
+    cache.hydrate()
+    http_server.drop(PATH)
+    clock.advance(300 + 3580)
+    assert_verifies(cache.get_key("key-a", "RS256"), keys["a"])   # a plain failure: the error backoff
+    busy(http_server, "3600")
+    clock.advance(5)
+    assert_verifies(cache.get_key("key-a", "RS256"), keys["a"])   # 503 with Retry-After 3600, 15 s of window left
+    assert http_server.count(PATH) == 3
+    http_server.serve_json(PATH, jwks(keys["a"]), headers={"Cache-Control": "max-age=300"})
+    clock.advance(14)
+    assert_verifies(cache.get_key("key-a", "RS256"), keys["a"])
+    assert http_server.count(PATH) == 3
+    clock.advance(1)                                    # the stale window's last moment: asked again, recovered
+    assert_verifies(cache.get_key("key-a", "RS256"), keys["a"])
+    assert http_server.count(PATH) == 4
+
+
+@pytest.mark.parametrize("status, retry_after", [(503, "0"), (500, "600"), (503, "later")])
+def test_retry_after_that_is_short_unreadable_or_on_another_status_leaves_the_error_backoff(
+        http_server, clock, keys, status, retry_after):
+    http_server.serve_json(PATH, jwks(keys["a"]), headers={"Cache-Control": "max-age=300"})
+    cache = make_cache(http_server, clock, error_backoff=5)
+    cache.hydrate()
+    busy(http_server, retry_after, status=status)
+    clock.advance(301)
+    cache.get_key("key-a", "RS256")
+    clock.advance(4)
+    cache.get_key("key-a", "RS256")
+    assert http_server.count(PATH) == 2                 # Retry-After 0 does not invite a retry inside the backoff
+    clock.advance(1)
+    cache.get_key("key-a", "RS256")
+    assert http_server.count(PATH) == 3
+
+
+def test_retry_after_with_nothing_cached_leaves_the_error_backoff(http_server, clock, keys):
+    # Nothing is served while waiting, so every token would be refused for as long as the server asked.
+    busy(http_server, "600")
+    cache = make_cache(http_server, clock, error_backoff=5)
+    assert rejection(cache.hydrate).code == "jwks_unavailable"
+    http_server.serve_json(PATH, jwks(keys["a"]))
+    clock.advance(5)
+    assert_verifies(cache.get_key("key-a", "RS256"), keys["a"])
+    assert http_server.count(PATH) == 2
+
+
 def test_slow_issuer_times_out_inside_the_budget(http_server, clock):
     http_server.serve_json(PATH, {"keys": []}, delay=5)
     cache = make_cache(http_server, clock, timeout=0.3)
