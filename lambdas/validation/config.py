@@ -27,6 +27,97 @@ def default_token_use(profile: str) -> str:
     return "id" if profile == "google" else "access"
 
 
+# Asymmetric algorithms a DPoP proof may use when the issuer's settings name none (RFC 9449 section 4.2: never none
+# or a MAC). Listed by preference in the DPoP-Nonce/WWW-Authenticate "algs" parameter.
+DEFAULT_DPOP_ALGORITHMS = ("ES256", "PS256", "RS256", "EdDSA")
+
+
+def _whole(value: Any, name: str, low: int, high: int) -> int:
+    if type(value) is not int or not low <= value <= high:
+        raise ValueError(f"{name} must be a whole number from {low} to {high}, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class IntrospectionConfig:
+    """RFC 7662 introspection at the issuer. The secret is read from the environment variable `client_secret_env`
+    when a call is made, so neither the route table nor a log line ever holds it."""
+
+    client_id: str
+    client_secret_env: str
+    endpoint: str | None = None          # None: the discovery document's introspection_endpoint
+    cache_seconds: int = 30
+    negative_cache_seconds: int = 5
+    timeout_seconds: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.client_id, str) or not self.client_id:
+            raise ValueError("introspection.client_id must name the client authgate authenticates as")
+        if not isinstance(self.client_secret_env, str) or not re.match(r"^[A-Z_][A-Z0-9_]*$", self.client_secret_env):
+            raise ValueError("introspection.client_secret_env must be an environment variable name, e.g. "
+                             "CORP_INTROSPECTION_SECRET")
+        if self.endpoint is not None and (not isinstance(self.endpoint, str) or not self.endpoint):
+            raise ValueError("introspection.endpoint must be a URL or null (discovery)")
+        _whole(self.cache_seconds, "introspection.cache_seconds", 0, 300)
+        _whole(self.negative_cache_seconds, "introspection.negative_cache_seconds", 0, 60)
+        if isinstance(self.timeout_seconds, bool) or not isinstance(self.timeout_seconds, (int, float)) \
+                or not 0 < self.timeout_seconds <= 3:
+            raise ValueError(f"introspection.timeout_seconds must be more than 0 and at most 3, got "
+                             f"{self.timeout_seconds!r}")
+
+
+@dataclass(frozen=True)
+class RevocationConfig:
+    """The denylist's entry lifetime and per-instance cache, and who back-channel logout tokens are addressed to."""
+
+    max_token_lifetime_seconds: int = 3600
+    cache_seconds: int = 5
+    logout_audiences: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _whole(self.max_token_lifetime_seconds, "revocation.max_token_lifetime_seconds", 60, 86_400)
+        _whole(self.cache_seconds, "revocation.cache_seconds", 0, 60)
+        audiences = tuple(self.logout_audiences)
+        if not all(isinstance(a, str) and a for a in audiences):
+            raise ValueError("revocation.logout_audiences must be a list of client ids")
+        object.__setattr__(self, "logout_audiences", audiences)
+
+
+@dataclass(frozen=True)
+class BindingConfig:
+    """Proof of possession the issuer's access tokens carry: DPoP (cnf.jkt) and/or certificate binding
+    (cnf.x5t#S256), and the rules for DPoP proofs."""
+
+    dpop: bool = False
+    mtls: bool = False
+    dpop_algorithms: tuple[str, ...] = DEFAULT_DPOP_ALGORITHMS
+    dpop_proof_max_age_seconds: int = 60
+
+    def __post_init__(self) -> None:
+        for name in ("dpop", "mtls"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"binding.{name} must be true or false")
+        algorithms = tuple(self.dpop_algorithms)
+        bad = [a for a in algorithms if a not in SUPPORTED_ALGORITHMS]
+        if not algorithms or bad:
+            raise ValueError(f"binding.dpop_algorithms must list asymmetric algorithms from "
+                             f"{', '.join(sorted(SUPPORTED_ALGORITHMS))}; got {list(algorithms)!r}")
+        object.__setattr__(self, "dpop_algorithms", algorithms)
+        _whole(self.dpop_proof_max_age_seconds, "binding.dpop_proof_max_age_seconds", 5, 300)
+
+
+def _settings(kind: type, value: Any, name: str) -> Any:
+    if value is None or isinstance(value, kind):
+        return value
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{name} must be an object")
+    known = set(kind.__dataclass_fields__)
+    unknown = sorted(set(value) - known)
+    if unknown:
+        raise ValueError(f"{name}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(known))}")
+    return kind(**value)
+
+
 @dataclass(frozen=True)
 class IssuerConfig:
     """One trusted issuer. Built once (at Lambda init); invalid settings raise ValueError saying how to fix them.
@@ -54,6 +145,9 @@ class IssuerConfig:
     allow_insecure_http: bool = False
     jwks_file: str | None = None
     required_claims: Sequence[str] = ()
+    introspection: IntrospectionConfig | None = None
+    revocation: RevocationConfig = field(default_factory=RevocationConfig)
+    binding: BindingConfig = field(default_factory=BindingConfig)
     accepted_issuers: tuple[str, ...] = field(default=(), init=False)
 
     def __post_init__(self) -> None:
@@ -112,6 +206,15 @@ class IssuerConfig:
         if isinstance(self.required_claims, str):
             set_(self, "required_claims", (self.required_claims,))
         set_(self, "required_claims", tuple(self.required_claims))
+        try:
+            set_(self, "introspection", _settings(IntrospectionConfig, self.introspection, "introspection"))
+            set_(self, "revocation", _settings(RevocationConfig, self.revocation, "revocation")
+                 or RevocationConfig())
+            set_(self, "binding", _settings(BindingConfig, self.binding, "binding") or BindingConfig())
+        except TypeError as exc:
+            raise ValueError(f"IssuerConfig({issuer}): {exc}") from None
+        except ValueError as exc:
+            raise ValueError(f"IssuerConfig({issuer}): {exc}") from None
 
     @property
     def display_name(self) -> str:
@@ -122,7 +225,8 @@ class IssuerConfig:
     def from_route_table(cls, name: str, entry: Mapping) -> "IssuerConfig":
         """An issuer entry of the rendered route table (format authgate.routes/v1)."""
         known = ("issuer", "audiences", "profile", "algorithms", "jwks_uri", "jwks", "token_use", "leeway_seconds",
-                 "max_token_age_seconds", "allow_insecure_http", "require_exp", "required_claims", "jwks_file")
+                 "max_token_age_seconds", "allow_insecure_http", "require_exp", "required_claims", "jwks_file",
+                 "introspection", "revocation", "binding")
         kwargs = {k: entry[k] for k in known if k in entry and entry[k] is not None}
         if "token_use" in entry and entry["token_use"] is None:
             kwargs["token_use"] = None

@@ -24,7 +24,10 @@ SPECIAL_ROUTE_PREFIX = "$"
 
 _REQUIREMENT_FIELDS = ("scopes", "scopes_all", "roles", "roles_all", "groups", "groups_all")
 _ISSUER_FIELDS = {"issuer", "audiences", "profile", "algorithms", "jwks_uri", "jwks", "jwks_file", "token_use",
-                  "leeway_seconds", "max_token_age_seconds", "allow_insecure_http", "require_exp", "required_claims"}
+                  "leeway_seconds", "max_token_age_seconds", "allow_insecure_http", "require_exp", "required_claims",
+                  "introspection", "revocation", "binding"}
+FRESHNESS = ("none", "denylist", "introspect")
+PROOFS = ("none", "dpop", "mtls")
 
 # Segment kinds, ordered by how specific API Gateway considers them when several routes match.
 LITERAL, PARAM, GREEDY = 2, 1, 0
@@ -118,6 +121,8 @@ class Route:
     requirement: Requirement
     enforcement: str
     enforcement_reason: str = ""
+    freshness: str = "none"                # none | denylist | introspect: re-check revocation on every call
+    proof: str = "none"                    # none | dpop | mtls: proof of possession the caller must show
 
     @property
     def path(self) -> str:
@@ -319,12 +324,25 @@ def _route(entry: Any, issuers: Mapping[str, IssuerConfig], where: str) -> Route
         template = PathTemplate.parse(path, where=where)
         if route_key != f"{method} {path}":
             raise RouteTableError(f"{where}: route_key does not agree with method {method!r} and path {path!r}")
+    freshness = entry.get("freshness", "none")
+    if freshness not in FRESHNESS:
+        raise RouteTableError(f"{where}.freshness must be one of {', '.join(FRESHNESS)}, found {freshness!r}")
+    proof = entry.get("proof", "none")
+    if proof not in PROOFS:
+        raise RouteTableError(f"{where}.proof must be one of {', '.join(PROOFS)}, found {proof!r}")
+    for name in route_issuers:
+        issuer = issuers[name]
+        if freshness == "introspect" and issuer.introspection is None:
+            raise RouteTableError(f"{where}: freshness introspect needs issuer {name} to have introspection settings")
+        if proof != "none" and not getattr(issuer.binding, proof):
+            raise RouteTableError(f"{where}: proof {proof} needs issuer {name} to bind its tokens (binding.{proof})")
     try:
         requirement = Requirement.from_route(entry)
     except (TypeError, ValueError) as exc:
         raise RouteTableError(f"{where}: {exc}") from None
     return Route(route_key=route_key, method=method, template=template, public=public, issuers=route_issuers,
-                 requirement=requirement, enforcement=enforcement, enforcement_reason=str(reason))
+                 requirement=requirement, enforcement=enforcement, enforcement_reason=str(reason),
+                 freshness=freshness, proof=proof)
 
 
 def routes_satisfied_by(routes: Iterable[Route], principal: Any, issuer_name: str | None) -> list[Route]:

@@ -87,6 +87,7 @@ def check_policy(policy: "AuthPolicy", *, invalid_issuers: frozenset[str] = froz
                         f"the route accepts only {route.token_use} tokens but issuer {issuer_name} accepts only "
                         f"{issuer.token_use} tokens (token_use: {issuer.token_use}); set token_use: any on the "
                         f"issuer to narrow per route")))
+            problems.extend(_revocation_and_proof_problems(loc, route, policy, websocket=api.is_websocket))
             if route.enforcement == "native" and api.is_websocket:
                 problems.append(Problem(loc + ("enforcement",), (
                     "enforcement: native is impossible on a WebSocket API: API Gateway has no native JWT authorizer "
@@ -134,6 +135,38 @@ def policy_warnings(policy: "AuthPolicy") -> list[Problem]:
         f"issuer {name} is defined but no route accepts its tokens (no route lists it under issuers:); add it to "
         f"the routes that should accept it, or remove it"))
         for name in policy.issuers if name not in used]
+
+
+def _revocation_and_proof_problems(loc: tuple, route: "RouteSpec", policy: "AuthPolicy", *,
+                                   websocket: bool) -> list["Problem"]:
+    """A route's freshness and proof need issuers configured for them: introspection, DPoP or certificate binding."""
+    problems: list[Problem] = []
+    if route.proof != "none" and websocket:
+        problems.append(Problem(loc + ("proof",), (
+            f"proof: {route.proof} is not available on a WebSocket API: API Gateway WebSocket APIs have no mutual "
+            f"TLS, and a browser cannot send a DPoP header on the upgrade request. Use proof: none on $connect")))
+        return problems
+    wanted = []
+    if route.freshness == "introspect":
+        wanted.append(("freshness", lambda issuer: issuer.introspection is not None,
+                       "has no introspection settings; add introspection: {client_id: ..., client_secret_env: ...} "
+                       "to the issuer (the endpoint defaults to its discovery document's introspection_endpoint)"))
+    if route.proof == "dpop":
+        wanted.append(("proof", lambda issuer: issuer.binding.dpop,
+                       "does not issue DPoP-bound tokens; set binding: {dpop: true} on the issuer once it does "
+                       "(its tokens then carry cnf.jkt)"))
+    if route.proof == "mtls":
+        wanted.append(("proof", lambda issuer: issuer.binding.mtls,
+                       "does not issue certificate-bound tokens; set binding: {mtls: true} on the issuer once it "
+                       "does (its tokens then carry cnf.x5t#S256)"))
+    for field, has_it, why in wanted:
+        for issuer_name in route.issuers:
+            issuer = policy.issuers.get(issuer_name)
+            if issuer is not None and not has_it(issuer):
+                problems.append(Problem(loc + (field,), (
+                    f"{field}: {getattr(route, field)} needs every issuer of the route to support it, and issuer "
+                    f"{issuer_name} {why}")))
+    return problems
 
 
 def _websocket_route_problems(api_name: str, api: "ApiSpec") -> list["Problem"]:

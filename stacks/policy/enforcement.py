@@ -36,6 +36,12 @@ def native_blockers(route: "RouteSpec", issuers: Mapping[str, "IssuerSpec"]) -> 
     if unsupported:
         verb = "needs" if len(unsupported) == 1 else "need"
         reasons.append(f"{', '.join(unsupported)} {verb} the Lambda authorizer: {_NATIVE_CHECKS}")
+    if route.freshness != "none":
+        reasons.append(f"freshness: {route.freshness} needs the Lambda authorizer: the native JWT authorizer cannot "
+                       f"consult a denylist or the issuer's introspection endpoint")
+    if route.proof != "none":
+        reasons.append(f"proof: {route.proof} needs the Lambda authorizer: the native JWT authorizer cannot check "
+                       f"a {'DPoP proof' if route.proof == 'dpop' else 'client certificate binding'}")
     scopes = native_scopes(route)
     access_only: list[str] = []
     if len(scopes) > NATIVE_MAX_SCOPES:

@@ -19,6 +19,13 @@ Algorithm = Literal["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256
 TokenUse = Literal["access", "id", "any"]
 Enforcement = Literal["auto", "native", "lambda"]
 ApiProtocol = Literal["http", "websocket"]
+Freshness = Literal["none", "denylist", "introspect"]
+Proof = Literal["none", "dpop", "mtls"]
+# RFC 9449 proofs are signed by the client's own key: asymmetric algorithms only (never none or HMAC).
+DpopAlgorithm = Literal["RS256", "PS256", "ES256", "ES384", "EdDSA"]
+DEFAULT_DPOP_ALGORITHMS = ("ES256", "PS256", "RS256", "EdDSA")
+# An environment variable name: where a secret is read from at runtime, so the policy never holds it.
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,127}$")
 
 # RFC 6749 §3.3 scope-token: printable ASCII except space, '"' and '\'.
 _SCOPE_TOKEN = re.compile(r'^[\x21\x23-\x5B\x5D-\x7E]+$')
@@ -64,6 +71,55 @@ class PolicyModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False, strict=True)
 
 
+def _env_name(value: str) -> str:
+    if not _ENV_NAME.match(value):
+        raise ValueError(f"{value!r} is not an environment variable name (upper-case letters, digits and '_', e.g. "
+                         f"CORP_INTROSPECTION_SECRET); the policy names where the secret is, never the secret")
+    return value
+
+
+EnvName = Annotated[str, AfterValidator(_env_name)]
+
+
+class IntrospectionSpec(PolicyModel):
+    """How authgate asks the issuer whether a token is still active (RFC 7662), for `freshness: introspect` routes
+    and opaque (non-JWT) access tokens."""
+
+    endpoint: str | None = Field(None, description=(
+        "The introspection endpoint (https); default: introspection_endpoint from the issuer's discovery document"))
+    client_id: Label = Field(description="The client authgate authenticates as at the endpoint (HTTP Basic)")
+    client_secret_env: EnvName = Field(description=(
+        "Name of the environment variable that holds that client's secret at runtime (never the secret itself)"))
+    cache_seconds: int = Field(30, ge=0, le=300, description=(
+        "How long an active answer is reused (never beyond the token's exp); the staleness a revocation can have"))
+    negative_cache_seconds: int = Field(5, ge=0, le=60, description="How long an inactive answer is reused")
+    timeout_seconds: float = Field(1.0, gt=0, le=3, description=(
+        "Deadline for one introspection call, inside the authorizer's time budget"))
+
+
+class RevocationSpec(PolicyModel):
+    """How revocations from this issuer are recorded and consulted (the shared denylist)."""
+
+    max_token_lifetime_seconds: int = Field(3600, ge=60, le=86_400, description=(
+        "The longest lifetime of this issuer's tokens; denylist entries expire after it (a revoked token is "
+        "expired by then)"))
+    cache_seconds: int = Field(5, ge=0, le=60, description=(
+        "How long an authorizer instance reuses a denylist lookup: the staleness bound of a revocation"))
+    logout_audiences: list[Label] = Field(default_factory=list, description=(
+        "Client ids whose OpenID back-channel logout tokens from this issuer are accepted (the logout token's aud)"))
+
+
+class BindingSpec(PolicyModel):
+    """Whether the issuer binds access tokens to a client key (RFC 9449 DPoP) or TLS certificate (RFC 8705)."""
+
+    dpop: bool = Field(False, description="The issuer issues DPoP-bound access tokens (cnf.jkt)")
+    mtls: bool = Field(False, description="The issuer issues certificate-bound access tokens (cnf.x5t#S256)")
+    dpop_algorithms: list[DpopAlgorithm] = Field(default_factory=lambda: list(DEFAULT_DPOP_ALGORITHMS),
+                                                 min_length=1, description="Algorithms accepted for DPoP proofs")
+    dpop_proof_max_age_seconds: int = Field(60, ge=5, le=300, description=(
+        "How far a DPoP proof's iat may lie from now (each way); also how long its jti is remembered"))
+
+
 class IssuerSpec(PolicyModel):
     """An identity provider whose tokens the APIs accept. Defined once; routes name it."""
 
@@ -86,6 +142,12 @@ class IssuerSpec(PolicyModel):
     max_token_age_seconds: int | None = Field(None, gt=0, description="Refuse tokens whose iat is older than this")
     scopes: list[Scope] = Field(default_factory=list, description=(
         "Scopes this issuer defines beyond those the routes require (clients may request them)"))
+    introspection: IntrospectionSpec | None = Field(None, description=(
+        "RFC 7662 token introspection: needed by freshness: introspect routes and for opaque access tokens"))
+    revocation: RevocationSpec = Field(default_factory=RevocationSpec, description=(
+        "The denylist (freshness: denylist routes) and back-channel logout"))
+    binding: BindingSpec = Field(default_factory=BindingSpec, description=(
+        "Proof of possession this issuer's tokens carry (routes with proof: dpop or mtls)"))
     description: str | None = None
 
     @model_validator(mode="before")
@@ -155,6 +217,9 @@ class IssuerSpec(PolicyModel):
 
     @model_validator(mode="after")
     def _consistency(self) -> "IssuerSpec":
+        if self.introspection is not None and self.introspection.endpoint is not None:
+            check_key_url(self.introspection.endpoint, what="introspection.endpoint",
+                          local_development=self.local_development)
         if self.jwks is not None:
             for index, key in enumerate(self.jwks["keys"]):
                 alg = key.get("alg")
@@ -221,6 +286,12 @@ class RouteSpec(PolicyModel):
     enforcement: Enforcement = Field("auto", description=(
         "auto: native JWT authorizer where it can enforce the route, else the Lambda authorizer; native or lambda "
         "force one (native fails the policy when it cannot enforce the route)"))
+    freshness: Freshness = Field("none", description=(
+        "Re-check revocation on each call: none (signature and expiry only), denylist (the shared denylist of "
+        "revoked tokens, sessions and subjects) or introspect (ask the issuer, RFC 7662). For high-risk routes"))
+    proof: Proof = Field("none", description=(
+        "Proof of possession: none, dpop (RFC 9449: Authorization: DPoP plus a DPoP proof; Bearer refused) or mtls "
+        "(RFC 8705: the token is bound to the client certificate of a mutual TLS connection)"))
     description: str | None = None
 
     @field_validator("issuers", "scopes", "scopes_all", "roles", "roles_all", "groups", "groups_all")
@@ -248,6 +319,7 @@ class RouteSpec(PolicyModel):
                 extra.append("token_use")
             if self.enforcement != "auto":
                 extra.append("enforcement")
+            extra.extend(name for name in ("freshness", "proof") if getattr(self, name) != "none")
             if extra:
                 raise ValueError(f"a public route takes no token, so {', '.join(extra)} cannot apply; remove "
                                  f"{'them' if len(extra) > 1 else 'it'} or drop public: true")

@@ -10,8 +10,8 @@ from stacks.policy.model import AuthPolicy, IssuerSpec
 ROUTE_TABLE_FORMAT = "authgate.routes/v1"
 
 
-def _issuer_entry(issuer: IssuerSpec) -> dict[str, Any]:
-    return {
+def _issuer_entry(issuer: IssuerSpec, *, checks_revocation: bool) -> dict[str, Any]:
+    entry = {
         "issuer": issuer.issuer,
         "audiences": list(issuer.audiences),
         "profile": issuer.profile,
@@ -23,6 +23,14 @@ def _issuer_entry(issuer: IssuerSpec) -> dict[str, Any]:
         "max_token_age_seconds": issuer.max_token_age_seconds,
         "allow_insecure_http": issuer.local_development,
     }
+    # Written only when in use, so a table without revocation or binding reads as it always has.
+    if issuer.introspection is not None:
+        entry["introspection"] = issuer.introspection.model_dump()
+    if checks_revocation or issuer.revocation.logout_audiences:
+        entry["revocation"] = issuer.revocation.model_dump()
+    if issuer.binding.dpop or issuer.binding.mtls:
+        entry["binding"] = issuer.binding.model_dump()
+    return entry
 
 
 def render_route_table(policy: AuthPolicy, *, apis: Iterable[str] | None = None) -> dict[str, Any]:
@@ -41,9 +49,12 @@ def render_route_table(policy: AuthPolicy, *, apis: Iterable[str] | None = None)
     for name in selected:
         policy.api(name)  # a clear KeyError for an unknown API name
     used = {issuer for name in selected for route in policy.apis[name].routes.values() for issuer in route.issuers}
+    on_denylist = {issuer for name in selected for route in policy.apis[name].routes.values()
+                   if route.freshness == "denylist" for issuer in route.issuers}
     table: dict[str, Any] = {
         "format": ROUTE_TABLE_FORMAT,
-        "issuers": {name: _issuer_entry(spec) for name, spec in policy.issuers.items() if name in used},
+        "issuers": {name: _issuer_entry(spec, checks_revocation=name in on_denylist)
+                    for name, spec in policy.issuers.items() if name in used},
         "apis": {},
     }
     for name in selected:
@@ -58,6 +69,9 @@ def render_route_table(policy: AuthPolicy, *, apis: Iterable[str] | None = None)
             entry["token_use"] = None if spec.token_use in (None, "any") else spec.token_use
             entry["enforcement"] = route.enforcement
             entry["enforcement_reason"] = route.reason
+            for check in ("freshness", "proof"):
+                if getattr(spec, check) != "none":
+                    entry[check] = getattr(spec, check)
             routes.append(entry)
         if compiled_api.protocol == "websocket":
             table["apis"][name] = {"protocol": "websocket", "routes": routes,
