@@ -1,15 +1,13 @@
 """Evaluating the IAM policy a Lambda authorizer returns, as API Gateway does: explicit Deny wins, then Allow,
-else deny. Resources are execute-api ARNs with `*` and `?` wildcards."""
+else deny. Resources are execute-api ARNs with `*` and `?` wildcards, matched by the authorizers' own linear-time glob
+matcher (a caller-chosen path must not make the gateway's evaluation backtrack either)."""
 from __future__ import annotations
 
-import re
 from typing import Any, Mapping
 
+from lambdas.authorizers.iam_policy import glob_matches
+
 INVOKE_ACTIONS = ("execute-api:Invoke", "execute-api:*", "*")
-
-
-def _arn_pattern(resource: str) -> re.Pattern:
-    return re.compile("^" + re.escape(resource).replace(r"\*", ".*").replace(r"\?", ".") + "$")
 
 
 def _as_list(value: Any) -> list:
@@ -29,7 +27,7 @@ def policy_effect(document: Mapping[str, Any] | None, method_arn: str) -> str:
         actions = _as_list(statement.get("Action"))
         if not any(a in INVOKE_ACTIONS for a in actions):
             continue
-        if not any(_arn_pattern(str(r)).match(method_arn) for r in _as_list(statement.get("Resource"))):
+        if not any(glob_matches(str(r), method_arn) for r in _as_list(statement.get("Resource"))):
             continue
         if statement.get("Effect") == "Deny":
             return "Deny"
