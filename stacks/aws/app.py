@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import sys
 import tempfile
 from pathlib import Path
 
@@ -25,6 +26,8 @@ def build(app: App, settings: AppSettings) -> ApiPlan:
     from stacks.policy.render.route_table import render_route_table
 
     policy = load_policy(settings.policy)
+    for warning in policy.warnings:
+        print(f"authgate: warning: {warning}", file=sys.stderr)
     if settings.api not in policy.apis:
         raise UnsupportedConfiguration(f"authgate:api {settings.api!r} is not in {settings.policy}; it defines "
                                        f"{', '.join(policy.apis)}")
@@ -134,13 +137,21 @@ def add_nag_checks(app: App) -> None:
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
 
 
-def main() -> None:
+def main() -> int:
+    from stacks.policy import PolicyError
+
     app = App()
-    settings = AppSettings.from_context(app.node.try_get_context)
-    build(app, settings)
+    try:
+        settings = AppSettings.from_context(app.node.try_get_context)
+        build(app, settings)
+    except (PolicyError, UnsupportedConfiguration) as exc:
+        # `cdk synth` shows the app's stderr: the error itself (file:line: field: why), not a traceback over it.
+        print(f"authgate: {exc}", file=sys.stderr)
+        return 2
     add_nag_checks(app)
     app.synth()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

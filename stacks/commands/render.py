@@ -8,6 +8,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from stacks.commands.policy_file import EXIT_USAGE, UsageError, load_policy_file
+
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy", required=True, metavar="FILE", help="the auth policy YAML file")
@@ -37,17 +39,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help='an operation policy for one route, e.g. "GET /orders/{id}" (default: the API-level policy)')
 
 
-def parse_variables(pairs: list[str]) -> dict[str, str]:
-    """--var NAME=VALUE arguments as a dict (ValueError names the malformed one)."""
-    out: dict[str, str] = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise ValueError(f"--var {pair!r}: write it as NAME=VALUE")
-        out[name] = value
-    return out
-
-
 def _write(text: str, output: str | None) -> None:
     if not output:
         sys.stdout.write(text)
@@ -56,6 +47,9 @@ def _write(text: str, output: str | None) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
+        # mkstemp creates the file 0600; give it the mode any tool would (0666 less the umask): a route table
+        # bundled into a Lambda zip by hand must be world-readable for the function to read it.
+        os.fchmod(fd, 0o666 & ~_current_umask())
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
         os.replace(tmp, target)
@@ -64,27 +58,25 @@ def _write(text: str, output: str | None) -> None:
         raise
 
 
-def run(args: argparse.Namespace) -> int:
-    from stacks.policy import PolicyError, load_policy
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
+
+def run(args: argparse.Namespace) -> int:
     try:
-        variables = parse_variables(args.var)
-    except ValueError as exc:
-        print(f"authgate render: {exc}", file=sys.stderr)
-        return 2
-    try:
-        policy = load_policy(args.policy, variables=variables)
-    except PolicyError as exc:
-        print(f"authgate render: the policy is not valid:\n{exc}", file=sys.stderr)
-        return 1
-    try:
+        policy = load_policy_file(args.policy, args.var, command="authgate render")
         text = _render(args, policy)
+    except UsageError as exc:
+        print(f"authgate render: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyError as exc:
         print(f"authgate render: {exc.args[0]}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except ValueError as exc:
         print(f"authgate render: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     _write(text, args.output)
     return 0
 

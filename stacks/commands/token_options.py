@@ -6,28 +6,37 @@ exactly the way the authorizers read it (through the rendered route table, not a
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from typing import Any
 
+from stacks.commands.policy_file import UsageError, load_policy_file
 
-class UsageError(Exception):
-    """The command line cannot work as given; the message says what to change. Exit status 2."""
+# The command line's names for the IssuerConfig settings the validation module's messages name, so an error says
+# what the user typed (--leeway), not a Python field (leeway_seconds).
+# (A jwks_uri is renamed only where it opens the message: elsewhere it is the discovery document's own member.)
+_FLAG_FOR_SETTING = {"allow_insecure_http=True": "--allow-insecure-http", "leeway_seconds": "--leeway",
+                     "audiences": "--audience", "token_use": "--token-use"}
+_SETTING = re.compile(r"\b(?:" + "|".join(re.escape(name) for name in _FLAG_FOR_SETTING)
+                      + r")|^jwks_uri\b|IssuerConfig\(([^)]*)\)(?:\.issuer)?")
 
 
 def add_trust_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("whom to trust (either --issuer/--audience/--jwks, or --policy)")
+    group = parser.add_argument_group("whom to trust (either --issuer/--audience/--jwks, or --policy [--jwks])")
     group.add_argument("--issuer", action="append", default=[], metavar="URL",
                        help="accepted issuer (exact iss); repeatable")
     group.add_argument("--audience", action="append", default=[], metavar="A",
                        help="accepted audience (Cognito access tokens: the app client id); repeatable")
     group.add_argument("--jwks", metavar="FILE_OR_URL",
-                       help="JWKS file or https URL (default: OIDC discovery from the issuer)")
+                       help="JWKS file or https URL (default: OIDC discovery from the issuer); with --policy it "
+                            "replaces the policy issuers' key sources, e.g. to explain a token offline")
     group.add_argument("--algorithms", metavar="ALGS", help="comma-separated allow-list (default RS256)")
     group.add_argument("--profile", default="generic",
                        help="IdP profile: generic, cognito, entra, google, okta, auth0, keycloak, kubernetes")
     group.add_argument("--token-use", choices=("access", "id", "any"),
                        help="which kind of token to accept (default: access; google profile: id)")
-    group.add_argument("--leeway", type=int, metavar="SECONDS", help="clock skew allowed for exp/nbf/iat (default 60)")
+    group.add_argument("--leeway", type=int, metavar="SECONDS",
+                       help="clock skew allowed for exp/nbf/iat, 0 to 300 (default 60)")
     group.add_argument("--allow-insecure-http", action="store_true",
                        help="allow an http:// JWKS or discovery URL on a loopback host (local development only)")
     group.add_argument("--policy", metavar="FILE", help="an auth policy YAML file: trust its issuers")
@@ -46,20 +55,36 @@ def read_token(value: str | None) -> str:
 
 def policy_route_table(args: argparse.Namespace) -> dict[str, Any]:
     """The policy rendered as the route table the authorizers read."""
-    from stacks.policy import PolicyError, load_policy
     from stacks.policy.render import render_route_table
 
-    from stacks.commands.render import parse_variables
+    return render_route_table(load_policy_file(args.policy, args.var, command=f"authgate {args.command}"))
 
-    try:
-        variables = parse_variables(args.var)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    try:
-        policy = load_policy(args.policy, variables=variables)
-    except PolicyError as exc:
-        raise UsageError(f"the policy is not valid:\n{exc}") from None
-    return render_route_table(policy)
+
+def allowed_algorithms(text: str) -> tuple[str, ...]:
+    """--algorithms as a tuple, every name one the validation module can verify (the one check, whether or not
+    --signature-only is given)."""
+    from lambdas.validation.jwk import SUPPORTED_ALGORITHMS
+
+    names = tuple(a.strip() for a in text.split(","))
+    for name in names:
+        if name in SUPPORTED_ALGORITHMS:
+            continue
+        near = [a for a in SUPPORTED_ALGORITHMS if a.lower() == name.lower()]
+        why = (f"algorithm names are case-sensitive: did you mean {near[0]}?" if near else
+               "none and HMAC (HS256, ...) are never allowed: a shared secret cannot be published as a public key"
+               if name.lower() == "none" or name.upper().startswith("HS") else "it is not a JWS algorithm")
+        raise UsageError(f"--algorithms {text!r}: {name or '(empty)'!r} cannot be allowed ({why}); choose from "
+                         f"{', '.join(sorted(SUPPORTED_ALGORITHMS))}")
+    return names
+
+
+def in_cli_terms(message: str) -> str:
+    """A validation-module message about IssuerConfig settings, with each setting named by its flag."""
+    def flag(match: re.Match) -> str:
+        if match.group(0).startswith("IssuerConfig("):
+            return f"--issuer {match.group(1)}" if match.group(1) else "--issuer"
+        return "--jwks" if match.group(0) == "jwks_uri" else _FLAG_FOR_SETTING[match.group(0)]
+    return _SETTING.sub(flag, message)
 
 
 def build_verifier(args: argparse.Namespace, route_table: dict[str, Any] | None = None):
@@ -67,8 +92,8 @@ def build_verifier(args: argparse.Namespace, route_table: dict[str, Any] | None 
     from lambdas.validation import IssuerConfig, Verifier
 
     if args.policy:
-        if args.issuer or args.audience or args.jwks:
-            raise UsageError("--policy already says whom to trust; drop --issuer/--audience/--jwks, or drop --policy")
+        if args.issuer or args.audience:
+            raise UsageError("--policy already says whom to trust; drop --issuer/--audience, or drop --policy")
         table = route_table if route_table is not None else policy_route_table(args)
         names = list(table["issuers"])
         if args.issuer_name:
@@ -77,7 +102,8 @@ def build_verifier(args: argparse.Namespace, route_table: dict[str, Any] | None 
                                  f"routes; choose one of: {', '.join(names) or '(none)'}")
             names = [args.issuer_name]
         try:
-            configs = [IssuerConfig.from_route_table(name, table["issuers"][name]) for name in names]
+            configs = [IssuerConfig.from_route_table(name, _with_keys_from_flag(table["issuers"][name], args))
+                       for name in names]
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         return Verifier(configs), names
@@ -92,7 +118,7 @@ def build_verifier(args: argparse.Namespace, route_table: dict[str, Any] | None 
                                "allow_insecure_http": args.allow_insecure_http}
     options.update(key_options(args.jwks))
     if args.algorithms:
-        options["algorithms"] = tuple(a.strip() for a in args.algorithms.split(",") if a.strip())
+        options["algorithms"] = allowed_algorithms(args.algorithms)
     if args.token_use:
         options["token_use"] = None if args.token_use == "any" else args.token_use
     if args.leeway is not None:
@@ -100,7 +126,18 @@ def build_verifier(args: argparse.Namespace, route_table: dict[str, Any] | None 
     try:
         return Verifier([IssuerConfig(issuer, name=issuer, **options) for issuer in args.issuer]), None
     except ValueError as exc:  # bad settings, or a --jwks file that cannot be read as a JWKS
-        raise UsageError(str(exc)) from None
+        raise UsageError(in_cli_terms(str(exc))) from None
+
+
+def _with_keys_from_flag(entry: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """A policy issuer's route-table entry with its key source replaced by --jwks (when given)."""
+    if not args.jwks:
+        return entry
+    entry = {k: v for k, v in entry.items() if k not in ("jwks", "jwks_uri", "jwks_file")}
+    entry.update(key_options(args.jwks))
+    if args.allow_insecure_http:
+        entry["allow_insecure_http"] = True
+    return entry
 
 
 def key_options(jwks: str | None) -> dict[str, Any]:
@@ -126,4 +163,4 @@ def key_source(args: argparse.Namespace):
             return JwksCache(options["jwks_uri"], allow_insecure_http=args.allow_insecure_http)
         return StaticKeySource.from_file(options["jwks_file"])
     except ValueError as exc:
-        raise UsageError(f"--jwks {args.jwks}: {exc}") from None
+        raise UsageError(f"--jwks {args.jwks}: {in_cli_terms(str(exc))}") from None

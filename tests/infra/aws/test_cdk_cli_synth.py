@@ -30,3 +30,22 @@ def test_cdk_cli_synthesizes_the_app_from_cdk_json(tmp_path, authorizer_asset_di
     issuers = {r["Properties"]["JwtConfiguration"]["Issuer"] for r in http_api["Resources"].values()
                if r["Type"] == "AWS::ApiGatewayV2::Authorizer" and r["Properties"]["AuthorizerType"] == "JWT"}
     assert issuers == {"https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Ex4mpLe01"}
+
+
+def test_cdk_synth_of_an_invalid_policy_prints_the_error_not_a_traceback(tmp_path):
+    if not CDK.exists():
+        if os.environ.get("CI"):
+            pytest.fail("node_modules/.bin/cdk is missing: `make setup` installs the pinned AWS CDK CLI")
+        pytest.skip("the AWS CDK CLI is not installed; run `make setup`")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("issuers:\n  corp: {issuer: https://idp.example.com, audiences: [a], public: yes}\n"
+                   "apis:\n  orders:\n    routes:\n      'GET /x': {issuers: [corp]}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20", CDK_DISABLE_CLI_TELEMETRY="true",
+               CDK_DISABLE_NOTICES="true", AWS_EC2_METADATA_DISABLED="true")
+    result = subprocess.run([str(CDK), "synth", "--no-notices", "-q", "-o", str(tmp_path / "cdk.out"),
+                             "-c", f"authgate:policy={bad}"],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert f"authgate: {bad}:2: issuers.corp.public: unknown field 'public'" in result.stderr
+    assert "Traceback" not in result.stderr and 'File "' not in result.stderr, result.stderr

@@ -7,19 +7,7 @@ import time
 import pytest
 
 from stacks.cli import main
-from tests.support.tokens import AUDIENCE, ISSUER, SigningKey, mint
-
-
-@pytest.fixture(scope="module")
-def key() -> SigningKey:
-    return SigningKey.generate("RS256")
-
-
-@pytest.fixture()
-def jwks_file(tmp_path, key):
-    path = tmp_path / "keys.jwks.json"
-    path.write_text(json.dumps(key.jwks()))
-    return str(path)
+from tests.support.tokens import AUDIENCE, ISSUER, mint
 
 
 @pytest.fixture()
