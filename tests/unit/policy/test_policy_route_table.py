@@ -85,7 +85,7 @@ def test_cli_writes_the_table_and_reports_errors(tmp_path, capsys):
     assert run_render("routes", "--policy", str(REPO / "policies/local.yaml"),
                       "--var", "LOCAL_ISSUER_URL=http://127.0.0.1:5000") == 0
     assert '"issuer": "http://127.0.0.1:5000"' in capsys.readouterr().out
-    assert run_render("routes", "--policy", str(REPO / "policies/local.yaml")) == 1
+    assert run_render("routes", "--policy", str(REPO / "policies/local.yaml")) == 2   # an invalid policy: exit 2 from every command
     assert "${LOCAL_ISSUER_URL} has no value" in capsys.readouterr().err
     assert run_render("routes", "--policy", str(REPO / "policies/local.yaml"), "--var", "oops") == 2
     assert "write it as NAME=VALUE" in capsys.readouterr().err
