@@ -15,8 +15,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Mapping, Sequence
 
 from lambdas.guards.gcp import USERINFO_HEADER, GcpGatewayGuard
-from lambdas.guards.require import BearerGuard, require
+from lambdas.guards.require import BearerGuard
 from lambdas.validation import TokenRejected
+from lambdas.validation.route_decision import decide_for_principal
 from lambdas.validation.route_table import ApiRoutes
 
 MAX_BODY_BYTES = 1 << 20
@@ -59,7 +60,7 @@ def bearer_door(guard: BearerGuard) -> Guard:
 def gcp_userinfo_door(readers: Sequence[GcpGatewayGuard], routes: ApiRoutes) -> Guard:
     """Behind GCP API Gateway: lambdas.guards.GcpGatewayGuard verifies the gateway's own Google-signed ID token in
     Authorization, then reads the caller's verified claims from X-Apigateway-Api-Userinfo; the backend then requires
-    what the gateway cannot check (scopes, roles, claims) with lambdas.guards.require. One reader per issuer of the
+    what the gateway cannot check (scopes, roles, claims) with the shared route decision. One reader per issuer of the
     route table, each naming its issuer as the route table does."""
     def check(method: str, path: str, headers: Mapping[str, str]) -> GuardVerdict:
         route = routes.match(method, path.split("?", 1)[0])
@@ -76,13 +77,9 @@ def gcp_userinfo_door(readers: Sequence[GcpGatewayGuard], routes: ApiRoutes) -> 
                 if err.code == "unknown_issuer" and USERINFO_HEADER in err.message.lower():
                     continue   # another issuer's reader may accept it
                 return _verdict(err)
-            if not route.admits_issuer(principal.issuer_name):
-                return GuardVerdict(False, 401, "unknown_issuer", f"route {route.route_key} does not accept "
-                                    f"issuer {principal.issuer_name!r}")
-            try:
-                require(principal, route.requirement)
-            except TokenRejected as err:
-                return _verdict(err)
+            decision = decide_for_principal(routes, route, principal)
+            if not decision.allowed:
+                return _verdict(decision.rejection)
             return GuardVerdict(True, subject=principal.subject)
         return _verdict(last or TokenRejected("unknown_issuer", "no issuer of this API matches"))
 

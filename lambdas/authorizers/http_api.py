@@ -14,6 +14,8 @@ import os
 import time
 from typing import Mapping
 
+from lambdas.validation.route_decision import Outcome
+
 from .audit import audit_record, emit
 from .identity_sources import check_http_api_identity_sources
 from .runtime import (AuthorizerMisconfigured, AuthorizerRuntime, AuthorizerUnavailable, LazyRuntime, context_for,
@@ -81,10 +83,10 @@ def authorize(runtime: AuthorizerRuntime, event: dict, settings: HttpApiSettings
         http = request_context.get("http") or {}
         route = runtime.api.match(str(http.get("method", "")), str(http.get("path", event.get("rawPath", ""))))
     decision = runtime.decide(header(event.get("headers"), settings.token_header), route, all_routes=iam)
-    audit = dict(authorizer="http_api", decision=decision.outcome, code=decision.code,
+    audit = dict(authorizer="http_api", decision=decision.outcome.value, code=decision.code,
                  route=decision.route.route_key if decision.route else route_key, principal=decision.principal,
                  request_id=request_context.get("requestId"))
-    if decision.outcome == "unavailable":
+    if decision.outcome is Outcome.UNAVAILABLE:
         emit(audit_record(latency_us=elapsed_us(started), **audit))
         raise AuthorizerUnavailable("issuer keys unavailable")
     if not iam:
@@ -93,7 +95,7 @@ def authorize(runtime: AuthorizerRuntime, event: dict, settings: HttpApiSettings
         if decision.allowed:
             response["context"] = context_for(decision.principal)
         return response
-    if decision.outcome == "unauthorized":
+    if decision.outcome is Outcome.UNAUTHORIZED:
         emit(audit_record(latency_us=elapsed_us(started), **audit))
         raise Exception("Unauthorized")
     from .iam_policy import MethodArn, MethodArnError

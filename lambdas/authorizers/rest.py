@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
+
+from lambdas.validation.errors import TokenRejected
+from lambdas.validation.route_decision import Outcome
+from lambdas.validation.route_table import Route
 
 from .audit import audit_record, emit
-from lambdas.validation.route_table import Route
 
 from .iam_policy import MethodArn, MethodArnError
 from .runtime import (AuthorizerMisconfigured, AuthorizerRuntime, AuthorizerUnavailable, LazyRuntime, context_for,
@@ -57,21 +61,23 @@ def authorize(runtime: AuthorizerRuntime, event: dict, *, token_header: str = "A
     # deployed API): decide as for an unknown route, so nothing is allowed on an ARN that could mean either.
     mismatch = kind == "REQUEST" and not _gateway_agrees(route, event)
     decision = runtime.decide(raw_token, None if mismatch else route, all_routes=not mismatch)
-    if mismatch and decision.outcome == "deny":
-        decision.code = "route_mismatch"
+    if mismatch and decision.outcome is Outcome.FORBIDDEN:
+        decision = replace(decision, rejection=TokenRejected(
+            "route_mismatch", "the method ARN and the resource API Gateway routed to name different routes",
+            hint="deploy the route table rendered from the same policy as the API"))
     request_id = (event.get("requestContext") or {}).get("requestId")
     route_key = decision.route.route_key if decision.route else None
-    if decision.outcome in ("unauthorized", "unavailable"):
-        emit(audit_record(authorizer="rest", decision=decision.outcome, code=decision.code, route=route_key,
+    if decision.outcome in (Outcome.UNAUTHORIZED, Outcome.UNAVAILABLE):
+        emit(audit_record(authorizer="rest", decision=decision.outcome.value, code=decision.code, route=route_key,
                           principal=decision.principal, latency_us=elapsed_us(started), request_id=request_id))
-        if decision.outcome == "unavailable":
+        if decision.outcome is Outcome.UNAVAILABLE:
             raise AuthorizerUnavailable("issuer keys unavailable")
         raise Exception("Unauthorized")  # the exact message API Gateway turns into 401
     if decision.principal is None or mismatch:  # a public route: nothing to cache beyond this request
         policy = runtime.policy_builder.for_current_route(arn, decision.allowed)
     else:
         policy = runtime.policy_builder.build(arn, decision.satisfied, current_allowed=decision.allowed)
-    emit(audit_record(authorizer="rest", decision=decision.outcome, code=decision.code, route=route_key,
+    emit(audit_record(authorizer="rest", decision=decision.outcome.value, code=decision.code, route=route_key,
                       principal=decision.principal, latency_us=elapsed_us(started), request_id=request_id,
                       policy=policy.strategy, policy_bytes=policy.size, policy_conflicts=policy.conflicts or None))
     return {"principalId": principal_id(decision.principal), "policyDocument": policy.document,

@@ -1,12 +1,14 @@
-"""What every authorizer shares: configuration from the environment, the bearer token, and the route decision.
+"""What every authorizer shares: configuration from the environment, where the token is read, and the runtime.
+
+The decision itself is lambdas/validation/route_decision.py, the one every entry point shares.
 
 Configuration is read once per Lambda execution environment (at init). A broken configuration does not crash the
 import: it is written to the log once, clearly, and every invocation then raises AuthorizerMisconfigured, which API
 Gateway answers with 500. Nothing is ever allowed by a misconfigured authorizer.
 
-Outcomes and what API Gateway makes of them:
-  allow         the principal satisfies the route
-  deny          a valid token that lacks what the route needs (scope, role, group, claim) or a route the table
+Outcomes (route_decision.Outcome) and what API Gateway makes of them:
+  allow/public  the principal satisfies the route, or the route is public
+  forbidden     a valid token that lacks what the route needs (scope, role, group, claim) or a route the table
                 does not know: 403
   unauthorized  no token, a bad token, or a token from an issuer the route does not accept: 401
   unavailable   the issuer's keys cannot be had (outage, timeouts, no cached keys left): the handler raises
@@ -19,11 +21,10 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
-from lambdas.validation.errors import KEY_SOURCE_CODES, TokenRejected
-from lambdas.validation.route_table import ApiRoutes, Route, RouteTable, RouteTableError, routes_satisfied_by
+from lambdas.validation.route_decision import RouteDecision, decide_route
+from lambdas.validation.route_table import ApiRoutes, Route, RouteTable, RouteTableError
 
 ENV_POLICY = "AUTHGATE_POLICY"
 ENV_API = "AUTHGATE_API"
@@ -36,42 +37,6 @@ class AuthorizerMisconfigured(RuntimeError):
 
 class AuthorizerUnavailable(RuntimeError):
     """The issuer's keys cannot be had right now; the request fails (500), uncached, and the client may retry."""
-
-
-@dataclass
-class Decision:
-    outcome: str                     # allow | deny | unauthorized | unavailable
-    code: str | None                 # TokenRejected code, route_not_found, or None when allowed
-    route: Route | None
-    principal: Any = None            # the verified Principal, when the token was good
-    message: str | None = None
-    satisfied: list[Route] = field(default_factory=list)
-
-    @property
-    def allowed(self) -> bool:
-        return self.outcome == "allow"
-
-
-def bearer_token(value: Any) -> str:
-    """The token from an Authorization-style value: "Bearer <jwt>" (any case) or the bare JWT. A tuple is a header
-    sent more than once (see `request_header`), which is refused: which copy would count is the client's choice."""
-    if isinstance(value, tuple):
-        raise TokenRejected("malformed", "the token header appears more than once",
-                            hint="send exactly one header: Authorization: Bearer <token>")
-    if not isinstance(value, str) or not value.strip():
-        raise TokenRejected("malformed", "the request carries no bearer token",
-                            hint="send the access token as: Authorization: Bearer <token>")
-    value = value.strip()
-    scheme, sep, rest = value.partition(" ")
-    if sep:
-        if scheme.lower() != "bearer":
-            raise TokenRejected("malformed", "the Authorization scheme is not Bearer", expected="Bearer",
-                                found=scheme[:20], hint="send the access token as: Authorization: Bearer <token>")
-        value = rest.strip()
-    if not value or any(c.isspace() for c in value):
-        raise TokenRejected("malformed", "the bearer token is empty or contains whitespace",
-                            hint="send exactly one token: Authorization: Bearer <token>")
-    return value
 
 
 def header(headers: Mapping[str, Any] | None, name: str) -> str | None:
@@ -165,33 +130,10 @@ class AuthorizerRuntime:
             sys.stderr.write(f"authgate: could not load issuer keys at init ({type(exc).__name__}); requests will "
                              f"retry and fail closed while keys are unavailable\n")
 
-    def decide(self, raw_token: Any, route: Route | None, *, all_routes: bool = False) -> Decision:
-        """Authenticate the token and decide for `route`. With `all_routes`, also list every route of the API the
-        principal satisfies (what a cacheable IAM policy needs)."""
-        try:
-            token = bearer_token(raw_token)
-            principal = self.verifier.authenticate(token)
-        except TokenRejected as exc:
-            if route is not None and route.public:
-                return Decision("allow", None, route)
-            outcome = "unavailable" if exc.code in KEY_SOURCE_CODES else "unauthorized"
-            return Decision(outcome, exc.code, route, message=exc.message)
-        satisfied = routes_satisfied_by(self.api.routes, principal, principal.issuer_name) if all_routes else []
-        if route is None:
-            return Decision("deny", "route_not_found", None, principal,
-                            "the request matches no route of this API in the route table", satisfied)
-        if route.public:
-            return Decision("allow", None, route, principal, satisfied=satisfied)
-        if not route.admits_issuer(principal.issuer_name):
-            return Decision("unauthorized", "unknown_issuer", route, principal,
-                            f"route {route.route_key} does not accept tokens from issuer {principal.issuer_name!r}",
-                            satisfied)
-        failures = route.requirement.failures(principal)
-        if failures:
-            # A route's token_use mismatch (wrong_token_use) is a bad credential, not a missing permission: 401.
-            outcome = "deny" if failures[0].status == 403 else "unauthorized"
-            return Decision(outcome, failures[0].code, route, principal, failures[0].message, satisfied)
-        return Decision("allow", None, route, principal, satisfied=satisfied)
+    def decide(self, authorization: str | Sequence[str] | None, route: Route | None, *,
+               all_routes: bool = False) -> RouteDecision:
+        """The shared route decision (lambdas.validation.route_decision) on this runtime's API and Verifier."""
+        return decide_route(self.api, self.verifier, route, authorization, all_routes=all_routes)
 
 
 def context_for(principal: Any) -> dict:

@@ -19,6 +19,8 @@ import os
 import time
 from typing import Any, Mapping
 
+from lambdas.validation.route_decision import Outcome
+
 from .audit import audit_record, emit
 from .iam_policy import MethodArn, MethodArnError, current_route_policy
 from .runtime import (AuthorizerMisconfigured, AuthorizerRuntime, AuthorizerUnavailable, LazyRuntime, context_for,
@@ -89,13 +91,13 @@ def authorize(runtime: AuthorizerRuntime, event: dict, settings: WebSocketSettin
         raise AuthorizerMisconfigured(f"WebSocket authorizers run on {CONNECT_ROUTE} only; got {arn.method!r}")
     route = runtime.api.route(CONNECT_ROUTE)
     decision = runtime.decide(settings.token_from(event), route)
-    audit = dict(authorizer="websocket", decision=decision.outcome, code=decision.code, route=CONNECT_ROUTE,
+    audit = dict(authorizer="websocket", decision=decision.outcome.value, code=decision.code, route=CONNECT_ROUTE,
                  principal=decision.principal, request_id=(event.get("requestContext") or {}).get("requestId"),
                  token_source=settings.token_source)
     emit(audit_record(latency_us=elapsed_us(started), **audit))
-    if decision.outcome == "unavailable":
+    if decision.outcome is Outcome.UNAVAILABLE:
         raise AuthorizerUnavailable("issuer keys unavailable")
-    if decision.outcome == "unauthorized":
+    if decision.outcome is Outcome.UNAUTHORIZED:
         raise Exception("Unauthorized")
     # $connect is the only route a WebSocket authorizer guards: the policy names exactly this ARN.
     policy = current_route_policy(arn, decision.allowed)

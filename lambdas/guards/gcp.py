@@ -31,6 +31,7 @@ from lambdas.validation.config import IssuerConfig
 from lambdas.validation.errors import TokenRejected
 from lambdas.validation.principal import build_principal
 from lambdas.validation.profiles import PROFILES
+from lambdas.validation.route_decision import bearer_token
 
 from .require import header_value
 
@@ -127,7 +128,6 @@ class GcpGatewayGuard:
     def _check_gateway(self, headers: Any) -> None:
         if self.gateway_verifier is None:
             return
-        from lambdas.authorizers.runtime import bearer_token
         gateway = self.gateway_verifier.authenticate(bearer_token(header_value(headers, "authorization")))
         if gateway.claims.get("email") != self.gateway_service_account or \
                 gateway.claims.get("email_verified") is False:

@@ -4,6 +4,9 @@
     principal = guard.authenticate(headers)                    # TokenRejected (401 codes) when the token is bad
     require(principal, scopes=["orders:read"])                 # TokenRejected (403 codes) when it lacks something
     principal = guard.check(headers, "GET", "/orders/1")       # both, with the route table's requirement for the route
+    decision = guard.decide(headers, "GET", "/orders/1")       # the same as a RouteDecision, without raising
+
+`check` and `decide` are the route decision every entry point shares (lambdas/validation/route_decision.py).
 """
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from typing import Any, Iterable, Mapping
 
 from lambdas.validation.errors import TokenRejected
 from lambdas.validation.requirement import Requirement
+from lambdas.validation.route_decision import RouteDecision, bearer_token, decide_request
 from lambdas.validation.route_table import ApiRoutes, RouteTable
 
 
@@ -30,22 +34,29 @@ def require(principal: Any, requirement: Requirement | None = None, *, scopes: I
     return principal
 
 
-def header_value(headers: Any, name: str) -> str | None:
-    """A header by case-insensitive name from a dict, a list of (name, value) pairs (str or bytes, as ASGI gives).
-
-    Every header read here carries identity, so one sent twice is refused: a client can add its own copy next to
-    the one a gateway or load balancer writes, and reading the first (or the last) would let it choose."""
+def header_values(headers: Any, name: str) -> tuple[str, ...]:
+    """Every value of a header, by case-insensitive name, from a dict or a list of (name, value) pairs (str or
+    bytes, as ASGI gives them), in order."""
     items = headers.items() if isinstance(headers, Mapping) else headers
     wanted = name.lower()
-    found: str | None = None
+    found = []
     for key, value in items:
         key = key.decode("latin-1") if isinstance(key, bytes) else key
         if key.lower() == wanted:
-            if found is not None:
-                raise TokenRejected("malformed", f"the {name} header appears more than once",
-                                    hint=f"send exactly one {name} header; strip client copies at the edge")
-            found = value.decode("latin-1") if isinstance(value, bytes) else value
-    return found
+            found.append(value.decode("latin-1") if isinstance(value, bytes) else value)
+    return tuple(found)
+
+
+def header_value(headers: Any, name: str) -> str | None:
+    """The one value of a header (see header_values), None when absent.
+
+    Every header read here carries identity, so one sent twice is refused: a client can add its own copy next to
+    the one a gateway or load balancer writes, and reading the first (or the last) would let it choose."""
+    found = header_values(headers, name)
+    if len(found) > 1:
+        raise TokenRejected("malformed", f"the {name} header appears more than once",
+                            hint=f"send exactly one {name} header; strip client copies at the edge")
+    return found[0] if found else None
 
 
 class BearerGuard:
@@ -62,22 +73,15 @@ class BearerGuard:
         return cls(loaded.verifier(**verifier_options), routes=loaded.api(api))
 
     def authenticate(self, headers: Any) -> Any:
-        from lambdas.authorizers.runtime import bearer_token
         return self.verifier.authenticate(bearer_token(header_value(headers, self.header)))
 
-    def check(self, headers: Any, method: str, path: str) -> Any:
-        """Authenticate and apply the route table's rule for `method path`; None for a public route without a
-        token. Unknown routes are refused (claim_mismatch would mislead, so the code says route_not_found)."""
+    def decide(self, headers: Any, method: str, path: str) -> RouteDecision:
+        """The route decision for `method path` (no query string); a repeated token header is refused."""
         if self.routes is None:
-            raise ValueError("BearerGuard.check needs routes; build it with from_route_table or routes=...")
-        route = self.routes.match(method, path)
-        if route is None:
-            raise TokenRejected("route_not_found", f"{method} {path[:200]} is not a route of API "
-                                f"{self.routes.name!r}", hint="add the route to the policy")
-        if route.public:
-            return None
-        principal = self.authenticate(headers)
-        if not route.admits_issuer(principal.issuer_name):
-            raise TokenRejected("unknown_issuer", f"route {route.route_key} does not accept tokens from issuer "
-                                f"{principal.issuer_name!r}", expected=list(route.issuers), found=principal.issuer_name)
-        return require(principal, route.requirement)
+            raise ValueError("BearerGuard needs routes to decide; build it with from_route_table or routes=...")
+        return decide_request(self.routes, self.verifier, method, path, header_values(headers, self.header))
+
+    def check(self, headers: Any, method: str, path: str) -> Any:
+        """The principal allowed on `method path` (None on a public route without a good token), or the decision's
+        TokenRejected: 401 codes, 403 codes, route_not_found for an unknown route, jwks_unavailable."""
+        return self.decide(headers, method, path).principal_or_raise()

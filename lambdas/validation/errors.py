@@ -38,6 +38,7 @@ CODES = {
     "insufficient_group": "authenticated, but lacks a group the route requires",
     "claim_mismatch": "authenticated, but a claim the route checks has a value it does not allow",
     "route_not_found": "the request matches no route of the API (backend guards; the ASGI middleware answers 404)",
+    "route_mismatch": "a REST REQUEST event's method ARN and routed resource name different routes: refused",
 }
 
 

@@ -73,6 +73,7 @@ def _route(args: argparse.Namespace, table: dict[str, Any] | None):
 def _callable_routes(verifier, token: str, table: dict[str, Any], only_api: str | None) -> dict[str, Any] | None:
     """For each API: the routes this token may call and, for the others, why not. None when the token is invalid."""
     from lambdas.validation import TokenRejected
+    from lambdas.validation.route_decision import decide_for_principal
     from lambdas.validation.route_table import RouteTable
 
     try:
@@ -85,17 +86,17 @@ def _callable_routes(verifier, token: str, table: dict[str, Any], only_api: str 
         if only_api and api_name != only_api:
             continue
         verdicts = {}
-        for route in loaded.api(api_name).routes:
+        api = loaded.api(api_name)
+        for route in api.routes:
+            decision = decide_for_principal(api, route, principal)
             if route.public:
                 verdicts[route.route_key] = "allowed (public)"
-            elif not route.admits_issuer(principal.issuer_name):
+            elif decision.allowed:
+                verdicts[route.route_key] = "allowed"
+            elif decision.code == "unknown_issuer":
                 verdicts[route.route_key] = f"denied: issuer {principal.issuer_name} is not accepted here"
             else:
-                try:
-                    route.requirement.check(principal)
-                    verdicts[route.route_key] = "allowed"
-                except TokenRejected as exc:
-                    verdicts[route.route_key] = f"denied ({exc.code}): {exc.hint or exc.message}"
+                verdicts[route.route_key] = f"denied ({decision.code}): {decision.rejection.hint or decision.message}"
         out[api_name] = verdicts
     return out
 

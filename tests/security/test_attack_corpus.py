@@ -187,7 +187,7 @@ def test_whitespace_around_a_header_value_is_not_part_of_the_token(verifier, for
     """The Verifier refuses a token with whitespace around it (catalogue whitespace); an authorizer reads the token
     from a header, whose value never carries that whitespace (RFC 9110 5.5), so it trims it, and what remains is the
     good token: the only catalogue entries test_attack_corpus_authorizers.py leaves out are these."""
-    from lambdas.authorizers.runtime import bearer_token
+    from lambdas.validation.route_decision import bearer_token
     trimmed = [name for name, attack in ATTACKS.items() if attack.trimmed_by_http]
     assert trimmed and all(name.startswith("whitespace:") for name in trimmed)
     for name in trimmed:

@@ -53,7 +53,7 @@ UNHURRIED_FETCH_TIMEOUT = 2.0
 BUDGET_MARGIN = 0.25
 SURFACES = ("rest", "http_api", "websocket", "verifier")
 
-ALLOW, DENY, UNAUTHORIZED, UNAVAILABLE = "allow", "deny", "unauthorized", "unavailable"
+ALLOW, DENY, UNAUTHORIZED, UNAVAILABLE = "allow", "forbidden", "unauthorized", "unavailable"
 
 
 # ----- the issuer's key server -------------------------------------------------------------------------------------

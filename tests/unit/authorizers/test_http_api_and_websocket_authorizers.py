@@ -16,7 +16,7 @@ def test_http_api_simple_response(load_handler, events, token_for, capsys):
     assert http.handler(events.http_api(None, "GET /orders", "/orders")) == {"isAuthorized": False}
     assert http.handler(events.http_api("Bearer x.y.z", "GET /orders", "/orders")) == {"isAuthorized": False}
     lines = events.audit_lines(capsys.readouterr().out)
-    assert [line["decision"] for line in lines] == ["allow", "deny", "unauthorized", "unauthorized"]
+    assert [line["decision"] for line in lines] == ["allow", "forbidden", "unauthorized", "unauthorized"]
     assert [line["code"] for line in lines] == [None, "insufficient_scope", "malformed", "malformed"]
     assert all(token not in str(line) for line in lines)
 

@@ -57,7 +57,7 @@ def test_valid_token_lacking_scope_gets_deny(load_handler, events, token_for, ca
     assert not policy_allows(out["policyDocument"], events.method_arn("POST", "/orders"))
     assert policy_allows(out["policyDocument"], events.method_arn("GET", "/orders"))
     [line] = events.audit_lines(capsys.readouterr().out)
-    assert line["decision"] == "deny" and line["code"] == "insufficient_scope"
+    assert line["decision"] == "forbidden" and line["code"] == "insufficient_scope"
 
 
 def test_request_event_reads_the_authorization_header(load_handler, events, token_for):

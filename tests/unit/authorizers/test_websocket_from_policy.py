@@ -90,7 +90,7 @@ def test_valid_token_lacking_what_connect_needs_is_denied_403(connect_authorizer
     assert out["policyDocument"]["Statement"] == [{"Action": "execute-api:Invoke", "Effect": "Deny",
                                                    "Resource": [f"{events.ARN_PREFIX}/$connect"]}]
     [line] = events.audit_lines(capsys.readouterr().out)
-    assert (line["decision"], line["code"]) == ("deny", code)
+    assert (line["decision"], line["code"]) == ("forbidden", code)
 
 
 @pytest.mark.parametrize("source", ["query", "protocol"])

@@ -1,0 +1,168 @@
+"""The route decision: what one request may do, from the route table, the request and its credentials.
+
+Every entry point (the Lambda authorizers, the backend guards, the forward-auth service, the sandbox) decides here,
+in the same order, so no two of them can disagree about a request:
+
+  1. the route: the one `ApiRoutes.match` selects for method and path (or the one a gateway already selected);
+  2. the credential: exactly one `Authorization` value, `Bearer <jwt>` or the bare JWT, verified by the Verifier;
+  3. public routes are public whatever the credential says (a valid token still yields its principal);
+  4. an unknown route is forbidden (`route_not_found`) once the caller is authenticated;
+  5. the route must accept the token's issuer, then its requirement must hold (every unmet condition is listed).
+
+Further request facts (a DPoP proof, a client certificate, a cookie) join as keyword-only arguments of
+`decide_route`, which `decide_request` forwards them to, so each is checked once, here, for every entry point.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Iterable, Sequence
+
+from .errors import KEY_SOURCE_CODES, TokenRejected
+from .route_table import ApiRoutes, Route
+
+_BEARER_HINT = "send the access token as: Authorization: Bearer <token>"
+
+
+class Outcome(str, Enum):
+    """What the request gets. The values are what audit lines write."""
+
+    ALLOW = "allow"                # the principal satisfies the route
+    PUBLIC = "public"              # the route needs no token (a valid one still yields its principal)
+    UNAUTHORIZED = "unauthorized"  # no token, a bad token, a token for another issuer or of the wrong use: 401
+    FORBIDDEN = "forbidden"        # a valid token lacking what the route needs, or an unknown route: 403
+    UNAVAILABLE = "unavailable"    # the issuer's keys cannot be had now: fail closed, uncached (500/503)
+
+
+_STATUS = {Outcome.ALLOW: 200, Outcome.PUBLIC: 200, Outcome.UNAUTHORIZED: 401, Outcome.FORBIDDEN: 403,
+           Outcome.UNAVAILABLE: 503}
+
+
+@dataclass(frozen=True)
+class RouteDecision:
+    """One request's decision.
+
+    outcome    an Outcome
+    route      the route decided for, None when the request matches no route
+    principal  the verified Principal, whenever the token was good (also on public and forbidden outcomes)
+    rejection  why it was not allowed (the first failure), with its code, message, expected/found and hint
+    missing    forbidden: every condition of the route the principal does not meet (the first is `rejection`)
+    satisfied  with all_routes=True and a good token: every route of the API this principal may call
+    """
+
+    outcome: Outcome
+    route: Route | None
+    principal: Any = None
+    rejection: TokenRejected | None = None
+    missing: tuple[TokenRejected, ...] = ()
+    satisfied: tuple[Route, ...] = ()
+
+    @property
+    def allowed(self) -> bool:
+        return self.outcome is Outcome.ALLOW or self.outcome is Outcome.PUBLIC
+
+    @property
+    def code(self) -> str | None:
+        return self.rejection.code if self.rejection is not None else None
+
+    @property
+    def message(self) -> str | None:
+        return self.rejection.message if self.rejection is not None else None
+
+    @property
+    def status(self) -> int:
+        """The HTTP status a service answering itself gives (API Gateway shapes its own from the outcome)."""
+        return _STATUS[self.outcome]
+
+    def principal_or_raise(self) -> Any:
+        """The principal when allowed (None on a public route without a good token); the rejection otherwise."""
+        if self.rejection is not None and not self.allowed:
+            raise self.rejection
+        return self.principal
+
+
+def bearer_token(value: str | Sequence[str] | None) -> str:
+    """The token from an Authorization value: "Bearer <jwt>" (scheme in any case) or the bare JWT.
+
+    A list or tuple is every value of a header sent more than once; more than one is refused, because which copy
+    would count is the client's choice (a gateway or proxy may have checked the other one)."""
+    if isinstance(value, (tuple, list)):
+        if len(value) > 1:
+            raise TokenRejected("malformed", "the token header appears more than once",
+                                hint="send exactly one header: Authorization: Bearer <token>")
+        value = value[0] if value else None
+    if not isinstance(value, str) or not value.strip():
+        raise TokenRejected("malformed", "the request carries no bearer token", hint=_BEARER_HINT)
+    value = value.strip()
+    scheme, sep, rest = value.partition(" ")
+    if sep:
+        if scheme.lower() != "bearer":
+            raise TokenRejected("malformed", "the Authorization scheme is not Bearer", expected="Bearer",
+                                found=scheme[:20], hint=_BEARER_HINT)
+        value = rest.strip()
+    if not value or any(c.isspace() for c in value):
+        raise TokenRejected("malformed", "the bearer token is empty or contains whitespace",
+                            hint="send exactly one token: Authorization: Bearer <token>")
+    return value
+
+
+def decide_request(api: ApiRoutes, verifier: Any, method: str, path: str,
+                   authorization: str | Sequence[str] | None, *, all_routes: bool = False,
+                   **request_facts: Any) -> RouteDecision:
+    """Decide `method path` (the path without its query string) on `api` for a request whose Authorization header
+    holds `authorization` (None when absent, a sequence when the header was sent more than once).
+
+    `verifier` is the Verifier over the table's issuers (`RouteTable.verifier()`). With `all_routes`, a good token's
+    decision also lists every route of the API it may call (what a cacheable IAM policy needs). Other keyword
+    arguments are request facts for `decide_route`."""
+    return decide_route(api, verifier, api.match(method, path), authorization, all_routes=all_routes,
+                        **request_facts)
+
+
+def decide_route(api: ApiRoutes, verifier: Any, route: Route | None, authorization: str | Sequence[str] | None, *,
+                 all_routes: bool = False) -> RouteDecision:
+    """Decide for a route already selected (a gateway's routeKey, `$connect`), None for a request matching none."""
+    try:
+        principal = verifier.authenticate(bearer_token(authorization))
+    except TokenRejected as exc:
+        if route is not None and route.public:
+            return RouteDecision(Outcome.PUBLIC, route)
+        outcome = Outcome.UNAVAILABLE if exc.code in KEY_SOURCE_CODES else Outcome.UNAUTHORIZED
+        return RouteDecision(outcome, route, rejection=exc)
+    return decide_for_principal(api, route, principal, all_routes=all_routes)
+
+
+def decide_for_principal(api: ApiRoutes | None, route: Route | None, principal: Any, *,
+                         all_routes: bool = False) -> RouteDecision:
+    """Steps 3-5 for a caller already authenticated some other way (a gateway's verified userinfo header)."""
+    satisfied = tuple(routes_satisfied_by(api.routes, principal)) if all_routes and api is not None else ()
+    if route is None:
+        where = f" of API {api.name!r}" if api is not None else ""
+        return RouteDecision(Outcome.FORBIDDEN, None, principal, TokenRejected(
+            "route_not_found", f"the request matches no route{where} in the route table",
+            hint="add the route to the policy, or call a route it defines"), satisfied=satisfied)
+    if route.public:
+        return RouteDecision(Outcome.PUBLIC, route, principal, satisfied=satisfied)
+    if not route.admits_issuer(principal.issuer_name):
+        return RouteDecision(Outcome.UNAUTHORIZED, route, principal, TokenRejected(
+            "unknown_issuer", f"route {route.route_key} does not accept tokens from issuer {principal.issuer_name!r}",
+            expected=list(route.issuers), found=principal.issuer_name,
+            hint=f"call it with a token from {', '.join(route.issuers)}"), satisfied=satisfied)
+    failures = tuple(route.requirement.failures(principal))
+    if failures:
+        # A route's token_use mismatch (wrong_token_use) is a bad credential, not a missing permission: 401.
+        outcome = Outcome.FORBIDDEN if failures[0].status == 403 else Outcome.UNAUTHORIZED
+        return RouteDecision(outcome, route, principal, failures[0], failures, satisfied)
+    return RouteDecision(Outcome.ALLOW, route, principal, satisfied=satisfied)
+
+
+def routes_satisfied_by(routes: Iterable[Route], principal: Any) -> list[Route]:
+    """The routes among `routes` that this principal may call: public ones, and those whose issuers include the
+    principal's and whose requirement it meets (the rule of `decide_for_principal`, without the explanations)."""
+    issuer_name = principal.issuer_name
+    return [route for route in routes
+            if route.public or (route.admits_issuer(issuer_name) and route.requirement.is_satisfied_by(principal))]
+
+
+__all__ = ["Outcome", "RouteDecision", "bearer_token", "decide_request", "decide_route", "decide_for_principal",
+           "routes_satisfied_by"]
