@@ -11,8 +11,9 @@ Whether a pattern reaches a route is decided exactly, by searching for a request
 API Gateway would route to that route (literal segment values are what route selection depends on, so the search
 tries each literal the table uses at that position plus one value equal to none of them). A request with a trailing
 slash (`/orders/`) goes to the same route as without it while its method ARN keeps the slash, so the search counts
-that form too and Deny statements name it. The model assumes the method ARN carries the path as routed (no empty
-segments, no encoded '/' decoded into a separator); requests outside it stay denied under the exact encoding.
+that form too and Deny statements name it. A path with an empty segment (`//admin`) matches no route, and every policy
+whose Allow holds a wildcard denies `*//*`, so no cached policy admits one. The model assumes the method ARN carries
+the path as routed (no encoded '/' decoded into a separator); requests outside it stay denied under the exact encoding.
 
 Three encodings, the first that fits the size budget and gets the current request right wins:
   exact          Allow the satisfied routes' patterns; Deny the unsatisfied routes an Allow pattern reaches.
@@ -39,6 +40,10 @@ MAX_RESOURCE_ARN_CHARS = 512
 CONCRETE_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 # A path segment value equal to no literal in any route: stands for "any other value" in the reach search.
 _OTHER_SEGMENT = "\u2022other\u2022"
+# Denied in every policy whose Allow holds a wildcard: a method ARN with an empty path segment (GET//admin). The
+# router matches no route for such a path (what API Gateway routes it to is unverified offline), so nothing may allow
+# it, and an Allow's `*` would match it.
+EMPTY_SEGMENT_PATTERN = "*//*"
 # Reach searches that exceed this many steps conclude "reaches" (an extra Deny is safe; a missing one is not).
 _SEARCH_BUDGET = 4000
 
@@ -433,9 +438,12 @@ class PolicyBuilder:
             conflicts = sum(1 for s in denied if self.reach.deny_reaches(s) & sat_keys)
             allow = [arn.resource(p) for r in sat for p in self.reach.patterns(r)]
             deny = [arn.resource(p) for s in denied for p in self.reach.deny_patterns(s)]
+            if any(_has_wildcard(a) for a in allow):
+                deny.append(arn.resource(EMPTY_SEGMENT_PATTERN))
             candidates.append(_policy_result(_document(allow, deny), "exact", conflicts))
             if not any(self.reach.deny_reaches(s) & sat_keys for s in unsat):
                 deny_all = [arn.resource(p) for s in unsat for p in self.reach.deny_patterns(s)]
+                deny_all.append(arn.resource(EMPTY_SEGMENT_PATTERN))
                 candidates.append(_policy_result(_document([arn.whole_stage], deny_all), "deny_list"))
         return candidates
 

@@ -103,10 +103,19 @@ class PathTemplate:
         return "/".join("*" if kind != LITERAL else literal for kind, literal in self.segments)
 
 
-def split_request_path(path: str) -> tuple[str, ...]:
-    """A request path as API Gateway routes it: segments between '/', one trailing '/' ignored."""
-    stripped = path.strip("/")
-    return tuple(stripped.split("/")) if stripped else ()
+def split_request_path(path: str) -> tuple[str, ...] | None:
+    """A request path as API Gateway routes it: segments between '/', one trailing '/' ignored.
+
+    None for a path with an empty segment (`//admin`, `/a//b`, `/a//`): what API Gateway routes those to is not
+    verifiable offline, and reading `//admin` as `/admin` let a cached policy's `GET/*` admit what a fresh decision
+    refused. Such a path matches no route (fails closed), and the IAM policies deny every ARN holding `//`."""
+    body = path[1:] if path.startswith("/") else path
+    if not body:
+        return ()
+    if body.endswith("/"):
+        body = body[:-1]
+    segments = tuple(body.split("/"))
+    return None if "" in segments else segments
 
 
 @dataclass(frozen=True)
@@ -160,9 +169,12 @@ class ApiRoutes:
         """The route API Gateway would send `method path` to, or None when no route matches.
 
         The most specific path wins (compared segment by segment: literal, then {param}, then {greedy+}); on equal
-        paths an exact method wins over ANY. A `$default` route, if present, catches what nothing else matches.
+        paths an exact method wins over ANY. A `$default` route, if present, catches what nothing else matches,
+        except a path with an empty segment, which matches nothing (see `split_request_path`).
         """
         segments = split_request_path(path)
+        if segments is None:
+            return None
         best: Route | None = None
         best_rank: tuple = ()
         for route in self.routes:

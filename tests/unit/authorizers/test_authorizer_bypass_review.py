@@ -84,10 +84,43 @@ def test_deny_list_also_denies_the_trailing_slash_form():
     assert not policy_allows(result.document, f"{PREFIX}/GET/admin/users/")
 
 
+# --- empty segments: what API Gateway routes //admin to is unverified offline, so it is refused on both sides ------
+
+@pytest.mark.parametrize("path", ["//admin", "/admin//", "/a//admin", "//", "/catalog//"])
+def test_paths_with_empty_segments_match_no_route(path):
+    api = _api(["GET /{proxy+}", "GET /admin", "GET /catalog", "GET /"])
+    assert api.match("GET", path) is None
+
+
+def test_cached_reader_policy_does_not_allow_an_empty_segment_form_of_an_unsatisfied_route():
+    # Issue 18 item 4: the router read //admin as /admin while the policy's Deny named only GET/admin and GET/admin/,
+    # so the Allow GET/* (from GET /{proxy+}) admitted GET//admin from a policy cached for GET /catalog.
+    api = _api(["GET /{proxy+}", "GET /admin", "GET /catalog"])
+    reader = [api.route("GET /{proxy+}"), api.route("GET /catalog")]
+    for max_bytes in (8192, 700):
+        result = PolicyBuilder(api, max_bytes=max_bytes).build(MethodArn.parse(f"{PREFIX}/GET/catalog"), reader,
+                                                               current_allowed=True)
+        assert policy_allows(result.document, f"{PREFIX}/GET/catalog")
+        for path in ("//admin", "/admin//", "//admin/", "/x//admin", "//catalog"):
+            assert not policy_allows(result.document, f"{PREFIX}/GET{path}"), (result.strategy, path)
+
+
+def test_deny_list_policy_refuses_empty_segments_too():
+    keys = [f"GET /svc{i}/items" for i in range(40)] + ["GET /admin/users"]
+    api = _api(keys)
+    satisfied = [r for r in api.routes if r.route_key != "GET /admin/users"]
+    result = PolicyBuilder(api, max_bytes=1200).build(MethodArn.parse(f"{PREFIX}/GET/svc1/items"), satisfied,
+                                                      current_allowed=True)
+    assert result.strategy == "deny_list"
+    assert not policy_allows(result.document, f"{PREFIX}/GET//admin/users")
+    assert not policy_allows(result.document, f"{PREFIX}/GET/svc1//items")
+
+
 # --- the randomized oracle, over request shapes the first version did not try ------------------------------------
 
 LITERALS = ["a", "b", "me", "items"]
-REQUEST_VALUES = LITERALS + ["zz", "*"]
+# "" makes empty segments: //a, /a//b, /a// (a single trailing '/' is the one empty segment API Gateway ignores).
+REQUEST_VALUES = LITERALS + ["zz", "*", ""]
 
 
 def _random_route_keys(rng):
@@ -127,8 +160,11 @@ def test_no_cached_policy_ever_admits_an_unsatisfied_route(seed, max_bytes):
     builder = PolicyBuilder(api, max_bytes=max_bytes)
     satisfied = [r for r in api.routes if rng.random() < 0.5]
     sat_keys = {r.route_key for r in satisfied}
-    routed = [(m, p, api.match(m, p)) for m, p in ALL_REQUESTS]
-    routed = [(m, p, r) for m, p, r in routed if r is not None]
+    every = [(m, p, api.match(m, p)) for m, p in ALL_REQUESTS]
+    routed = [(m, p, r) for m, p, r in every if r is not None]
+    # The router refuses every path with an empty segment; the policy must refuse them all as well.
+    empty_segments = [(m, p) for m, p, _ in every if "//" in p]
+    assert all(r is None for m, p, r in every if "//" in p)
     for current_method, current_path, current in rng.sample(routed, min(6, len(routed))):
         arn = MethodArn.parse(f"{PREFIX}/{current_method}{current_path}")
         result = builder.build(arn, satisfied, current_allowed=current.route_key in sat_keys)
@@ -138,6 +174,9 @@ def test_no_cached_policy_ever_admits_an_unsatisfied_route(seed, max_bytes):
             if route.route_key not in sat_keys:
                 assert not policy_allows(result.document, f"{PREFIX}/{method}{path}"), (
                     result.strategy, current_method, current_path, method, path, route.route_key, result.document)
+        for method, path in empty_segments:
+            assert not policy_allows(result.document, f"{PREFIX}/{method}{path}"), (
+                result.strategy, current_method, current_path, method, path, result.document)
 
 
 # --- REST REQUEST events: API Gateway says which resource it routed to; the method ARN must agree ----------------
