@@ -26,7 +26,9 @@ from pathlib import Path
 from lambdas.validation import IssuerConfig, TokenRejected, Verifier
 from sandbox.cognito_api import APP_CLIENT_NAME, OTHER_CLIENT_NAME, AuthorizerAnswer, CognitoApi
 from sandbox.cognito_api import USERNAME as COGNITO_USER
-from sandbox.environment import DEFAULT_POLICY, FOREIGN_AUDIENCE, GatewayHandle, Sandbox
+from sandbox.environment import (DEFAULT_POLICY, FOREIGN_AUDIENCE, GatewayHandle, Sandbox, SandboxInputError,
+                                 check_sandbox_inputs)
+from stacks.commands.demo import API_HELP, POLICY_HELP
 from sandbox.idp.config import resource_indicator
 from sandbox.oidc_client import LoginTrace, client_credentials, login_with_pkce
 from sandbox.report import Narrator, describe_token, fingerprint
@@ -293,9 +295,8 @@ def print_curl_commands(sandbox: Sandbox, demo: Demo, narrator: Narrator) -> Non
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sandbox.demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--policy", type=Path, default=DEFAULT_POLICY,
-                        help="policy file (default: policies/local.yaml)")
-    parser.add_argument("--api", default="orders", help="API of the policy to put behind the gateways")
+    parser.add_argument("--policy", type=Path, default=DEFAULT_POLICY, help=POLICY_HELP)
+    parser.add_argument("--api", default="orders", help=API_HELP)
     parser.add_argument("--keep-running", action="store_true", help="stay up and print curl commands")
     parser.add_argument("--no-color", action="store_true", help="plain output")
     args = parser.parse_args(argv)
@@ -303,6 +304,11 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     # SIGTERM ends the run like Ctrl-C, so the context manager stops every process and server.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        check_sandbox_inputs(args.policy, args.api)
+    except SandboxInputError as exc:
+        print(f"authgate demo: {exc}", file=sys.stderr)
+        return 2
     narrator.section("Starting the sandbox (everything on 127.0.0.1, ephemeral ports)")
     try:
         with Sandbox(policy_path=args.policy, api=args.api, log=narrator.note) as sandbox:

@@ -25,6 +25,43 @@ PLACEHOLDER_ISSUER = "http://127.0.0.1:9"
 FOREIGN_AUDIENCE = "billing-api"
 
 
+class SandboxInputError(ValueError):
+    """A --policy / --api the sandbox cannot run; the message says what it needs. Raised before anything starts."""
+
+
+def check_sandbox_inputs(policy_path: Path, api: str, issuer_name: str = "local") -> None:
+    """The sandbox stands in for one issuer: its own OpenID provider, at a URL known only once it starts. So it runs
+    a policy shaped like policies/local.yaml (an issuer `local` at ${LOCAL_ISSUER_URL}, one spa and one service
+    client of it) and an HTTP API of that policy whose routes accept it; anything else is refused here, up front."""
+    from stacks.policy import PolicyError, load_policy
+
+    shape = (f"the sandbox runs a policy shaped like policies/local.yaml: an issuer named {issuer_name!r} whose "
+             f"issuer is ${{{ISSUER_VARIABLE}}} (the sandbox's own OpenID provider, with local_development: true), "
+             f"a spa and a service client of it, and an HTTP API whose routes accept it")
+    try:
+        policy = load_policy(policy_path, variables={ISSUER_VARIABLE: PLACEHOLDER_ISSUER})
+    except PolicyError as exc:
+        raise SandboxInputError(f"--policy {policy_path}: the policy is not valid:\n{exc}") from None
+    issuer = policy.issuers.get(issuer_name)
+    if issuer is None or issuer.issuer != PLACEHOLDER_ISSUER:
+        found = (f"its issuer {issuer_name!r} is {issuer.issuer}" if issuer is not None
+                 else f"it defines issuers {', '.join(policy.issuers)}")
+        raise SandboxInputError(f"--policy {policy_path}: {shape}; {found}. Real IdPs' tokens cannot be minted "
+                                f"locally: copy policies/local.yaml and change its routes and clients instead")
+    kinds = {client.kind for client in policy.clients_of(issuer_name).values()}
+    if not {"spa", "service"} <= kinds:
+        raise SandboxInputError(f"--policy {policy_path}: {shape}; its clients of {issuer_name!r} are "
+                                f"{', '.join(sorted(kinds)) or 'none'}")
+    api_spec = policy.apis.get(api)
+    if api_spec is None:
+        raise SandboxInputError(f"--api {api!r} is not in {policy_path}; choose one of: {', '.join(policy.apis)}")
+    if api_spec.is_websocket or not any(issuer_name in route.issuers for route in api_spec.routes.values()):
+        usable = [name for name, spec in policy.apis.items() if not spec.is_websocket
+                  and any(issuer_name in route.issuers for route in spec.routes.values())]
+        raise SandboxInputError(f"--api {api!r}: the sandbox's gateways serve an HTTP API whose routes accept issuer "
+                                f"{issuer_name!r}; in {policy_path} that is: {', '.join(usable) or 'none'}")
+
+
 @dataclass
 class GatewayHandle:
     name: str
@@ -74,6 +111,7 @@ class Sandbox:
         from stacks.policy import load_policy
         from stacks.policy.render import render_route_table
 
+        check_sandbox_inputs(self.policy_path, self.api, self.issuer_name)
         self._tmp = tempfile.TemporaryDirectory(prefix="authgate-sandbox-")
         self.workdir = Path(self._tmp.name)
         draft = load_policy(self.policy_path, variables={ISSUER_VARIABLE: PLACEHOLDER_ISSUER})

@@ -13,11 +13,17 @@ import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# The sandbox is its own issuer, so it runs only policies shaped like policies/local.yaml (sandbox/environment.py
+# check_sandbox_inputs refuses anything else before starting a server). One text for both command lines.
+POLICY_HELP = ("a policy shaped like policies/local.yaml: an issuer named local at ${LOCAL_ISSUER_URL}, a spa and a "
+               "service client of it (default: policies/local.yaml; policies/example.yaml names real IdPs and is "
+               "refused)")
+API_HELP = "an HTTP API of that policy whose routes accept issuer local (default: orders)"
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--policy", help="policy file (default: policies/local.yaml)")
-    parser.add_argument("--api", help="API of the policy to put behind the gateways (default: orders)")
+    parser.add_argument("--policy", help=POLICY_HELP)
+    parser.add_argument("--api", help=API_HELP)
     parser.add_argument("--no-color", action="store_true", help="plain output")
 
 
