@@ -21,6 +21,9 @@ FORWARD_TIMEOUT_SECONDS = 10
 # Hop-by-hop headers (RFC 9110 7.6.1) are never forwarded.
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
                         "transfer-encoding", "upgrade", "host", "content-length"})
+# The gateway answers with its own Server and Date (BaseHTTPRequestHandler.send_response writes them), as a real
+# gateway does; the backend's copies are not passed on, or the response would carry each twice.
+GATEWAY_OWN_RESPONSE_HEADERS = frozenset({"server", "date"})
 
 
 @dataclass(frozen=True)
@@ -147,7 +150,8 @@ class GatewayServer:
                 if decision.allowed:
                     status, resp_headers, resp_body = gateway._forward(self.command, self.path, headers, body,
                                                                        decision)
-                    resp_headers = {k.lower(): v for k, v in resp_headers.items() if k.lower() not in HOP_BY_HOP}
+                    resp_headers = {k.lower(): v for k, v in resp_headers.items()
+                                    if k.lower() not in HOP_BY_HOP and k.lower() not in GATEWAY_OWN_RESPONSE_HEADERS}
                 else:
                     status, resp_headers = decision.status, {"content-type": "application/json"}
                     resp_body = json.dumps(decision.body).encode()
