@@ -21,7 +21,7 @@ setup: $(PY_STAMP) $(NODE_STAMP) $(CDK_CLI_STAMP) $(CHECKOV_STAMP)
 
 $(PY_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -qq --disable-pip-version-check -e '.[aws,gcp,azure,dev]'
+	$(PY) -m pip install -qq --disable-pip-version-check -e '.[aws,gcp,azure,dev,serve]'
 	touch $@
 
 $(NODE_STAMP): sandbox/package.json sandbox/package-lock.json

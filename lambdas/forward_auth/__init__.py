@@ -1,0 +1,1 @@
+"""The in-cluster forward-auth decision service (NGINX auth_request, Traefik ForwardAuth, Envoy ext_authz HTTP)."""

@@ -1,0 +1,114 @@
+"""`authgate serve forward-auth`: run the forward-auth decision service (lambdas/forward_auth) under uvicorn.
+
+    authgate serve forward-auth --policy policies/example.yaml --api orders --listen 127.0.0.1:9100
+    authgate serve forward-auth --routes routes.json --api orders          # a table from `authgate render routes`
+
+uvicorn comes from the `serve` extra (`pip install 'authgate[serve]'`). SIGTERM and Ctrl-C stop it gracefully: the
+listening socket closes, readiness turns 503, requests in flight finish (within --graceful-seconds), exit 0.
+The line `authgate forward-auth listening on http://HOST:PORT` goes to stderr once the socket is bound (with port 0,
+the port the system chose).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import sys
+
+from stacks.commands.policy_file import EXIT_USAGE, UsageError, load_policy_file
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    kinds = parser.add_subparsers(dest="service", metavar="SERVICE", required=True)
+    forward = kinds.add_parser("forward-auth", help="the decision service for NGINX auth_request, Traefik "
+                               "ForwardAuth and Envoy / Istio ext_authz", description=__doc__.splitlines()[0])
+    source = forward.add_mutually_exclusive_group(required=True)
+    source.add_argument("--policy", metavar="FILE", help="the auth policy YAML file")
+    source.add_argument("--routes", metavar="FILE", help="a route table JSON written by `authgate render routes`")
+    forward.add_argument("--var", action="append", default=[], metavar="NAME=VALUE",
+                         help="fill a ${NAME} placeholder in the policy")
+    forward.add_argument("--api", required=True, metavar="NAME", help="the API of the policy to decide for")
+    forward.add_argument("--listen", default="127.0.0.1:9100", metavar="HOST:PORT",
+                         help="address to listen on (default 127.0.0.1:9100; port 0 picks a free port)")
+    forward.add_argument("--convention", choices=("auto", "nginx", "traefik", "envoy"),
+                         help="which proxy convention to read (default: AUTHGATE_FORWARD_AUTH_CONVENTION or auto)")
+    forward.add_argument("--path-prefix", metavar="PATH",
+                         help="ext_authz path prefix (default: AUTHGATE_FORWARD_AUTH_PATH_PREFIX or /ext-authz)")
+    forward.add_argument("--graceful-seconds", type=float, default=10.0, metavar="S",
+                         help="how long requests in flight may finish after SIGTERM (default 10)")
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"--listen {value!r}: write it as HOST:PORT, e.g. 127.0.0.1:9100")
+    return host.strip("[]"), int(port)
+
+
+def _route_table(args: argparse.Namespace):
+    from lambdas.validation.route_table import RouteTable
+    if args.routes:
+        return RouteTable.load(args.routes)
+    from stacks.policy.render import render_route_table
+    policy = load_policy_file(args.policy, args.var, command="authgate serve")
+    if args.api not in policy.apis:
+        raise UsageError(f"--api {args.api!r}: the policy has no such API (it has: {', '.join(policy.apis)})")
+    return RouteTable.load(render_route_table(policy, apis=[args.api]))
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+    except ImportError:
+        print("authgate serve: uvicorn is not installed; install the serve extra: pip install 'authgate[serve]'",
+              file=sys.stderr)
+        return EXIT_USAGE
+    from lambdas.authorizers.runtime import AuthorizerMisconfigured, AuthorizerRuntime
+    from lambdas.forward_auth.app import ForwardAuthApp
+    from lambdas.forward_auth.service import (ENV_CONVENTION, ENV_PATH_PREFIX, ForwardAuthService,
+                                              ForwardAuthSettings)
+    from lambdas.validation.route_table import RouteTableError
+
+    try:
+        host, port = parse_listen(args.listen)
+        environ = dict(os.environ)
+        if args.convention:
+            environ[ENV_CONVENTION] = args.convention
+        if args.path_prefix:
+            environ[ENV_PATH_PREFIX] = args.path_prefix
+        service = ForwardAuthService(AuthorizerRuntime(_route_table(args), args.api),
+                                     ForwardAuthSettings.from_env(environ))
+    except (UsageError, ValueError, RouteTableError, AuthorizerMisconfigured) as exc:
+        print(f"authgate serve: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as exc:
+        print(f"authgate serve: cannot listen on {args.listen}: {exc.strerror}", file=sys.stderr)
+        return 1
+    bound_host, bound_port = listener.getsockname()[:2]
+    config = uvicorn.Config(ForwardAuthApp(service), lifespan="on", access_log=False, log_level="warning",
+                            timeout_graceful_shutdown=args.graceful_seconds, server_header=False)
+    server = uvicorn.Server(config)
+    print(f"authgate forward-auth listening on http://{bound_host}:{bound_port} (API {args.api})", file=sys.stderr,
+          flush=True)
+    # uvicorn re-raises the signal it caught once its graceful shutdown is done, so that the previous handler
+    # decides the exit. The shutdown is complete by then: a stop on SIGTERM or Ctrl-C is a clean exit (0).
+    stops: list[int] = []
+    previous = {sig: signal.signal(sig, lambda number, _frame: stops.append(number))
+                for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        server.run(sockets=[listener])
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if not server.started:
+        return 1
+    if stops:
+        print(f"authgate forward-auth stopped ({signal.Signals(stops[0]).name}); requests in flight were answered",
+              file=sys.stderr)
+    return 0
