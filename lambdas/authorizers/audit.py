@@ -7,9 +7,10 @@ from typing import Any
 
 
 def audit_record(*, authorizer: str, decision: str, code: str | None, route: str | None, principal: Any = None,
-                 latency_us: int, request_id: str | None = None, **extra: Any) -> dict:
+                 latency_us: int, request_id: str | None = None, metrics: Any = None, **extra: Any) -> dict:
     """The audit fields. `principal` is a verified Principal or None; unverified token contents are never logged
-    (they are whatever an attacker chose to write)."""
+    (they are whatever an attacker chose to write). `metrics` (the API's lambdas.observability.emf.DecisionMetrics)
+    adds the CloudWatch EMF members, so the same line is also the decision's metrics."""
     record = {"authgate": "authorizer", "authorizer": authorizer, "decision": decision, "code": code,
               "route": route, "sub": None, "client_id": None, "iss": None, "aud": None, "jti": None,
               "latency_us": latency_us}
@@ -19,6 +20,9 @@ def audit_record(*, authorizer: str, decision: str, code: str | None, route: str
     if request_id:
         record["request_id"] = request_id
     record.update({k: v for k, v in extra.items() if v is not None})
+    if metrics is not None:
+        record.update(metrics.fields(authorizer=authorizer, outcome=decision, code=code, route=route,
+                                     principal=principal, latency_us=latency_us))
     return record
 
 

@@ -85,7 +85,7 @@ def authorize(runtime: AuthorizerRuntime, event: dict, settings: HttpApiSettings
     decision = runtime.decide(header(event.get("headers"), settings.token_header), route, all_routes=iam)
     audit = dict(authorizer="http_api", decision=decision.outcome.value, code=decision.code,
                  route=decision.route.route_key if decision.route else route_key, principal=decision.principal,
-                 request_id=request_context.get("requestId"))
+                 request_id=request_context.get("requestId"), metrics=runtime.metrics)
     if decision.outcome is Outcome.UNAVAILABLE:
         emit(audit_record(latency_us=elapsed_us(started), **audit))
         raise AuthorizerUnavailable("issuer keys unavailable")

@@ -69,7 +69,8 @@ def authorize(runtime: AuthorizerRuntime, event: dict, *, token_header: str = "A
     route_key = decision.route.route_key if decision.route else None
     if decision.outcome in (Outcome.UNAUTHORIZED, Outcome.UNAVAILABLE):
         emit(audit_record(authorizer="rest", decision=decision.outcome.value, code=decision.code, route=route_key,
-                          principal=decision.principal, latency_us=elapsed_us(started), request_id=request_id))
+                          principal=decision.principal, latency_us=elapsed_us(started), request_id=request_id,
+                          metrics=runtime.metrics))
         if decision.outcome is Outcome.UNAVAILABLE:
             raise AuthorizerUnavailable("issuer keys unavailable")
         raise Exception("Unauthorized")  # the exact message API Gateway turns into 401
@@ -79,7 +80,8 @@ def authorize(runtime: AuthorizerRuntime, event: dict, *, token_header: str = "A
         policy = runtime.policy_builder.build(arn, decision.satisfied, current_allowed=decision.allowed)
     emit(audit_record(authorizer="rest", decision=decision.outcome.value, code=decision.code, route=route_key,
                       principal=decision.principal, latency_us=elapsed_us(started), request_id=request_id,
-                      policy=policy.strategy, policy_bytes=policy.size, policy_conflicts=policy.conflicts or None))
+                      policy=policy.strategy, policy_bytes=policy.size, policy_conflicts=policy.conflicts or None,
+                      metrics=runtime.metrics))
     return {"principalId": principal_id(decision.principal), "policyDocument": policy.document,
             "context": context_for(decision.principal)}
 

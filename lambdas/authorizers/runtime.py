@@ -23,12 +23,14 @@ import sys
 import time
 from typing import Any, Callable, Mapping, Sequence
 
+from lambdas.observability.emf import DEFAULT_NAMESPACE, DecisionMetrics, check_namespace
 from lambdas.validation.route_decision import RouteDecision, decide_route
 from lambdas.validation.route_table import ApiRoutes, Route, RouteTable, RouteTableError
 
 ENV_POLICY = "AUTHGATE_POLICY"
 ENV_API = "AUTHGATE_API"
 ENV_MAX_POLICY_BYTES = "AUTHGATE_MAX_POLICY_BYTES"
+ENV_METRICS_NAMESPACE = "AUTHGATE_METRICS_NAMESPACE"
 
 
 class AuthorizerMisconfigured(RuntimeError):
@@ -70,7 +72,8 @@ class AuthorizerRuntime:
     """The loaded route table for one API and a Verifier over its issuers; shared by all handler kinds."""
 
     def __init__(self, table: RouteTable, api_name: str, *, verifier: Any = None,
-                 max_policy_bytes: int | None = None, settings: Any = None) -> None:
+                 max_policy_bytes: int | None = None, settings: Any = None,
+                 metrics_namespace: str = DEFAULT_NAMESPACE) -> None:
         self.table = table
         self.settings = settings  # the handler kind's own settings (HTTP API response mode, WebSocket token source)
         self.api: ApiRoutes = table.api(api_name)
@@ -78,6 +81,9 @@ class AuthorizerRuntime:
         self.verifier = verifier if verifier is not None else table.verifier()
         self.max_policy_bytes = max_policy_bytes
         self._policy_builder = None
+        # The CloudWatch EMF members of every audit line (decision counts, latency, key-set events).
+        self.metrics = DecisionMetrics(api_name, route_keys=[r.route_key for r in self.api.routes],
+                                       key_metrics=self.verifier.key_metrics, namespace=metrics_namespace)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **options: Any) -> "AuthorizerRuntime":
@@ -96,6 +102,12 @@ class AuthorizerRuntime:
                 raise AuthorizerMisconfigured(f"{ENV_MAX_POLICY_BYTES} must be a whole number of bytes >= 512, "
                                               f"found {max_bytes!r}")
             options.setdefault("max_policy_bytes", int(max_bytes))
+        namespace = environ.get(ENV_METRICS_NAMESPACE)
+        if namespace is not None:
+            try:
+                options.setdefault("metrics_namespace", check_namespace(namespace))
+            except ValueError as exc:
+                raise AuthorizerMisconfigured(f"{ENV_METRICS_NAMESPACE}: {exc}") from None
         try:
             table = RouteTable.load(path)
             return cls(table, api_name, **options)

@@ -93,7 +93,7 @@ def authorize(runtime: AuthorizerRuntime, event: dict, settings: WebSocketSettin
     decision = runtime.decide(settings.token_from(event), route)
     audit = dict(authorizer="websocket", decision=decision.outcome.value, code=decision.code, route=CONNECT_ROUTE,
                  principal=decision.principal, request_id=(event.get("requestContext") or {}).get("requestId"),
-                 token_source=settings.token_source)
+                 token_source=settings.token_source, metrics=runtime.metrics)
     emit(audit_record(latency_us=elapsed_us(started), **audit))
     if decision.outcome is Outcome.UNAVAILABLE:
         raise AuthorizerUnavailable("issuer keys unavailable")

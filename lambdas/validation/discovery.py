@@ -29,6 +29,7 @@ from .fetcher import (DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_SECONDS, Fetcher, Fetch
                       check_key_url, display_url)
 from .jwk import JsonWebKey
 from .jwks_cache import CachePolicy, JwksCache, RemoteDocument, make_fetcher
+from .key_metrics import KeySetMetrics
 
 WELL_KNOWN_OPENID_CONFIGURATION = "/.well-known/openid-configuration"
 
@@ -86,7 +87,8 @@ class DiscoveredKeySource:
                  clock: Callable[[], float] = time.monotonic, allow_insecure_http: bool = False,
                  min_ttl: float = 60.0, max_ttl: float = 86400.0, default_ttl: float = 600.0,
                  refetch_cooldown: float = 30.0, stale_if_error: float = 3600.0, error_backoff: float = 5.0,
-                 timeout: float = DEFAULT_TIMEOUT_SECONDS, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+                 timeout: float = DEFAULT_TIMEOUT_SECONDS, max_bytes: int = DEFAULT_MAX_BYTES,
+                 metrics: KeySetMetrics | None = None) -> None:
         if not isinstance(issuer, str) or not issuer:
             raise InsecureUrlError(f"issuer must be a non-empty URL string, got {issuer!r}")
         url = discovery_url if discovery_url is not None else discovery_url_for(issuer)
@@ -99,9 +101,10 @@ class DiscoveredKeySource:
                                    refetch_cooldown=refetch_cooldown, stale_if_error=stale_if_error,
                                    error_backoff=error_backoff, timeout=timeout, max_bytes=max_bytes)
         self.policy = CachePolicy(**self._cache_options)
+        self.metrics = metrics if metrics is not None else KeySetMetrics(clock=clock)
         self._metadata: RemoteDocument[ProviderMetadata] = RemoteDocument(
             self.discovery_url, self._parse, what="OIDC discovery document", fetcher=self._fetcher, clock=clock,
-            policy=self.policy)
+            policy=self.policy, counters=self.metrics.document(issuer, "discovery"))
         self._lock = threading.Lock()
         self._jwks: JwksCache | None = None
 
@@ -134,7 +137,7 @@ class DiscoveredKeySource:
             if self._jwks is None or self._jwks.jwks_uri != metadata.jwks_uri:
                 self._jwks = JwksCache(metadata.jwks_uri, fetcher=self._fetcher, clock=self._clock,
                                        allow_insecure_http=self._allow_insecure_http, issuer=self.issuer,
-                                       **self._cache_options)
+                                       metrics=self.metrics, **self._cache_options)
             return self._jwks
 
     def hydrate(self) -> None:

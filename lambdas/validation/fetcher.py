@@ -46,13 +46,17 @@ class FetchError(Exception):
     """A document could not be fetched or was not acceptable. The message names the URL (never credentials).
 
     retry_after  seconds the server asked us to wait before asking again (Retry-After on a 429 or 503), or None
+    kind         which way it failed, for metrics: timeout, http_error, over_cap, malformed or transport_error (the
+                 failure outcomes of lambdas.validation.key_metrics.FETCH_OUTCOMES)
     """
 
-    def __init__(self, url: str, reason: str, *, retry_after: float | None = None) -> None:
+    def __init__(self, url: str, reason: str, *, retry_after: float | None = None,
+                 kind: str = "transport_error") -> None:
         super().__init__(f"{display_url(url)}: {reason}")
         self.url = display_url(url)
         self.reason = reason
         self.retry_after = retry_after
+        self.kind = kind
 
 
 class InsecureUrlError(ValueError):
@@ -267,23 +271,26 @@ def fetch_json_document(fetcher: Fetcher, url: str, *, what: str, timeout: float
     except FetchError:
         raise
     except Exception as exc:  # a custom fetcher's failure must still fail closed with a clear reason
-        raise FetchError(url, f"{what} fetch failed: {type(exc).__name__}: {exc}") from None
+        raise FetchError(url, f"{what} fetch failed: {type(exc).__name__}: {exc}",
+                         kind="timeout" if isinstance(exc, TimeoutError) else "transport_error") from None
     if not isinstance(result, FetchResult):
         raise FetchError(url, f"the fetcher returned {type(result).__name__}, not a FetchResult")
     if 300 <= result.status < 400:
         target = display_url(result.location) if result.location else "no Location header"
         raise FetchError(url, f"{what} answered HTTP {result.status} redirect to {target}; redirects are not "
-                              "followed, configure the final https URL instead")
+                              "followed, configure the final https URL instead", kind="http_error")
     if result.status != 200:
         retry_after = (retry_after_from_headers(result.headers) if result.status in RETRY_AFTER_STATUSES else None)
         asked = "" if retry_after is None else f" (Retry-After: {retry_after:g} s)"
-        raise FetchError(url, f"{what} answered HTTP {result.status}, expected 200{asked}", retry_after=retry_after)
+        raise FetchError(url, f"{what} answered HTTP {result.status}, expected 200{asked}", retry_after=retry_after,
+                         kind="http_error")
     if len(result.body) > max_bytes:
-        raise FetchError(url, f"{what} body is {len(result.body)} bytes, more than the {max_bytes}-byte cap")
+        raise FetchError(url, f"{what} body is {len(result.body)} bytes, more than the {max_bytes}-byte cap",
+                         kind="over_cap")
     try:
         return parse_json_object(result.body, source=what), result
     except ValueError as exc:
-        raise FetchError(url, str(exc)) from None
+        raise FetchError(url, str(exc), kind="malformed") from None
 
 
 class HttpFetcher:
@@ -355,7 +362,7 @@ class HttpFetcher:
             conn.connect()
             connected.append(conn.sock)
             if deadline_passed.is_set():
-                raise FetchError(url, f"timed out after {timeout:g} s")
+                raise FetchError(url, f"timed out after {timeout:g} s", kind="timeout")
             conn.request("GET", target, headers={
                 "Accept": "application/jwk-set+json, application/json",
                 "Accept-Encoding": "identity",
@@ -369,10 +376,12 @@ class HttpFetcher:
                                    headers=headers)
             encoding = headers.get("content-encoding", "identity").strip().lower()
             if encoding not in ("", "identity"):
-                raise FetchError(url, f"the server sent a {encoding!r}-encoded body although identity was requested")
+                raise FetchError(url, f"the server sent a {encoding!r}-encoded body although identity was requested",
+                                 kind="malformed")
             declared = headers.get("content-length", "").strip()
             if declared.isdigit() and int(declared) > max_bytes:
-                raise FetchError(url, f"the body is {declared} bytes, more than the {max_bytes}-byte cap")
+                raise FetchError(url, f"the body is {declared} bytes, more than the {max_bytes}-byte cap",
+                                 kind="over_cap")
             chunks: list[bytes] = []
             size = 0
             while True:
@@ -382,9 +391,9 @@ class HttpFetcher:
                 chunks.append(chunk)
                 size += len(chunk)
                 if size > max_bytes:
-                    raise FetchError(url, f"the body exceeds the {max_bytes}-byte cap")
+                    raise FetchError(url, f"the body exceeds the {max_bytes}-byte cap", kind="over_cap")
             if deadline_passed.is_set():
-                raise FetchError(url, f"timed out after {timeout:g} s")
+                raise FetchError(url, f"timed out after {timeout:g} s", kind="timeout")
             max_age, no_cache = freshness_from_headers(headers)
             return FetchResult(url=url, status=200, body=b"".join(chunks), max_age=max_age, no_cache=no_cache,
                                headers=headers)
@@ -392,7 +401,7 @@ class HttpFetcher:
             raise
         except (OSError, http.client.HTTPException, ValueError) as exc:
             if deadline_passed.is_set() or isinstance(exc, TimeoutError):
-                raise FetchError(url, f"timed out after {timeout:g} s") from None
+                raise FetchError(url, f"timed out after {timeout:g} s", kind="timeout") from None
             raise FetchError(url, f"request failed: {_describe(exc)}") from None
         finally:
             watchdog.cancel()

@@ -42,6 +42,7 @@ from .errors import TokenRejected
 from .fetcher import (DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_SECONDS, FetchError, Fetcher, FetchResult, HttpFetcher,
                       InsecureUrlError, check_key_url, display_url, fetch_json_document)
 from .jwk import JsonWebKey, KeySet
+from .key_metrics import DocumentCounters, KeySetMetrics
 from .key_source import key_not_found
 
 logger = logging.getLogger("authgate.keys")
@@ -124,8 +125,9 @@ class RemoteDocument(Generic[T]):
     """
 
     def __init__(self, url: str, parse: Callable[[dict, FetchResult], T], *, what: str, fetcher: Fetcher,
-                 clock: Callable[[], float], policy: CachePolicy) -> None:
+                 clock: Callable[[], float], policy: CachePolicy, counters: DocumentCounters) -> None:
         self.url = url
+        self.counters = counters
         self.what = what
         self.policy = policy
         self._parse = parse
@@ -162,6 +164,7 @@ class RemoteDocument(Generic[T]):
             return held.value
         held = self._held
         if held is not None and self._clock() < held.stale_until:
+            self.counters.served_stale()
             return held.value
         raise self.unavailable()
 
@@ -227,17 +230,22 @@ class RemoteDocument(Generic[T]):
 
     def _fetch_now(self) -> str | None:
         self.fetch_count += 1
+        started = self._clock()
         try:
             doc, result = fetch_json_document(self._fetcher, self.url, what=self.what, timeout=self.policy.timeout,
                                               max_bytes=self.policy.max_bytes)
             value = self._parse(doc, result)
         except FetchError as exc:
+            self.counters.fetched(exc.kind, self._clock() - started)
             return self._record_failure(exc.reason, retry_after=exc.retry_after)
         except ValueError as exc:
+            self.counters.fetched("malformed", self._clock() - started)
             return self._record_failure(str(exc))
         except Exception as exc:  # an unforeseen fault in a hostile document must fail closed, not escape
+            self.counters.fetched("malformed", self._clock() - started)
             return self._record_failure(f"the {self.what} could not be used ({type(exc).__name__}: {exc})")
         now = self._clock()
+        self.counters.fetched("ok", now - started)
         fresh_until = now + self.policy.ttl_for(result)
         with self._lock:
             self._held = _Held(value, fresh_until, fresh_until + self.policy.stale_if_error)
@@ -293,15 +301,18 @@ class JwksCache:
                  allow_insecure_http: bool = False, issuer: str | None = None, min_ttl: float = 60.0,
                  max_ttl: float = 86400.0, default_ttl: float = 600.0, refetch_cooldown: float = 30.0,
                  stale_if_error: float = 3600.0, error_backoff: float = 5.0,
-                 timeout: float = DEFAULT_TIMEOUT_SECONDS, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+                 timeout: float = DEFAULT_TIMEOUT_SECONDS, max_bytes: int = DEFAULT_MAX_BYTES,
+                 metrics: KeySetMetrics | None = None) -> None:
         self.jwks_uri = check_key_url(jwks_uri, allow_insecure_http=allow_insecure_http, what="jwks_uri")
         self.issuer = issuer
+        self.metrics = metrics if metrics is not None else KeySetMetrics(clock=clock)
         self.policy = CachePolicy(min_ttl=min_ttl, max_ttl=max_ttl, default_ttl=default_ttl,
                                   refetch_cooldown=refetch_cooldown, stale_if_error=stale_if_error,
                                   error_backoff=error_backoff, timeout=timeout, max_bytes=max_bytes)
         self._document: RemoteDocument[KeySet] = RemoteDocument(
             self.jwks_uri, self._parse_key_set, what="JWKS", fetcher=make_fetcher(fetcher, allow_insecure_http),
-            clock=clock, policy=self.policy)
+            clock=clock, policy=self.policy,
+            counters=self.metrics.document(issuer or display_url(self.jwks_uri), "jwks"))
 
     def __repr__(self) -> str:
         return f"JwksCache({display_url(self.jwks_uri)!r})"
@@ -322,6 +333,9 @@ class JwksCache:
         if not key_set.keys:
             reasons = "; ".join(key_set.skipped[:5]) or "the keys array is empty"
             raise ValueError(f"{source} has no usable signing key ({reasons})")
+        previous = self._document.current
+        if previous is not None and not set(key_set.kids) <= set(previous.kids):
+            self._document.counters.rotation_seen()
         for reason in key_set.skipped:
             logger.info("%s: skipped %s", source, reason)
         return key_set
@@ -343,6 +357,8 @@ class JwksCache:
             # The kid is published, for another algorithm: a refetch cannot change that.
             raise key_not_found(key_set, kid, alg)
         outcome = self._document.refresh(cooldown=self.policy.refetch_cooldown)
+        if outcome != "skipped":
+            self._document.counters.refetched_for_unknown_kid()
         # Whatever the outcome, look again: a concurrent caller may have fetched the new keys a moment ago.
         key_set = self._document.current or key_set
         key = key_set.find(kid, alg)

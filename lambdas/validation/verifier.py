@@ -23,6 +23,7 @@ from .compact import HeaderCache, decode_json_object, decode_segment, decode_tok
 from .config import IssuerConfig
 from .errors import TokenRejected
 from .explain import Check
+from .key_metrics import KeySetMetrics
 from .key_source import KeySource, StaticKeySource
 from .principal import Principal, build_principal
 from .requirement import Requirement
@@ -40,17 +41,21 @@ class Verifier:
     fetcher              used by remote key sources (jwks_uri and discovery); default: HTTPS with short timeouts
     verified_cache_size  how many verified tokens to remember (0 disables the cache)
     key_sources          optional {issuer name: KeySource} overriding how keys are found for that issuer
+    key_metrics          where the remote key sources it builds, and the verified-token cache, count what they do
+                         (fetch outcomes, stale keys served, rotations, cache hits); default: a KeySetMetrics of its own
     """
 
     def __init__(self, issuers: Sequence[IssuerConfig], *, clock: Callable[[], float] = time.time,
                  fetcher: Any = None, verified_cache_size: int = 1024,
-                 key_sources: Mapping[str, KeySource] | None = None) -> None:
+                 key_sources: Mapping[str, KeySource] | None = None,
+                 key_metrics: KeySetMetrics | None = None) -> None:
         if isinstance(issuers, IssuerConfig):
             issuers = [issuers]
         if not issuers:
             raise ValueError("a Verifier needs at least one IssuerConfig to trust")
         self._clock = clock
         self._fetcher = fetcher
+        self.key_metrics = key_metrics if key_metrics is not None else KeySetMetrics()
         self._headers = HeaderCache()
         self._cache: dict[str, tuple[Principal, float]] = {}
         self._cache_size = max(0, int(verified_cache_size))
@@ -95,13 +100,15 @@ class Verifier:
             if key not in shared:
                 from .jwks_cache import JwksCache
                 shared[key] = JwksCache(config.jwks_uri, fetcher=self._fetcher,
-                                        allow_insecure_http=config.allow_insecure_http, issuer=config.issuer)
+                                        allow_insecure_http=config.allow_insecure_http, issuer=config.issuer,
+                                        metrics=self.key_metrics)
             return shared[key]
         key = ("discovery", config.issuer, config.allow_insecure_http)
         if key not in shared:
             from .discovery import DiscoveredKeySource
             shared[key] = DiscoveredKeySource(config.issuer, fetcher=self._fetcher,
-                                              allow_insecure_http=config.allow_insecure_http)
+                                              allow_insecure_http=config.allow_insecure_http,
+                                              metrics=self.key_metrics)
         return shared[key]
 
     # --- public API ------------------------------------------------------------------------------------------
@@ -141,6 +148,7 @@ class Verifier:
                 if self._clock() < valid_until:
                     # Another issuer entry with the same iss may still be allowed: then verify afresh.
                     if issuers is None or principal.issuer_name in issuers:
+                        self.key_metrics.verified_cache_hits += 1
                         return principal
                 else:
                     self._cache.pop(token, None)
