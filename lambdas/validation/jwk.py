@@ -37,24 +37,41 @@ _PADDING = (b"", b"", b"==", b"=")
 _B64URL_INDEX = {c: i for i, c in enumerate(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")}
 
 
-def b64url_decode(segment: bytes) -> bytes:
-    """Strict unpadded base64url (RFC 7515 2): no padding, no other alphabet, no stray bits in the last character.
+_SPARE_BITS = (0, 0, 0b1111, 0b11)  # bits the last character carries beyond the data, by length mod 4
 
-    Raises ValueError. The canonical-form check means one byte string has exactly one accepted encoding.
+
+def b64url_bytes(segment: bytes) -> bytes | None:
+    """The bytes of strict unpadded base64url (RFC 7515 2), or None when `segment` is not exactly that: no padding,
+    no other alphabet, no stray bits in the last character, so one byte string has exactly one accepted encoding.
+
+    binascii's lenient mode (cheaper than strict_mode, and this runs for every new token) with an exact length check
+    is as strict: it skips every character outside the standard alphabet (the translation also turns "+", "/" and
+    "=" into such characters), and each skipped character leaves fewer data characters, so fewer than 3n/4 bytes for
+    a segment of n characters (or a padding error). A full-length result means every character was base64url.
     """
     remainder = len(segment) & 3
     if remainder == 1:
-        raise ValueError("base64url text has an impossible length")
+        return None
     try:
-        raw = binascii.a2b_base64(segment.translate(_B64URL_TO_STD) + _PADDING[remainder], strict_mode=True)
+        raw = binascii.a2b_base64(segment.translate(_B64URL_TO_STD) + _PADDING[remainder])
     except binascii.Error:
-        raise ValueError("not strict unpadded base64url (only A-Z a-z 0-9 - _ are allowed, no '=')") from None
-    if remainder:
-        # The last character carries 4 (or 2) bits beyond the data; a canonical encoder sets them to zero.
-        spare_bits = 0b1111 if remainder == 2 else 0b11
-        if _B64URL_INDEX[segment[-1]] & spare_bits:
-            raise ValueError("base64url text is not canonical (non-zero trailing bits)")
+        return None
+    if len(raw) != len(segment) * 3 >> 2 or (remainder and _B64URL_INDEX[segment[-1]] & _SPARE_BITS[remainder]):
+        return None
     return raw
+
+
+def b64url_decode(segment: bytes) -> bytes:
+    """b64url_bytes, raising ValueError that says what is wrong instead of returning None."""
+    raw = b64url_bytes(segment)
+    if raw is not None:
+        return raw
+    if len(segment) & 3 == 1:
+        raise ValueError("base64url text has an impossible length")
+    if not all(c in _B64URL_INDEX for c in segment):
+        raise ValueError("not strict unpadded base64url (only A-Z a-z 0-9 - _ are allowed, no '=')")
+    # The last character carries 4 (or 2) bits beyond the data; a canonical encoder sets them to zero.
+    raise ValueError("base64url text is not canonical (non-zero trailing bits)")
 
 
 class JsonWebKey:

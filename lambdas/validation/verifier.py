@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from .claims import (MAX_NUMERIC_DATE, IssuerRules, check_algorithm, check_audience, check_expiry, check_issued_at, check_not_before,
                      check_required_claims, check_subject, check_tenant_issuer, check_token_age, check_token_use,
                      match_tenant_template, optional_string)
-from .compact import HeaderCache, decode_json_object, decode_segment, decode_token_fast, split_token
+from .compact import HeaderCache, decode_token, decode_token_fast
 from .config import IssuerConfig
 from .errors import TokenRejected
 from .explain import Check
@@ -239,11 +239,7 @@ class Verifier:
             decoded = decode_token_fast(token, self._headers)
             if decoded is not None:
                 return decoded
-        header_segment, payload_segment, signature_segment = split_token(token)
-        header = self._headers.decode(header_segment)
-        claims = decode_json_object(decode_segment(payload_segment, "claims set"), "claims set")
-        signature = decode_segment(signature_segment, "signature")
-        return header, claims, header_segment + b"." + payload_segment, signature
+        return decode_token(token, self._headers)
 
     def _candidates(self, claims: Mapping, issuers: Iterable[str] | None) -> tuple[IssuerRules, ...]:
         """The issuer configurations that may have issued a token with these claims (by exact `iss`)."""

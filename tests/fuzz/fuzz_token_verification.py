@@ -8,8 +8,9 @@ Two modes, chosen with --mode (tests/fuzz/README.md has the commands):
   (anything else would be a forged signature). Seeds: tests/fuzz/corpus/raw/ (`--write-seeds DIR` mints them).
 - signed: a FuzzedDataProvider turns the input into a header and claims (a valid set for one of eight IdP
   profiles with claims removed or set to any JSON value), which are then signed with the issuer's real key, so
-  the fuzzer gets past the signature to the claim rules, the profiles and route requirements. The empty input
-  is a valid token. An accepted token's principal must hold exactly the claims that were signed.
+  the fuzzer gets past the signature to the claim rules, the profiles and route requirements; one claim in eight
+  inputs is nested up to MAX_NESTING levels deep (issue 18: deep nesting once raised RecursionError). The empty
+  input is a valid token. An accepted token's principal must hold exactly the claims that were signed.
 
 The keys are derived from fixed numbers so committed seed tokens keep verifying; they are fuzzing keys that
 nothing trusts. The clock is fixed, so seeds never expire.
@@ -133,6 +134,9 @@ WORDS = ["orders:read", "orders:write", "admin", "access", "id", "Bearer", "ID",
          "system:serviceaccount:default:app", AUDIENCE, ISSUER, TENANT, "", "JWT"]
 TYPS = [None, "at+jwt", "JWT", "application/at+jwt", "AT+JWT", "logout+jwt"]
 HEADER_EXTRAS = ["crit", "b64", "jku", "x5c", "cty", "kid"]
+# Deep enough to cross the decoder's nesting bound many times over and to reach the depth at which a recursive walk
+# ran out of stack; shallow enough for json.dumps (which mints the token) to encode.
+MAX_NESTING = 600
 ROUTE_CLAIMS = ["tid", "/kubernetes.io/namespace", "/realm_access/roles/0", "email", "token_use"]
 
 
@@ -159,6 +163,14 @@ def json_value(fdp: atheris.FuzzedDataProvider, depth: int = 0):
     return " ".join(fdp.PickValueInList(WORDS) for _ in range(fdp.ConsumeIntInRange(0, 3)))
 
 
+def deeply_nested(fdp: atheris.FuzzedDataProvider):
+    """A JSON value inside 1 to MAX_NESTING arrays and objects, built without recursion."""
+    value = json_value(fdp, depth=3)
+    for _ in range(fdp.ConsumeIntInRange(1, MAX_NESTING)):
+        value = [value] if fdp.ConsumeBool() else {fdp.PickValueInList(WORDS): value}
+    return value
+
+
 def signed_case(data: bytes) -> tuple[SigningKey, dict, dict, dict]:
     """(key, header extras, claims, route requirement) built from the input; empty input: a valid token."""
     fdp = atheris.FuzzedDataProvider(data)
@@ -173,6 +185,8 @@ def signed_case(data: bytes) -> tuple[SigningKey, dict, dict, dict]:
             claims.pop(name, None)
         else:
             claims[name] = json_value(fdp)
+    if fdp.ConsumeIntInRange(0, 7) == 7:  # not on empty input, which must stay a valid token
+        claims[fdp.PickValueInList(CLAIM_NAMES)] = deeply_nested(fdp)
     header = {"typ": fdp.PickValueInList(TYPS)}
     for _ in range(fdp.ConsumeIntInRange(0, 1)):
         header[fdp.PickValueInList(HEADER_EXTRAS)] = json_value(fdp, depth=2)

@@ -591,6 +591,20 @@ attack("nesting:claims-array-5000-deep", "malformed",
 attack("nesting:claims-is-the-bomb", "malformed", lambda f: _raw_claims(f, b"[" * 5000 + b"]" * 5000))
 attack("nesting:header", "token_too_large",
        lambda f: f.signed(f.keys.rsa, '{"alg":"RS256","x":' + "[" * 900 + "]" * 900 + "}", f.claims()))
+# Issue 18: a few hundred levels and one \u escape once sent the lone-surrogate check (which recursed two frames a
+# level, outside the decoder's try) into RecursionError: a 500 from every authorizer, with a garbage signature.
+for _depth in (33, 400, 900, 990):
+    for _label, _leaf in (("escape", '"\\u0041"'), ("lone-surrogate", '"\\ud800"'), ("object-leaf", '{"b":1}')):
+        attack(f"nesting:claims-array-{_depth}-deep-{_label}-garbage-signature", "malformed",
+               lambda f, d=_depth, leaf=_leaf: f.unsigned(f.header(), f.claims_text(x="[" * d + leaf + "]" * d),
+                                                          bytes(256)))
+    attack(f"nesting:claims-object-{_depth}-deep-escape-signed", "malformed",
+           lambda f, d=_depth: _raw_claims(f, f.claims_text(x='{"\\u0061":' * d + "1" + "}" * d).encode()))
+attack("nesting:header-400-deep-escape", "malformed",
+       lambda f: f.unsigned('{"alg":"RS256","kid":"legit","x":' + "[" * 400 + '"\\u0041"' + "]" * 400 + "}",
+                            f.claims(), bytes(256)))
+attack("nesting:header-33-deep", "malformed",
+       lambda f: f.signed(f.keys.rsa, '{"alg":"RS256","kid":"legit","x":' + "[" * 32 + "]" * 32 + "}", f.claims()))
 
 for _label, _name, _raw in (("exp-1e308", "exp", "1e308"), ("exp-1e400", "exp", "1e400"),
                             ("exp-1E+400", "exp", "1E+400"), ("exp-10-pow-400", "exp", str(10 ** 400)),

@@ -13,7 +13,9 @@ standard library only, as `decode_by_the_rules`. The properties:
 
 Inputs are arbitrary text and bytes and, mostly, real signed tokens mutated the way attackers and broken clients
 mutate them: flipped and inserted characters, swapped or repeated segments, padding, whitespace, Unicode,
-re-encoded JSON (duplicate members, escapes, odd spacing, other member types) and non-canonical base64url.
+re-encoded JSON (duplicate members, escapes, odd spacing, other member types) and non-canonical base64url; and
+headers and claims sets nesting arrays and objects from 1 to a few thousand levels deep, with and without `\\u`
+escapes and lone surrogates, signed or not (issue 18: a recursive surrogate walk once raised RecursionError).
 """
 from __future__ import annotations
 
@@ -28,7 +30,8 @@ from hypothesis import strategies as st
 from lambdas.validation import IssuerConfig, StaticKeySource, TokenRejected, Verifier, verify_jws
 from lambdas.validation.compact import HeaderCache, decode_token, decode_token_fast
 from tests.security.property_budget import property_settings
-from tests.support.tokens import AUDIENCE, ISSUER, SigningKey, b64url, b64url_json, mint, standard_claims
+from tests.support.tokens import (AUDIENCE, ISSUER, SigningKey, b64url, b64url_json, json_nesting_depth, mint,
+                                 standard_claims)
 
 NOW = 1_700_000_000
 KEYS = [SigningKey.generate(alg, kid=f"kid-{alg}") for alg in ("RS256", "ES256", "EdDSA")]
@@ -50,6 +53,7 @@ SIGNED_PARTS = {token.rsplit(".", 1)[0] for token in ORIGINALS}
 MAX_TOKEN_CHARS = 16 * 1024
 MAX_HEADER_CHARS = 2048
 MAX_KID_CHARS = 256
+MAX_JSON_DEPTH = 32  # containers within containers, the top-level object being 1
 SUPPORTED_ALGORITHMS = {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
                         "Ed25519"}
 BASE64URL = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
@@ -90,6 +94,8 @@ def strict_json_object(raw: bytes) -> dict:
         raise Refused("json") from None
     if not isinstance(value, dict):
         raise Refused("not an object")
+    if json_nesting_depth(value) > MAX_JSON_DEPTH:
+        raise Refused("nested too deeply")
     return value
 
 
@@ -217,6 +223,34 @@ def mutated_tokens(draw) -> str:
     return token
 
 
+NESTING_LEAVES = ["1", '"\\u0041"', '"\\ud800"', '"caf\u00e9"', "[]", "{}", '{"b":1}', '{"b":1,"b":2}']
+
+
+@st.composite
+def deeply_nested_tokens(draw) -> str:
+    """A token whose claims set (or header) holds arrays/objects nested `depth` deep, signed by a trusted key or
+    carrying a garbage signature: deep nesting must be refused with TokenRejected on every path, never raise."""
+    depth = draw(st.sampled_from([MAX_JSON_DEPTH - 2, MAX_JSON_DEPTH - 1, MAX_JSON_DEPTH, 100, 300, 400, 990, 1000,
+                                  1100, 3000]) | st.integers(1, 1500))
+    shape = draw(st.sampled_from(["array", "object", "mixed"]))
+    openers = {"array": ["["], "object": ['{"a":'], "mixed": ["[", '{"a":']}[shape]
+    chosen = [draw(st.sampled_from(openers)) for _ in range(min(depth, 8))]
+    opened = [chosen[i % len(chosen)] for i in range(depth)]
+    nested = "".join(opened) + draw(st.sampled_from(NESTING_LEAVES)) + "".join(
+        "]" if o == "[" else "}" for o in reversed(opened))
+    key = draw(st.sampled_from(KEYS))
+    header = {"alg": key.alg, "kid": key.kid, "typ": "at+jwt"}
+    claims_text = json.dumps(standard_claims(now=NOW, scope="orders:read"), separators=(",", ":"))
+    if draw(st.booleans()):
+        claims_text = claims_text[:-1] + ',"x":' + nested + "}"
+        header_text = json.dumps(header, separators=(",", ":"))
+    else:
+        header_text = json.dumps(header, separators=(",", ":"))[:-1] + ',"x":' + nested + "}"
+    signing_input = f"{b64url(header_text.encode())}.{b64url(claims_text.encode())}"
+    signature = key.sign(signing_input.encode()) if draw(st.booleans()) else b"\x00" * 64
+    return f"{signing_input}.{b64url(signature)}"
+
+
 b64url_texts = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=+/", max_size=40)
 token_texts = st.one_of(
     mutated_tokens(), mutated_tokens(), mutated_tokens(),
@@ -226,7 +260,7 @@ token_texts = st.one_of(
               st.dictionaries(st.sampled_from(CLAIM_MEMBERS), json_values, max_size=3).map(b64url_json)
               | st.binary(max_size=40).map(b64url), st.binary(min_size=1, max_size=40).map(b64url) | b64url_texts),
 )
-any_inputs = st.one_of(token_texts, token_texts.map(lambda t: t.encode("utf-8", "surrogatepass")),
+any_inputs = st.one_of(token_texts, deeply_nested_tokens(), token_texts.map(lambda t: t.encode("utf-8", "surrogatepass")),
                        st.binary(max_size=80), st.none(), st.integers(), st.lists(st.text(max_size=5), max_size=3),
                        st.dictionaries(st.text(max_size=3), st.text(max_size=3), max_size=2),
                        st.binary(max_size=40).map(bytearray), st.binary(max_size=40).map(memoryview))
@@ -288,7 +322,7 @@ def test_header_rules_of_the_careful_decoder_are_the_stated_rules(header, origin
 
 
 @property_settings(400)
-@given(token_texts)
+@given(token_texts | deeply_nested_tokens())
 def test_hot_path_decoder_declines_or_returns_what_the_careful_decoder_returns(token):
     headers = HeaderCache()
     for original in ORIGINALS:
@@ -316,6 +350,17 @@ def test_verifier_outcome_does_not_depend_on_the_header_cache_or_str_vs_bytes(to
         assert outcome(fresh_verifier(), token.encode("ascii")) == cold
     if cold[0] == "accepted":
         assert token.rsplit(".", 1)[0] in SIGNED_PARTS, "a token whose signed part was changed verified"
+
+
+@property_settings(150)
+@given(deeply_nested_tokens())
+def test_deep_nesting_gets_one_outcome_on_every_path(token):
+    cold = outcome(fresh_verifier(), token)
+    event(f"nested: {cold[0]} {cold[1] if cold[0] == 'rejected' else ''}")
+    assert outcome(WARM, token) == cold
+    assert outcome(fresh_verifier(), token.encode("ascii")) == cold
+    if cold[0] == "accepted":
+        assert decode_by_the_rules(token) is not None
 
 
 @property_settings(250)

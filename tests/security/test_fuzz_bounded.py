@@ -7,6 +7,7 @@ Long runs: tests/fuzz/README.md.
 from __future__ import annotations
 
 import platform
+import random
 import re
 import subprocess
 import sys
@@ -26,6 +27,7 @@ else:
     pytest.importorskip("atheris", reason="atheris has no wheel for this platform; see tests/fuzz/README.md")
 
 from tests.fuzz import fuzz_token_verification as target
+from tests.support.tokens import json_nesting_depth
 
 REPO = Path(__file__).resolve().parents[2]
 # Bounded so both runs together take about 6 s here (raw ~6,000 inputs/s, signed ~1,000 inputs/s, plus start-up).
@@ -59,6 +61,16 @@ def test_the_empty_signed_mode_input_is_a_valid_token_and_inputs_reach_every_pro
     accepted_by = {principal.issuer_name for n in range(len(target.PROFILES))
                    if (principal := target.check_signed_claims(bytes([n]))) is not None}
     assert accepted_by == set(target.PROFILES)
+
+
+def test_signed_mode_generates_claims_nested_past_the_decoders_bound():
+    # Issue 18: the fuzz run must reach deep nesting (past the 32-level bound, and hundreds of levels), or it cannot
+    # find a recursion that only deep input triggers. The deepest generated token is refused, not raised on.
+    generator = random.Random(18)
+    inputs = [generator.randbytes(96) for _ in range(400)]
+    depths = [json_nesting_depth(target.signed_case(data)[2]) for data in inputs]
+    assert any(33 <= d <= 64 for d in depths) and any(d > 300 for d in depths), sorted(depths)[-20:]
+    assert target.check_signed_claims(inputs[depths.index(max(depths))]) is None
 
 
 def test_an_exception_other_than_token_rejected_escapes_the_target(monkeypatch):

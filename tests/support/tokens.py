@@ -121,3 +121,13 @@ def mint(key: SigningKey, claims: dict | None = None, *, header: dict | None = N
     body = standard_claims(**claim_overrides) if claims is None else dict(claims)
     signing_input = f"{b64url_json(hdr)}.{b64url_json(body)}".encode("ascii")
     return f"{signing_input.decode()}.{b64url(key.sign(signing_input, alg))}"
+
+
+def json_nesting_depth(value: Any) -> int:
+    """How deep arrays and objects nest in a decoded JSON value (a top-level object is 1), without recursion."""
+    depth, level = 0, [value]
+    while level:
+        depth += 1
+        level = [child for item in level for child in (item.values() if isinstance(item, dict) else item)
+                 if isinstance(child, (dict, list))]
+    return depth
