@@ -11,6 +11,13 @@ from __future__ import annotations
 # wherever the rule is enforced.
 AUTHORIZATION_CODES = frozenset({"insufficient_scope", "insufficient_role", "insufficient_group", "claim_mismatch"})
 KEY_SOURCE_CODES = frozenset({"jwks_unavailable"})
+# Every code that means "cannot decide now", not "no": the issuer's keys, its introspection endpoint, the shared
+# denylist or the DPoP replay store could not be reached. Entry points fail closed with 500/503, never cached.
+UNAVAILABLE_CODES = KEY_SOURCE_CODES | frozenset({"introspection_unavailable", "denylist_unavailable",
+                                                  "replay_store_unavailable"})
+# Refusals of proof of possession (RFC 9449 DPoP, RFC 8705 certificate binding): 401 with WWW-Authenticate.
+POSSESSION_CODES = frozenset({"invalid_dpop_proof", "use_dpop_nonce", "dpop_required", "dpop_bound_token",
+                              "certificate_required", "certificate_mismatch"})
 
 # Every code a TokenRejected can carry, with what it means. The set is stable: callers and dashboards key on it.
 CODES = {
@@ -37,6 +44,18 @@ CODES = {
     "insufficient_role": "authenticated, but lacks a role the route requires",
     "insufficient_group": "authenticated, but lacks a group the route requires",
     "claim_mismatch": "authenticated, but a claim the route checks has a value it does not allow",
+    "inactive_token": "the issuer's introspection endpoint says the token is not active (revoked, expired, unknown)",
+    "introspection_unavailable": "the issuer's introspection endpoint cannot be reached or answered badly: fail closed",
+    "revoked": "the token, its session or its subject is on the denylist (revoked or logged out)",
+    "denylist_unavailable": "the shared denylist cannot be read right now: fail closed",
+    "invalid_dpop_proof": "the DPoP proof is missing, malformed, replayed, for another request or another key",
+    "use_dpop_nonce": "the route wants a DPoP proof carrying the server's current nonce (DPoP-Nonce header)",
+    "dpop_required": "the route requires a DPoP-bound token sent as Authorization: DPoP with a DPoP proof",
+    "dpop_bound_token": "a DPoP-bound token (cnf.jkt) sent as a Bearer token; send it with its DPoP proof",
+    "replay_store_unavailable": "the DPoP replay store cannot be written right now: fail closed",
+    "certificate_required": "the route (or the token's cnf) needs a mutual TLS client certificate, none was given",
+    "certificate_mismatch": "the token is bound to another client certificate (cnf x5t#S256)",
+    "invalid_logout_token": "a back-channel logout token failed a check of OpenID Back-Channel Logout 1.0 2.6",
     "route_not_found": "the request matches no route of the API (backend guards; the ASGI middleware answers 404)",
     "route_mismatch": "a REST REQUEST event's method ARN and routed resource name different routes: refused",
 }

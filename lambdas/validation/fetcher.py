@@ -320,6 +320,23 @@ class HttpFetcher:
 
     def fetch(self, url: str, *, timeout: float = DEFAULT_TIMEOUT_SECONDS,
               max_bytes: int = DEFAULT_MAX_BYTES) -> FetchResult:
+        return self._exchange("GET", url, None, {"Accept": "application/jwk-set+json, application/json"},
+                              timeout=timeout, max_bytes=max_bytes)
+
+    def post_form(self, url: str, form: Mapping[str, str], *, headers: Mapping[str, str] | None = None,
+                  timeout: float = DEFAULT_TIMEOUT_SECONDS, max_bytes: int = DEFAULT_MAX_BYTES) -> FetchResult:
+        """POST `form` as application/x-www-form-urlencoded (token introspection, RFC 7662 2.1), under the same
+        URL rules, deadline and body cap as `fetch`. `headers` add to the request (e.g. Authorization); they are
+        never logged."""
+        from urllib.parse import urlencode
+
+        request_headers = {"Accept": "application/json", "Content-Type": "application/x-www-form-urlencoded"}
+        request_headers.update(headers or {})
+        return self._exchange("POST", url, urlencode(form).encode("ascii"), request_headers, timeout=timeout,
+                              max_bytes=max_bytes)
+
+    def _exchange(self, method: str, url: str, body: bytes | None, request_headers: Mapping[str, str], *,
+                  timeout: float, max_bytes: int) -> FetchResult:
         try:
             check_key_url(url, allow_insecure_http=self.allow_insecure_http, what="URL")
         except InsecureUrlError as exc:
@@ -363,8 +380,8 @@ class HttpFetcher:
             connected.append(conn.sock)
             if deadline_passed.is_set():
                 raise FetchError(url, f"timed out after {timeout:g} s", kind="timeout")
-            conn.request("GET", target, headers={
-                "Accept": "application/jwk-set+json, application/json",
+            conn.request(method, target, body=body, headers={
+                **request_headers,
                 "Accept-Encoding": "identity",
                 "User-Agent": self.user_agent,
                 "Connection": "close",

@@ -74,6 +74,14 @@ def b64url_decode(segment: bytes) -> bytes:
     raise ValueError("base64url text is not canonical (non-zero trailing bits)")
 
 
+def b64url_encode(data: bytes) -> str:
+    """Unpadded base64url (RFC 7515 2), the one encoding JOSE thumbprints and hashes are compared in."""
+    return binascii.b2a_base64(data, newline=False).rstrip(b"=").translate(_STD_TO_B64URL).decode("ascii")
+
+
+_STD_TO_B64URL = bytes.maketrans(b"+/", b"-_")
+
+
 class JsonWebKey:
     """An immutable public key parsed from a JWK, ready to verify JWS signatures."""
 

@@ -1,0 +1,164 @@
+"""Proof of possession and freshness for one request, after the token verified: the checks a route's `proof` and
+`freshness` ask for, and the ones a bound token asks for on every route.
+
+Every entry point (authorizers, backend guards, the forward-auth service, the back-channel logout endpoint's
+neighbours) reaches these through `RequestChecks.check`, given the request facts its adapter read from its event:
+the Authorization scheme, the DPoP header, the URI and method the gateway saw, and the client certificate. So
+there is one place that says what DPoP, certificate binding, the denylist and introspection require.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from .config import DEFAULT_DPOP_ALGORITHMS, IssuerConfig
+from .denylist import Denylist
+from .dpop import check_dpop_proof, www_authenticate_dpop
+from .errors import TokenRejected
+from .principal import Principal
+from .replay import ReplayStore
+
+SCHEMES = ("bearer", "dpop")
+
+
+@dataclass(frozen=True)
+class RequestFacts:
+    """What the entry point saw of the request, beyond the token.
+
+    scheme              the Authorization scheme the token came with: "bearer" or "dpop"
+    method, uri         the request as the gateway received it (uri: scheme://host/path, the query ignored)
+    dpop_proof          the DPoP header (a tuple when sent more than once), or None
+    client_certificate  the mutual TLS client certificate (PEM) the gateway or a trusted proxy passed, or None
+    """
+
+    scheme: str = "bearer"
+    method: str = ""
+    uri: str | None = None
+    dpop_proof: str | tuple | None = None
+    client_certificate: str | None = None
+
+
+def authorization_credentials(value: Any) -> tuple[str, str]:
+    """(scheme, token) from an Authorization-style value: "Bearer <token>" or "DPoP <token>" (any case), or the bare
+    token (read as Bearer). A tuple is a header sent more than once, which is refused: which copy would count is the
+    client's choice."""
+    if isinstance(value, tuple):
+        raise TokenRejected("malformed", "the token header appears more than once",
+                            hint="send exactly one header: Authorization: Bearer <token>")
+    if not isinstance(value, str) or not value.strip():
+        raise TokenRejected("malformed", "the request carries no bearer token",
+                            hint="send the access token as: Authorization: Bearer <token>")
+    value = value.strip()
+    scheme, sep, rest = value.partition(" ")
+    kind = "bearer"
+    if sep:
+        kind = scheme.lower()
+        if kind not in SCHEMES:
+            raise TokenRejected("malformed", "the Authorization scheme is not Bearer or DPoP", expected="Bearer",
+                                found=scheme[:20], hint="send the access token as: Authorization: Bearer <token>")
+        value = rest.strip()
+    if not value or any(c.isspace() for c in value):
+        raise TokenRejected("malformed", "the bearer token is empty or contains whitespace",
+                            hint="send exactly one token: Authorization: Bearer <token>")
+    return kind, value
+
+
+def confirmation(claims: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """(cnf.jkt, cnf["x5t#S256"]) of a token: the key and the certificate it is bound to, each None when absent."""
+    cnf = claims.get("cnf")
+    if cnf is None:
+        return None, None
+    if not isinstance(cnf, Mapping):
+        raise TokenRejected("malformed", "the token's cnf claim must be an object (RFC 7800)")
+    jkt, x5t = cnf.get("jkt"), cnf.get("x5t#S256")
+    for name, value in (("jkt", jkt), ("x5t#S256", x5t)):
+        if value is not None and (type(value) is not str or not value):
+            raise TokenRejected("malformed", f"the token's cnf.{name} must be a non-empty string")
+    return jkt, x5t
+
+
+class RequestChecks:
+    """The stores and clients the checks need, shared by every request of an entry point.
+
+    replay         where DPoP proof jtis are recorded (the DynamoDB table in Lambda, in memory for one process)
+    denylist       the shared denylist, for freshness: denylist routes (None: such routes fail closed)
+    introspection  issuer name -> IntrospectionClient, for freshness: introspect routes and opaque tokens
+    """
+
+    def __init__(self, *, replay: ReplayStore | None = None, denylist: Denylist | None = None,
+                 introspection: Mapping[str, Any] | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.replay = replay
+        self.denylist = denylist
+        self.introspection = dict(introspection or {})
+        self._clock = clock
+
+    def check(self, *, proof: str, freshness: str, issuer: IssuerConfig, principal: Principal, token: str,
+              facts: RequestFacts) -> None:
+        """Raise TokenRejected unless the request proves possession as the token and the route require and the
+        token is still fresh as the route requires. Codes: dpop_bound_token, dpop_required, invalid_dpop_proof,
+        use_dpop_nonce, certificate_required, certificate_mismatch, revoked, inactive_token; and the "cannot tell
+        now" codes replay_store_unavailable, denylist_unavailable, introspection_unavailable (fail closed)."""
+        self.check_possession(proof, issuer, principal.claims, token, facts)
+        self.check_freshness(freshness, issuer, principal, token)
+
+    def check_possession(self, proof: str, issuer: IssuerConfig, claims: Mapping[str, Any], token: str,
+                         facts: RequestFacts) -> None:
+        jkt, x5t = confirmation(claims)
+        if jkt is not None:
+            # RFC 9449 7.2: a DPoP-bound token is refused as a Bearer token on every route, or a thief could drop
+            # the proof and use it where DPoP is not required.
+            if facts.scheme != "dpop":
+                raise TokenRejected("dpop_bound_token", "this token is DPoP-bound (cnf.jkt) and was sent as a Bearer "
+                                    "token", hint="send it as Authorization: DPoP <token> with a DPoP proof")
+            if self.replay is None:
+                raise TokenRejected("replay_store_unavailable", "no DPoP replay store is configured, so a DPoP "
+                                    "proof cannot be checked for replay")
+            check_dpop_proof(facts.dpop_proof, method=facts.method, uri=facts.uri or "", access_token=token,
+                             expected_thumbprint=jkt, algorithms=issuer.binding.dpop_algorithms,
+                             max_age_seconds=issuer.binding.dpop_proof_max_age_seconds, now=self._clock(),
+                             replay=self.replay)
+        elif facts.scheme == "dpop":
+            raise TokenRejected("invalid_dpop_proof", "the token was sent with the DPoP scheme but is not bound to a "
+                                "key (no cnf.jkt)", hint="send an unbound token as Authorization: Bearer <token>")
+        elif proof == "dpop":
+            raise TokenRejected("dpop_required", "this route accepts only DPoP-bound tokens sent with a DPoP proof",
+                                hint="obtain a DPoP-bound token (RFC 9449) and send it as Authorization: DPoP")
+        if x5t is not None:
+            from .cert_binding import check_certificate_binding
+            check_certificate_binding(x5t, facts.client_certificate)
+        elif proof == "mtls":
+            raise TokenRejected("certificate_required", "this route accepts only certificate-bound tokens (cnf "
+                                "x5t#S256), and this token is not bound", hint="obtain the token over mutual TLS "
+                                "(RFC 8705) and call with the same certificate")
+
+    def check_freshness(self, freshness: str, issuer: IssuerConfig, principal: Principal, token: str) -> None:
+        if freshness == "denylist":
+            if self.denylist is None:
+                raise TokenRejected("denylist_unavailable", "no denylist store is configured for this entry point",
+                                    hint="set AUTHGATE_DENYLIST_TABLE (the construct does) or pass a Denylist")
+            self.denylist.check(principal.issuer, principal.claims, cache_seconds=issuer.revocation.cache_seconds)
+        elif freshness == "introspect":
+            self.introspection_client(issuer).confirm(token, principal)
+
+    def introspection_client(self, issuer: IssuerConfig) -> Any:
+        client = self.introspection.get(issuer.display_name)
+        if client is None:
+            from .introspection import IntrospectionClient
+            client = self.introspection[issuer.display_name] = IntrospectionClient(issuer, clock=self._clock)
+        return client
+
+
+def www_authenticate(rejection: TokenRejected | None, *, proof: str, issuer: IssuerConfig | None = None) -> str:
+    """The WWW-Authenticate header of a 401 on a route: DPoP's challenge (with algs) on DPoP routes and for DPoP
+    refusals, Bearer's (RFC 6750 3) elsewhere."""
+    dpop_codes = ("invalid_dpop_proof", "use_dpop_nonce", "dpop_required", "dpop_bound_token")
+    if proof == "dpop" or (rejection is not None and rejection.code in dpop_codes):
+        algorithms = issuer.binding.dpop_algorithms if issuer is not None else DEFAULT_DPOP_ALGORITHMS
+        return www_authenticate_dpop(rejection, algorithms)
+    if rejection is None:
+        return "Bearer"
+    return 'Bearer error="invalid_token"'
+
+
+__all__ = ["RequestChecks", "RequestFacts", "authorization_credentials", "confirmation", "www_authenticate"]
