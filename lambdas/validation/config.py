@@ -7,8 +7,9 @@ from typing import Any, Mapping, Sequence
 
 from .jwk import SUPPORTED_ALGORITHMS
 
+# The one list of IdP profile names, and the other names people use for the same token formats; the policy model,
+# its JSON Schema and the CLI all read these.
 PROFILES = ("generic", "cognito", "entra", "google", "okta", "auth0", "keycloak", "kubernetes")
-# Other names people use for the same token formats.
 PROFILE_ALIASES = {"firebase": "google", "identity_platform": "google", "identity-platform": "google",
                    "gcip": "google", "azure": "entra", "azuread": "entra", "entra_external_id": "entra"}
 TOKEN_USES = ("access", "id")
@@ -18,8 +19,33 @@ TENANT_PLACEHOLDER = "{tenantid}"
 
 _PROFILE_DEFAULT: Any = object()  # token_use default: "access", except profiles whose bearer tokens are ID tokens
 
-_COGNITO_ISSUER = re.compile(r"^https://(issuer-)?cognito-idp\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?/([a-z0-9-]+_[A-Za-z0-9]+)$")
+# A user pool's issuer, in its ORIGINAL (cognito-idp.) or UPDATED (issuer-cognito-idp.) spelling; the pool id
+# starts with the region the host names.
+_COGNITO_ISSUER = re.compile(r"^https://(issuer-)?cognito-idp\.([a-z]{2}(?:-[a-z]+)+-\d)\.amazonaws\.com(\.cn)?/"
+                             r"(\2_[A-Za-z0-9]+)$")
 _COGNITO_POOL_ID = re.compile(r"^([a-z]{2}(?:-[a-z]+)+-\d)_[A-Za-z0-9]+$")
+COGNITO_ISSUER_HELP = ("a cognito issuer is https://cognito-idp.<region>.amazonaws.com/<user pool id> (or "
+                       "issuer-cognito-idp.<region>...), e.g. https://cognito-idp.eu-west-1.amazonaws.com/"
+                       "eu-west-1_AbCdEf123 (the pool id starts with its region), or the user pool id itself")
+
+
+def canonical_profile(name: Any) -> str:
+    """The profile a name or alias stands for; ValueError naming every accepted spelling otherwise."""
+    profile = PROFILE_ALIASES.get(name, name) if isinstance(name, str) else name
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; use one of {', '.join(PROFILES)} (also accepted: "
+                         f"{', '.join(f'{a} = {p}' for a, p in PROFILE_ALIASES.items())})")
+    return profile
+
+
+def cognito_issuer(issuer: str) -> str:
+    """The issuer URL of a Cognito user pool, given as its issuer URL or its pool id; ValueError otherwise."""
+    if _COGNITO_POOL_ID.match(issuer):
+        region = issuer.split("_", 1)[0]
+        return f"https://cognito-idp.{region}.amazonaws.com/{issuer}"
+    if not _COGNITO_ISSUER.match(issuer):
+        raise ValueError(COGNITO_ISSUER_HELP)
+    return issuer
 
 
 def default_token_use(profile: str) -> str:
@@ -154,15 +180,13 @@ class IssuerConfig:
         set_ = object.__setattr__
         if not isinstance(self.issuer, str) or not self.issuer.strip():
             raise ValueError("IssuerConfig.issuer must be the issuer identifier, e.g. https://idp.example.com")
-        profile = PROFILE_ALIASES.get(self.profile, self.profile)
-        if profile not in PROFILES:
-            raise ValueError(f"IssuerConfig({self.issuer}): unknown profile {self.profile!r}; use one of "
-                             f"{', '.join(PROFILES)}")
+        try:
+            profile = canonical_profile(self.profile)
+            issuer = cognito_issuer(self.issuer) if profile == "cognito" else self.issuer
+        except ValueError as exc:
+            raise ValueError(f"IssuerConfig({self.issuer}): {exc}") from None
         set_(self, "profile", profile)
-        issuer = self.issuer
-        if profile == "cognito":
-            issuer = _cognito_issuer(issuer)
-            set_(self, "issuer", issuer)
+        set_(self, "issuer", issuer)
         if TENANT_PLACEHOLDER in issuer and (profile != "entra" or issuer.count(TENANT_PLACEHOLDER) != 1):
             raise ValueError(f"IssuerConfig({issuer}): {TENANT_PLACEHOLDER} is only meaningful once, in an entra "
                              "multi-tenant issuer")
@@ -231,17 +255,6 @@ class IssuerConfig:
         if "token_use" in entry and entry["token_use"] is None:
             kwargs["token_use"] = None
         return cls(name=name, **kwargs)
-
-
-def _cognito_issuer(issuer: str) -> str:
-    if _COGNITO_POOL_ID.match(issuer):
-        region = issuer.split("_", 1)[0]
-        return f"https://cognito-idp.{region}.amazonaws.com/{issuer}"
-    match = _COGNITO_ISSUER.match(issuer)
-    if not match:
-        raise ValueError(f"IssuerConfig({issuer}): a cognito issuer is https://cognito-idp.<region>.amazonaws.com/"
-                         "<userPoolId> (or issuer-cognito-idp.<region>...), or the user pool id itself")
-    return issuer
 
 
 def _accepted_issuers(issuer: str, profile: str) -> tuple[str, ...]:

@@ -24,6 +24,8 @@ EC_COORDINATE_BYTES = {"P-256": 32, "P-384": 48, "P-521": 66}
 # "Ed25519" is the fully-specified name from RFC 9864 for what RFC 8037 calls "EdDSA" over Ed25519.
 OKP_CURVE_ALGORITHMS = {"Ed25519": ("EdDSA", "Ed25519")}
 SUPPORTED_ALGORITHMS = frozenset(RSA_ALGORITHMS) | frozenset(EC_CURVE_ALGORITHMS.values()) | {"EdDSA", "Ed25519"}
+# The names a policy may allow, in the order they are documented (Ed25519 is read as EdDSA; one spelling there).
+ASYMMETRIC_ALGORITHMS = RSA_ALGORITHMS + tuple(EC_CURVE_ALGORITHMS.values()) + ("EdDSA",)
 
 # Members that only a private (or symmetric) key carries; a JWKS that publishes them is leaking a secret.
 _PRIVATE_MEMBERS = {

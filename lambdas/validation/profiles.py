@@ -22,6 +22,11 @@ from typing import Callable, Mapping
 
 from .errors import TokenRejected
 
+# Scopes an IdP grants by itself (OpenID Connect Core 5.4 and 11; Cognito's user self-service scope): a client may
+# request them without any route defining them, and they are never an API's resource-server scopes.
+BUILT_IN_SCOPES = frozenset({"openid", "profile", "email", "phone", "address", "offline_access",
+                             "aws.cognito.signin.user.admin"})
+
 _ACCESS_TYP = "at+jwt"
 _ID_TOKEN_MARKERS = ("nonce", "at_hash", "c_hash")
 _EMPTY: tuple = ()

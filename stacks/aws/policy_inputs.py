@@ -1,14 +1,12 @@
 """What the AWS stacks take from the auth policy beyond the route table: Cognito scopes and clients, ALB login."""
 from __future__ import annotations
 
+from lambdas.validation.profiles import BUILT_IN_SCOPES
 from stacks.aws.alb_oidc.infrastructure import MachineRoute, OidcLogin
 from stacks.aws.cognito_issuer.infrastructure import ServiceClientSpec, SpaClientSpec
 from stacks.aws.refusals import UnsupportedConfiguration
 from stacks.aws.route_plan import ApiPlan, IssuerPlan
 from stacks.aws.settings import AlbSettings
-
-# Scopes Cognito grants by itself; they are not resource-server scopes.
-OIDC_SCOPES = frozenset({"openid", "email", "profile", "phone", "aws.cognito.signin.user.admin"})
 
 
 def cognito_scopes(policy, plan: ApiPlan, issuer_name: str) -> tuple[str, dict[str, str]]:
@@ -19,7 +17,7 @@ def cognito_scopes(policy, plan: ApiPlan, issuer_name: str) -> tuple[str, dict[s
             scopes.update(route.scopes, route.scopes_all)
     for client in policy.clients.values():
         if client.issuer == issuer_name:
-            scopes.update(s for s in client.scopes if s not in OIDC_SCOPES)
+            scopes.update(s for s in client.scopes if s not in BUILT_IN_SCOPES)
     if not scopes:
         raise UnsupportedConfiguration(f"no route of API {plan.name!r} or client requires a scope of issuer "
                                        f"{issuer_name!r}; a Cognito resource server needs at least one")
@@ -36,7 +34,7 @@ def cognito_clients(policy, issuer_name: str) -> tuple[list[SpaClientSpec], list
     for name, client in policy.clients.items():
         if client.issuer != issuer_name:
             continue
-        resource_scopes = [s for s in client.scopes if s not in OIDC_SCOPES]
+        resource_scopes = [s for s in client.scopes if s not in BUILT_IN_SCOPES]
         if client.kind == "spa":
             spa.append(SpaClientSpec(name=name, callback_urls=tuple(client.redirect_uris),
                                      logout_urls=tuple(client.logout_uris), scopes=tuple(resource_scopes)))

@@ -8,10 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
-# API Gateway's HTTP API JWT authorizer verifies RSA signatures only.
-NATIVE_JWT_ALGORITHMS = frozenset({"RS256", "RS384", "RS512"})
-# Authorization scopes on one HTTP API route; kept at the figure the product brief sets for a native route.
-MAX_NATIVE_ROUTE_SCOPES = 10
+from lambdas.validation.native_gateway import NATIVE_JWT_ALGORITHMS, NATIVE_MAX_SCOPES
 # API Gateway's upper bound for an authorizer's result cache.
 MAX_AUTHORIZER_CACHE_SECONDS = 3600
 # Issuers whose tokens are minted by a client SDK, not by an OAuth authorization endpoint an ALB could redirect to.
@@ -52,10 +49,10 @@ def require_native_jwt_issuer(name: str, *, issuer: str, audiences: Sequence[str
 
 
 def require_native_route_scopes(route_key: str, scopes: Sequence[str]) -> None:
-    if len(scopes) > MAX_NATIVE_ROUTE_SCOPES:
+    if len(scopes) > NATIVE_MAX_SCOPES:
         raise UnsupportedConfiguration(
             f"route {route_key!r} lists {len(scopes)} scopes; a native HTTP API route takes at most "
-            f"{MAX_NATIVE_ROUTE_SCOPES}. Group them under fewer scopes, or let the Lambda authorizer enforce the route")
+            f"{NATIVE_MAX_SCOPES}. Group them under fewer scopes, or let the Lambda authorizer enforce the route")
 
 
 def require_alb_oidc_provider(issuer: str, *, profile: str | None = None) -> None:

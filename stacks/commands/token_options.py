@@ -10,6 +10,7 @@ import re
 import sys
 from typing import Any
 
+from lambdas.validation.config import PROFILE_ALIASES, PROFILES, canonical_profile
 from stacks.commands.policy_file import UsageError, load_policy_file
 
 # The command line's names for the IssuerConfig settings the validation module's messages name, so an error says
@@ -19,6 +20,14 @@ _FLAG_FOR_SETTING = {"allow_insecure_http=True": "--allow-insecure-http", "leewa
                      "audiences": "--audience", "token_use": "--token-use"}
 _SETTING = re.compile(r"\b(?:" + "|".join(re.escape(name) for name in _FLAG_FOR_SETTING)
                       + r")|^jwks_uri\b|IssuerConfig\(([^)]*)\)(?:\.issuer)?")
+
+
+def _profile(name: str) -> str:
+    """--profile: a profile name or alias, read as the policy file reads `profile:` (one list of names)."""
+    try:
+        return canonical_profile(name)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_trust_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,8 +40,8 @@ def add_trust_arguments(parser: argparse.ArgumentParser) -> None:
                        help="JWKS file or https URL (default: OIDC discovery from the issuer); with --policy it "
                             "replaces the policy issuers' key sources, e.g. to explain a token offline")
     group.add_argument("--algorithms", metavar="ALGS", help="comma-separated allow-list (default RS256)")
-    group.add_argument("--profile", default="generic",
-                       help="IdP profile: generic, cognito, entra, google, okta, auth0, keycloak, kubernetes")
+    group.add_argument("--profile", default="generic", type=_profile,
+                       help=f"IdP profile: {', '.join(PROFILES)} (aliases: {', '.join(PROFILE_ALIASES)})")
     group.add_argument("--token-use", choices=("access", "id", "any"),
                        help="which kind of token to accept (default: access; google profile: id)")
     group.add_argument("--leeway", type=int, metavar="SECONDS",

@@ -3,13 +3,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Mapping
 
-from stacks.policy.profiles import NATIVE_GATEWAY_ALGORITHMS
+from lambdas.validation.native_gateway import NATIVE_JWT_ALGORITHMS, NATIVE_MAX_SCOPES
 
 if TYPE_CHECKING:
     from stacks.policy.model import IssuerSpec, RouteSpec
 
-# An HTTP API route's JWT authorizer accepts at most this many authorization scopes.
-NATIVE_MAX_SCOPES = 10
 _NATIVE_CHECKS = "the native JWT authorizer checks only iss, aud/client_id, expiry and any-of scopes"
 
 
@@ -51,7 +49,7 @@ def native_blockers(route: "RouteSpec", issuers: Mapping[str, "IssuerSpec"]) -> 
         issuer = issuers.get(name)
         if issuer is None:
             continue
-        non_rsa = [alg for alg in issuer.algorithms if alg not in NATIVE_GATEWAY_ALGORITHMS]
+        non_rsa = [alg for alg in issuer.algorithms if alg not in NATIVE_JWT_ALGORITHMS]
         if non_rsa:
             reasons.append(f"issuer {name} allows {', '.join(non_rsa)}, which the native JWT authorizer cannot "
                            f"verify (RSA RS256/RS384/RS512 only)")

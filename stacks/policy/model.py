@@ -9,13 +9,17 @@ from typing import Annotated, Any, Iterator, Literal
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo,
                       field_validator, model_validator)
 
+from lambdas.validation.config import DEFAULT_DPOP_ALGORITHMS, PROFILE_ALIASES, PROFILES as PROFILE_NAMES
+from lambdas.validation.jwk import ASYMMETRIC_ALGORITHMS
+from lambdas.validation.profiles import BUILT_IN_SCOPES
 from stacks.policy.errors import Problem
 from stacks.policy.profiles import PROFILES, check_issuer_url, check_key_url
 from stacks.policy.route_keys import (WEBSOCKET_CONNECT, RouteKey, WebSocketRouteKey, parse_route_key,
                                       parse_websocket_route_key)
 
-ProfileName = Literal["generic", "cognito", "entra", "google", "okta", "auth0", "keycloak", "kubernetes"]
-Algorithm = Literal["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
+# Names and aliases (an alias is read as its profile before anything else looks at it; the schema offers both).
+ProfileName = Literal[PROFILE_NAMES + tuple(PROFILE_ALIASES)]
+Algorithm = Literal[ASYMMETRIC_ALGORITHMS]
 TokenUse = Literal["access", "id", "any"]
 Enforcement = Literal["auto", "native", "lambda"]
 ApiProtocol = Literal["http", "websocket"]
@@ -23,7 +27,6 @@ Freshness = Literal["none", "denylist", "introspect"]
 Proof = Literal["none", "dpop", "mtls"]
 # RFC 9449 proofs are signed by the client's own key: asymmetric algorithms only (never none or HMAC).
 DpopAlgorithm = Literal["RS256", "PS256", "ES256", "ES384", "EdDSA"]
-DEFAULT_DPOP_ALGORITHMS = ("ES256", "PS256", "RS256", "EdDSA")
 # An environment variable name: where a secret is read from at runtime, so the policy never holds it.
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,127}$")
 
@@ -33,8 +36,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # Checked by the verifier on every token; a route rule on them would be either redundant or contradictory.
 VERIFIER_CLAIMS = frozenset({"iss", "aud", "exp", "nbf", "iat"})
 # Scopes a client may request that no route needs to define (OIDC and Cognito built-ins).
-STANDARD_SCOPES = frozenset({"openid", "profile", "email", "phone", "address", "offline_access",
-                             "aws.cognito.signin.user.admin"})
+STANDARD_SCOPES = BUILT_IN_SCOPES
 _PRIVATE_JWK_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
 
 
@@ -157,6 +159,8 @@ class IssuerSpec(PolicyModel):
             return data
         data = dict(data)
         profile_name = data.get("profile", "generic")
+        if isinstance(profile_name, str) and profile_name in PROFILE_ALIASES:
+            profile_name = data["profile"] = PROFILE_ALIASES[profile_name]
         profile = PROFILES.get(profile_name) if isinstance(profile_name, str) else None
         if profile is not None:
             if data.get("algorithms") is None:
@@ -409,7 +413,7 @@ class ClientSpec(PolicyModel):
 def _check_callback_uri(uri: str, field: str) -> None:
     from urllib.parse import urlsplit
 
-    from stacks.policy.profiles import is_loopback_host
+    from lambdas.validation.fetcher import is_loopback_host
     parts = urlsplit(uri)
     if "*" in uri:
         raise ValueError(f"{field}: {uri!r} has a wildcard; redirect URIs are matched exactly (RFC 9700 §4.1.3)")
@@ -417,7 +421,7 @@ def _check_callback_uri(uri: str, field: str) -> None:
         raise ValueError(f"{field}: {uri!r} has a fragment; redirect URIs must not (RFC 6749 §3.1.2)")
     if parts.scheme == "https" and parts.hostname:
         return
-    if parts.scheme == "http" and is_loopback_host(parts.hostname):
+    if parts.scheme == "http" and is_loopback_host(parts.hostname or ""):
         return
     raise ValueError(f"{field}: {uri!r} must be https:// (http:// only for loopback hosts during development)")
 

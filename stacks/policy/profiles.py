@@ -1,33 +1,23 @@
-"""Issuer profiles: what each kind of identity provider defaults to, and what its issuer URL must look like."""
+"""Issuer profiles: what each kind of identity provider defaults to, and what its issuer URL must look like.
+
+The facts the runtime also applies (profile names and aliases, algorithm names, the Cognito issuer shape, the
+loopback and key-URL rules) are lambdas/validation's; this module adds only what the policy needs on top: defaults,
+summaries and the issuer checks of the other IdPs.
+"""
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass
 from typing import Callable
 from urllib.parse import urlsplit
 
-ASYMMETRIC_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
-# The HTTP API JWT authorizer verifies RSA PKCS#1 v1.5 signatures only.
-NATIVE_GATEWAY_ALGORITHMS = frozenset({"RS256", "RS384", "RS512"})
-TOKEN_USES = ("access", "id", "any")
-LOOPBACK_HOSTS = frozenset({"localhost"})
+from lambdas.validation.config import PROFILE_ALIASES, PROFILES as PROFILE_NAMES, cognito_issuer
+from lambdas.validation.fetcher import InsecureUrlError, check_key_url as check_runtime_key_url, is_loopback_host
 
-_COGNITO_HOST = re.compile(r"^cognito-idp\.([a-z]{2}(?:-[a-z]+)+-\d)\.amazonaws\.com$")
-_COGNITO_POOL = re.compile(r"^/([a-z]{2}(?:-[a-z]+)+-\d)_[0-9A-Za-z]+$")
+TOKEN_USES = ("access", "id", "any")
+
 _ENTRA_HOSTS = ("login.microsoftonline.com", "login.microsoftonline.us", "login.chinacloudapi.cn",
                 "login.partner.microsoftonline.cn")
-
-
-def is_loopback_host(host: str | None) -> bool:
-    if not host:
-        return False
-    if host.lower() in LOOPBACK_HOSTS:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True)
@@ -45,13 +35,7 @@ def _no_check(issuer: str) -> None:
 
 
 def _check_cognito(issuer: str) -> None:
-    parts = urlsplit(issuer)
-    host = _COGNITO_HOST.match(parts.hostname or "")
-    pool = _COGNITO_POOL.match(parts.path)
-    if not host or not pool or host.group(1) != pool.group(1):
-        raise ValueError("a cognito issuer is https://cognito-idp.<region>.amazonaws.com/<user pool id>, e.g. "
-                         "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbCdEf123 (the pool id starts with "
-                         "its region)")
+    cognito_issuer(issuer)
 
 
 def _check_entra(issuer: str) -> None:
@@ -119,7 +103,10 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
             ("RS256",), "any", _no_check, lambda issuer: None),
 )}
 
-PROFILE_HELP = "one of: " + ", ".join(PROFILES)
+if tuple(PROFILES) != PROFILE_NAMES:  # one list of names: lambdas/validation/config.py
+    raise RuntimeError(f"policy profiles {tuple(PROFILES)} differ from the runtime's {PROFILE_NAMES}")
+PROFILE_HELP = "one of: " + ", ".join(PROFILES) + " (aliases: " + ", ".join(
+    f"{alias} = {name}" for alias, name in PROFILE_ALIASES.items()) + ")"
 
 
 def check_issuer_url(issuer: str, *, local_development: bool) -> None:
@@ -135,7 +122,7 @@ def check_issuer_url(issuer: str, *, local_development: bool) -> None:
         if not local_development:
             raise ValueError(f"{issuer!r} uses http://; issuers must use https:// (for a loopback issuer in local "
                              f"development only, set local_development: true on this issuer)")
-        if not is_loopback_host(parts.hostname):
+        if not is_loopback_host(parts.hostname or ""):
             raise ValueError(f"{issuer!r}: local_development allows http:// only for loopback hosts "
                              f"(127.0.0.1, ::1, localhost); anything else must use https://")
     elif parts.scheme != "https":
@@ -145,14 +132,15 @@ def check_issuer_url(issuer: str, *, local_development: bool) -> None:
         raise ValueError(f"{issuer!r} has no host")
     if parts.query or parts.fragment or parts.username or parts.password:
         raise ValueError(f"{issuer!r}: an issuer URL has no query, fragment or credentials (OIDC Discovery 1.0 §4.3)")
-    if local_development and parts.scheme == "https" and not is_loopback_host(parts.hostname):
+    if local_development and parts.scheme == "https" and not is_loopback_host(parts.hostname or ""):
         raise ValueError(f"{issuer!r}: local_development is only for loopback issuers; remove it for a real issuer")
 
 
 def check_key_url(url: str, *, what: str, local_development: bool) -> None:
-    parts = urlsplit(url)
-    if parts.scheme == "https" and parts.hostname:
-        return
-    if parts.scheme == "http" and local_development and is_loopback_host(parts.hostname):
-        return
-    raise ValueError(f"{what} {url!r} must be an https:// URL (loopback http:// only with local_development: true)")
+    """The runtime's rule for where keys and metadata may be fetched from (lambdas/validation/fetcher.py), worded
+    for the policy file."""
+    try:
+        check_runtime_key_url(url, allow_insecure_http=local_development, what=what)
+    except InsecureUrlError as exc:
+        raise ValueError(str(exc).replace("set allow_insecure_http=True", "set local_development: true on the "
+                                          "issuer")) from None

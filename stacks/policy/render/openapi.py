@@ -6,7 +6,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from stacks.policy.model import AuthPolicy, IssuerSpec, RouteSpec
-from stacks.policy.profiles import is_loopback_host
+from lambdas.validation.fetcher import is_loopback_host
 from stacks.policy.route_keys import PathParameter, RouteKey, parse_route_key
 
 # What ANY expands to: OpenAPI 2.0 has no catch-all method.
@@ -81,7 +81,7 @@ def _check_backend_url(url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme == "https" and parts.hostname:
         return
-    if parts.scheme == "http" and is_loopback_host(parts.hostname):
+    if parts.scheme == "http" and is_loopback_host(parts.hostname or ""):
         return
     raise ValueError(f"backend_url {url!r} must be an https:// URL (the Cloud Run service URL); http:// only for a "
                      f"loopback backend in the local sandbox")

@@ -171,3 +171,24 @@ def test_http_api_without_authorizer_code_for_lambda_routes_is_refused(stack):
         AuthgateHttpApi(stack, "NoCode", plan=ApiPlan.from_route_table(FIXTURE, "orders"),
                         integration=integ.HttpUrlIntegration("U", "https://backend.example.com"),
                         shortest_token_lifetime=Duration.minutes(10))
+
+
+def test_cognito_resource_scopes_leave_out_every_built_in_scope():
+    """policy_inputs kept its own list of Cognito's built-in scopes without offline_access and address, which the
+    policy model lets a client request: a client asking for offline_access broke the Cognito stack's synth."""
+    from stacks.aws.policy_inputs import cognito_clients, cognito_scopes
+    from stacks.policy import load_policy
+
+    policy = load_policy(Path(__file__).resolve().parents[3] / "policies" / "example.yaml")
+    plan = ApiPlan.from_route_table(_example_table(policy), "orders")
+    client = next(c for c in policy.clients.values() if c.issuer == "corp")
+    client.scopes.extend(["offline_access", "address"])
+    identifier, scopes = cognito_scopes(policy, plan, "corp")
+    assert "offline_access" not in scopes and "address" not in scopes and identifier == "orders-api"
+    spa, service = cognito_clients(policy, "corp")
+    assert all("offline_access" not in c.scopes for c in [*spa, *service])
+
+
+def _example_table(policy) -> dict:
+    from stacks.policy.render.route_table import render_route_table
+    return render_route_table(policy, apis=["orders"])

@@ -148,11 +148,14 @@ def test_not_yaml_and_empty_file(tmp_path):
     ("issuer: https://tenant.eu.auth0.com\n    profile: auth0", "use https://tenant.eu.auth0.com/"),
     ("issuer: https://sso.example.com/auth\n    profile: keycloak", "names its realm"),
     ("issuer: https://example.com\n    profile: google", "a google issuer is https://accounts.google.com"),
-    ("issuer: https://idp.example.com\n    profile: azure", "'azure' is not allowed; use one of 'generic'"),
+    ("issuer: https://idp.example.com\n    profile: azur", "'azur' is not allowed; use one of 'generic'"),
     ("issuer: https://idp.example.com\n    algorithms: [HS256]", "'HS256' is not allowed"),
     ("issuer: https://idp.example.com\n    algorithms: [none]", "'none' is not allowed"),
     ("issuer: https://idp.example.com\n    jwks_uri: http://idp.example.com/keys", "jwks_uri 'http://idp.example.com"
-                                                                                 "/keys' must be an https:// URL"),
+                                                                                 "/keys' uses plain http to a non-"
+                                                                                 "loopback host"),
+    ("issuer: http://127.0.0.1:9\n    local_development: true\n    jwks_uri: http://127.0.0.1:9/keys#x",
+     "has a #fragment"),
     ("issuer: https://idp.example.com\n    leeway_seconds: 3600", "less than or equal to 300"),
 ])
 def test_issuer_problems_are_explained(tmp_path, issuer_yaml, expected):
@@ -169,6 +172,49 @@ apis:
     err = policy_error(tmp_path, text)
     assert expected in str(err)
     assert err.field.startswith("issuers.corp")
+
+
+def test_profile_aliases_load_as_the_cli_reads_them(tmp_path):
+    """`--profile azure` was accepted by the CLI and `profile: azure` refused by the policy: one list now."""
+    from lambdas.validation.config import PROFILE_ALIASES
+    from stacks.commands.token_options import _profile
+    for alias, profile in PROFILE_ALIASES.items():
+        issuer = ("https://login.microsoftonline.com/7f1c2d3e-0000-4000-8000-000000000001/v2.0"
+                  if profile == "entra" else "https://securetoken.google.com/my-project")
+        path = tmp_path / f"{alias}.yaml"
+        path.write_text(f"""
+issuers:
+  corp: {{issuer: "{issuer}", audiences: [orders-api], profile: {alias}}}
+apis:
+  a:
+    routes:
+      "GET /x": {{issuers: [corp]}}
+""")
+        assert load_policy(path).issuers["corp"].profile == profile == _profile(alias)
+
+
+def test_policy_issuer_rules_are_the_runtimes(tmp_path):
+    """The policy refused the UPDATED Cognito issuer spelling the runtime accepts, and read a loopback host with a
+    trailing dot ("localhost.") as remote while the key fetcher read it as loopback."""
+    from lambdas.validation import IssuerConfig
+    updated = "https://issuer-cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Ex4mpLe01"
+    for issuer, extra in ((updated, "profile: cognito"), ("http://localhost.:9000", "local_development: true")):
+        path = tmp_path / "p.yaml"
+        path.write_text(f"""
+issuers:
+  corp:
+    issuer: "{issuer}"
+    audiences: [orders-api]
+    {extra}
+apis:
+  a:
+    routes:
+      "GET /x": {{issuers: [corp]}}
+""")
+        assert load_policy(path).issuers["corp"].issuer == issuer
+    assert IssuerConfig(updated, ["a"], profile="cognito").issuer == updated
+    with pytest.raises(ValueError, match="the pool id starts with its region"):
+        IssuerConfig("https://cognito-idp.eu-west-1.amazonaws.com/us-east-1_Abc", ["a"], profile="cognito")
 
 
 def test_loopback_issuer_with_local_development(tmp_path):

@@ -86,7 +86,7 @@ def test_route_problems_say_what_to_change(tmp_path, route, expected):
     ("introspection: {client_id: gw, client_secret: s3cret}", "client_secret_env"),
     ("introspection: {client_id: gw, client_secret_env: lower-case}", "is not an environment variable name"),
     ("introspection: {client_id: gw, client_secret_env: S, endpoint: 'http://idp.example.com/introspect'}",
-     "introspection.endpoint 'http://idp.example.com/introspect' must be an https:// URL"),
+     "introspection.endpoint 'http://idp.example.com/introspect' uses plain http to a non-loopback host"),
     ("revocation: {max_token_lifetime_seconds: 999999}", "less than or equal to 86400"),
     ("binding: {dpop: true, dpop_algorithms: [HS256]}", "dpop_algorithms[0]: 'HS256' is not allowed"),
 ])

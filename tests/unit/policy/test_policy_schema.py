@@ -32,10 +32,10 @@ def test_example_policies_validate_against_the_schema():
 
 def test_schema_catches_what_editors_should_flag():
     bad = {
-        "issuers": {"corp": {"issuer": "https://idp.example.com", "audiences": ["a"], "profile": "azure"}},
+        "issuers": {"corp": {"issuer": "https://idp.example.com", "audiences": ["a"], "profile": "azur"}},
         "apis": {"orders": {"routes": {"get /orders": {"issuers": ["corp"], "scope": ["x"]}}}},
     }
     messages = " | ".join(e.message for e in validator().iter_errors(bad))
-    assert "'azure' is not one of" in messages
+    assert "'azur' is not one of" in messages
     assert "'get /orders' does not match" in messages
     assert "Additional properties are not allowed ('scope' was unexpected)" in messages
