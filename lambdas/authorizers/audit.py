@@ -12,11 +12,11 @@ def audit_record(*, authorizer: str, decision: str, code: str | None, route: str
     (they are whatever an attacker chose to write). `metrics` (the API's lambdas.observability.emf.DecisionMetrics)
     adds the CloudWatch EMF members, so the same line is also the decision's metrics."""
     record = {"authgate": "authorizer", "authorizer": authorizer, "decision": decision, "code": code,
-              "route": route, "sub": None, "client_id": None, "iss": None, "aud": None, "jti": None,
-              "latency_us": latency_us}
+              "route": route, "sub": None, "client_id": None, "iss": None, "issuer_name": None, "aud": None,
+              "jti": None, "latency_us": latency_us}
     if principal is not None:
         record.update(sub=principal.subject, client_id=principal.client_id, iss=principal.issuer,
-                      aud=list(principal.audience), jti=principal.jti)
+                      issuer_name=principal.issuer_name, aud=list(principal.audience), jti=principal.jti)
     if request_id:
         record["request_id"] = request_id
     record.update({k: v for k, v in extra.items() if v is not None})

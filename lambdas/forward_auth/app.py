@@ -5,9 +5,10 @@
 Paths:
   GET /healthz   200 while the process serves requests (liveness)
   GET /readyz    200 once the issuers' keys are loaded, 503 before that and while shutting down (readiness)
+  GET /metrics   the decision and key-set counters as Prometheus text (503 until the configuration is loaded)
   anything else  a check request, answered by ForwardAuthService (200 / 400 / 401 / 403 / 503)
-More read-only endpoints (a metrics exporter, say) are mounted with `endpoints={"/metrics": asgi_app}`; they are
-matched exactly, before check requests, like the two probes.
+More read-only endpoints are mounted with `endpoints={"/path": asgi_app}` (one given for /metrics replaces the
+built-in exporter); they are matched exactly, before check requests, like the two probes.
 
 Lifespan: at startup the configuration is loaded (a broken one fails the startup, so the server exits saying why
 instead of serving 503s) and the keys are fetched in the background, retried until they arrive; `/readyz` turns
@@ -25,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Awaitable, Callable, Mapping
 
 from lambdas.authorizers.runtime import AuthorizerMisconfigured
+from lambdas.observability.prometheus import CONTENT_TYPE as PROMETHEUS_TEXT
 
 from .service import ForwardAuthService, headers_of
 
@@ -32,6 +34,7 @@ Asgi = Callable[[dict, Callable, Callable], Awaitable[None]]
 ENV_DECISION_THREADS = "AUTHGATE_DECISION_THREADS"
 HYDRATE_RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0)   # then every 5 s until the keys arrive
 PROBES = ("/healthz", "/readyz")
+METRICS_PATH = "/metrics"
 
 
 async def _reply(send: Callable, status: int, headers: Any, body: bytes) -> None:
@@ -58,7 +61,7 @@ class ForwardAuthApp:
             raise ValueError(f"endpoints may not replace the probes: {sorted(reserved)}")
         self.service = service
         self._factory = factory
-        self.endpoints = dict(endpoints or {})
+        self.endpoints = {METRICS_PATH: self._metrics, **(endpoints or {})}
         self.ready = False
         self.draining = False
         self.startup_error: str | None = None
@@ -156,6 +159,17 @@ class ForwardAuthApp:
                          _json({"error": "shutting_down", "message": "the service is stopping; try again"}))
             return
         await _reply(send, answer.status, answer.headers, answer.body)
+
+    async def _metrics(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope.get("method", "GET") not in ("GET", "HEAD"):
+            await _reply(send, 405, [("allow", "GET, HEAD"), ("content-type", "application/json")],
+                         _json({"error": "method_not_allowed", "message": "GET /metrics"}))
+            return
+        if self.service is None:
+            await _reply(send, 503, [("content-type", "application/json")],
+                         _json({"error": "not_loaded", "message": self.startup_error or "configuration not loaded"}))
+            return
+        await _reply(send, 200, [("content-type", PROMETHEUS_TEXT)], self.service.metrics_text().encode("utf-8"))
 
     async def _probe(self, path: str, send: Callable) -> None:
         if path == "/healthz":

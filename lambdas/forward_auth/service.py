@@ -26,6 +26,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from lambdas.authorizers.audit import audit_record, emit
 from lambdas.authorizers.runtime import AuthorizerMisconfigured, AuthorizerRuntime, elapsed_us
+from lambdas.observability.prometheus import DecisionCounters, render_prometheus
 from lambdas.validation.route_decision import Outcome, RouteDecision, decide_request
 
 from .conventions import CONVENTIONS, DEFAULT_ENVOY_PATH_PREFIX, BadCheckRequest, original_request
@@ -107,7 +108,9 @@ class ForwardAuthService:
                  observers: Sequence[Observer] = ()) -> None:
         self.runtime = runtime
         self.settings = settings or ForwardAuthSettings()
-        self.observers = list(observers)
+        # Counts every decision for /metrics, labelled like the authorizers' EMF metrics.
+        self.decision_counters = DecisionCounters(runtime.metrics.labeller)
+        self.observers = [self.decision_counters, *observers]
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **options: Any) -> "ForwardAuthService":
@@ -120,6 +123,10 @@ class ForwardAuthService:
     def hydrate(self) -> None:
         """Fetch every remote key set now; raises TokenRejected("jwks_unavailable") if one cannot be had."""
         self.runtime.verifier.hydrate()
+
+    def metrics_text(self) -> str:
+        """The decision and key-set counters as Prometheus text (lambdas/observability/prometheus.py)."""
+        return render_prometheus(self.decision_counters, self.runtime.verifier.key_metrics)
 
     def check(self, method: str, path: str, headers: Mapping[str, Sequence[str]], *,
               request_id: str | None = None) -> Answer:

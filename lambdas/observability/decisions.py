@@ -3,19 +3,21 @@
 A metric label is a time series per distinct value, so only values drawn from bounded sets are ever used: the API
 and route keys of the route table, the authorizer kind, the outcome, the stable rejection codes and the issuer names
 of the policy. Never a subject, a token id, a raw request path or anything else a caller chose: a value outside
-its set becomes "unmatched" (routes), "other" (codes) or "none" (no verified issuer).
+its set becomes "unmatched" (routes), "other" (outcomes, codes) or "none" (no verified issuer).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Iterable
 
 from lambdas.validation.errors import CODES
 from lambdas.validation.route_decision import Outcome
 
-OUTCOMES = tuple(outcome.value for outcome in Outcome)
-# Codes an authorizer decides itself, beside the validation module's CODES.
-AUTHORIZER_CODES = frozenset({"route_mismatch"})
+# The route decision's outcomes, and the forward-auth service's answer to a check request naming no single request.
+OUTCOMES = (*(outcome.value for outcome in Outcome), "bad_request")
+OTHER_OUTCOME = "other"
+# Codes an entry point decides itself (authorizers, forward-auth), beside the validation module's CODES.
+AUTHORIZER_CODES = frozenset({"route_mismatch", "bad_check_request", "internal_error"})
 KNOWN_CODES = frozenset(CODES) | AUTHORIZER_CODES
 NO_CODE = "none"
 OTHER_CODE = "other"
@@ -45,15 +47,14 @@ class DecisionLabeller:
         self._route_keys = frozenset(route_keys)
 
     def labels(self, *, authorizer: str, outcome: str, code: str | None, route: str | None,
-               principal: Any = None) -> DecisionLabels:
-        """`principal` is the verified Principal or None; only its issuer name (from the policy) is used."""
+               issuer_name: str | None = None) -> DecisionLabels:
+        """`issuer_name` is the policy name of the issuer that verified the token, None when none did."""
         if outcome not in OUTCOMES:
-            raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}, got {outcome!r}")
+            outcome = OTHER_OUTCOME  # a metric label must never fail the decision it describes
         if code is None:
             reason = NO_CODE
         else:
             reason = code if code in KNOWN_CODES else OTHER_CODE
-        issuer = getattr(principal, "issuer_name", None) if principal is not None else None
         return DecisionLabels(api=self.api, authorizer=authorizer, outcome=outcome, reason=reason,
-                              issuer=issuer if isinstance(issuer, str) and issuer else NO_ISSUER,
+                              issuer=issuer_name if isinstance(issuer_name, str) and issuer_name else NO_ISSUER,
                               route=route if route in self._route_keys else UNMATCHED_ROUTE)

@@ -84,7 +84,7 @@ class DecisionMetrics:
                latency_us: int) -> dict[str, Any]:
         """The members to merge into the audit line of one decision."""
         labels = self.labeller.labels(authorizer=authorizer, outcome=outcome, code=code, route=route,
-                                      principal=principal).as_dict()
+                                      issuer_name=getattr(principal, "issuer_name", None)).as_dict()
         members: dict[str, Any] = {member: labels[label] for member, label in DIMENSION_MEMBERS.items()}
         members["Decisions"] = 1
         members["DecisionLatency"] = round(latency_us / 1000.0, 3)
