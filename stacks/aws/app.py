@@ -38,7 +38,8 @@ def build(app: App, settings: AppSettings) -> ApiPlan:
 
     def authorizer_code(for_table=table):
         if settings.authorizer_asset_dir:
-            return prebuilt_authorizer_code(settings.authorizer_asset_dir, for_table, staging_root=staging)
+            return prebuilt_authorizer_code(settings.authorizer_asset_dir, for_table, staging_root=staging,
+                                            architecture="arm64")
         # Built locally without Docker (pip --platform) for the functions' arm64 architecture; wheels are cached.
         return asset_builder.authorizer_code(for_table, architecture="arm64")
 

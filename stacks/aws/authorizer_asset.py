@@ -1,10 +1,21 @@
-"""The Lambda authorizer asset, built without Docker: `lambdas/` plus its runtime wheels for Linux x86_64 or arm64.
+"""The Lambda authorizer asset, built without Docker: `lambdas/` plus its runtime wheels for Linux x86_64 or arm64,
+compiled to bytecode for exactly the Lambda runtime it targets.
 
 pip can fetch another platform's wheels (`--platform ... --only-binary=:all:`), and the authorizer's only runtime
 dependency (cryptography, with what it pulls in) ships binary wheels for both Lambda architectures, so no container
 is needed. Wheels are downloaded once into a cache directory per platform; later builds install from there without the
-network. The asset is trimmed (bytecode caches, dist-info RECORD files, type stubs, the test-only and CLI-only parts
-of lambdas/), and the route table is written into it when given.
+network. The asset is trimmed (dist-info RECORD files, type stubs, C sources, the test-only and CLI-only parts of
+lambdas/), and the route table is written into it when given.
+
+Bytecode: Lambda unpacks the asset into a read-only /var/task, so Python cannot write `__pycache__` there and an
+asset without bytecode compiles every module it imports on every cold start. Bytecode is only usable by the
+interpreter version that wrote it (its magic number and `cpython-3XY` cache tag), and only the interpreter running
+the build can write it. So the asset's runtime follows the building interpreter (Python 3.11 to 3.14, each a Lambda
+runtime): the wheels are fetched for that version, every .py is compiled by it, and `authgate_asset.json` records
+the runtime, so the constructs deploy exactly that runtime and a prebuilt asset built by another Python is refused
+rather than deployed with bytecode or binary wheels for the wrong interpreter (compile_bytecode refuses too).
+The .pyc files are unchecked-hash ones (PEP 552): the asset never changes after the build, and the zip CDK uploads
+does not keep the source mtimes a timestamp-checked .pyc would compare against.
 
     authorizer_code(route_table, architecture="arm64")          # aws_lambda.Code with local bundling (CDK)
     build_authorizer_asset("build/authorizer-arm64", architecture="arm64", route_table=table)
@@ -13,9 +24,12 @@ of lambdas/), and the route table is written into it when given.
 from __future__ import annotations
 
 import argparse
+import compileall
+import importlib.util
 import io
 import json
 import os
+import py_compile
 import re
 import shutil
 import subprocess
@@ -26,16 +40,19 @@ from typing import Any, Mapping
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ROUTE_TABLE_FILE = "authgate_routes.json"
-PYTHON_VERSION = "3.12"          # the Lambda runtime the asset targets
-# Lambda's python3.12 runtime runs on Amazon Linux 2023 (glibc 2.34): any manylinux tag up to 2.34 loads there.
-PLATFORM_TAGS = {
-    "x86_64": ("manylinux2014_x86_64", "manylinux_2_28_x86_64", "manylinux_2_34_x86_64"),
-    "arm64": ("manylinux2014_aarch64", "manylinux_2_28_aarch64", "manylinux_2_34_aarch64"),
-}
+MANIFEST_FILE = "authgate_asset.json"
+# Lambda's Python runtimes and the glibc of the Amazon Linux each runs on (python3.11: Amazon Linux 2, glibc 2.26;
+# later ones: Amazon Linux 2023, glibc 2.34): a manylinux wheel loads there when its tag's glibc is not newer.
+LAMBDA_PYTHON_GLIBC = {"3.11": (2, 26), "3.12": (2, 34), "3.13": (2, 34), "3.14": (2, 34)}
+_MANYLINUX_GLIBC = {"manylinux2014": (2, 17), "manylinux_2_28": (2, 28), "manylinux_2_34": (2, 34)}
+MACHINES = {"x86_64": "x86_64", "arm64": "aarch64"}
 DEFAULT_CACHE = Path(os.environ.get("AUTHGATE_WHEEL_CACHE", Path.home() / ".cache" / "authgate" / "wheels"))
-# Files the Lambda never needs: trimmed from the asset to keep it small.
+# Files the Lambda never needs: trimmed from the asset to keep it small. Bytecode the wheels or a copy brought along
+# goes too; the asset's own is compiled afterwards, by the runtime's interpreter.
 _STRIP_DIRS = {"__pycache__", "tests", "testing"}
 _STRIP_SUFFIXES = (".pyc", ".pyi", ".c", ".h")
+# Where Lambda puts the asset: compiled-in paths point there, so a traceback names the deployed file.
+LAMBDA_TASK_ROOT = "/var/task"
 
 
 class AssetBuildError(RuntimeError):
@@ -58,19 +75,50 @@ def _pip(*args: str) -> None:
         raise AssetBuildError(f"pip {args[0]} failed (exit {result.returncode}):\n{result.stderr[-2000:]}")
 
 
+def building_python() -> str:
+    """The running interpreter's version, "3.X"."""
+    major, minor = sys.version_info[:2]
+    return f"{major}.{minor}"
+
+
+def asset_python_version() -> str:
+    """The Python version the asset targets: the building interpreter's. Raises AssetBuildError when Lambda has no
+    runtime for it, since bytecode and binary wheels for another version would be dead weight or would not load."""
+    version = building_python()
+    if version not in LAMBDA_PYTHON_GLIBC:
+        raise AssetBuildError(
+            f"the authorizer asset is built for the interpreter that builds it (its bytecode is only valid there), "
+            f"and Lambda has no python{version} runtime; build with one of "
+            f"{', '.join('python' + v for v in LAMBDA_PYTHON_GLIBC)}")
+    return version
+
+
+def lambda_runtime_name() -> str:
+    """The Lambda runtime the asset built here runs on, e.g. "python3.11"."""
+    return f"python{asset_python_version()}"
+
+
+def platform_tags(architecture: str, python_version: str) -> list[str]:
+    """The manylinux tags whose wheels load on the runtime's Amazon Linux for `architecture`."""
+    if architecture not in MACHINES:
+        raise AssetBuildError(f"architecture must be one of {', '.join(MACHINES)}, got {architecture!r}")
+    glibc = LAMBDA_PYTHON_GLIBC[python_version]
+    return [f"{tag}_{MACHINES[architecture]}" for tag, needs in _MANYLINUX_GLIBC.items() if needs <= glibc]
+
+
 def download_wheels(architecture: str, *, cache_dir: Path = DEFAULT_CACHE) -> Path:
     """The platform's wheels in cache_dir/<arch>-cp<ver>/, downloaded only when a pinned one is missing."""
-    if architecture not in PLATFORM_TAGS:
-        raise AssetBuildError(f"architecture must be one of {', '.join(PLATFORM_TAGS)}, got {architecture!r}")
-    target = Path(cache_dir) / f"{architecture}-cp{PYTHON_VERSION.replace('.', '')}"
+    version = asset_python_version()
+    tags = platform_tags(architecture, version)
+    target = Path(cache_dir) / f"{architecture}-cp{version.replace('.', '')}"
     requirements = runtime_requirements()
     wanted = [r.split("==")[0].lower() + "-" + r.split("==")[1] for r in requirements]
     have = {p.name.lower() for p in target.glob("*.whl")} if target.is_dir() else set()
     if not all(any(name.startswith(w + "-") for name in have) for w in wanted):
         target.mkdir(parents=True, exist_ok=True)
-        platforms = [arg for tag in PLATFORM_TAGS[architecture] for arg in ("--platform", tag)]
+        platforms = [arg for tag in tags for arg in ("--platform", tag)]
         _pip("download", "--quiet", "--only-binary=:all:", "--implementation", "cp", "--python-version",
-             PYTHON_VERSION, *platforms, "--dest", str(target), *requirements)
+             version, *platforms, "--dest", str(target), *requirements)
     return target
 
 
@@ -78,20 +126,58 @@ def build_authorizer_asset(out_dir: str | Path, *, architecture: str = "x86_64",
                            route_table: Mapping[str, Any] | None = None, cache_dir: Path = DEFAULT_CACHE) -> Path:
     """Write the asset into out_dir (replaced if it exists) and return it."""
     out = Path(out_dir)
+    version = asset_python_version()
     wheels = download_wheels(architecture, cache_dir=cache_dir)
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    platforms = [arg for tag in PLATFORM_TAGS[architecture] for arg in ("--platform", tag)]
+    platforms = [arg for tag in platform_tags(architecture, version) for arg in ("--platform", tag)]
     _pip("install", "--quiet", "--no-index", "--find-links", str(wheels), "--only-binary=:all:", "--implementation",
-         "cp", "--python-version", PYTHON_VERSION, *platforms, "--target", str(out), "--no-compile",
+         "cp", "--python-version", version, *platforms, "--target", str(out), "--no-compile",
          *runtime_requirements())
     shutil.copytree(REPO_ROOT / "lambdas", out / "lambdas",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "README.md"))
     _trim(out)
+    compile_bytecode(out, python_version=version)
     if route_table is not None:
         (out / ROUTE_TABLE_FILE).write_text(json.dumps(route_table, indent=2) + "\n")
+    write_manifest(out, architecture=architecture, python_version=version)
     return out
+
+
+def compile_bytecode(root: Path, *, python_version: str) -> int:
+    """Compile every .py under root for `python_version` and return how many were compiled. Refuses (AssetBuildError)
+    unless the running interpreter is that version: bytecode written by another would be mislabelled for the runtime
+    (and ignored by it, so every cold start would compile again)."""
+    if building_python() != python_version:
+        raise AssetBuildError(f"cannot compile bytecode for python{python_version} with Python {building_python()}: "
+                              f"run the build with python{python_version}")
+    sources = sum(1 for _ in root.rglob("*.py"))
+    ok = compileall.compile_dir(str(root), quiet=1, ddir=LAMBDA_TASK_ROOT, optimize=0, workers=1,
+                                invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+    if not ok:
+        raise AssetBuildError(f"compiling the asset in {root} failed (a module does not compile with Python "
+                              f"{python_version}); see the errors above")
+    return sources
+
+
+def write_manifest(root: Path, *, architecture: str, python_version: str) -> None:
+    """Record what the asset was built for, so whoever deploys it picks the runtime its bytecode and wheels fit."""
+    manifest = {"runtime": f"python{python_version}", "architecture": architecture,
+                "bytecode_cache_tag": sys.implementation.cache_tag,
+                "bytecode_magic": importlib.util.MAGIC_NUMBER.hex()}
+    (root / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def read_manifest(root: str | Path) -> dict[str, str] | None:
+    """The asset's manifest, or None for a directory without one (e.g. a bare copy of lambdas/)."""
+    path = Path(root) / MANIFEST_FILE
+    if not path.is_file():
+        return None
+    manifest = json.loads(path.read_text())
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("runtime"), str):
+        raise AssetBuildError(f"{path} is not an authorizer asset manifest (no runtime); rebuild the asset")
+    return manifest
 
 
 def _trim(root: Path) -> None:
@@ -129,7 +215,7 @@ def authorizer_code(route_table: Mapping[str, Any] | None = None, *, architectur
             return True
 
     # The image is required by the API but never used: try_bundle always succeeds or raises.
-    options = BundlingOptions(image=DockerImage.from_registry("public.ecr.aws/sam/build-python3.12"),
+    options = BundlingOptions(image=DockerImage.from_registry(f"public.ecr.aws/sam/build-{lambda_runtime_name()}"),
                               local=AuthorizerBundling())
     return lambda_.Code.from_asset(str(REPO_ROOT / "lambdas"), bundling=options,
                                    asset_hash=_asset_hash(route_table, architecture),
@@ -143,7 +229,8 @@ def _custom_hash_type():
 
 def _asset_hash(route_table: Mapping[str, Any] | None, architecture: str) -> str:
     import hashlib
-    digest = hashlib.sha256(architecture.encode() + json.dumps(runtime_requirements()).encode())
+    digest = hashlib.sha256(architecture.encode() + lambda_runtime_name().encode()
+                            + json.dumps(runtime_requirements()).encode())
     digest.update(json.dumps(route_table, sort_keys=True).encode() if route_table is not None else b"")
     for path in sorted((REPO_ROOT / "lambdas").rglob("*.py")):
         digest.update(str(path.relative_to(REPO_ROOT)).encode())
@@ -153,7 +240,7 @@ def _asset_hash(route_table: Mapping[str, Any] | None, architecture: str) -> str
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Build the Lambda authorizer asset and print its zipped size.")
-    parser.add_argument("--architecture", choices=sorted(PLATFORM_TAGS), default="x86_64")
+    parser.add_argument("--architecture", choices=sorted(MACHINES), default="x86_64")
     parser.add_argument("--out", required=True, help="directory to write the asset to (replaced)")
     parser.add_argument("--route-table", help="route table JSON to put in the asset")
     args = parser.parse_args(argv)
@@ -164,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     size = zipped_size(out)
-    print(f"authorizer asset {args.architecture}: {out} zipped {size} bytes ({size / 1024 / 1024:.2f} MiB)")
+    print(f"authorizer asset {args.architecture} {lambda_runtime_name()} (bytecode {sys.implementation.cache_tag}): "
+          f"{out} zipped {size} bytes ({size / 1024 / 1024:.2f} MiB)")
     return 0
 
 

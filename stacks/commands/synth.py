@@ -89,6 +89,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"authgate synth: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
     print(describe_routes(plan, rest_authorizer_type=settings.rest_authorizer_type))
+    from stacks.aws.authorizer_asset import building_python, lambda_runtime_name
+    print(f"authorizer functions: {lambda_runtime_name()} on arm64, because Python {building_python()} builds the "
+          "asset and its bytecode is valid only for that version (the runtime follows the building interpreter)")
     if settings.websocket:
         print(f"api {settings.websocket.api}: WebSocket API: $connect runs the Lambda REQUEST authorizer (token from "
               f"{settings.websocket.token_source}); message routes ride the authorized connection")

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aws_cdk import Duration, aws_iam as iam, aws_lambda as lambda_, aws_logs as logs
+from aws_cdk import Annotations, Duration, aws_iam as iam, aws_lambda as lambda_, aws_logs as logs
 from constructs import Construct
 
-from stacks.aws.authorizer_asset import PYTHON_VERSION as ASSET_PYTHON_VERSION
+from stacks.aws.authorizer_asset import lambda_runtime_name
 from stacks.aws.checkov import skip_checkov
 from stacks.aws.nag import acknowledge_nag
 from stacks.aws.log_group import DEFAULT_RETENTION, retained_log_group
@@ -17,9 +17,13 @@ AUTHORIZER_HANDLERS = {
     "http_api": "lambdas.authorizers.http_api.handler",
     "websocket": "lambdas.authorizers.websocket.handler",
 }
-# The runtime the authorizer asset's wheels are built for (stacks/aws/authorizer_asset.py).
-DEFAULT_RUNTIME = lambda_.Runtime(f"python{ASSET_PYTHON_VERSION}", lambda_.RuntimeFamily.PYTHON)
 LATEST_PYTHON_RUNTIME = lambda_.Runtime.PYTHON_3_14
+
+
+def authorizer_runtime() -> lambda_.Runtime:
+    """The runtime the authorizer asset is built for: the interpreter running the build, which compiled its bytecode
+    and chose its wheels (stacks/aws/authorizer_asset.py). Any other runtime would ignore that bytecode at best."""
+    return lambda_.Runtime(lambda_runtime_name(), lambda_.RuntimeFamily.PYTHON)
 
 LAMBDA_CHECKOV_SKIPS = {
     "CKV_AWS_115": "reserved concurrency would cap the API at the function and take capacity from accounts with "
@@ -35,16 +39,17 @@ LAMBDA_CHECKOV_SKIPS = {
 class AuthorizerFunction(Construct):
     """A Lambda authorizer with its own role and log group and nothing else: it needs no AWS API at run time.
 
-    code              the authorizer asset (lambdas/ + its runtime dependencies + the rendered route table)
+    code              the authorizer asset (lambdas/ + its runtime dependencies + the rendered route table), built
+                      by stacks/aws/authorizer_asset.py; the function runs on the runtime it was built for
+                      (`authorizer_runtime()`, also in `self.runtime`)
     route_table_path  where the route table sits inside the asset (becomes AUTHGATE_POLICY)
     api_name          which API of the route table this function guards (becomes AUTHGATE_API)
     settings          further AUTHGATE_* variables the handler reads (e.g. the HTTP API cache settings it checks)
     """
 
     def __init__(self, scope: Construct, id_: str, *, kind: str, code: lambda_.Code, route_table_path: str,
-                 api_name: str, runtime: lambda_.Runtime = DEFAULT_RUNTIME,
-                 architecture: lambda_.Architecture = lambda_.Architecture.ARM_64, memory_size: int = 512,
-                 timeout: Duration = Duration.seconds(5),
+                 api_name: str, architecture: lambda_.Architecture = lambda_.Architecture.ARM_64,
+                 memory_size: int = 512, timeout: Duration = Duration.seconds(5),
                  log_retention: logs.RetentionDays = DEFAULT_RETENTION,
                  settings: Mapping[str, str] | None = None) -> None:
         super().__init__(scope, id_)
@@ -54,6 +59,7 @@ class AuthorizerFunction(Construct):
             raise ValueError(f"authorizer settings must be AUTHGATE_* variables, got {sorted(settings)}")
         if not route_table_path or route_table_path.startswith("/"):
             raise ValueError(f"route_table_path {route_table_path!r} must be a path relative to the asset root")
+        runtime = self.runtime = authorizer_runtime()
         self.log_group = retained_log_group(self, "Logs", retention=log_retention)
         # A role of its own with write access to its own log group only: the authorizer calls no AWS API.
         self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
@@ -66,9 +72,14 @@ class AuthorizerFunction(Construct):
             description=f"authgate {kind} authorizer for API {api_name}",
             environment={"AUTHGATE_POLICY": f"/var/task/{route_table_path}", "AUTHGATE_API": api_name,
                          **(settings or {})})
+        # `cdk synth` shows this; `authgate synth` prints the same choice.
+        Annotations.of(self.function).add_info(
+            f"authgate: {kind} authorizer runtime {runtime.name}: the interpreter that builds the asset compiles its "
+            "bytecode, which only that Python version can use")
         for check_id, reason in LAMBDA_CHECKOV_SKIPS.items():
             skip_checkov(self.function, check_id, reason)
         if runtime.name != LATEST_PYTHON_RUNTIME.name:
             acknowledge_nag(self.function, "AwsSolutions-L1",
-                            f"{runtime.name} is the runtime the authorizer asset's binary wheels "
-                            "(cryptography) are built for; move both together in stacks/aws/authorizer_asset.py")
+                            f"{runtime.name} is the runtime the authorizer asset is built for: its bytecode is "
+                            "compiled by, and its binary wheels (cryptography) chosen for, the interpreter that "
+                            "builds it (stacks/aws/authorizer_asset.py); build with python3.14 to deploy python3.14")

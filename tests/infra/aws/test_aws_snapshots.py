@@ -20,10 +20,20 @@ STACK_IDS = ["Issuer", "HttpApi", "RestApi", "WebSocketApi", "Alb", "EksFrontDoo
              "GithubOidc"]
 
 
+AUTHORIZER_RUNTIME = "<the Python building the authorizer asset>"
+
+
 def normalise(template: dict) -> str:
-    """Asset hashes change with every edit of the Lambda code; the template's meaning does not."""
+    """Asset hashes change with every edit of the Lambda code; the template's meaning does not. The authorizers'
+    runtime is the interpreter that builds their asset (stacks/aws/authorizer_asset.py; test_authorizer_asset.py
+    checks it), so it differs between machines and is not part of the snapshot."""
     template = dict(template)
     template["Resources"] = {k: v for k, v in template["Resources"].items() if v["Type"] != "AWS::CDK::Metadata"}
+    for name, resource in template["Resources"].items():
+        properties = resource.get("Properties", {})
+        if resource["Type"] == "AWS::Lambda::Function" and str(properties.get("Handler")).startswith(
+                "lambdas.authorizers."):
+            template["Resources"][name] = {**resource, "Properties": {**properties, "Runtime": AUTHORIZER_RUNTIME}}
     template.pop("Conditions", None) if set(template.get("Conditions", {})) == {"CDKMetadataAvailable"} else None
     text = json.dumps(template, indent=1, sort_keys=True)
     return ASSET_HASH.sub("<asset-hash>", text) + "\n"
@@ -44,6 +54,15 @@ def test_template_matches_snapshot(templates, stack_id):
                                             f"snapshots/{stack_id}.json", "synthesized", n=2))
         pytest.fail(f"{stack_id} template changed; if intended, refresh with AUTHGATE_UPDATE_SNAPSHOTS=1 and "
                     f"review:\n{diff[:6000]}")
+
+
+def test_authorizer_runtime_is_the_asset_builders(templates):
+    from stacks.aws.authorizer_asset import lambda_runtime_name
+    runtimes = {resource["Properties"]["Runtime"] for template in templates.values()
+                for resource in template["Resources"].values()
+                if resource["Type"] == "AWS::Lambda::Function"
+                and resource["Properties"]["Handler"].startswith("lambdas.authorizers.")}
+    assert runtimes == {lambda_runtime_name()}
 
 
 def test_normalise_hides_asset_hashes_only():
