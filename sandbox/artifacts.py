@@ -110,6 +110,39 @@ def build_azure_apim(sandbox: "Sandbox") -> BuilderResult:
                                 "policies)"), "Azure APIM"
 
 
+def start_nginx(sandbox: "Sandbox", door: str = "bearer"):
+    """Debian's nginx with render_nginx's configuration, auth_request to the forward-auth service (started here,
+    in this process, on the sandbox's route table), in front of the backend's bearer door. Returns the running
+    gateway (url, events, stop) and where its configuration came from."""
+    from urllib.parse import urlsplit
+
+    from lambdas.authorizers.runtime import AuthorizerRuntime
+    from lambdas.forward_auth.app import ForwardAuthApp
+    from lambdas.forward_auth.service import ForwardAuthService, ForwardAuthSettings
+    from lambdas.validation.route_table import RouteTable
+    from sandbox.gateways.nginx import INSTALL_HINT, ForwardAuthThread, NginxGateway, free_loopback_port, nginx_binary
+    from stacks.policy.render.nginx import render_nginx
+
+    binary = nginx_binary()
+    if binary is None:
+        raise FileNotFoundError(f"nginx is not installed; {INSTALL_HINT}")
+    service = ForwardAuthService(AuthorizerRuntime(RouteTable.load(sandbox.route_table), sandbox.api),
+                                 ForwardAuthSettings(convention="nginx"))
+    forward_auth = ForwardAuthThread(ForwardAuthApp(service)).start()
+    try:
+        backend = urlsplit(sandbox.backend.url(door)).netloc
+        port = free_loopback_port()
+        config = render_nginx(sandbox.policy, sandbox.api, backend=backend, forward_auth=forward_auth.address,
+                              listen=f"127.0.0.1:{port}")
+        gateway = NginxGateway(config, sandbox.workdir / "nginx", port, backend, forward_auth, binary=binary)
+        (sandbox.workdir / "nginx.server.conf").write_text(config)
+        gateway.start()
+    except BaseException:
+        forward_auth.stop()
+        raise
+    return gateway, "NGINX server block (render_nginx) + forward-auth service"
+
+
 AWS_GATEWAYS = ("aws-http-api", "aws-rest-api")
 # Where the Lambda runtime unpacks a function's code; paths in its environment are relative to it.
 LAMBDA_TASK_ROOT = "/var/task"

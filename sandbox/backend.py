@@ -161,8 +161,11 @@ class Backend:
                     verdict = GuardVerdict(False, 500, "guard_error", f"{type(exc).__name__}: {exc}")
                 seen = backend._count(door, verdict.allowed)
                 if verdict.allowed:
+                    # The identity headers a proxy set (X-Authgate-*), echoed so tests see exactly what arrived.
+                    identity = {k: v for k, v in headers.items() if k.startswith("x-authgate-")}
                     status, body = 200, {"service": "orders", "door": door, "method": self.command,
-                                         "path": self.path, "caller": verdict.subject, "requests_seen": seen}
+                                         "path": self.path, "caller": verdict.subject, "requests_seen": seen,
+                                         "identity_headers": identity}
                 else:
                     status, body = verdict.status, {"message": verdict.message, "code": verdict.code,
                                                     "refused_by": "backend guard", "requests_seen": seen}

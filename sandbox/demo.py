@@ -63,6 +63,8 @@ def call_through(sandbox: Sandbox, gateway: GatewayHandle, method: str, path: st
         body = json.loads(raw or b"{}")
     except ValueError:
         body = {"raw": raw[:200].decode(errors="replace")}
+    if hasattr(gateway.server, "wait_for_events"):  # a real proxy logs the request after answering it
+        gateway.server.wait_for_events(seen_events + 1)
     events = gateway.server.events[seen_events:]
     decision = events[-1].decision if events else None
     return CallResult(status, body, sandbox.backend.total_arrivals - before,
@@ -212,6 +214,8 @@ class Demo:
         for handle in self.sandbox.gateways.values():
             if handle.server is None:
                 self.n.expect("gateway available", handle.name, "running", "unavailable", handle.error)
+        for name, why in self.sandbox.not_started.items():
+            self.n.note(f"not run: {name}: {why}")
 
     def cognito(self) -> None:
         self.n.section("4. Cognito user pool (moto): Cognito-shaped tokens through the REST API Lambda authorizer")

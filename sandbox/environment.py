@@ -80,7 +80,7 @@ class Sandbox:
     policy_path: Path = DEFAULT_POLICY
     api: str = "orders"
     issuer_name: str = "local"
-    gateways_wanted: tuple[str, ...] = ("aws-http-api", "aws-rest-api", "gcp-api-gateway", "azure-apim")
+    gateways_wanted: tuple[str, ...] = ("aws-http-api", "aws-rest-api", "gcp-api-gateway", "azure-apim", "nginx")
     log: Callable[[str], None] = lambda line: None
     idp: IdpProcess | None = None
     idp_setup: IdpSetup | None = None
@@ -95,6 +95,7 @@ class Sandbox:
     cognito_wanted: bool = True
     cognito: Any = None               # sandbox.cognito_api.CognitoApi once its pool and authorizer are up
     cognito_error: str = ""           # why the Cognito flow could not start (then cognito is None)
+    not_started: dict[str, str] = field(default_factory=dict)   # gateway -> why it was left out (nginx missing)
     _tmp: tempfile.TemporaryDirectory | None = None
 
     def __enter__(self) -> "Sandbox":
@@ -134,6 +135,9 @@ class Sandbox:
             self.log(f"AWS templates {'from the synth cache' if self.synthesized.cached else 'synthesized'} "
                      f"({self.synthesized.seconds:.1f}s): {self.synthesized.assembly_dir}")
         for name in self.gateways_wanted:
+            if name == "nginx":
+                self._start_nginx()
+                continue
             builder = GATEWAY_BUILDERS.get(name)
             try:
                 if builder is None:
@@ -149,6 +153,25 @@ class Sandbox:
         if self.cognito_wanted:
             self._start_cognito()
         return self
+
+    def _start_nginx(self) -> None:
+        """A real NGINX, not an emulator: left out (and said how to get it) when Debian's nginx is not installed."""
+        from sandbox.artifacts import start_nginx
+        from sandbox.gateways.nginx import INSTALL_HINT, nginx_binary
+
+        title = "NGINX auth_request"
+        if nginx_binary() is None:
+            self.not_started["nginx"] = f"nginx is not installed; {INSTALL_HINT}"
+            self.log(f"{title} NOT started: {self.not_started['nginx']}")
+            return
+        try:
+            gateway, artifact = start_nginx(self)
+        except Exception as exc:  # reported by the demo like any gateway that could not be built
+            self.gateways["nginx"] = GatewayHandle("nginx", title, None, "", f"{type(exc).__name__}: {exc}")
+            self.log(f"{title} NOT available: {type(exc).__name__}: {exc}")
+            return
+        self.gateways["nginx"] = GatewayHandle("nginx", title, gateway, artifact)
+        self.log(f"{title} (real nginx) from {artifact} at {gateway.url}")
 
     def _start_cognito(self) -> None:
         from sandbox.cognito_api import CognitoApi

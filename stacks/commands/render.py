@@ -1,4 +1,4 @@
-"""`authgate render {routes,openapi,apim}`: write what a gateway needs from a policy file (stdout or -o FILE)."""
+"""`authgate render {routes,openapi,apim,nginx}`: write what a gateway needs from a policy file (stdout or -o FILE)."""
 from __future__ import annotations
 
 import argparse
@@ -37,6 +37,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     apim.add_argument("--api", required=True, metavar="NAME", help="the API of the policy to render")
     apim.add_argument("--route", metavar="ROUTE_KEY",
                       help='an operation policy for one route, e.g. "GET /orders/{id}" (default: the API-level policy)')
+    nginx = kinds.add_parser("nginx", help="an NGINX configuration: auth_request to the forward-auth service")
+    _common(nginx)
+    nginx.add_argument("--api", required=True, metavar="NAME", help="the API of the policy to render")
+    nginx.add_argument("--backend", required=True, metavar="HOST:PORT", help="the service NGINX proxies to")
+    nginx.add_argument("--forward-auth", default="authgate-forward-auth:9100", metavar="HOST:PORT",
+                       help="the forward-auth decision service (default authgate-forward-auth:9100)")
+    nginx.add_argument("--listen", default="8080", help="the server's listen value (default 8080)")
+    nginx.add_argument("--server-name", default="_", help="the server_name (default _)")
 
 
 def _write(text: str, output: str | None) -> None:
@@ -93,4 +101,8 @@ def _render(args: argparse.Namespace, policy) -> str:
     if args.artefact == "apim":
         from stacks.policy.render import render_apim
         return render_apim(policy, args.api, route_key=args.route)
+    if args.artefact == "nginx":
+        from stacks.policy.render.nginx import render_nginx
+        return render_nginx(policy, args.api, backend=args.backend, forward_auth=args.forward_auth,
+                            listen=args.listen, server_name=args.server_name)
     raise ValueError(f"unknown artefact {args.artefact!r}")

@@ -1,0 +1,180 @@
+"""The NGINX renderer: one API of the policy -> an NGINX configuration (for the `http {}` context) that asks the
+forward-auth service about every protected request through `auth_request`.
+
+What it writes, and why:
+- `upstream` blocks for the backend and the forward-auth service, and one `server` with a `location` per route path,
+  ordered from the most specific path to the least (NGINX takes the first regex location that matches, the route
+  table takes the most specific route: the same route wins either way).
+- Protected locations: `auth_request` to an internal location that proxies to the forward-auth service with
+  `X-Original-Method` / `X-Original-URI` set (the client's values of those, and of the other conventions' headers,
+  replaced or cleared, so the service never sees two descriptions); the identity headers of its answer are copied
+  with `auth_request_set` and passed to the backend with `proxy_set_header`, which also drops any copy the client
+  sent. A 403's challenge (`error="insufficient_scope"`, `scope=`) is added to the answer; NGINX copies a 401's itself.
+- Public locations: a path whose every route is public is served without `auth_request`, limited to its methods
+  (`limit_except`), with the identity headers cleared. A path with both public and protected routes is decided by
+  the service, which admits the public ones without a token.
+- Everything else: `location /` answers 404 without reaching the backend (a route the table does not know is refused).
+The forward-auth service must read the `nginx` convention (AUTHGATE_FORWARD_AUTH_CONVENTION=nginx).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from lambdas.forward_auth.identity_headers import DEFAULT_NAMES
+from lambdas.validation.route_table import GREEDY, LITERAL, PathTemplate
+from stacks.policy.model import AuthPolicy
+
+AUTH_LOCATION = "/_authgate/auth"
+FORWARD_AUTH_PATH = "/nginx-auth-request"
+# Headers a client may send that describe "the original request" under some convention; cleared on the subrequest.
+FOREIGN_CONVENTION_HEADERS = ("X-Forwarded-Method", "X-Forwarded-Uri")
+_HOST_PORT = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}$")
+_NAME = re.compile(r"^(?:_|[A-Za-z0-9*](?:[A-Za-z0-9.*-]{0,251}[A-Za-z0-9])?)$")
+_LITERAL_SEGMENT = re.compile(r"^[A-Za-z0-9._~!$&'()*+,;=:@-]+$")
+INDENT = "    "
+
+
+@dataclass(frozen=True)
+class _PathGroup:
+    """The routes of one path template (NGINX locations are per path; the service decides per method)."""
+
+    template: PathTemplate
+    routes: tuple[dict, ...]
+
+    @property
+    def all_public(self) -> bool:
+        return all(route["public"] for route in self.routes)
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        return tuple(sorted({route["method"] for route in self.routes}))
+
+
+def _check_host_port(value: str, option: str) -> str:
+    if not isinstance(value, str) or not _HOST_PORT.match(value) or not 0 < int(value.rsplit(":", 1)[1]) < 65536:
+        raise ValueError(f"{option} {value!r}: write it as HOST:PORT (a DNS name or IP address and a port 1-65535), "
+                         f"e.g. orders.default.svc.cluster.local:8080")
+    return value
+
+
+def _location_regex(template: PathTemplate) -> str:
+    """A case-sensitive NGINX regex for the path template, one trailing '/' allowed as the route table allows it."""
+    parts = []
+    for kind, literal in template.segments:
+        if kind == LITERAL:
+            if not _LITERAL_SEGMENT.match(literal):
+                raise ValueError(f"path {template.path!r}: segment {literal!r} has characters NGINX locations cannot "
+                                 f"match literally; use letters, digits and -._~")
+            parts.append("/" + re.escape(literal))
+        elif kind == GREEDY:
+            parts.append("/.+")
+        else:
+            parts.append("/[^/]+")
+    return "^" + "".join(parts) + "/?$"
+
+
+def _groups(routes: list[dict]) -> list[_PathGroup]:
+    by_path: dict[str, list[dict]] = {}
+    templates: dict[str, PathTemplate] = {}
+    for route in routes:
+        if route.get("path") is None:
+            raise ValueError(f"route {route['route_key']!r} has no path; NGINX fronts HTTP APIs only")
+        by_path.setdefault(route["path"], []).append(route)
+        templates.setdefault(route["path"], PathTemplate.parse(route["path"], where=route["route_key"]))
+    groups = [_PathGroup(templates[path], tuple(entries)) for path, entries in by_path.items()]
+    # Most specific first (literal over {param} over {greedy+}, segment by segment), as the route table selects.
+    return sorted(groups, key=lambda g: (g.template.specificity, g.template.path), reverse=True)
+
+
+def _variable(field: str) -> str:
+    return f"$authgate_{field}"
+
+
+def _describe(route: dict) -> str:
+    if route["public"]:
+        return f"{route['route_key']}: public"
+    needs = [f"issuers {','.join(route['issuers'])}"]
+    for name in ("scopes", "scopes_all", "roles", "roles_all", "groups", "groups_all"):
+        if route.get(name):
+            needs.append(f"{name} {','.join(route[name])}")
+    for claim, values in (route.get("claims") or {}).items():
+        needs.append(f"claim {claim} in {','.join(str(v) for v in values)}")
+    return f"{route['route_key']}: {'; '.join(needs)}"
+
+
+def _proxy_to_backend(upstream: str, *, identity: bool) -> list[str]:
+    lines = []
+    for field, header in DEFAULT_NAMES.items():
+        lines.append(f"proxy_set_header {header} {_variable(field) if identity else chr(34) * 2};")
+    lines += ["proxy_set_header Host $host;", "proxy_set_header X-Forwarded-Proto $scheme;",
+              "proxy_http_version 1.1;", 'proxy_set_header Connection "";', f"proxy_pass http://{upstream};"]
+    return lines
+
+
+def render_nginx(policy: AuthPolicy, api: str, *, backend: str, forward_auth: str, listen: str = "8080",
+                 server_name: str = "_") -> str:
+    """The NGINX configuration for `api`: include it in the `http {}` context (e.g. /etc/nginx/conf.d/).
+
+    backend        HOST:PORT of the service behind NGINX
+    forward_auth   HOST:PORT of the forward-auth decision service (`authgate serve forward-auth`, the k8s Service)
+    listen         what the server listens on (an NGINX `listen` value: a port, or ADDRESS:PORT)
+    """
+    from stacks.policy.render.route_table import render_route_table
+
+    if api not in policy.apis:
+        raise KeyError(f"the policy has no API named {api!r} (it has: {', '.join(policy.apis)})")
+    if policy.apis[api].is_websocket:
+        raise ValueError(f"API {api!r} is a WebSocket API; the NGINX renderer writes HTTP APIs")
+    _check_host_port(backend, "--backend")
+    _check_host_port(forward_auth, "--forward-auth")
+    if not re.match(r"^(?:[0-9]{1,5}|(?:[0-9.]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5})$", listen):
+        raise ValueError(f"--listen {listen!r}: write a port (8080) or ADDRESS:PORT (127.0.0.1:8080)")
+    if not _NAME.match(server_name):
+        raise ValueError(f"--server-name {server_name!r}: a DNS name, a wildcard name or _")
+    routes = render_route_table(policy, apis=[api])["apis"][api]["routes"]
+    safe_api = re.sub(r"[^A-Za-z0-9_]", "_", api)
+    backend_upstream, auth_upstream = f"authgate_{safe_api}_backend", f"authgate_{safe_api}_forward_auth"
+    challenge_var = f"$authgate_{safe_api}_forbidden_challenge"
+
+    out: list[str] = [
+        f"# authgate: NGINX in front of API {api!r}, rendered from the policy by `authgate render nginx`. Re-render",
+        "# instead of editing. Include it in the http {} context. Protected routes are decided by the forward-auth",
+        "# service (auth_request); it must run with AUTHGATE_FORWARD_AUTH_CONVENTION=nginx.",
+        f"upstream {backend_upstream} {{", f"{INDENT}server {backend};", f"{INDENT}keepalive 16;", "}",
+        f"upstream {auth_upstream} {{", f"{INDENT}server {forward_auth};", f"{INDENT}keepalive 32;", "}",
+        "# NGINX copies a 401's WWW-Authenticate from the decision itself; a 403's is added here.",
+        f"map $status {challenge_var} {{", f"{INDENT}403 $authgate_challenge;", f'{INDENT}default "";', "}",
+        "server {", f"{INDENT}listen {listen};", f"{INDENT}server_name {server_name};", "",
+        f"{INDENT}location = {AUTH_LOCATION} {{", f"{INDENT * 2}internal;",
+        f"{INDENT * 2}proxy_pass http://{auth_upstream}{FORWARD_AUTH_PATH};",
+        f"{INDENT * 2}proxy_pass_request_body off;", f'{INDENT * 2}proxy_set_header Content-Length "";',
+        f"{INDENT * 2}proxy_set_header X-Original-Method $request_method;",
+        f"{INDENT * 2}proxy_set_header X-Original-URI $request_uri;",
+        *(f'{INDENT * 2}proxy_set_header {h} "";' for h in FOREIGN_CONVENTION_HEADERS),
+        f"{INDENT * 2}proxy_http_version 1.1;", f'{INDENT * 2}proxy_set_header Connection "";',
+        f"{INDENT * 2}proxy_connect_timeout 2s;", f"{INDENT * 2}proxy_read_timeout 5s;",
+        f"{INDENT}}}",
+    ]
+    for group in _groups(routes):
+        out.append("")
+        out.extend(f"{INDENT}# {_describe(route)}" for route in group.routes)
+        out.append(f"{INDENT}location ~ {_location_regex(group.template)} {{")
+        body: list[str] = []
+        if group.all_public:
+            if "ANY" not in group.methods:
+                body.append(f"limit_except {' '.join(group.methods)} {{ deny all; }}")
+            body += _proxy_to_backend(backend_upstream, identity=False)
+        else:
+            body += [f"auth_request {AUTH_LOCATION};",
+                     *(f"auth_request_set {_variable(field)} $upstream_http_{header.lower().replace('-', '_')};"
+                       for field, header in DEFAULT_NAMES.items()),
+                     "auth_request_set $authgate_decision $upstream_http_x_authgate_decision;",
+                     "auth_request_set $authgate_challenge $upstream_http_www_authenticate;",
+                     f"add_header WWW-Authenticate {challenge_var} always;"]
+            body += _proxy_to_backend(backend_upstream, identity=True)
+        out.extend(f"{INDENT * 2}{line}" for line in body)
+        out.append(f"{INDENT}}}")
+    out += ["", f"{INDENT}# Not a route of API {api!r}: refused here, the backend never sees it.",
+            f"{INDENT}location / {{", f"{INDENT * 2}return 404;", f"{INDENT}}}", "}"]
+    return "\n".join(out) + "\n"
