@@ -108,17 +108,38 @@ def pkce_pair() -> tuple[str, str]:
     return verifier, challenge
 
 
+class _LoopbackIsSecure(http.cookiejar.DefaultCookiePolicy):
+    """Browsers treat http://127.0.0.1 and localhost as secure contexts and send Secure cookies there; so must this
+    stand-in, or the sandbox's `__Host-` cookies would never come back."""
+
+    def return_ok_secure(self, cookie, request):  # type: ignore[override]
+        host = urllib.parse.urlsplit(request.get_full_url()).hostname or ""
+        if cookie.secure and request.type == "http" and (host == "localhost" or host.startswith("127.")):
+            return True
+        return super().return_ok_secure(cookie, request)
+
+    def set_ok(self, cookie, request):  # type: ignore[override]
+        return True if cookie.secure and _loopback(request) else super().set_ok(cookie, request)
+
+
+def _loopback(request) -> bool:
+    host = urllib.parse.urlsplit(request.get_full_url()).hostname or ""
+    return host == "localhost" or host.startswith("127.")
+
+
 class BrowserSession:
     """Just enough browser: cookies, manual redirects, HTML forms."""
 
     def __init__(self) -> None:
-        self.opener = urllib.request.build_opener(
-            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()), _NoRedirect())
+        self.jar = http.cookiejar.CookieJar(policy=_LoopbackIsSecure())
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar), _NoRedirect())
 
-    def request(self, url: str, form: dict[str, str] | None = None) -> tuple[int, str, str]:
+    def request(self, url: str, form: dict[str, str] | None = None, *, method: str | None = None,
+                headers: dict[str, str] | None = None) -> tuple[int, str, str]:
         """One request, no redirect following: (status, Location or "", body)."""
         data = urllib.parse.urlencode(form).encode() if form is not None else None
-        request = urllib.request.Request(url, data=data, method="POST" if form is not None else "GET")
+        request = urllib.request.Request(url, data=data, method=method or ("POST" if form is not None else "GET"),
+                                         headers=headers or {})
         try:
             resp = self.opener.open(request, timeout=TIMEOUT_SECONDS)
         except urllib.error.HTTPError as err:
@@ -128,31 +149,18 @@ class BrowserSession:
             return resp.status, resp.headers.get("location", ""), body
 
 
-def login_with_pkce(discovery: dict, *, client_id: str, redirect_uri: str, username: str, password: str,
-                    scope: str, resource: str | None = None,
-                    trace: LoginTrace | None = None,
-                    on_page: Callable[[str, str], None] | None = None) -> tuple[TokenResponse, str]:
-    """Authorization code + PKCE, driven headlessly. Returns the tokens and the nonce sent (to check the ID token)."""
-    trace = trace or LoginTrace()
-    verifier, challenge = pkce_pair()
-    state, nonce = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
-    params = {"client_id": client_id, "response_type": "code", "redirect_uri": redirect_uri, "scope": scope,
-              "state": state, "nonce": nonce, "code_challenge": challenge, "code_challenge_method": "S256",
-              "prompt": "consent"}
-    if resource:
-        params["resource"] = resource
-    browser = BrowserSession()
-    url = discovery["authorization_endpoint"] + "?" + urllib.parse.urlencode(params)
-    trace.add("browser -> IdP", f"GET /authorize (code + PKCE S256, scope {scope!r})", "redirect to login")
+def sign_in(browser: BrowserSession, url: str, *, username: str, password: str, until: Callable[[str], bool],
+            trace: LoginTrace, on_page: Callable[[str, str], None] | None = None) -> str:
+    """Follow redirects from `url` through the provider's login and consent forms, as a person would, and return
+    the first redirect target for which `until` is true (not requested)."""
     form_values: dict[str, str] | None = None
     for _ in range(MAX_REDIRECTS):
         status, location, body = browser.request(url, form_values)
         form_values = None
         if location:
             target = urllib.parse.urljoin(url, location)
-            if target.startswith(redirect_uri):
-                return _redeem(discovery, browser, target, client_id=client_id, redirect_uri=redirect_uri,
-                               verifier=verifier, state=state, resource=resource, trace=trace), nonce
+            if until(target):
+                return target
             url = target
             continue
         if status != 200:
@@ -174,7 +182,29 @@ def login_with_pkce(discovery: dict, *, client_id: str, redirect_uri: str, usern
         if on_page:
             on_page(prompt, url)
         url = urllib.parse.urljoin(url, form["action"])
-    raise OidcFlowError(f"login: more than {MAX_REDIRECTS} redirects without reaching {redirect_uri}")
+    raise OidcFlowError(f"login: more than {MAX_REDIRECTS} redirects without getting back")
+
+
+def login_with_pkce(discovery: dict, *, client_id: str, redirect_uri: str, username: str, password: str,
+                    scope: str, resource: str | None = None,
+                    trace: LoginTrace | None = None,
+                    on_page: Callable[[str, str], None] | None = None) -> tuple[TokenResponse, str]:
+    """Authorization code + PKCE, driven headlessly. Returns the tokens and the nonce sent (to check the ID token)."""
+    trace = trace or LoginTrace()
+    verifier, challenge = pkce_pair()
+    state, nonce = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
+    params = {"client_id": client_id, "response_type": "code", "redirect_uri": redirect_uri, "scope": scope,
+              "state": state, "nonce": nonce, "code_challenge": challenge, "code_challenge_method": "S256",
+              "prompt": "consent"}
+    if resource:
+        params["resource"] = resource
+    browser = BrowserSession()
+    url = discovery["authorization_endpoint"] + "?" + urllib.parse.urlencode(params)
+    trace.add("browser -> IdP", f"GET /authorize (code + PKCE S256, scope {scope!r})", "redirect to login")
+    target = sign_in(browser, url, username=username, password=password,
+                     until=lambda u: u.startswith(redirect_uri), trace=trace, on_page=on_page)
+    return _redeem(discovery, browser, target, client_id=client_id, redirect_uri=redirect_uri,
+                   verifier=verifier, state=state, resource=resource, trace=trace), nonce
 
 
 def _redeem(discovery: dict, browser: BrowserSession, callback_url: str, *, client_id: str, redirect_uri: str,

@@ -58,6 +58,7 @@ CODES = {
     "invalid_logout_token": "a back-channel logout token failed a check of OpenID Back-Channel Logout 1.0 2.6",
     "route_not_found": "the request matches no route of the API (backend guards; the ASGI middleware answers 404)",
     "route_mismatch": "a REST REQUEST event's method ARN and routed resource name different routes: refused",
+    "csrf_refused": "a cookie-authenticated state-changing request lacks the CSRF header or comes from another origin",
 }
 
 

@@ -65,7 +65,8 @@ class IdpSetup:
 
 
 def build_idp_setup(policy: Any, issuer_name: str, *, users: tuple[SandboxUser, ...] = DEFAULT_USERS,
-                    extra_audiences: tuple[str, ...] = ()) -> IdpSetup:
+                    extra_audiences: tuple[str, ...] = (),
+                    access_token_ttl: int = ACCESS_TOKEN_TTL_SECONDS) -> IdpSetup:
     """The provider for policy issuer `issuer_name`: every client of that issuer, every audience it serves.
 
     `extra_audiences` are further APIs the same provider issues tokens for that the policy's gateways do not accept
@@ -79,27 +80,27 @@ def build_idp_setup(policy: Any, issuer_name: str, *, users: tuple[SandboxUser, 
     scopes = list(policy.issuer_scopes(issuer_name))
     audiences = tuple(issuer.audiences) + tuple(a for a in extra_audiences if a not in issuer.audiences)
     resources = [{"indicator": resource_indicator(aud), "audience": aud, "scopes": scopes,
-                  "access_token_ttl": ACCESS_TOKEN_TTL_SECONDS} for aud in audiences]
+                  "access_token_ttl": access_token_ttl} for aud in audiences]
     # The SPA's default audience comes first, so a login without a resource parameter still gets a usable token.
-    spa_audiences = [c.audience for c in clients.values() if c.kind == "spa" and c.audience]
+    spa_audiences = [c.audience for c in clients.values() if c.kind in ("spa", "web") and c.audience]
     resources.sort(key=lambda r: 0 if r["audience"] in spa_audiences[:1] else 1)
     credentials: dict[str, ClientCredentials] = {}
     documents = []
     for client_id, spec in clients.items():
-        secret = secrets.token_urlsafe(32) if spec.kind == "service" else None
+        secret = secrets.token_urlsafe(32) if spec.kind in ("service", "web") else None
         credentials[client_id] = ClientCredentials(client_id, secret, spec.kind, spec.audience, tuple(spec.scopes),
-                                                   tuple(spec.redirect_uris))
+                                                   tuple(spec.callback_uris))
         doc: dict[str, Any] = {"client_id": client_id, "kind": spec.kind, "scopes": list(spec.scopes)}
-        if spec.kind == "spa":
-            doc["redirect_uris"] = list(spec.redirect_uris)
+        if spec.kind in ("spa", "web"):
+            doc["redirect_uris"] = list(spec.callback_uris)
             doc["post_logout_redirect_uris"] = list(spec.logout_uris)
-        else:
+        if secret is not None:
             doc["client_secret"] = secret
         documents.append(doc)
     document = {
         "clients": documents,
         "resources": resources,
         "users": {u.username: {"password": u.password, "id_token_claims": u.id_token_claims, "token_claims": u.token_claims} for u in users},
-        "access_token_ttl": ACCESS_TOKEN_TTL_SECONDS,
+        "access_token_ttl": access_token_ttl,
     }
     return IdpSetup(document, credentials, {u.username: u for u in users}, audiences)

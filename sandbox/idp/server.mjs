@@ -63,6 +63,20 @@ function clientMetadata(c) {
       scope: ['openid', 'profile', 'email', 'offline_access', ...(c.scopes || [])].join(' '),
     };
   }
+  if (c.kind === 'web') {
+    // A backend-for-frontend (authgate's token handler): a confidential client doing code + PKCE with refresh.
+    return {
+      client_id: c.client_id,
+      client_secret: c.client_secret,
+      application_type: 'web',
+      token_endpoint_auth_method: 'client_secret_basic',
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      redirect_uris: c.redirect_uris,
+      post_logout_redirect_uris: c.post_logout_redirect_uris || [],
+      scope: ['openid', 'profile', 'email', 'offline_access', ...(c.scopes || [])].join(' '),
+    };
+  }
   if (c.kind === 'service') {
     return {
       client_id: c.client_id,
@@ -74,7 +88,7 @@ function clientMetadata(c) {
       scope: (c.scopes || []).join(' '),
     };
   }
-  throw new Error(`client ${c.client_id}: kind must be "spa" or "service", got ${JSON.stringify(c.kind)}`);
+  throw new Error(`client ${c.client_id}: kind must be "spa", "web" or "service", got ${JSON.stringify(c.kind)}`);
 }
 
 function resourceServerInfo(resource) {
@@ -94,6 +108,9 @@ function buildProvider(issuer, keys) {
     scopes: ['openid', 'offline_access', 'profile', 'email', ...resourceScopes],
     cookies: { keys: cookieKeys },
     pkce: { required: () => true },
+    // Every refresh hands out a new refresh token and consumes the old one; presenting a consumed one again
+    // revokes the whole grant (oidc-provider's reuse detection), as Cognito and Okta do with rotation on.
+    rotateRefreshToken: true,
     claims: {
       openid: ['sub'],
       profile: ['name'],

@@ -1,4 +1,5 @@
-"""`authgate render {routes,openapi,apim,nginx}`: write what a gateway needs from a policy file (stdout or -o FILE)."""
+"""`authgate render {routes,openapi,apim,nginx,token-handler}`: write what a gateway or service needs from a policy
+file (stdout or -o FILE)."""
 from __future__ import annotations
 
 import argparse
@@ -45,6 +46,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="the forward-auth decision service (default authgate-forward-auth:9100)")
     nginx.add_argument("--listen", default="8080", help="the server's listen value (default 8080)")
     nginx.add_argument("--server-name", default="_", help="the server_name (default _)")
+    token_handler = kinds.add_parser("token-handler", help="the browser sign-in token handler's config "
+                                                           "(AUTHGATE_TOKEN_HANDLER) for a web client")
+    _common(token_handler)
+    token_handler.add_argument("--client", required=True, metavar="NAME", help="the policy's kind: web client")
+    token_handler.add_argument("--client-id", metavar="ID",
+                               help="the issuer's id for that client, when it is not the client's name")
 
 
 def _write(text: str, output: str | None) -> None:
@@ -105,4 +112,7 @@ def _render(args: argparse.Namespace, policy) -> str:
         from stacks.policy.render.nginx import render_nginx
         return render_nginx(policy, args.api, backend=args.backend, forward_auth=args.forward_auth,
                             listen=args.listen, server_name=args.server_name)
+    if args.artefact == "token-handler":
+        from stacks.policy.render.token_handler import token_handler_json
+        return token_handler_json(policy, args.client, client_id=args.client_id)
     raise ValueError(f"unknown artefact {args.artefact!r}")

@@ -374,14 +374,23 @@ class ApiSpec(PolicyModel):
 
 
 class ClientSpec(PolicyModel):
-    """An application that gets tokens: a SPA (authorization code + PKCE) or a service (client credentials)."""
+    """An application that gets tokens: a SPA (authorization code + PKCE in the browser), a web app whose sign-in
+    runs through authgate's token handler (a confidential client keeping tokens in HttpOnly cookies), or a service
+    (client credentials)."""
 
-    kind: Literal["spa", "service"]
+    kind: Literal["spa", "web", "service"]
     issuer: str = Field(description="Name of the issuer that issues this client's tokens")
     scopes: list[Scope] = Field(default_factory=list, description="Scopes the client may request")
     audience: str | None = Field(None, description="The audience (API) the client calls; one of the issuer's audiences")
     redirect_uris: list[str] = Field(default_factory=list, description="SPA only: exact sign-in callback URLs")
-    logout_uris: list[str] = Field(default_factory=list, description="SPA only: exact sign-out return URLs")
+    logout_uris: list[str] = Field(default_factory=list, description="spa and web: exact sign-out return URLs")
+    origin: str | None = Field(None, description=(
+        "web only: the app's origin (https://host[:port]); the token handler serves it under auth_path and the "
+        "issuer sends the code to origin + auth_path + /callback"))
+    auth_path: str = Field("/auth", pattern=r"^/[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*$",
+                           description="web only: the path prefix the token handler answers under")
+    session_seconds: int = Field(8 * 3600, ge=60, le=30 * 86400, description=(
+        "web only: absolute session lifetime; after it the user signs in again whatever the refresh token allows"))
     description: str | None = None
 
     @field_validator("scopes", "redirect_uris", "logout_uris")
@@ -389,13 +398,28 @@ class ClientSpec(PolicyModel):
     def _no_duplicates(cls, value: list[str], info: ValidationInfo) -> list[str]:
         return _unique(value, info.field_name)
 
+    @property
+    def callback_uris(self) -> list[str]:
+        """Where the issuer may send the code: the SPA's redirect_uris, or the token handler's callback."""
+        if self.kind == "web" and self.origin:
+            return [self.origin.rstrip("/") + self.auth_path + "/callback"]
+        return list(self.redirect_uris)
+
     @model_validator(mode="after")
     def _kind_rules(self) -> "ClientSpec":
-        if self.kind == "spa":
-            if not self.redirect_uris:
+        if self.kind in ("spa", "web"):
+            if self.kind == "spa" and not self.redirect_uris:
                 raise ValueError("a spa client needs redirect_uris (the exact URLs the issuer may send the "
                                  "authorization code to)")
-            for field, uris in (("redirect_uris", self.redirect_uris), ("logout_uris", self.logout_uris)):
+            if self.kind == "web":
+                if not self.origin:
+                    raise ValueError("a web client needs origin (e.g. https://shop.example.com): the token handler's "
+                                     "callback is origin + auth_path + /callback")
+                if self.redirect_uris:
+                    raise ValueError("a web client's callback is derived from origin and auth_path; remove "
+                                     "redirect_uris")
+                _check_origin(self.origin)
+            for field, uris in (("redirect_uris", self.callback_uris), ("logout_uris", self.logout_uris)):
                 for uri in uris:
                     _check_callback_uri(uri, field)
         else:
@@ -407,7 +431,18 @@ class ClientSpec(PolicyModel):
                                  "only granted scopes)")
             if "openid" in self.scopes:
                 raise ValueError("openid is for user sign-in; a client credentials token has no user")
+        if self.kind != "web" and self.origin is not None:
+            raise ValueError("origin is for web clients (the token handler); remove it or set kind: web")
         return self
+
+
+def _check_origin(origin: str) -> None:
+    from urllib.parse import urlsplit
+    parts = urlsplit(origin)
+    if parts.scheme not in ("https", "http") or not parts.hostname or parts.path not in ("", "/") or parts.query \
+            or parts.fragment or parts.username is not None:
+        raise ValueError(f"origin: {origin!r} must be scheme://host[:port] with nothing after it, e.g. "
+                         "https://shop.example.com")
 
 
 def _check_callback_uri(uri: str, field: str) -> None:

@@ -324,7 +324,7 @@ clients:
      "audience 'billing' is not one of issuer corp's audiences"),
     ("{kind: service, issuer: corp, scopes: [orders:read]}", "name the audience this client calls"),
     ("{kind: service, issuer: nope, scopes: [orders:read]}", "no issuer named 'nope'"),
-    ("{kind: daemon, issuer: corp}", "'daemon' is not allowed; use one of 'spa' or 'service'"),
+    ("{kind: daemon, issuer: corp}", "'daemon' is not allowed; use one of 'spa', 'web' or 'service'"),
 ])
 def test_client_problems_are_explained(tmp_path, client, expected):
     err = policy_error(tmp_path, CLIENTS_BASE + f"  c1: {client}\n")

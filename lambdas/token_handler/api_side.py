@@ -1,0 +1,49 @@
+"""The API side of browser sign-in: an authorizer or guard whose route takes its token from the session cookie.
+
+The access token inside the sealed session is then verified exactly as a bearer token would be; this module only
+gets it out of the cookie, and refuses a state-changing request that may be cross-site (web.csrf_refusal), because a
+cookie, unlike an Authorization header, is attached by the browser to requests another site starts.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+from .core import open_session
+from .sealing import CookieKeys
+from .web import csrf_refusal, parse_cookie_header, unique_cookies
+
+
+@dataclass(frozen=True)
+class CookieCredential:
+    token: str | None            # the access token, or None when there is no usable session
+    refusal: str | None = None   # why the request is refused before any token check (CSRF), else None
+
+
+class SessionCookieSource:
+    """Reads the access token from the token handler's session cookie. `origin` is the web app's origin."""
+
+    def __init__(self, keys: CookieKeys, origin: str, *, clock: Callable[[], float] = time.time) -> None:
+        self.keys = keys
+        self.origin = origin.rstrip("/")
+        self._clock = clock
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> "SessionCookieSource":
+        keys, origin = environ.get("AUTHGATE_COOKIE_KEYS"), environ.get("AUTHGATE_WEB_ORIGIN")
+        if not keys or not origin:
+            raise ValueError("a cookie token source needs AUTHGATE_COOKIE_KEYS (the token handler's cookie keys, "
+                             "JSON) and AUTHGATE_WEB_ORIGIN (the web app's origin, for the CSRF check)")
+        return cls(CookieKeys.from_json(keys), origin)
+
+    def credential(self, method: str, headers: Mapping[str, str], cookie_values: list[str]) -> CookieCredential:
+        """`headers` with lower-case names; `cookie_values` the Cookie header value(s) or payload 2.0 cookies."""
+        refusal = csrf_refusal(method, headers, self.origin)
+        if refusal is not None:
+            return CookieCredential(None, refusal)
+        cookies = unique_cookies(parse_cookie_header(cookie_values))
+        session = open_session(cookies, self.keys, now=self._clock())
+        token = session.get("at") if session else None
+        return CookieCredential(token if isinstance(token, str) else None)
+
