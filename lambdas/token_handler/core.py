@@ -22,8 +22,7 @@ from typing import Any, Callable, Mapping
 from urllib.parse import urlencode, urlsplit
 
 from lambdas.validation.errors import TokenRejected
-from lambdas.validation.fetcher import FetchError, check_key_url
-from lambdas.validation.form_post import FormResponse, basic_credentials, post_form
+from lambdas.validation.fetcher import FetchError, HttpFetcher, check_key_url, client_secret_basic, parse_json_object
 
 from .config import TokenHandlerConfig
 from .sealing import CookieKeys, SealError, chunk_name, join_chunks, seal, split_value, unseal
@@ -32,6 +31,8 @@ from .web import WebRequest, WebResponse, clear_cookie, csrf_refusal, set_cookie
 SESSION_COOKIE = "__Host-authgate-session"
 LOGIN_COOKIE = "__Host-authgate-login"
 MAX_RETURN_TO = 2048
+# Inside an HTTP API integration's 30 s budget with room for a retry by the page.
+POST_TIMEOUT_SECONDS = 5.0
 
 
 def open_session(cookies: Mapping[str, str], keys: CookieKeys, *, now: float) -> dict | None:
@@ -123,7 +124,7 @@ class TokenHandler:
     """The core. `handle(request)` answers every request under the configured prefix."""
 
     def __init__(self, config: TokenHandlerConfig, *, clock: Callable[[], float] = time.time,
-                 key_source: Any = None, verifier: Any = None) -> None:
+                 key_source: Any = None, verifier: Any = None, fetcher: Any = None) -> None:
         from lambdas.validation import IssuerConfig, Verifier
         from lambdas.validation.discovery import DiscoveredKeySource
 
@@ -137,6 +138,7 @@ class TokenHandler:
                           allow_insecure_http=config.allow_insecure_http)],
             clock=clock, key_sources={config.issuer_name: self._discovery}, verified_cache_size=0)
         self._endpoints: IssuerEndpoints | None = None
+        self._fetcher = fetcher or HttpFetcher(allow_insecure_http=config.allow_insecure_http)
         self._flights = RefreshFlights(config.refresh_replay_seconds, clock)
         self._routes = {
             ("GET", "/login"): self.login, ("GET", "/callback"): self.callback, ("GET", "/session"): self.session,
@@ -197,10 +199,20 @@ class TokenHandler:
         names = self._held_chunks(request) or [SESSION_COOKIE]
         return [clear_cookie(name) for name in names] + [clear_cookie(LOGIN_COOKIE, same_site="Lax")]
 
-    def _token_request(self, form: Mapping[str, str]) -> FormResponse:
-        return post_form(self.endpoints().token, form,
-                         authorization=basic_credentials(self.config.client_id, self.config.client_secret),
-                         allow_insecure_http=self.config.allow_insecure_http)
+    def _post(self, url: str, form: Mapping[str, str], what: str) -> tuple[int, dict]:
+        """POST to an issuer endpoint as this confidential client: (status, JSON body or {}). A body that is not
+        JSON raises FetchError, as a transport failure does."""
+        result = self._fetcher.post_form(url, form, headers={"Authorization": client_secret_basic(
+            self.config.client_id, self.config.client_secret)}, timeout=POST_TIMEOUT_SECONDS)
+        if not result.body.strip():
+            return result.status, {}
+        try:
+            return result.status, parse_json_object(result.body, source=f"the {what}'s answer")
+        except ValueError as exc:
+            raise FetchError(url, str(exc)) from None
+
+    def _token_request(self, form: Mapping[str, str]) -> tuple[int, dict]:
+        return self._post(self.endpoints().token, form, "token endpoint")
 
     def _new_session(self, tokens: Mapping[str, Any], identity: Mapping[str, Any], *, started: float,
                      previous: Mapping[str, Any] | None = None) -> dict:
@@ -284,11 +296,10 @@ class TokenHandler:
                 "code_verifier": login_state["verifier"]}
         if self.config.resource:
             form["resource"] = self.config.resource
-        answer = self._token_request(form)
-        tokens = answer.document
-        if not answer.ok or not isinstance(tokens.get("access_token"), str) or \
+        status, tokens = self._token_request(form)
+        if status != 200 or not isinstance(tokens.get("access_token"), str) or \
                 not isinstance(tokens.get("id_token"), str):
-            error = str(tokens.get("error", f"HTTP {answer.status}"))[:100]
+            error = str(tokens.get("error", f"HTTP {status}"))[:100]
             return self._error_page(request, 502, "The identity provider did not issue tokens",
                                     f"The token endpoint answered {error}.")
         try:
@@ -325,11 +336,13 @@ class TokenHandler:
                                           "message": "this session has no refresh token (request offline_access)"})
 
         def exchange() -> tuple[str, Any]:
-            answer = self._token_request({"grant_type": "refresh_token", "refresh_token": session["rt"]})
-            if answer.ok and isinstance(answer.document.get("access_token"), str):
-                return "ok", self._new_session(answer.document, session, started=session["started"],
-                                               previous=session)
-            return "ended", str(answer.document.get("error", f"HTTP {answer.status}"))[:100]
+            status, tokens = self._token_request({"grant_type": "refresh_token", "refresh_token": session["rt"]})
+            if status == 200 and isinstance(tokens.get("access_token"), str):
+                return "ok", self._new_session(tokens, session, started=session["started"], previous=session)
+            if status == 400 and tokens.get("error") == "invalid_grant":
+                return "ended", "invalid_grant"
+            # Anything else (5xx, 429, a misconfigured client) says nothing about this session: keep it.
+            raise FetchError(self.endpoints().token, f"the token endpoint answered HTTP {status}")
 
         outcome, value = self._flights.run(session["rt"], exchange)
         if outcome == "ended":
@@ -350,11 +363,10 @@ class TokenHandler:
         if session is not None:
             endpoints = self.endpoints()
             if endpoints.revocation and "rt" in session:
-                answer = post_form(endpoints.revocation, {"token": session["rt"],
-                                                          "token_type_hint": "refresh_token"},
-                                   authorization=basic_credentials(self.config.client_id, self.config.client_secret),
-                                   allow_insecure_http=self.config.allow_insecure_http, what="revocation endpoint")
-                revoked = answer.ok
+                # RFC 7009 2.2: 200 whether or not the token was still valid.
+                status, _ = self._post(endpoints.revocation, {"token": session["rt"],
+                                                              "token_type_hint": "refresh_token"}, "revocation endpoint")
+                revoked = status == 200
             if endpoints.end_session:
                 # client_id, not id_token_hint: the answer goes to page JavaScript, which never sees a token.
                 params = {"client_id": self.config.client_id}

@@ -389,8 +389,12 @@ class HttpFetcher:
             response = conn.getresponse()
             headers = {name.lower(): value for name, value in response.getheaders()}
             if response.status != 200:
+                # A POST's error body says why (RFC 6749 5.2 "error": invalid_grant ends a session, others do not);
+                # a GET's is never used.
+                error_body = response.read(min(max_bytes, 65536)) if method == "POST" and response.status < 500 \
+                    else b""
                 return FetchResult(url=url, status=response.status, location=headers.get("location"),
-                                   headers=headers)
+                                   headers=headers, body=error_body)
             encoding = headers.get("content-encoding", "identity").strip().lower()
             if encoding not in ("", "identity"):
                 raise FetchError(url, f"the server sent a {encoding!r}-encoded body although identity was requested",
@@ -425,6 +429,16 @@ class HttpFetcher:
             if response is not None:
                 response.close()
             conn.close()
+
+
+def client_secret_basic(client_id: str, client_secret: str) -> str:
+    """The Authorization value for client_secret_basic: RFC 6749 2.3.1 form-encodes id and secret before HTTP Basic
+    joins them (a secret holding ':' or '%' otherwise breaks)."""
+    import base64
+    from urllib.parse import quote
+
+    pair = f"{quote(client_id, safe='')}:{quote(client_secret, safe='')}"
+    return "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
 
 
 def _describe(exc: BaseException) -> str:

@@ -9,18 +9,16 @@ token's exp, an inactive one for negative_cache_seconds. An endpoint that cannot
 """
 from __future__ import annotations
 
-import base64
 import hashlib
 import os
 import threading
 import time
 from typing import Any, Callable, Mapping
-from urllib.parse import quote
 
 from .config import IssuerConfig
 from .errors import TokenRejected
-from .fetcher import (DEFAULT_MAX_BYTES, FetchError, InsecureUrlError, check_key_url, fetch_json_document,
-                      parse_json_object)
+from .fetcher import (DEFAULT_MAX_BYTES, FetchError, InsecureUrlError, check_key_url, client_secret_basic,
+                      fetch_json_document, parse_json_object)
 from .principal import Principal, build_principal
 
 MAX_INTROSPECTION_BYTES = 64 * 1024
@@ -88,9 +86,7 @@ class IntrospectionClient:
         if not secret:
             raise _unavailable(f"environment variable {self.settings.client_secret_env} (the introspection client "
                                f"secret of {self.config.display_name}) is not set")
-        # RFC 6749 2.3.1: client id and secret are form-encoded before HTTP Basic.
-        pair = f"{quote(self.settings.client_id, safe='')}:{quote(secret, safe='')}"
-        return "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
+        return client_secret_basic(self.settings.client_id, secret)
 
     # ---- introspecting ---------------------------------------------------------------------------------------
     def introspect(self, token: str) -> Mapping[str, Any]:

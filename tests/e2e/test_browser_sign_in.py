@@ -19,7 +19,7 @@ import pytest
 
 from lambdas.token_handler import SESSION_COOKIE
 from lambdas.token_handler.sealing import join_chunks, unseal
-from lambdas.validation.form_post import basic_credentials, post_form
+from lambdas.validation.fetcher import HttpFetcher, client_secret_basic, parse_json_object
 from sandbox.web_app import CLIENT, WebSignIn
 
 REPO = Path(__file__).resolve().parents[2]
@@ -155,7 +155,8 @@ def test_a_rotated_refresh_token_replayed_at_the_issuer_is_refused(browser_run):
     web, results = browser_run
     old = _session(web, results["steps"]["cookies_before_refresh"])["rt"]
     client = web.idp_setup.clients[CLIENT]
-    answer = post_form(web.idp.discovery()["token_endpoint"], {"grant_type": "refresh_token", "refresh_token": old},
-                       authorization=basic_credentials(client.client_id, client.client_secret),
-                       allow_insecure_http=True)
-    assert answer.status == 400 and answer.document["error"] == "invalid_grant"
+    answer = HttpFetcher(allow_insecure_http=True).post_form(
+        web.idp.discovery()["token_endpoint"], {"grant_type": "refresh_token", "refresh_token": old},
+        headers={"Authorization": client_secret_basic(client.client_id, client.client_secret)})
+    assert answer.status == 400
+    assert parse_json_object(answer.body, source="token endpoint")["error"] == "invalid_grant"
