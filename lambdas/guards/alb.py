@@ -9,19 +9,20 @@ token (the IdP's own token) goes through the shared Verifier like any bearer tok
 from __future__ import annotations
 
 import base64
-import binascii
-import json
 import re
 import threading
 import time
 from typing import Any, Callable
 
+from lambdas.validation.claims import numeric_date
+from lambdas.validation.compact import decode_token
 from lambdas.validation.errors import TokenRejected
 from lambdas.validation.fetcher import FetchError, HttpFetcher, check_key_url
 from lambdas.validation.jwk import JsonWebKey, parse_jwk
 from lambdas.validation.principal import build_principal
 from lambdas.validation.profiles import PROFILES
 
+from .identity_header import unpadded_b64url
 from .require import header_value
 
 DATA_HEADER = "x-amzn-oidc-data"
@@ -33,30 +34,27 @@ MAX_KEY_BYTES = 4096
 # every request, and each would otherwise cost a fetch made under the one key lock.
 UNKNOWN_KID_SECONDS = 60
 MAX_UNKNOWN_KIDS = 1024
-# kids are UUIDs today; anything else is refused before it reaches a URL path.
-_KID = re.compile(r"^[A-Za-z0-9-]{1,128}$")
-_ALB_ARN = re.compile(r"^arn:aws[a-z-]*:elasticloadbalancing:([a-z0-9-]+):\d{12}:loadbalancer/app/[^/]+/[0-9a-f]+$")
+# kids are UUIDs today; anything else is refused before it reaches a URL path. Whole-string matches use fullmatch
+# (a `$` would let a final newline through) and ASCII classes (`\d` is any Unicode digit).
+_KID = re.compile(r"[A-Za-z0-9-]{1,128}")
+_ALB_ARN = re.compile(r"arn:aws[a-z-]*:elasticloadbalancing:([a-z0-9-]+):[0-9]{12}:loadbalancer/app/[^/\s]+/[0-9a-f]+")
 
 
-def _padded_b64url(segment: str, what: str) -> bytes:
-    """ALB pads its base64url with '='; accept that, and the unpadded form, but nothing else."""
-    if not re.fullmatch(r"[A-Za-z0-9_-]*={0,2}", segment):
-        raise TokenRejected("malformed", f"the {what} of {DATA_HEADER} is not base64url")
-    stripped = segment.rstrip("=")
+def decode_alb_data(data: str) -> tuple[dict, dict, bytes, bytes]:
+    """(header, claims, signing input, signature) of x-amzn-oidc-data through the strict token decoder. The ALB pads
+    its base64url with '=' (RFC 7515 does not): the padding is checked and removed for decoding, and the signature
+    covers the segments as sent."""
+    parts = data.split(".")
+    if len(parts) != 3:
+        raise TokenRejected("malformed", f"{DATA_HEADER} is not a three-part JWT")
+    segments = [unpadded_b64url(part, f"the {what} of {DATA_HEADER}")
+                for part, what in zip(parts, ("header", "payload", "signature"))]
     try:
-        return base64.urlsafe_b64decode(stripped + "=" * (-len(stripped) % 4))
-    except (binascii.Error, ValueError):
-        raise TokenRejected("malformed", f"the {what} of {DATA_HEADER} is not base64url") from None
-
-
-def _json_object(raw: bytes, what: str) -> dict:
-    try:
-        value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise TokenRejected("malformed", f"the {what} of {DATA_HEADER} is not JSON") from None
-    if not isinstance(value, dict):
-        raise TokenRejected("malformed", f"the {what} of {DATA_HEADER} is not a JSON object")
-    return value
+        header, claims, _, signature = decode_token(b".".join(segments))
+    except TokenRejected as exc:
+        raise TokenRejected(exc.code, f"{DATA_HEADER}: {exc.message}", expected=exc.expected, found=exc.found,
+                            hint=exc.hint) from None
+    return header, claims, f"{parts[0]}.{parts[1]}".encode("ascii"), signature
 
 
 class AlbPublicKeys:
@@ -76,7 +74,7 @@ class AlbPublicKeys:
         key = self._keys.get(kid)
         if key is not None:
             return key
-        if not _KID.match(kid):
+        if not _KID.fullmatch(kid):
             raise TokenRejected("unknown_kid", f"{DATA_HEADER} names a kid that is not an ALB key id",
                                 found=kid[:64])
         with self._lock:  # one fetch per kid even when many requests arrive together
@@ -136,7 +134,7 @@ class AlbOidcGuard:
 
     def __init__(self, alb_arn: str, *, verifier: Any = None, keys: AlbPublicKeys | None = None,
                  clock: Callable[[], float] = time.time, leeway_seconds: int = 60, match_subject: bool = True) -> None:
-        match = _ALB_ARN.match(alb_arn or "")
+        match = _ALB_ARN.fullmatch(alb_arn) if isinstance(alb_arn, str) else None
         if not match:
             raise ValueError(f"alb_arn must be an application load balancer ARN like arn:aws:elasticloadbalancing:"
                              f"eu-west-1:123456789012:loadbalancer/app/my-alb/50dc6c495c0c9188, got {alb_arn!r}")
@@ -156,10 +154,7 @@ class AlbOidcGuard:
                                 hint="the target must only be reachable through the ALB's authenticate-oidc rule")
         if len(data) > MAX_DATA_BYTES:
             raise TokenRejected("token_too_large", f"{DATA_HEADER} exceeds {MAX_DATA_BYTES} bytes")
-        parts = data.strip().split(".")
-        if len(parts) != 3:
-            raise TokenRejected("malformed", f"{DATA_HEADER} is not a three-part JWT")
-        header = _json_object(_padded_b64url(parts[0], "header"), "header")
+        header, claims, signing_input, signature = decode_alb_data(data.strip())
         if header.get("alg") != "ES256":
             raise TokenRejected("alg_not_allowed", f"{DATA_HEADER} must be ES256-signed", expected="ES256",
                                 found=str(header.get("alg"))[:20])
@@ -170,13 +165,11 @@ class AlbOidcGuard:
         kid = header.get("kid")
         if not isinstance(kid, str):
             raise TokenRejected("unknown_kid", f"{DATA_HEADER} has no kid")
-        signature = _padded_b64url(parts[2], "signature")
-        signing_input = f"{parts[0]}.{parts[1]}".encode("ascii")
         if not self.keys.get(kid).verify("ES256", signing_input, signature):
             raise TokenRejected("bad_signature", f"the {DATA_HEADER} signature does not verify")
-        claims = _json_object(_padded_b64url(parts[1], "payload"), "payload")
-        exp = claims.get("exp", header.get("exp"))
-        if not isinstance(exp, (int, float)) or isinstance(exp, bool):
+        # The ALB writes exp into the header and the claims; either must be a NumericDate (RFC 7519 2).
+        exp = numeric_date(claims, "exp") if "exp" in claims else numeric_date(header, "exp")
+        if exp is None:
             raise TokenRejected("missing_claim", f"{DATA_HEADER} has no numeric exp")
         if self.clock() > exp + self.leeway_seconds:
             raise TokenRejected("expired", f"{DATA_HEADER} has expired", expected=f"exp after {int(self.clock())}",

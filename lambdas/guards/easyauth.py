@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from typing import Any, Sequence
 
 from lambdas.validation.errors import TokenRejected
+from lambdas.validation.names import name_set
 from lambdas.validation.principal import build_principal
 from lambdas.validation.profiles import PROFILES
 
+from .identity_header import identity_json
 from .require import header_value
 
 PRINCIPAL_HEADER = "x-ms-client-principal"
@@ -44,10 +45,11 @@ def decode_client_principal(value: str) -> dict:
         raise TokenRejected("malformed", f"{PRINCIPAL_HEADER} is not base64")
     stripped = value.rstrip("=").replace("-", "+").replace("_", "/")
     try:
-        document = json.loads(base64.b64decode(stripped + "=" * (-len(stripped) % 4), validate=True))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise TokenRejected("malformed", f"{PRINCIPAL_HEADER} is not base64 JSON") from None
-    if not isinstance(document, dict) or not isinstance(document.get("claims"), list):
+        raw = base64.b64decode(stripped + "=" * (-len(stripped) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise TokenRejected("malformed", f"{PRINCIPAL_HEADER} is not base64") from None
+    document = identity_json(raw, PRINCIPAL_HEADER)
+    if not isinstance(document.get("claims"), list):
         raise TokenRejected("malformed", f'{PRINCIPAL_HEADER} has no "claims" list')
     return document
 
@@ -137,10 +139,7 @@ def _expected_tenant(tenant: Any, accept_any: bool) -> str | None:
 
 
 def _expected_audiences(audiences: Any, accept_any: bool) -> frozenset[str] | None:
-    if isinstance(audiences, (str, bytes)):
-        raise ValueError(f"EasyAuthGuard: expected_audiences must be a list of audiences, not one string; write "
-                         f"expected_audiences=[{audiences!r}]")
-    audiences = tuple(audiences or ())
+    audiences = tuple(sorted(name_set(audiences or (), "expected_audiences")))
     if accept_any:
         if audiences:
             raise ValueError("EasyAuthGuard: pass either expected_audiences or insecure_accept_any_audience=True, "

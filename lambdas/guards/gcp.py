@@ -21,18 +21,18 @@ iap_issuer_config() builds that IssuerConfig for the shared Verifier, so it is c
 """
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import re
 from typing import Any
 
 from lambdas.validation.config import IssuerConfig
 from lambdas.validation.errors import TokenRejected
+from lambdas.validation.jwk import b64url_bytes
+from lambdas.validation.names import name_set
 from lambdas.validation.principal import build_principal
 from lambdas.validation.profiles import PROFILES
 from lambdas.validation.route_decision import bearer_token
 
+from .identity_header import identity_json, unpadded_b64url
 from .require import header_value
 
 USERINFO_HEADER = "x-apigateway-api-userinfo"
@@ -88,16 +88,10 @@ def decode_userinfo(value: str) -> dict:
     """X-Apigateway-Api-Userinfo: base64url (padding optional) of the verified claims as a JSON object."""
     if len(value) > MAX_USERINFO_BYTES:
         raise TokenRejected("token_too_large", f"{USERINFO_HEADER} exceeds {MAX_USERINFO_BYTES} bytes")
-    if not re.fullmatch(r"[A-Za-z0-9_-]+={0,2}", value):
+    raw = b64url_bytes(unpadded_b64url(value, USERINFO_HEADER)) if value else None
+    if raw is None:
         raise TokenRejected("malformed", f"{USERINFO_HEADER} is not base64url")
-    stripped = value.rstrip("=")
-    try:
-        claims = json.loads(base64.urlsafe_b64decode(stripped + "=" * (-len(stripped) % 4)))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise TokenRejected("malformed", f"{USERINFO_HEADER} is not base64url JSON") from None
-    if not isinstance(claims, dict):
-        raise TokenRejected("malformed", f"{USERINFO_HEADER} is not a JSON object")
-    return claims
+    return identity_json(raw, USERINFO_HEADER)
 
 
 class GcpGatewayGuard:
@@ -117,9 +111,9 @@ class GcpGatewayGuard:
         if gateway_verifier is not None and not gateway_service_account:
             raise ValueError("gateway_service_account is required with gateway_verifier: the ID token must be the "
                              "gateway's, not any Google identity's")
-        if not issuers:
+        self.issuers = name_set(issuers, "issuers")
+        if not self.issuers:
             raise ValueError("issuers must list the iss values the gateway accepts")
-        self.issuers = frozenset(issuers)
         self.gateway_verifier = gateway_verifier
         self.gateway_service_account = gateway_service_account
         self.profile = PROFILES[profile]

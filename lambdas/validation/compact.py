@@ -97,12 +97,14 @@ def _may_nest_too_deeply(text: str) -> bool:
     return text.count("{") + text.count("[") > MAX_JSON_DEPTH
 
 
-def decode_json_object(raw: bytes, part: str) -> dict:
-    """Strict JSON object from UTF-8 bytes; raises TokenRejected("malformed") naming `part` and the problem."""
+def decode_json_object(raw: bytes, part: str, *, subject: str | None = None) -> dict:
+    """Strict JSON object from UTF-8 bytes; raises TokenRejected("malformed") naming the problem and what was read:
+    `subject`, by default "the token <part>" (a guard reading a platform's identity header names the header)."""
+    subject = subject or f"the token {part}"
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise TokenRejected("malformed", f"the token {part} is not valid UTF-8",
+        raise TokenRejected("malformed", f"{subject} is not valid UTF-8",
                             hint="JOSE headers and claims sets are UTF-8 JSON (RFC 7515 5.1)") from None
     try:
         try:
@@ -113,23 +115,23 @@ def decode_json_object(raw: bytes, part: str) -> dict:
         except StopIteration:
             value = _DECODER.decode(text)
     except StopIteration:
-        raise TokenRejected("malformed", f"the token {part} is not JSON") from None
+        raise TokenRejected("malformed", f"{subject} is not JSON") from None
     except RecursionError:
-        raise TokenRejected("malformed", f"the token {part} nests JSON too deeply") from None
+        raise TokenRejected("malformed", f"{subject} nests JSON too deeply") from None
     except ValueError as exc:  # JSONDecodeError, duplicate members, NaN/Infinity, oversized integers
         reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
-        raise TokenRejected("malformed", f"the token {part} is not acceptable JSON: {reason}",
+        raise TokenRejected("malformed", f"{subject} is not acceptable JSON: {reason}",
                             hint="JSON members must be unique; NaN, Infinity and numbers that overflow a double are "
                                  "not accepted") from None
     if type(value) is not dict:
-        raise TokenRejected("malformed", f"the token {part} is JSON but not an object",
+        raise TokenRejected("malformed", f"{subject} is JSON but not an object",
                             expected="object", found=type(value).__name__)
     if _may_nest_too_deeply(text) and _nesting_exceeds(value, MAX_JSON_DEPTH):
-        raise TokenRejected("malformed", f"the token {part} nests JSON more than {MAX_JSON_DEPTH} levels deep",
+        raise TokenRejected("malformed", f"{subject} nests JSON more than {MAX_JSON_DEPTH} levels deep",
                             expected=f"at most {MAX_JSON_DEPTH} levels", hint="real claims sets nest a few levels; "
                             "flatten the claim or issue it as a string")
     if "\\u" in text and _has_lone_surrogate(value):
-        raise TokenRejected("malformed", f"the token {part} contains a lone UTF-16 surrogate escape",
+        raise TokenRejected("malformed", f"{subject} contains a lone UTF-16 surrogate escape",
                             hint="strings must be valid Unicode (RFC 8259 8.2)")
     return value
 

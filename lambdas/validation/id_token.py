@@ -31,6 +31,12 @@ def check_id_token_extras(claims: Mapping[str, Any], alg: str, *, client_id: str
     azp = claims.get("azp")
     if azp is not None and type(azp) is not str:
         raise TokenRejected("malformed", "the ID token's azp claim must be a string", found=type(azp).__name__)
+    if client_id is not None and client_id not in audiences:
+        # OIDC Core 3.1.3.7 step 3: the client's own client_id must be an audience. The issuer-level audience check
+        # accepts any configured audience, so an ID token minted for another client of the same issuer would pass.
+        raise TokenRejected("invalid_audience", "the ID token was issued for another client: its aud does not "
+                            "contain this client's id", expected=client_id, found=[str(a)[:200] for a in audiences[:10]],
+                            hint="use the ID token your own client received (OIDC Core 3.1.3.7)")
     if len(audiences) > 1 and azp is None:
         raise TokenRejected("invalid_azp", "the ID token has several audiences but no azp naming the client it was "
                             "issued to", expected="azp", found=None,

@@ -10,13 +10,14 @@ from typing import Any, Iterable
 from .compact import check_header, decode_json_object, decode_segment, split_token
 from .errors import TokenRejected
 from .key_source import KeySource
+from .names import name_set
 
 
 def verify_jws(token: Any, keys: KeySource, *, algorithms: Iterable[str]) -> tuple[dict, bytes]:
     """(header, payload bytes) of a compact JWS whose signature verifies with a key from `keys`; every other
     outcome raises TokenRejected (malformed, token_too_large, unsupported_alg, alg_not_allowed, unknown_kid,
     bad_signature, jwks_unavailable)."""
-    allowed = frozenset(algorithms)
+    allowed = name_set(algorithms, "algorithms")
     header_segment, payload_segment, signature_segment = split_token(token)
     header = decode_json_object(decode_segment(header_segment, "header"), "header")
     check_header(header)

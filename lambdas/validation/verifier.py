@@ -25,6 +25,7 @@ from .errors import TokenRejected
 from .explain import Check
 from .key_metrics import KeySetMetrics
 from .key_source import KeySource, StaticKeySource
+from .names import name_set
 from .principal import Principal, build_principal
 from .requirement import Requirement
 
@@ -141,6 +142,8 @@ class Verifier:
 
         issuers   names of the issuers acceptable for this call (a route's `issuers`); None: any trusted issuer
         """
+        if issuers is not None and type(issuers) is not frozenset:
+            issuers = name_set(issuers, "issuers")
         if type(token) is str:
             hit = self._cache.get(token)
             if hit is not None:
@@ -189,6 +192,7 @@ class Verifier:
         required to be an ID token, plus azp, nonce (when given) and at_hash (when `access_token` is given and the
         token carries at_hash). client_id defaults to the issuer's only audience."""
         from .id_token import check_id_token_extras
+        issuers = None if issuers is None else name_set(issuers, "issuers")
         principal, header, rules = self._authenticate(token, issuers, "id", use_cache=False)
         if client_id is None and len(rules.audience_list) == 1:
             client_id = rules.audience_list[0]
@@ -199,6 +203,7 @@ class Verifier:
     def check_signature(self, token: Any, *, issuers: Iterable[str] | None = None) -> dict:
         """Only the JWS layer: structure, header rules, issuer, algorithm allow-list, key and signature; no claim
         rules. Returns the header. (For signature test vectors and `authgate verify --signature-only`.)"""
+        issuers = None if issuers is None else name_set(issuers, "issuers")
         header, claims, signing_input, signature = self._decode(token)
         failure: TokenRejected | None = None
         for rules in self._candidates(claims, issuers):
@@ -214,6 +219,7 @@ class Verifier:
         """Run every check that can be run and report each one (pass, fail with the fix, or skipped because an
         earlier failure made it impossible). Never raises TokenRejected."""
         from .explain import explain_token
+        issuers = None if issuers is None else name_set(issuers, "issuers")
         return explain_token(self, token, requirement, issuers=issuers, expected_use=expected_use)
 
     # --- internals ------------------------------------------------------------------------------------------

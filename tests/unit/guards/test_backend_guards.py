@@ -59,7 +59,8 @@ def test_alb_header_verifies_against_fetched_key_once(alb_guard, alb_key, http_s
 @pytest.mark.parametrize("mutate,code", [
     (lambda k: alb_data(k, signer=ALB_ARN.replace("orders-alb", "evil-alb")), "unknown_issuer"),
     (lambda k: alb_data(k, exp=int(time.time()) - 3600), "expired"),
-    (lambda k: alb_data(k, alg="HS256"), "alg_not_allowed"),
+    (lambda k: alb_data(k, alg="HS256"), "unsupported_alg"),  # refused by the token header rules
+    (lambda k: alb_data(k, alg="ES384"), "alg_not_allowed"),
     (lambda k: alb_data(k)[:-8] + "AAAAAAA=", "bad_signature"),
     (lambda k: alb_data(SigningKey.generate("ES256", kid=k.kid)), "bad_signature"),
     (lambda k: "not-a-jwt", "malformed"),
