@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from itertools import islice
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 from .claims import (MAX_NUMERIC_DATE, IssuerRules, check_algorithm, check_audience, check_expiry, check_issued_at, check_not_before,
                      check_required_claims, check_subject, check_tenant_issuer, check_token_age, check_token_use,
@@ -22,12 +22,14 @@ from .claims import (MAX_NUMERIC_DATE, IssuerRules, check_algorithm, check_audie
 from .compact import HeaderCache, decode_token, decode_token_fast
 from .config import IssuerConfig
 from .errors import TokenRejected
-from .explain import Check
 from .key_metrics import KeySetMetrics
 from .key_source import KeySource, StaticKeySource
 from .names import name_set
 from .principal import Principal, build_principal
 from .requirement import Requirement
+
+if TYPE_CHECKING:  # explain() imports it when called: a decision never needs the explain machinery
+    from .explain import Check
 
 _FROM_CONFIG = "config"  # expected token use: whatever each IssuerConfig says
 _INF = float("inf")
@@ -372,4 +374,4 @@ def _bad_signature(alg: str, key: Any, rules: IssuerRules) -> TokenRejected:
                          hint="the token was altered, or was not signed by this issuer")
 
 
-__all__ = ["Verifier", "Check"]
+__all__ = ["Verifier"]

@@ -164,25 +164,62 @@ def bytecode_files(root: Path) -> int:
     return sum(1 for _ in root.rglob("*.pyc"))
 
 
-def run_once(package: Path, module: str, handler: str, event_file: Path, env: dict[str, str]) -> tuple[float, float]:
-    """(CPU seconds of the child, wall seconds) for one cold start."""
-    started = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-I", "-S", "-B", "-c", JOB, str(package), module, handler,
-                              str(event_file)], env=env, cwd=package, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(child.pid, 0)
-    wall = time.perf_counter() - started
-    child.returncode = os.waitstatus_to_exitcode(status)
-    stderr = child.stderr.read().decode() if child.stderr else ""
-    if child.returncode != 0:
-        raise SystemExit(f"{module}.{handler} failed:\n{stderr[-2000:]}")
+def run_once(code: str, args: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
+    """(CPU seconds of the child, wall seconds) for one fresh `python -I -S -B -c code *args`."""
+    with tempfile.TemporaryFile() as errors:
+        started = time.perf_counter()
+        child = subprocess.Popen([sys.executable, "-I", "-S", "-B", "-c", code, *args], env=env, cwd=cwd,
+                                 stdout=subprocess.DEVNULL, stderr=errors)
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - started
+        if os.waitstatus_to_exitcode(status) != 0:
+            errors.seek(0)
+            raise SystemExit(f"{' '.join(args[1:3])} failed:\n{errors.read().decode()[-2000:]}")
     return usage.ru_utime + usage.ru_stime, wall
+
+
+# --breakdown: what a cold start of the HTTP API authorizer spends, stage by stage, from the built asset. Each stage
+# adds to the one before; the last is the whole cold start the ratio is about.
+STAGES = [
+    ("interpreter start-up", "pass"),
+    ("+ json (the stdlib every JWT verifier needs)", "import json"),
+    ("+ cryptography RSA (any RS256 verifier)", "import json; import cryptography.exceptions; "
+     "from cryptography.hazmat.primitives import hashes; "
+     "from cryptography.hazmat.primitives.asymmetric import padding, rsa"),
+    ("+ hashlib", "import json, hashlib; import cryptography.exceptions; "
+     "from cryptography.hazmat.primitives import hashes; "
+     "from cryptography.hazmat.primitives.asymmetric import padding, rsa"),
+    ("+ dataclasses", "import json, hashlib, dataclasses; import cryptography.exceptions; "
+     "from cryptography.hazmat.primitives import hashes; "
+     "from cryptography.hazmat.primitives.asymmetric import padding, rsa"),
+    ("import the handler (init included)", "import lambdas.authorizers.http_api"),
+]
+
+
+def breakdown(asset: Path, pyjwt: Path, job_args: dict[str, list[str]], envs: dict[str, dict[str, str]],
+              rounds: int) -> list[tuple[str, float]]:
+    """Median child CPU ms of each stage, interleaved round by round."""
+    prefix = "import sys; sys.path.insert(0, sys.argv[1]); "
+    runs: list[tuple[str, str, list[str], dict[str, str], Path]] = [
+        (name, prefix + code, [str(asset)], envs["authgate"], asset) for name, code in STAGES]
+    runs.append(("handler + one decision (the cold start)", JOB, job_args["authgate"], envs["authgate"], asset))
+    runs.append(("PyJWT: import jwt", prefix + "import jwt", [str(pyjwt)], envs["pyjwt"], pyjwt))
+    runs.append(("PyJWT: handler + one decision", JOB, job_args["pyjwt"], envs["pyjwt"], pyjwt))
+    cpu: dict[str, list[float]] = {name: [] for name, *_ in runs}
+    for round_index in range(rounds + 1):
+        for name, code, args, env, cwd in runs:
+            seconds, _ = run_once(code, args, env, cwd)
+            if round_index:
+                cpu[name].append(seconds)
+    return [(name, statistics.median(values) * 1000) for name, values in cpu.items()]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15, help="cold starts of each kind and side (default 15)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="instead: where the HTTP API cold start's CPU time goes, stage by stage")
     args = parser.parse_args(argv)
     architecture = host_architecture()
     key = SigningKey.generate("RS256")
@@ -207,6 +244,16 @@ def main(argv: list[str] | None = None) -> int:
             "pyjwt": {kind: ("pyjwt_authorizer", f"{kind}_handler") for kind in event_files},
         }
         apis = {"http_api": "orders", "rest": "orders", "websocket": "stream"}
+        if args.breakdown:
+            job_args = {side: [str(sides[side][0]), *handlers[side]["http_api"], str(event_files["http_api"])]
+                        for side in sides}
+            envs = {side: {**env, "AUTHGATE_API": "orders"} for side, (_, env) in sides.items()}
+            stages = breakdown(asset, pyjwt, job_args, envs, args.rounds)
+            print(f"Python {platform.python_version()} {architecture}; median child CPU ms of {args.rounds} fresh "
+                  f"interpreters per stage, interleaved; the HTTP API authorizer from the built asset")
+            for name, ms in stages:
+                print(f"  {name:<48}{ms:>7.1f}")
+            return 0
         compiled = {side: bytecode_files(package) for side, (package, _) in sides.items()}
         cpu: dict[tuple[str, str], list[float]] = {}
         wall: dict[tuple[str, str], list[float]] = {}
@@ -217,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
                     package, env = sides[side]
                     module, handler = handlers[side][kind]
                     env = {**env, "AUTHGATE_API": apis[kind]}
-                    seconds_cpu, seconds_wall = run_once(package, module, handler, event_files[kind], env)
+                    seconds_cpu, seconds_wall = run_once(JOB, [str(package), module, handler,
+                                                               str(event_files[kind])], env, package)
                     if round_index:
                         cpu.setdefault((side, kind), []).append(seconds_cpu)
                         wall.setdefault((side, kind), []).append(seconds_wall)

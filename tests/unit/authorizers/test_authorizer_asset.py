@@ -32,7 +32,9 @@ def table(tmp_path_factory):
                 "issuers": {"corp": {"issuer": "https://idp.example.test", "audiences": ["orders-api"],
                                      "jwks": key.jwks()}},
                 "apis": {"orders": {"routes": [{"route_key": "GET /orders", "method": "GET", "path": "/orders",
-                                                "issuers": ["corp"], "scopes": ["orders:read"]}]}}}
+                                                "issuers": ["corp"], "scopes": ["orders:read"]}]},
+                         "stream": {"routes": [{"route_key": "$connect", "issuers": ["corp"],
+                                                "scopes": ["orders:read"]}]}}}
     return key, document
 
 
@@ -132,6 +134,45 @@ def test_asset_runs_from_its_bytecode_and_compiles_nothing(tmp_path, built, tabl
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1])["policyDocument"]["Statement"][0]["Effect"] == "Allow"
     assert sorted(asset.rglob("*.pyc")) == before
+
+
+# Loaded only when a decision needs them: remote keys (bundled here), explanations, logging, TLS and HTTP clients.
+NOT_FOR_A_DECISION = ("lambdas.validation.explain", "lambdas.validation.fetcher", "lambdas.validation.jwks_cache",
+                      "lambdas.validation.discovery", "http.client", "ssl", "socket", "logging", "email",
+                      "urllib.request", "yaml", "pydantic", "jwt")
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="runs the x86_64 wheels on this interpreter")
+@pytest.mark.parametrize("kind", ["http_api", "rest", "websocket"])
+def test_a_cold_decision_imports_only_what_it_needs(built, table, kind):
+    from tests.support.tokens import mint
+    raw = mint(table[0], scope="orders:read")
+    arn = "arn:aws:execute-api:eu-west-1:123456789012:abc123/prod"
+    event, api = {
+        "http_api": ({"version": "2.0", "type": "REQUEST", "routeArn": f"{arn}/GET/orders", "routeKey": "GET /orders",
+                      "rawPath": "/orders", "headers": {"authorization": f"Bearer {raw}"},
+                      "requestContext": {"http": {"method": "GET", "path": "/orders"}, "requestId": "r"}}, "orders"),
+        "rest": ({"type": "TOKEN", "authorizationToken": f"Bearer {raw}", "methodArn": f"{arn}/GET/orders"},
+                 "orders"),
+        "websocket": ({"type": "REQUEST", "methodArn": f"{arn}/$connect", "headers": {},
+                       "queryStringParameters": {"access_token": raw},
+                       "requestContext": {"routeKey": "$connect", "eventType": "CONNECT", "requestId": "r"}},
+                      "stream"),
+    }[kind]
+    script = ("import json, sys; sys.path.insert(0, sys.argv[1]); import importlib; "
+              "handler = importlib.import_module('lambdas.authorizers.' + sys.argv[2]).handler; "
+              "response = handler(json.loads(sys.argv[3])); "
+              "print(json.dumps({'response': response, 'modules': sorted(sys.modules)}))")
+    env = {"PATH": os.environ.get("PATH", ""), "AUTHGATE_POLICY": str(built / ROUTE_TABLE_FILE), "AUTHGATE_API": api}
+    result = subprocess.run([sys.executable, "-I", "-S", "-B", "-c", script, str(built), kind, json.dumps(event)],
+                            capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    response = report["response"]
+    assert response.get("isAuthorized") is True or response["policyDocument"]["Statement"][0]["Effect"] == "Allow"
+    loaded = set(report["modules"])
+    assert "lambdas.validation.verifier" in loaded
+    assert not loaded.intersection(NOT_FOR_A_DECISION), sorted(loaded.intersection(NOT_FOR_A_DECISION))
 
 
 @pytest.mark.skipif(platform.machine() != "x86_64" or sys.version_info[:2] < (3, 11),
