@@ -25,6 +25,7 @@ from pathlib import Path
 
 from lambdas.validation import IssuerConfig, TokenRejected, Verifier
 from sandbox.cognito_api import APP_CLIENT_NAME, OTHER_CLIENT_NAME, AuthorizerAnswer, CognitoApi
+from sandbox.cognito_api import PASSWORD as COGNITO_PASSWORD
 from sandbox.cognito_api import USERNAME as COGNITO_USER
 from sandbox.environment import (DEFAULT_POLICY, FOREIGN_AUDIENCE, GatewayHandle, Sandbox, SandboxInputError,
                                  check_sandbox_inputs)
@@ -276,6 +277,21 @@ def tamper(token: str) -> str:
     return f"{header}.{forged}.{signature}"
 
 
+def cognito_commands(api: CognitoApi) -> list[str]:
+    """Shell lines that sign in to the emulated pool with curl (InitiateAuth) and verify the access token."""
+    import shlex
+
+    body = json.dumps({"AuthFlow": "USER_PASSWORD_AUTH", "ClientId": api.app_client_id,
+                       "AuthParameters": {"USERNAME": COGNITO_USER, "PASSWORD": COGNITO_PASSWORD}})
+    sign_in = (f"curl -s -X POST {api.emulator.endpoint}/ -H 'Content-Type: application/x-amz-json-1.1' "
+               f"-H 'X-Amz-Target: AWSCognitoIdentityProviderService.InitiateAuth' -d {shlex.quote(body)}")
+    return [f"COGNITO_TOKEN=$({sign_in} | python3 -c 'import json,sys; "
+            f"print(json.load(sys.stdin)[\"AuthenticationResult\"][\"AccessToken\"])')",
+            f"authgate verify \"$COGNITO_TOKEN\" --policy {shlex.quote(str(api.policy_path))} "
+            f"--var COGNITO_ISSUER={api.pool.issuer} --var COGNITO_APP_CLIENT={api.app_client_id} "
+            f"--jwks {api.pool.jwks_url} --allow-insecure-http"]
+
+
 def print_curl_commands(sandbox: Sandbox, demo: Demo, narrator: Narrator) -> None:
     narrator.section("The sandbox is running: paste these (tokens live 5 minutes; rerun the token command for more)")
     worker = demo.worker
@@ -290,6 +306,12 @@ def print_curl_commands(sandbox: Sandbox, demo: Demo, narrator: Narrator) -> Non
         print(f"  curl -i -X POST -H \"Authorization: Bearer $TOKEN\" {gateway.url}/orders   # 403: needs "
               "orders:write too", file=narrator.out)
         print(f"  curl -i {gateway.url}/health", file=narrator.out)
+    if sandbox.cognito is not None:
+        print("\n  # Cognito (moto): alice signs in to app client " + APP_CLIENT_NAME + "; then authgate checks the access "
+              "token\n  # under sandbox/cognito_policy.yaml as the REST authorizer does (keys from the emulator)",
+              file=narrator.out)
+        for command in cognito_commands(sandbox.cognito):
+            print(f"  {command}", file=narrator.out)
     print(f"\n  # the provider: discovery, keys, login (users: "
           f"{', '.join(f'{u.username}/{u.password}' for u in sandbox.idp_setup.users.values())})", file=narrator.out)
     print(f"  curl -s {sandbox.idp.issuer}/.well-known/openid-configuration\n  curl -s {demo.disc['jwks_uri']}",

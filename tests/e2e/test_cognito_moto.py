@@ -15,12 +15,13 @@ loopback URL.
 from __future__ import annotations
 
 import json
+import os
 import urllib.request
 
 import pytest
 
 from lambdas.validation import IssuerConfig, TokenRejected, Verifier
-from sandbox.cognito import REGION, MotoCognito
+from sandbox.cognito import REGION, MotoCognito, isolated_environment
 from tests.support.reference_node import ReferenceVerifier, reference_available
 
 USERNAME = "alice"
@@ -30,9 +31,27 @@ pytest.importorskip("boto3", reason="boto3 comes with moto[server] (dev extra)")
 pytest.importorskip("moto.server", reason="moto[server] is in the dev extra")
 
 
+# A platform engineer's laptop: a profile this machine lacks, a config file that is not one, an endpoint override
+# and credentials that look real. The emulator and its client must use none of them.
+HOSTILE_AWS_ENVIRONMENT = {"AWS_PROFILE": "authgate-no-such-profile", "AWS_DEFAULT_PROFILE": "authgate-no-such-profile",
+                           "AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_ACCESS_KEY_ID": "AKIAREALLOOKING00000",
+                           "AWS_SECRET_ACCESS_KEY": "not-a-real-secret", "AWS_DEFAULT_REGION": "us-west-2"}
+
+
 @pytest.fixture(scope="module")
-def cognito():
-    """A running Cognito emulator with one pool, two clients, a group, a user, and tokens from two sign-in flows."""
+def cognito(tmp_path_factory):
+    """A running Cognito emulator with one pool, two clients, a group, a user, and tokens from two sign-in flows,
+    all made while the environment holds the user's (bogus) AWS settings."""
+    broken_config = tmp_path_factory.mktemp("aws") / "config"
+    broken_config.write_text("[profile this is not\nregion = = =\n")
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in {**HOSTILE_AWS_ENVIRONMENT, "AWS_CONFIG_FILE": str(broken_config),
+                            "AWS_SHARED_CREDENTIALS_FILE": str(broken_config)}.items():
+            patch.setenv(name, value)
+        yield from _running_pool()
+
+
+def _running_pool():
     with MotoCognito() as emulator:
         pool = emulator.create_pool("orders-users")
         app_client = pool.create_app_client("orders-web")
@@ -45,6 +64,15 @@ def cognito():
                "password_auth": pool.sign_in(app_client, USERNAME, PASSWORD),
                "admin_auth": pool.admin_sign_in(app_client, USERNAME, PASSWORD),
                "other_auth": pool.sign_in(other_client, USERNAME, PASSWORD)}
+
+
+def test_the_emulator_process_gets_no_aws_setting_of_the_user():
+    env = isolated_environment({**HOSTILE_AWS_ENVIRONMENT, "PATH": "/usr/bin", "aws_profile": "lower"})
+    assert env["PATH"] == "/usr/bin"
+    assert "AWS_PROFILE" not in env and "AWS_DEFAULT_PROFILE" not in env and "AWS_ENDPOINT_URL" not in env
+    assert "aws_profile" not in env
+    assert env["AWS_ACCESS_KEY_ID"] == "testing" and env["AWS_DEFAULT_REGION"] == REGION
+    assert env["AWS_CONFIG_FILE"] == env["AWS_SHARED_CREDENTIALS_FILE"] == os.devnull
 
 
 def our_verifier(cognito, token_use: str | None) -> Verifier:

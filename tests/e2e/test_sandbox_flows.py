@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -331,3 +332,15 @@ def test_a_cognito_flow_that_cannot_start_is_reported_and_its_emulator_stopped(m
         narrator = Narrator(out=io.StringIO())
         Demo(running, narrator).cognito()
         assert [(o.step, o.passed) for o in narrator.outcomes] == [("cognito: emulator available", False)]
+
+
+def test_the_cognito_commands_make_local_prints_work_when_pasted(sandbox):
+    from sandbox.demo import cognito_commands
+
+    assert sandbox.cognito is not None, sandbox.cognito_error
+    script = "set -e\n" + "\n".join(cognito_commands(sandbox.cognito)) + "\n"
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+           "AWS_PROFILE": "authgate-no-such-profile"}
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120, cwd=REPO, env=env)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert done.stdout.startswith("VALID access token for subject")
