@@ -1,7 +1,7 @@
 """Cold start as deployed: a fresh interpreter imports an authorizer from the BUILT Lambda asset and answers one
 event, side by side with the authorizer a team writes from PyJWT's documentation, packaged with pip.
 
-    python tests/bench/bench_cold_start.py [--rounds N] [--json]
+    python tests/bench/bench_cold_start.py [--quick | --rounds N] [--json] [--breakdown]
 
 authgate: `stacks.aws.authorizer_asset.build_authorizer_asset` builds the asset (lambdas/ + cryptography for this
 machine's architecture, bytecode compiled for exactly this interpreter, a 50-route table with bundled keys inside).
@@ -217,10 +217,13 @@ def breakdown(asset: Path, pyjwt: Path, job_args: dict[str, list[str]], envs: di
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15, help="cold starts of each kind and side (default 15)")
+    parser.add_argument("--quick", action="store_true", help="5 rounds (a smoke run, noisier)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--breakdown", action="store_true",
                         help="instead: where the HTTP API cold start's CPU time goes, stage by stage")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds = 5
     architecture = host_architecture()
     key = SigningKey.generate("RS256")
     table = route_table(key)

@@ -13,8 +13,9 @@ the pinned core would otherwise be billed to whichever contender it interrupted,
 neighbours. Every contender runs the same way, so the ratios stay like for like. As in `timeit`, the garbage
 collector is run before and paused during each timed block: a collection triggered by one contender's garbage would
 otherwise land in whichever contender happened to run next, which made run-to-run ratios swing by 0.2x here.
-Targets (issue 2), enforced for RS256: authgate >= 0.8x bare, >= 2.5x pyjwt; hit >= 20x pyjwt. ES256 and Ed25519
-are reported the same way. Exits 1 when a target is missed.
+Targets (issue 14), enforced for RS256 and each printed beside its ratio: authgate >= 0.65x bare, >= 2.2x pyjwt;
+hit >= 100x pyjwt (bench_reference_node.py holds the fourth, >= 1.0x npm aws-jwt-verify). ES256 and Ed25519 are
+reported the same way. Exits 1 when a target is missed.
 """
 from __future__ import annotations
 
@@ -29,7 +30,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-TARGETS = {"authgate/bare": 0.8, "authgate/pyjwt": 2.5, "hit/pyjwt": 20.0}
+# Issue 14 restated them: 0.8x of the bare verify is out of reach (the standard library's base64 and JSON calls alone
+# take most of that budget, see --breakdown); these keep the ratios from slipping.
+TARGETS = {"authgate/bare": 0.65, "authgate/pyjwt": 2.2, "hit/pyjwt": 100.0}
 CLOCK = time.process_time  # CPU time of this process: see the module docstring
 
 
@@ -207,7 +210,10 @@ def main(argv: list[str] | None = None) -> int:
             ps, ra = r["per_second"], r["ratios"]
             print(f"{r['alg']:<7}{ps['bare']:>10.0f}{ps['authgate']:>10.0f}{ps['pyjwt']:>10.0f}{ps['hit']:>11.0f}   "
                   f"{ra['authgate/bare']:>7.2f}x{ra['authgate/pyjwt']:>8.2f}x{ra['hit/pyjwt']:>9.1f}x")
-        print("targets (RS256): " + ", ".join(f"{k} >= {v}x" for k, v in TARGETS.items()))
+        [rs256] = [r for r in results if r["alg"] == "RS256"]
+        for name, target in TARGETS.items():
+            ratio = rs256["ratios"][name]
+            print(f"RS256 {name:<15}{ratio:>8.2f}x  target >= {target}x: {'met' if ratio >= target else 'MISSED'}")
         print("result: " + ("all targets met" if not failures else "MISSED: " + "; ".join(failures)))
     return 1 if failures else 0
 
