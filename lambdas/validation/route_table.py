@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Generic, Iterable, Mapping, Sequence, TypeVar
 
 from .config import IssuerConfig
 from .requirement import Requirement
@@ -96,6 +96,16 @@ class PathTemplate:
                 return True
         return True
 
+    def parameters(self, request_segments: Sequence[str]) -> dict[str, str]:
+        """The path parameters of a request this template matches (a greedy one holds the rest of the path)."""
+        values: dict[str, str] = {}
+        for index, (kind, name) in enumerate(self.segments):
+            if kind == GREEDY:
+                values[name] = "/".join(request_segments[index:])
+            elif kind == PARAM:
+                values[name] = request_segments[index]
+        return values
+
     def iam_resource_glob(self) -> str:
         """The path as an IAM resource pattern: every parameter becomes `*` (which in IAM also crosses '/')."""
         if not self.segments:
@@ -116,6 +126,56 @@ def split_request_path(path: str) -> tuple[str, ...] | None:
         body = body[:-1]
     segments = tuple(body.split("/"))
     return None if "" in segments else segments
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RouteMatch(Generic[T]):
+    """What a request was routed to: the entry's value, its template and the request's path parameters."""
+
+    value: T
+    template: PathTemplate | None
+    parameters: Mapping[str, str]
+
+
+class Router(Generic[T]):
+    """Selects among (method, PathTemplate, value) entries the one API Gateway would route a request to.
+
+    The most specific path wins, compared segment by segment from the left (literal over {name} over {name+}); on
+    equal paths an exact method wins over ANY; `catch_all` (the HTTP API's $default) takes what nothing else
+    matches, except a path with an empty segment, which matches nothing (see `split_request_path`)."""
+
+    __slots__ = ("_entries", "catch_all")
+
+    def __init__(self, entries: Iterable[tuple[str, PathTemplate, T]], *, catch_all: T | None = None) -> None:
+        self._entries = tuple((method.upper(), template, value) for method, template, value in entries)
+        self.catch_all = catch_all
+
+    def select(self, method: str, path: str) -> RouteMatch[T] | None:
+        segments = split_request_path(path)
+        if segments is None:
+            return None
+        method = method.upper()
+        best: tuple | None = None
+        best_rank: tuple = ()
+        for entry in self._entries:
+            entry_method, template = entry[0], entry[1]
+            if entry_method != "ANY" and entry_method != method:
+                continue
+            if not template.matches(segments):
+                continue
+            rank = (template.specificity, entry_method != "ANY")
+            if best is None or rank > best_rank:
+                best, best_rank = entry, rank
+        if best is None:
+            return None if self.catch_all is None else RouteMatch(self.catch_all, None, {})
+        return RouteMatch(best[2], best[1], best[1].parameters(segments))
+
+    def match(self, method: str, path: str) -> T | None:
+        found = self.select(method, path)
+        return None if found is None else found.value
 
 
 @dataclass(frozen=True)
@@ -166,26 +226,18 @@ class ApiRoutes:
         return self._by_key.get(route_key)
 
     def match(self, method: str, path: str) -> Route | None:
-        """The route API Gateway would send `method path` to, or None when no route matches.
+        """The route API Gateway would send `method path` to, or None when no route matches (see `Router`; a
+        `$default` route is the catch-all)."""
+        return self.router.match(method, path)
 
-        The most specific path wins (compared segment by segment: literal, then {param}, then {greedy+}); on equal
-        paths an exact method wins over ANY. A `$default` route, if present, catches what nothing else matches,
-        except a path with an empty segment, which matches nothing (see `split_request_path`).
-        """
-        segments = split_request_path(path)
-        if segments is None:
-            return None
-        best: Route | None = None
-        best_rank: tuple = ()
-        for route in self.routes:
-            if not route.matches(method, segments):
-                continue
-            rank = (route.template.specificity, route.method != "ANY")  # type: ignore[union-attr]
-            if best is None or rank > best_rank:
-                best, best_rank = route, rank
-        if best is None:
-            return self._by_key.get("$default")
-        return best
+    @property
+    def router(self) -> "Router[Route]":
+        router = self.__dict__.get("_router")
+        if router is None:
+            router = Router(((r.method, r.template, r) for r in self.routes if r.template is not None),
+                            catch_all=self._by_key.get("$default"))
+            object.__setattr__(self, "_router", router)  # built once; the routes never change
+        return router
 
 
 class RouteTable:
@@ -357,12 +409,5 @@ def _route(entry: Any, issuers: Mapping[str, IssuerConfig], where: str) -> Route
                  freshness=freshness, proof=proof)
 
 
-def routes_satisfied_by(routes: Iterable[Route], principal: Any, issuer_name: str | None) -> list[Route]:
-    """The routes among `routes` that this principal may call: public ones, and those whose issuers include the
-    principal's and whose requirement it meets."""
-    return [route for route in routes
-            if route.public or (route.admits_issuer(issuer_name) and route.requirement.is_satisfied_by(principal))]
-
-
-__all__ = ["FORMAT", "LITERAL", "PARAM", "GREEDY", "RouteTable", "RouteTableError", "ApiRoutes", "Route", "PathTemplate", "split_request_path",
-           "routes_satisfied_by"]
+__all__ = ["FORMAT", "LITERAL", "PARAM", "GREEDY", "RouteTable", "RouteTableError", "ApiRoutes", "Route", "PathTemplate",
+           "Router", "RouteMatch", "split_request_path"]

@@ -34,9 +34,10 @@ from xml.etree.ElementTree import Element
 import defusedxml.ElementTree as SafeXml
 
 from lambdas.validation import IssuerConfig, TokenRejected, Verifier
+from sandbox.gateways.routing import APIM, GATEWAYS
 from sandbox.gateways.server import Decision
 
-NAME = "azure-apim"
+NAME = APIM
 # validate-jwt accepts RSA and EC signatures; HMAC would need a shared secret in the policy (never rendered).
 APIM_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512")
 # Every attribute of rate-limit-by-key the renderer writes; any other one (increment-condition, ...) is not emulated.
@@ -194,7 +195,6 @@ class ApimOperationPolicy:
     route_key: str
     method: str
     url_template: str
-    pattern: re.Pattern
     inbound: tuple[Element, ...] | None     # None: inherits the API policy (<base /> only)
 
 
@@ -203,18 +203,6 @@ def _inbound(xml: str, what: str) -> tuple[Element, ...]:
     if root.tag != "policies" or root.find("inbound") is None:
         raise ApimEmulationError(f"{what}: not a <policies> document with <inbound>")
     return tuple(root.find("inbound"))
-
-
-def _template_pattern(template: str) -> re.Pattern:
-    parts = []
-    for segment in [s for s in template.strip("/").split("/") if s]:
-        if segment == "*":
-            parts.append(".*")
-        elif re.fullmatch(r"\{[^}]+\}", segment):
-            parts.append("[^/]+")
-        else:
-            parts.append(re.escape(segment))
-    return re.compile("^/" + "/".join(parts) + "/?$")
 
 
 class ApimEmulator:
@@ -236,14 +224,11 @@ class ApimEmulator:
         for route_key, method, template in operations:
             xml = operation_policies.get(route_key)
             inbound = _inbound(xml, f"operation {route_key}") if xml else None
-            self.operations.append(ApimOperationPolicy(route_key, method, template, _template_pattern(template),
-                                                       inbound))
+            self.operations.append(ApimOperationPolicy(route_key, method, template, inbound))
         unknown = set(operation_policies) - {op.route_key for op in self.operations}
         if unknown:
             raise ApimEmulationError(f"operation policies for routes that are not operations: {sorted(unknown)}")
-        # Literal segments before template parameters, as APIM matches the most specific template.
-        self.operations.sort(key=lambda op: (op.url_template.count("{") + op.url_template.count("*"),
-                                             -len(op.url_template)))
+        self.router = GATEWAYS[APIM].router((op.method, op.url_template, op) for op in self.operations)
         for element in self.api_inbound + tuple(e for op in self.operations for e in (op.inbound or ())):
             self._compile(element)
 
@@ -263,10 +248,8 @@ class ApimEmulator:
             raise ApimEmulationError(f"policy element <{element.tag}> is not emulated")
 
     def match(self, method: str, path: str) -> ApimOperationPolicy | None:
-        for operation in self.operations:
-            if operation.method == method and operation.pattern.match(path):
-                return operation
-        return None
+        """The operation, selected as the runtime selects routes (sandbox/gateways/routing.py)."""
+        return self.router.match(method, path)
 
     def decide(self, method: str, path: str, headers: Mapping[str, str], *,
                client_ip: str = "127.0.0.1") -> Decision:

@@ -10,16 +10,16 @@ from __future__ import annotations
 import base64
 import json
 import os
-import re
 import time
 from dataclasses import dataclass
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 from lambdas.validation import IssuerConfig, TokenRejected, Verifier
+from sandbox.gateways.routing import GATEWAYS, GCP_API_GATEWAY
 from sandbox.gateways.server import Decision
 
-NAME = "gcp-api-gateway"
+NAME = GCP_API_GATEWAY
 USERINFO_HEADER = "X-Apigateway-Api-Userinfo"
 # ESPv2 (the proxy behind API Gateway) verifies these JWS algorithms; HMAC is never configured for x-google-issuer.
 GCP_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512")
@@ -75,23 +75,8 @@ class OpenApiEmulationError(ValueError):
 class Operation:
     method: str
     template: str
-    pattern: re.Pattern
     operation_id: str
     security: tuple[tuple[str, ...], ...]  # any-of alternatives, each an all-of set of definition names
-
-
-def _template_regex(template: str) -> re.Pattern:
-    """OpenAPI path template -> regex. GCP's `{name=**}` matches several segments; `{name}` exactly one."""
-    out = ["^"]
-    for segment in template.strip("/").split("/"):
-        out.append("/")
-        match = re.fullmatch(r"\{([^}=]+)(?:=(\*\*?))?\}", segment)
-        if match:
-            out.append(".+" if match.group(2) == "**" else "[^/]+")
-        else:
-            out.append(re.escape(segment))
-    out.append("/?$")
-    return re.compile("".join(out) if template.strip("/") else "^/$")
 
 
 def _audiences(definition: Mapping[str, Any], name: str) -> tuple[str, ...]:
@@ -145,16 +130,13 @@ class GcpApiGatewayEmulator:
                 if unknown:
                     raise OpenApiEmulationError(f"{method.upper()} {template} requires security definitions "
                                                 f"{sorted(unknown)} that have no x-google-issuer")
-                self.operations.append(Operation(method.upper(), template, _template_regex(template),
-                                                 operation.get("operationId", ""), alternatives))
-        # Literal paths win over templated ones, as in the gateway's router.
-        self.operations.sort(key=lambda op: (op.template.count("{"), -len(op.template)))
+                self.operations.append(Operation(method.upper(), template, operation.get("operationId", ""),
+                                                 alternatives))
+        self.router = GATEWAYS[GCP_API_GATEWAY].router((op.method, op.template, op) for op in self.operations)
 
     def match(self, method: str, path: str) -> Operation | None:
-        for operation in self.operations:
-            if operation.method == method and operation.pattern.match(path):
-                return operation
-        return None
+        """The operation, selected as the runtime selects routes (sandbox/gateways/routing.py)."""
+        return self.router.match(method, path)
 
     def decide(self, method: str, path: str, headers: Mapping[str, str], *,
                client_ip: str = "127.0.0.1") -> Decision:

@@ -10,7 +10,6 @@ in-process with a payload 2.0 event and honour its answer and the result cache.
 from __future__ import annotations
 
 import datetime
-import re
 import threading
 import time
 import uuid
@@ -20,14 +19,14 @@ from typing import Any, Callable, Mapping
 from urllib.parse import parse_qsl, urlsplit
 
 from lambdas.validation import IssuerConfig, TokenRejected, Verifier
+from lambdas.validation.native_gateway import NATIVE_JWT_ALGORITHMS
 from sandbox.gateways.cfn import Template, TemplateError
 from sandbox.gateways.iam_policy import policy_allows
 from sandbox.gateways.lambda_runtime import InProcessLambda, LambdaInvocationError
+from sandbox.gateways.routing import GATEWAYS, HTTP_API
 from sandbox.gateways.server import Decision
 
-NAME = "aws-http-api"
-# The native JWT authorizer verifies RSA signatures only.
-NATIVE_ALGORITHMS = ("RS256", "RS384", "RS512")
+NAME = HTTP_API
 ACCOUNT, REGION, STAGE = "123456789012", "us-east-1", "$default"
 
 
@@ -35,17 +34,10 @@ ACCOUNT, REGION, STAGE = "123456789012", "us-east-1", "$default"
 class HttpRoute:
     route_key: str
     method: str
-    path: str
-    pattern: re.Pattern | None
+    path: str                     # empty for $default
     authorization: str            # NONE | JWT | CUSTOM
     authorizer_id: str | None
     scopes: tuple[str, ...]
-
-    def specificity(self) -> tuple:
-        segments = self.path.strip("/").split("/")
-        greedy = any(s.endswith("+}") for s in segments)
-        params = sum(s.startswith("{") for s in segments)
-        return (greedy, params, self.method == "ANY", -len(segments))
 
 
 @dataclass(frozen=True)
@@ -55,22 +47,6 @@ class LambdaAuthorizer:
     cache_ttl_seconds: int
     simple_responses: bool
     function: InProcessLambda
-
-
-def _route_pattern(path: str) -> re.Pattern:
-    parts = []
-    for segment in path.strip("/").split("/"):
-        if re.fullmatch(r"\{[^}]+\+\}", segment):
-            parts.append("(?P<%s>.+)" % _group(segment))
-        elif re.fullmatch(r"\{[^}]+\}", segment):
-            parts.append("(?P<%s>[^/]+)" % _group(segment))
-        else:
-            parts.append(re.escape(segment))
-    return re.compile("^/" + "/".join(parts) + "$")
-
-
-def _group(segment: str) -> str:
-    return re.sub(r"\W", "_", segment.strip("{}+")) or "p"
 
 
 class HttpApiEmulator:
@@ -106,7 +82,7 @@ class HttpApiEmulator:
                 audiences = template.literal(jwt.get("Audience") or [], where=f"{lid}.JwtConfiguration.Audience")
                 host = urlsplit(issuer).hostname or ""
                 issuers.append(IssuerConfig(
-                    issuer=issuer, audiences=audiences, algorithms=NATIVE_ALGORITHMS, name=lid,
+                    issuer=issuer, audiences=audiences, algorithms=sorted(NATIVE_JWT_ALGORITHMS), name=lid,
                     profile="cognito" if host.startswith("cognito-idp.") else "generic", token_use=None,
                     allow_insecure_http=host in ("127.0.0.1", "localhost", "::1")))
             elif kind == "REQUEST":
@@ -133,22 +109,19 @@ class HttpApiEmulator:
             method, _, path = key.partition(" ")
             authorizer = props.get("AuthorizerId")
             self.routes.append(HttpRoute(
-                key, method, path, _route_pattern(path) if path else None, props.get("AuthorizationType", "NONE"),
+                key, method, path, props.get("AuthorizationType", "NONE"),
                 template.ref_target(authorizer, where=f"{lid}.AuthorizerId") if authorizer else None,
                 tuple(template.literal(props.get("AuthorizationScopes") or [], where=f"{lid}.AuthorizationScopes"))))
-        self.routes.sort(key=HttpRoute.specificity)
+        routing = GATEWAYS[HTTP_API]
+        self.router = routing.router(((r.method, r.path, r) for r in self.routes if r.path),
+                                     catch_all=next((r for r in self.routes if r.route_key == routing.catch_all), None))
         self._cache: dict[tuple, tuple[float, Any, str]] = {}
         self._cache_lock = threading.Lock()
 
     def match(self, method: str, path: str) -> tuple[HttpRoute, dict[str, str]] | None:
-        for route in self.routes:
-            if route.pattern is None or route.method not in (method, "ANY"):
-                continue
-            found = route.pattern.match(path)
-            if found:
-                return route, found.groupdict()
-        default = [r for r in self.routes if r.route_key == "$default"]
-        return (default[0], {}) if default else None
+        """The route and path parameters, selected as the runtime selects (sandbox/gateways/routing.py)."""
+        found = self.router.select(method, path)
+        return None if found is None else (found.value, dict(found.parameters))
 
     def decide(self, method: str, path: str, headers: Mapping[str, str], *,
                client_ip: str = "127.0.0.1") -> Decision:

@@ -24,9 +24,10 @@ from urllib.parse import parse_qsl
 from sandbox.gateways.cfn import Template, TemplateError
 from sandbox.gateways.iam_policy import policy_effect
 from sandbox.gateways.lambda_runtime import InProcessLambda, LambdaInvocationError
+from sandbox.gateways.routing import GATEWAYS, REST_API
 from sandbox.gateways.server import Decision
 
-NAME = "aws-rest-api"
+NAME = REST_API
 ACCOUNT, REGION = "123456789012", "us-east-1"
 # API Gateway's default when a CUSTOM authorizer does not set AuthorizerResultTtlInSeconds.
 DEFAULT_RESULT_TTL_SECONDS = 300
@@ -43,14 +44,8 @@ AUTHORIZER_ERROR = {"message": None}
 class RestMethod:
     http_method: str              # GET, POST, ... or ANY
     resource_path: str            # "/orders/{id}"
-    pattern: re.Pattern
     authorization: str            # NONE | CUSTOM
     authorizer_id: str | None
-
-    def specificity(self) -> tuple:
-        segments = [s for s in self.resource_path.strip("/").split("/") if s]
-        return (any(s.endswith("+}") for s in segments), sum(s.startswith("{") for s in segments),
-                self.http_method == "ANY", -len(segments))
 
 
 @dataclass(frozen=True)
@@ -68,24 +63,6 @@ class CachedPolicy:
     expires_at: float
     answer: Mapping[str, Any]
     first_route: str
-
-
-def _resource_pattern(path: str) -> re.Pattern:
-    parts = []
-    for segment in [s for s in path.strip("/").split("/") if s]:
-        greedy = re.fullmatch(r"\{([^}]+)\+\}", segment)
-        plain = re.fullmatch(r"\{([^}]+)\}", segment)
-        if greedy:
-            parts.append(f"(?P<{_group(greedy.group(1))}>.+)")
-        elif plain:
-            parts.append(f"(?P<{_group(plain.group(1))}>[^/]+)")
-        else:
-            parts.append(re.escape(segment))
-    return re.compile("^/" + "/".join(parts) + "/?$")
-
-
-def _group(name: str) -> str:
-    return re.sub(r"\W", "_", name) or "p"
 
 
 class RestApiEmulator:
@@ -143,9 +120,8 @@ class RestApiEmulator:
                 raise TemplateError(f"{template.source}: method {lid} names authorizer {authorizer_id!r}, which is "
                                     "not a Lambda authorizer of this template")
             path = paths[resource_id]
-            self.methods.append(RestMethod(str(props.get("HttpMethod")).upper(), path, _resource_pattern(path),
-                                           authorization, authorizer_id))
-        self.methods.sort(key=RestMethod.specificity)
+            self.methods.append(RestMethod(str(props.get("HttpMethod")).upper(), path, authorization, authorizer_id))
+        self.router = GATEWAYS[REST_API].router((m.http_method, m.resource_path, m) for m in self.methods)
         self._cache: dict[tuple, CachedPolicy] = {}
         self._lock = threading.Lock()
 
@@ -171,13 +147,9 @@ class RestApiEmulator:
         return paths
 
     def match(self, method: str, path: str) -> tuple[RestMethod, dict[str, str]] | None:
-        for candidate in self.methods:
-            if candidate.http_method not in (method, "ANY"):
-                continue
-            found = candidate.pattern.match(path)
-            if found:
-                return candidate, found.groupdict()
-        return None
+        """The method and path parameters, selected as the runtime selects (sandbox/gateways/routing.py)."""
+        found = self.router.select(method, path)
+        return None if found is None else (found.value, dict(found.parameters))
 
     def method_arn(self, method: str, path: str) -> str:
         return f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{self.api_key}/{self.stage}/{method}/{path.lstrip('/')}"
