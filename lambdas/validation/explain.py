@@ -68,11 +68,29 @@ def skipped(name: str, because: str) -> Check:
 
 def explain_token(verifier: "Verifier", token: Any, requirement: Requirement | None, *,
                   issuers: Iterable[str] | None, expected_use: str | None) -> list[Check]:
+    return explain_report(verifier, token, requirement, issuers=issuers, expected_use=expected_use).checks
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """explain()'s checks, with who the claims say the caller is and whether the signature was verified.
+
+    When the signature could not be verified (keys unreachable, say) the later checks still run, on claims nobody
+    has vouched for: each passing one says so, and `principal` is what the token claims, not what it proves."""
+
+    checks: list[Check]
+    principal: "Principal | None"
+    signature_verified: bool
+
+
+def explain_report(verifier: "Verifier", token: Any, requirement: Requirement | None, *,
+                   issuers: Iterable[str] | None, expected_use: str | None) -> Explanation:
     checks: list[Check] = []
     segments = run_check(checks, "token format", lambda: split_token(token),
                          lambda parts: f"compact JWS of {sum(map(len, parts)) + 2} characters")
     if segments is None:
-        return checks + [skipped("everything else", "the token could not be split into its parts")]
+        return Explanation(checks + [skipped("everything else", "the token could not be split into its parts")],
+                           None, False)
     header_segment, payload_segment, signature_segment = segments
 
     def decode_header() -> dict:
@@ -90,14 +108,14 @@ def explain_token(verifier: "Verifier", token: Any, requirement: Requirement | N
     signature = run_check(checks, "signature encoding", lambda: decode_segment(signature_segment, "signature"),
                           lambda s: f"{len(s)} bytes")
     if claims is None:
-        return checks + [skipped("issuer and claims", "the claims set could not be read")]
+        return Explanation(checks + [skipped("issuer and claims", "the claims set could not be read")], None, False)
 
     candidates = run_check(checks, "issuer", lambda: verifier._candidates(claims, issuers),
                            lambda c: f"{claims['iss']} is trusted as {', '.join(r.name for r in c)}")
     if not candidates:
         checks.append(skipped("signature and claim rules", "the issuer is not trusted, so its rules are unknown"))
         checks.extend(_authorization_checks(requirement, None, claims))
-        return checks
+        return Explanation(checks, None, False)
     rules = candidates[0]
     if header is not None:
         alg = header["alg"]
@@ -118,6 +136,8 @@ def explain_token(verifier: "Verifier", token: Any, requirement: Requirement | N
     else:
         checks.append(skipped("algorithm and signature", "the header could not be read"))
 
+    verified = any(c.name == "signature" and c.passed for c in checks)
+    unverified_from = len(checks)
     use = expected_use if expected_use is not None else rules.token_use
     token_use = run_check(checks, "token use", lambda: check_token_use(rules, header or {}, claims, use),
                           lambda u: f"{u} token" + (f", as {rules.name} requires" if use else ""))
@@ -150,7 +170,16 @@ def explain_token(verifier: "Verifier", token: Any, requirement: Requirement | N
                                     tuple(aud) if isinstance(aud, list) else (aud,), *identity[1:],
                                     classified, None, 0, claims)
     checks.extend(_authorization_checks(requirement, principal, claims))
-    return checks
+    if not verified:
+        checks[unverified_from:] = [_unverified(c) for c in checks[unverified_from:]]
+    return Explanation(checks, principal, verified)
+
+
+def _unverified(check: Check) -> Check:
+    if not check.passed:
+        return check
+    return Check(check.name, True, check.detail + " (read from an unverified token: the signature was not "
+                 "verified)", check.fix, check.code)
 
 
 def _verify(key: Any, alg: str, header_segment: bytes, payload_segment: bytes, signature: bytes, name: str) -> bool:
@@ -190,5 +219,10 @@ def _authorization_checks(requirement: Requirement | None, principal: "Principal
             out.append(skipped(name, "the token's identity could not be established"))
             continue
         failures = sub.failures(principal)
-        out.append(failed(name, failures[0]) if failures else Check(name, True, success))
+        if not failures:
+            out.append(Check(name, True, success))
+            continue
+        # Every unmet condition of this kind (any-of and all-of both), each naming what it needs.
+        checks = [failed(name, failure) for failure in failures]
+        out.append(Check(name, False, "; ".join(c.detail for c in checks), checks[0].fix, checks[0].code))
     return out

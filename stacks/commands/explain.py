@@ -10,8 +10,8 @@ import json
 import sys
 from typing import Any
 
-from stacks.commands.token_options import (UsageError, add_trust_arguments, build_verifier, policy_route_table,
-                                           read_token)
+from stacks.commands.token_options import (UsageError, add_trust_arguments, build_verifier, check_pasted_token,
+                                           policy_route_table, read_token)
 
 _MARKS = {True: "PASS", False: "FAIL", None: "SKIP"}
 
@@ -33,20 +33,39 @@ def run(args: argparse.Namespace) -> int:
         requirement = route.requirement if route is not None and not route.public else None
         if route is not None and not route.public:
             issuers = [name for name in route.issuers if issuers is None or name in issuers]
-        checks = verifier.explain(token, requirement, issuers=issuers)
-        routes = _callable_routes(verifier, token, table, args.api) if table is not None and route is None else None
+        report = _explain(verifier, token, requirement, issuers)
+        checks = report.checks
+        routes = None
+        # The routes are listed for a token whose only failure is that its keys could not be had: marked as read
+        # from unverified claims, they still show what the token would reach.
+        if table is not None and route is None and report.principal is not None and all(
+                check.passed is not False or check.name == "signing key" for check in checks):
+            routes = _callable_routes(report.principal, table, args.api)
     except UsageError as exc:
         print(f"authgate explain: {exc}", file=sys.stderr)
         return 2
     ok = all(check.passed is not False for check in checks)
     if args.json:
-        out: dict[str, Any] = {"valid": ok, "checks": [check.as_dict() for check in checks]}
+        out: dict[str, Any] = {"valid": ok, "checks": [check.as_dict() for check in checks],
+                               "signature_verified": report.signature_verified}
         if routes is not None:
             out["routes"] = routes
         print(json.dumps(out, indent=2, sort_keys=True))
     else:
-        _print_human(checks, routes, route)
+        _print_human(checks, routes, route, signature_verified=report.signature_verified)
     return 0 if ok else 1
+
+
+def _explain(verifier, token: str, requirement, issuers):
+    from lambdas.validation import TokenRejected
+    from lambdas.validation.explain import Explanation, explain_report, failed, skipped
+
+    try:
+        check_pasted_token(token)
+    except TokenRejected as exc:
+        return Explanation([failed("token format", exc), skipped("everything else", "the token could not be read")],
+                           None, False)
+    return explain_report(verifier, token, requirement, issuers=issuers, expected_use=None)
 
 
 def _route(args: argparse.Namespace, table: dict[str, Any] | None):
@@ -70,16 +89,11 @@ def _route(args: argparse.Namespace, table: dict[str, Any] | None):
     return route
 
 
-def _callable_routes(verifier, token: str, table: dict[str, Any], only_api: str | None) -> dict[str, Any] | None:
-    """For each API: the routes this token may call and, for the others, why not. None when the token is invalid."""
-    from lambdas.validation import TokenRejected
+def _callable_routes(principal, table: dict[str, Any], only_api: str | None) -> dict[str, Any]:
+    """For each API: the routes this caller may call and, for the others, every condition it does not meet."""
     from lambdas.validation.route_decision import decide_for_principal
     from lambdas.validation.route_table import RouteTable
 
-    try:
-        principal = verifier.authenticate(token)
-    except TokenRejected:
-        return None
     out: dict[str, Any] = {}
     loaded = RouteTable.load(table)
     for api_name in table["apis"]:
@@ -96,12 +110,26 @@ def _callable_routes(verifier, token: str, table: dict[str, Any], only_api: str 
             elif decision.code == "unknown_issuer":
                 verdicts[route.route_key] = f"denied: issuer {principal.issuer_name} is not accepted here"
             else:
-                verdicts[route.route_key] = f"denied ({decision.code}): {decision.rejection.hint or decision.message}"
+                failures = decision.missing or (decision.rejection,)
+                verdicts[route.route_key] = "denied: " + "; ".join(_unmet(exc) for exc in failures)
         out[api_name] = verdicts
     return out
 
 
-def _print_human(checks, routes, route) -> None:
+def _unmet(exc) -> str:
+    """One unmet condition with what it needs and what the token has, e.g. `insufficient_scope: the token has none of
+    the scopes this route accepts (needs one of: orders:write; the token has: orders:read)`."""
+    def listed(value) -> str:
+        return ", ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+    text = f"{exc.code}: {exc.message}"
+    if isinstance(exc.expected, (list, tuple)) and exc.code != "wrong_token_use":
+        needs = "needs one of" if "none of" in exc.message else "needs"
+        text += f" ({needs}: {listed(exc.expected)}; the token has: {listed(exc.found) if exc.found else 'none'})"
+    return text
+
+
+def _print_human(checks, routes, route, *, signature_verified: bool = True) -> None:
     if route is not None:
         print(f"route {route.route_key}" + (" (public: no token needed)" if route.public else ""))
     for check in checks:
@@ -109,6 +137,8 @@ def _print_human(checks, routes, route) -> None:
         if check.passed is False and check.fix:
             print(f"      fix: {check.fix}")
     if routes:
+        if not signature_verified:
+            print("\nroutes this token would reach IF its signature is valid (it could not be verified here):")
         for api_name, verdicts in routes.items():
             print(f"\nAPI {api_name}:")
             for route_key, verdict in verdicts.items():

@@ -62,6 +62,29 @@ def read_token(value: str | None) -> str:
     return token.strip()
 
 
+def check_pasted_token(token: str) -> None:
+    """Raise TokenRejected (malformed) naming the paste mistake when the token is empty, carries a `Bearer ` prefix,
+    quotes or whitespace: the decoder alone would only say that some segment is not base64url."""
+    from lambdas.validation import TokenRejected
+
+    bare = "pass the bare token: what follows 'Bearer ' in the Authorization header, on one line, without quotes"
+    if not token:
+        raise TokenRejected("malformed", "the token is empty", expected="a JWT (three base64url segments joined "
+                            "by '.')", found="nothing", hint="pass the token as the argument, or '-' and the token on "
+                            "stdin")
+    scheme, _, rest = token.partition(" ")
+    if scheme.lower() == "bearer":
+        raise TokenRejected("malformed", "the token starts with 'Bearer ', the Authorization header's scheme",
+                            hint=bare)
+    if token[0] in "\"'`" or token[-1] in "\"'`":
+        raise TokenRejected("malformed", "the token is wrapped in quotes (they were pasted with it)", hint=bare)
+    for index, char in enumerate(token):
+        if char.isspace():
+            what = "a line break" if char in "\r\n" else "a space" if char == " " else f"whitespace {char!r}"
+            raise TokenRejected("malformed", f"the token has {what} at character {index + 1} (a wrapped terminal "
+                                "line or an email client may have split it)", hint=bare)
+
+
 def policy_route_table(args: argparse.Namespace) -> dict[str, Any]:
     """The policy rendered as the route table the authorizers read."""
     from stacks.policy.render import render_route_table

@@ -11,7 +11,7 @@ import sys
 from typing import Any, Iterator
 
 from stacks.commands.token_options import (UsageError, add_trust_arguments, allowed_algorithms, build_verifier,
-                                           key_source, read_token)
+                                           check_pasted_token, key_source, read_token)
 
 DEFAULT_SIGNATURE_ALGORITHMS = "RS256"
 
@@ -78,6 +78,7 @@ def _checker(args: argparse.Namespace):
 
         def check_signature(token: str) -> dict[str, Any]:
             try:
+                check_pasted_token(token)
                 header, payload = verify_jws(token, keys, algorithms=algorithms)
             except TokenRejected as exc:
                 return _rejected(exc)
@@ -88,6 +89,7 @@ def _checker(args: argparse.Namespace):
 
     def check_token(token: str) -> dict[str, Any]:
         try:
+            check_pasted_token(token)
             principal = verifier.verify(token, tuple(args.scope), scopes_all=tuple(args.scope_all),
                                         roles=tuple(args.role), roles_all=tuple(args.role_all),
                                         groups=tuple(args.group), groups_all=tuple(args.group_all),

@@ -179,3 +179,78 @@ def test_verify_and_explain_with_a_policy_take_keys_from_jwks(key, jwks_file, re
     assert "GET /orders" in out and "allowed" in out
     assert main(["verify", token, "--policy", remote_keys_policy, "--issuer", ISSUER]) == 2
     assert "drop --issuer/--audience" in capsys.readouterr().err
+
+
+# ---- paste mistakes get a precise message -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("pasted, message", [
+    ("Bearer {t}", "the token starts with 'Bearer '"),
+    ("bearer {t}", "the token starts with 'Bearer '"),
+    ('"{t}"', "wrapped in quotes"),
+    ("'{t}'", "wrapped in quotes"),
+    ("{head}\n{tail}", "a line break at character"),
+    ("{head} {tail}", "a space at character"),
+    ("", "the token is empty"),
+])
+@pytest.mark.parametrize("command", ["verify", "explain"])
+def test_paste_mistakes_are_named(key, jwks_file, pasted, message, command, capsys):
+    token = mint(key)
+    text = pasted.format(t=token, head=token[:40], tail=token[40:])
+    assert main([command, text, *trust(jwks_file)]) == 1
+    out = capsys.readouterr().out
+    assert message in out and ("pass the bare token" in out or "the token is empty" in out)
+    assert "this token has" not in out and "is not valid base64url" not in out
+
+
+# ---- explain: every unmet condition named; keys unreachable -> the rest still checked, marked unverified ----------
+
+@pytest.fixture()
+def unreachable_keys_policy(tmp_path):
+    path = tmp_path / "policy.yaml"
+    path.write_text(f"""
+issuers:
+  corp:
+    issuer: {ISSUER}
+    audiences: [{AUDIENCE}]
+    jwks_uri: https://127.0.0.1:1/jwks.json
+apis:
+  orders:
+    routes:
+      "GET /orders": {{issuers: [corp], scopes: [orders:read]}}
+      "POST /orders": {{issuers: [corp], scopes_all: [orders:write, orders:admin], roles: [admin]}}
+""")
+    return str(path)
+
+
+def test_explain_with_unreachable_keys_still_checks_claims_and_routes_marked_unverified(key, unreachable_keys_policy,
+                                                                                     capsys):
+    token = mint(key, scope="orders:read")
+    assert main(["explain", token, "--policy", unreachable_keys_policy, "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    by_name = {check["name"]: check for check in report["checks"]}
+    assert by_name["signing key"]["passed"] is False and report["signature_verified"] is False
+    for name in ("audience", "expiry", "token use"):
+        assert by_name[name]["passed"] is True and "the signature was not verified" in by_name[name]["detail"]
+    verdict = report["routes"]["orders"]["POST /orders"]
+    # Every unmet condition, each naming what it needs and what the token has.
+    assert "insufficient_scope" in verdict and "orders:admin, orders:write" in verdict
+    assert "insufficient_role" in verdict and "needs one of: admin" in verdict
+    assert report["routes"]["orders"]["GET /orders"] == "allowed"
+
+
+def test_explain_route_check_lists_every_failing_condition(key, jwks_file, tmp_path, capsys):
+    path = tmp_path / "policy.yaml"
+    path.write_text(f"""
+issuers:
+  corp: {{issuer: {ISSUER}, audiences: [{AUDIENCE}], jwks_file: {jwks_file}}}
+apis:
+  orders:
+    routes:
+      "POST /orders": {{issuers: [corp], scopes: [orders:write, orders:admin], scopes_all: [orders:read, audit]}}
+""")
+    token = mint(key, scope="orders:read")
+    assert main(["explain", token, "--policy", str(path), "--api", "orders", "--route", "POST /orders",
+                 "--json"]) == 1
+    scopes = next(c for c in json.loads(capsys.readouterr().out)["checks"] if c["name"] == "scopes")
+    assert "none of the scopes" in scopes["detail"] and "orders:admin" in scopes["detail"]
+    assert "lacks scope(s) this route requires: audit" in scopes["detail"]

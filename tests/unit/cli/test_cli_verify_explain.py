@@ -116,7 +116,7 @@ def test_explain_lists_every_check_and_the_callable_routes(key, policy_file, cap
     out = capsys.readouterr().out
     assert "PASS  signature" in out
     assert "GET /orders" in out and "allowed" in out
-    assert "POST /orders" in out and "denied (insufficient_scope)" in out
+    assert "POST /orders" in out and "denied: insufficient_scope" in out
 
 
 def test_explain_keeps_going_after_a_failure_and_gives_fixes(key, policy_file, capsys):
