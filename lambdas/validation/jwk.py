@@ -217,6 +217,9 @@ def _rsa_key(obj: Mapping, kid: str | None):
     if has_roca_fingerprint(n):
         raise ValueError(f"JWK {kid!r}: RSA key has the ROCA fingerprint (CVE-2017-15361): its private key can be "
                          "computed from the public key; the issuer must replace it")
+    if modulus_is_probably_prime(n):
+        raise ValueError(f"JWK {kid!r}: RSA modulus is a prime, not a product of two primes: anyone can compute its "
+                         "private exponent (d = e^-1 mod n-1) and forge tokens; the issuer must replace the key")
     try:
         public_key = rsa.RSAPublicNumbers(e, n).public_key()
     except ValueError as exc:
@@ -249,6 +252,65 @@ def has_roca_fingerprint(n: int) -> bool:
                 x = x * 65537 % r
             _roca_subgroups.append((r, frozenset(members)))
     return all(n % r in members for r, members in _roca_subgroups)
+
+
+# Miller-Rabin witnesses: a prime modulus passes them all, a composite one fails almost always at the first.
+_MILLER_RABIN_BASES = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37)
+_prime_verdicts: dict[int, bool] = {}
+
+
+def modulus_is_probably_prime(n: int) -> bool:
+    """True for a prime RSA modulus (whose private exponent anyone can compute), False for the composite modulus of a
+    real key. Runs once per modulus (cached), at key-set parse time."""
+    verdict = _prime_verdicts.get(n)
+    if verdict is None:
+        verdict = not _openssl_shows_composite(n) and _miller_rabin(n)
+        if len(_prime_verdicts) >= 256:
+            _prime_verdicts.clear()  # more distinct moduli than any issuer publishes: start over
+        _prime_verdicts[n] = verdict
+    return verdict
+
+
+def _openssl_shows_composite(n: int) -> bool:
+    """Whether OpenSSL's RSA private-key validation refuses n as the prime factor p of the key (p = n, q = 3).
+
+    A speed-up only: that validation runs OpenSSL's primality test in C, several times cheaper than the first
+    Miller-Rabin round in Python (which costs about one 2048-bit modular exponentiation), and that matters at a cold
+    start. Every other component is computed correctly for a prime n, so a refusal means n is composite. False
+    ("not shown composite") leaves the verdict to Miller-Rabin, so the verdict never rests on OpenSSL's behaviour.
+    """
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    e, q = 65537, 3
+    try:
+        d = pow(e, -1, n - 1)  # lcm(n - 1, q - 1) is n - 1 for odd n
+        numbers = rsa.RSAPrivateNumbers(n, q, d, d % (n - 1), d % (q - 1), pow(q, -1, n), rsa.RSAPublicNumbers(e, n * q))
+    except ValueError:
+        return False  # e not invertible modulo n - 1, or 3 divides n: Miller-Rabin decides
+    try:
+        numbers.private_key()
+    except ValueError:
+        return True
+    return False
+
+
+def _miller_rabin(n: int) -> bool:
+    if n < 2 or n % 2 == 0:
+        return n == 2
+    d, s = n - 1, 0
+    while d % 2 == 0:
+        d, s = d // 2, s + 1
+    for base in _MILLER_RABIN_BASES:
+        x = pow(base, d, n)
+        if x == 1 or x == n - 1:
+            continue
+        for _ in range(s - 1):
+            x = x * x % n
+            if x == n - 1:
+                break
+        else:
+            return False
+    return True
 
 
 # DER DigestInfo prefixes (RFC 8017 9.2 note 1), the parameters NULL present as in every JWS implementation.
@@ -333,6 +395,9 @@ def _okp_key(obj: Mapping, kid: str | None):
     x = _member_bytes(obj, "x", kid)
     if len(x) != 32:
         raise ValueError(f"JWK {kid!r}: an Ed25519 public key is 32 octets, got {len(x)}")
+    problem = ed25519_point_problem(x)
+    if problem is not None:
+        raise ValueError(f"JWK {kid!r}: not a usable Ed25519 public key: {problem}")
     try:
         public_key = ed25519.Ed25519PublicKey.from_public_bytes(x)
     except ValueError:
@@ -345,12 +410,48 @@ def _okp_key(obj: Mapping, kid: str | None):
     return public_key, 256, crv, {alg: verify_eddsa for alg in OKP_CURVE_ALGORITHMS[crv]}
 
 
+# edwards25519 (RFC 8032 5.1): the field prime, the curve constant d and a square root of -1.
+_P25519 = 2 ** 255 - 19
+_D25519 = -121665 * pow(121666, _P25519 - 2, _P25519) % _P25519
+_SQRT_M1 = pow(2, (_P25519 - 1) // 4, _P25519)
+
+
+def ed25519_point_problem(encoded: bytes) -> str | None:
+    """Why a 32-octet Ed25519 public key is unusable, or None. Refused: encodings RFC 8032 5.1.3 cannot decode
+    (y >= p, no x for y, x = 0 with the sign bit set) and points of small order (order 1, 2, 4 or 8): under such a
+    key, R = a small-order point and S = 0 verifies for any message with a cofactorless check, so anyone could
+    forge."""
+    p = _P25519
+    y = int.from_bytes(encoded, "little") & ((1 << 255) - 1)
+    sign = encoded[31] >> 7
+    if y >= p:
+        return "the point encoding is not canonical (y is not reduced modulo 2^255 - 19)"
+    u, v = (y * y - 1) % p, (_D25519 * y * y + 1) % p
+    x = u * pow(v, 3, p) * pow(u * pow(v, 7, p), (p - 5) // 8, p) % p
+    if v * x * x % p == (p - u) % p:
+        x = x * _SQRT_M1 % p
+    if v * x * x % p != u:
+        return "it is not a point on the curve"
+    if x == 0 and sign:
+        return "the point encoding is not canonical (x = 0 with the sign bit set)"
+    if x & 1 != sign:
+        x = p - x
+    for _ in range(3):  # 8P: the identity exactly when P has small order (the cofactor is 8)
+        xy = x * y % p
+        t = _D25519 * xy * xy % p
+        x, y = 2 * xy * pow(1 + t, p - 2, p) % p, (y * y + x * x) * pow(1 - t, p - 2, p) % p
+    if x == 0 and y == 1:
+        return "the point has small order, so a signature with S = 0 would verify for every message"
+    return None
+
+
 class KeySet:
     """An immutable set of verification keys built from one JWKS document (RFC 7517 5)."""
 
-    __slots__ = ("source", "keys", "kids", "skipped", "_by_kid", "_by_kid_alg")
+    __slots__ = ("source", "keys", "kids", "skipped", "refused", "_by_kid", "_by_kid_alg")
 
-    def __init__(self, keys: tuple[JsonWebKey, ...], *, source: str, skipped: tuple[str, ...] = ()) -> None:
+    def __init__(self, keys: tuple[JsonWebKey, ...], *, source: str, skipped: tuple[str, ...] = (),
+                 refused: Mapping[str, str] | None = None) -> None:
         by_kid: dict[str | None, tuple[JsonWebKey, ...]] = {}
         by_kid_alg: dict[tuple[str, str], JsonWebKey] = {}
         for key in keys:
@@ -364,6 +465,9 @@ class KeySet:
         set_(self, "keys", tuple(keys))
         set_(self, "kids", tuple(k for k in by_kid if k is not None))
         set_(self, "skipped", tuple(skipped))
+        # kid -> why the published key with that kid is not used (weak, private, not for signatures...): a token
+        # naming it is told so, instead of hearing that no such key exists.
+        set_(self, "refused", {kid: reason for kid, reason in (refused or {}).items() if kid not in by_kid})
         set_(self, "_by_kid", by_kid)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -383,24 +487,28 @@ class KeySet:
             raise ValueError(f'{source}: a JWKS must be a JSON object with a "keys" array (RFC 7517 5)')
         keys: list[JsonWebKey] = []
         skipped: list[str] = []
+        refused: dict[str, str] = {}
         for index, entry in enumerate(doc["keys"]):
-            label = f"key #{index}"
-            if isinstance(entry, Mapping) and isinstance(entry.get("kid"), str):
-                label += f" (kid {entry['kid'][:64]!r})"
+            kid = entry.get("kid") if isinstance(entry, Mapping) else None
+            label = f"key #{index}" + (f" (kid {kid[:64]!r})" if isinstance(kid, str) else "")
+            reason = None
             if isinstance(entry, Mapping):
                 use = entry.get("use")
-                if use is not None and use != "sig":
-                    skipped.append(f'{label}: use is {use!r}, not "sig"')
-                    continue
                 ops = entry.get("key_ops")
-                if isinstance(ops, list) and "verify" not in ops:
-                    skipped.append(f'{label}: key_ops {ops!r} does not include "verify"')
+                if use is not None and use != "sig":
+                    reason = f'use is {use!r}, not "sig"'
+                elif isinstance(ops, list) and "verify" not in ops:
+                    reason = f'key_ops {ops!r} does not include "verify"'
+            if reason is None:
+                try:
+                    keys.append(parse_jwk(entry))
                     continue
-            try:
-                keys.append(parse_jwk(entry))
-            except ValueError as exc:
-                skipped.append(f"{label}: {exc}")
-        return cls(tuple(keys), source=source, skipped=tuple(skipped))
+                except ValueError as exc:
+                    reason = str(exc)
+            skipped.append(f"{label}: {reason}")
+            if isinstance(kid, str):
+                refused.setdefault(kid, reason)
+        return cls(tuple(keys), source=source, skipped=tuple(skipped), refused=refused)
 
     def has_kid(self, kid: str | None) -> bool:
         return kid in self._by_kid

@@ -41,6 +41,13 @@ def key_not_found(key_set: KeySet, kid: str | None, alg: str) -> TokenRejected:
             "alg_not_allowed", f"key {shown_kid} in {key_set.source} cannot verify {alg} signatures",
             expected=algs, found=alg,
             hint="the token's alg does not match its key's type/curve/alg; the token was not signed by this key")
+    reason = key_set.refused.get(kid)
+    if reason is not None:
+        return TokenRejected(
+            "unknown_kid", f"{key_set.source} publishes a key with kid {shown_kid}, but it was refused: "
+            f"{reason[:300]}", expected=list(key_set.kids[:20]), found=shown_kid,
+            hint="the issuer must replace that key (authgate never verifies with a weak or unusable key); tokens "
+                 "signed with one of the accepted keys still verify")
     return TokenRejected(
         "unknown_kid", f"no key with kid {shown_kid} in {key_set.source}",
         expected=list(key_set.kids[:20]), found=shown_kid,

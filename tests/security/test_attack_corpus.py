@@ -47,6 +47,19 @@ are tests in tests/security/test_attack*.py. test_checklist_names_only_what_exis
 - scope of the wrong type -> catalogue scope-type
 - oversized tokens -> catalogue oversize; test_size_limits_are_exact
 - (beyond the list) a token altered after signing -> catalogue altered; test_tenant_restriction_by_route_claims
+- (issue 18) weak keys in a JWKS: Ed25519 of small order, non-canonical, a prime RSA modulus, and a refused key named
+  by a token's kid -> test_small_order_ed25519_key_is_refused_and_cannot_verify_a_forgery,
+  test_non_canonical_ed25519_encoding_is_refused, test_rsa_key_with_a_prime_modulus_is_refused_and_cannot_verify_a_forgery,
+  test_a_token_naming_a_refused_1024_bit_key_says_the_key_exists_and_why
+- (issue 18) guards' identity headers: deep nesting, non-ASCII, strict JSON, a kid or ARN with a final newline ->
+  test_alb_deeply_nested_json_is_refused_not_raised, test_alb_non_ascii_payload_segment_is_refused_not_raised,
+  test_alb_kid_with_a_trailing_newline_never_reaches_the_key_endpoint,
+  test_alb_header_json_is_read_as_strictly_as_a_token_header, test_gcp_userinfo_is_read_strictly,
+  test_easyauth_client_principal_is_read_strictly
+- (issue 18) one string where a collection of names belongs -> test_issuers_given_as_one_string_is_refused_not_matched_by_substring,
+  test_verify_jws_algorithms_given_as_one_string_is_refused, test_gcp_guard_issuers_given_as_one_string_is_refused
+- (issue 18) an ID token issued for another client of the issuer -> test_id_token_for_another_client_is_refused_without_azp,
+  test_id_token_naming_the_client_only_in_azp_is_refused
 """
 from __future__ import annotations
 

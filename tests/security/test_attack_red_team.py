@@ -19,6 +19,7 @@ from lambdas.guards.alb import AlbOidcGuard, AlbPublicKeys
 from lambdas.guards.easyauth import EasyAuthGuard
 from lambdas.guards.gcp import GcpGatewayGuard
 from lambdas.validation import IssuerConfig, StaticKeySource, TokenRejected, Verifier, verify_jws
+from lambdas.validation.jwk import parse_jwk
 from tests.support.http_server import http_server  # noqa: F401  (fixture)
 from tests.support.tokens import AUDIENCE, ISSUER, SigningKey, mint, standard_claims
 
@@ -231,3 +232,116 @@ def test_id_token_naming_the_client_only_in_azp_is_refused(two_client_verifier, 
     assert raised.value.code == "invalid_audience"
     both = id_token(rsa_key, audience=["mobile-app", "web-app"], azp="web-app")
     assert two_client_verifier.verify_id_token(both, client_id="web-app").subject == "user-123"
+
+
+# --- item 3: weak keys in a JWKS; issue 16: a refused key is named, not reported as an unknown kid -----------------
+
+# The eight points of small order on edwards25519 (order 1, 2, 4 and 8), in their canonical encodings: with any of
+# them as the public key, R = that point and S = 0 is a "signature" of every message under cofactorless checks.
+SMALL_ORDER_POINTS = {
+    "identity": "01" + "00" * 31,
+    "order-2": "ec" + "ff" * 30 + "7f",
+    "order-4": "00" * 32,
+    "order-4-negated": "00" * 31 + "80",
+    "order-8-a": "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+    "order-8-b": "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
+    "order-8-c": "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+    "order-8-d": "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
+}
+
+
+def raw_b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def forged_token(alg: str, kid: str, signature: bytes, **claims) -> str:
+    header = raw_b64url(json.dumps({"alg": alg, "kid": kid, "typ": "at+jwt"}).encode())
+    payload = raw_b64url(json.dumps(standard_claims(scope="orders:read", **claims)).encode())
+    return f"{header}.{payload}.{raw_b64url(signature)}"
+
+
+@pytest.mark.parametrize("name", SMALL_ORDER_POINTS)
+def test_small_order_ed25519_key_is_refused_and_cannot_verify_a_forgery(name):
+    point = bytes.fromhex(SMALL_ORDER_POINTS[name])
+    jwk = {"kty": "OKP", "crv": "Ed25519", "x": raw_b64url(point), "kid": "weak-ed"}
+    with pytest.raises(ValueError, match="small order"):
+        parse_jwk(jwk)
+    verifier = Verifier([IssuerConfig(ISSUER, [AUDIENCE], jwks={"keys": [jwk]}, algorithms=("EdDSA",))])
+    forgery = forged_token("EdDSA", "weak-ed", point + bytes(32), subject="admin")
+    with pytest.raises(TokenRejected) as raised:
+        verifier.verify(forgery)
+    assert raised.value.code == "unknown_kid"
+    assert "refused" in raised.value.message and "small order" in raised.value.message
+
+
+def test_non_canonical_ed25519_encoding_is_refused():
+    # y = p + 1 is the identity's y written beyond the field: RFC 8032 5.1.3 decoding must fail.
+    y = (2 ** 255 - 19) + 1
+    with pytest.raises(ValueError, match="canonical"):
+        parse_jwk({"kty": "OKP", "crv": "Ed25519", "x": raw_b64url(y.to_bytes(32, "little"))})
+
+
+def test_ordinary_ed25519_keys_are_accepted():
+    for _ in range(20):
+        assert parse_jwk(SigningKey.generate("EdDSA").jwk()).crv == "Ed25519"
+
+
+@pytest.fixture(scope="module")
+def prime_2048() -> int:
+    # RSA key generation makes 1024-bit primes; a 2048-bit one is searched for from a fixed odd start.
+    import random
+    from math import gcd
+    rng = random.Random(18)
+    candidate = rng.getrandbits(2048) | (1 << 2047) | 1
+    while True:
+        if gcd(candidate, 3 * 5 * 7 * 11 * 13 * 17 * 19 * 23) == 1 and all(
+                pow(a, candidate - 1, candidate) == 1 for a in (2, 3, 5, 7)):
+            return candidate
+        candidate += 2
+
+
+def test_rsa_key_with_a_prime_modulus_is_refused_and_cannot_verify_a_forgery(prime_2048):
+    n, e = prime_2048, 65537
+    d = pow(e, -1, n - 1)  # anyone can compute the private exponent of a prime modulus
+    jwk = {"kty": "RSA", "kid": "prime-n", "n": raw_b64url(n.to_bytes(256, "big")),
+           "e": raw_b64url(e.to_bytes(3, "big"))}
+    with pytest.raises(ValueError, match="prime"):
+        parse_jwk(jwk)
+    import hashlib
+    header = raw_b64url(json.dumps({"alg": "RS256", "kid": "prime-n", "typ": "at+jwt"}).encode())
+    payload = raw_b64url(json.dumps(standard_claims(scope="orders:read", subject="admin")).encode())
+    digest_info = bytes.fromhex("3031300d060960864801650304020105000420") + hashlib.sha256(
+        f"{header}.{payload}".encode()).digest()
+    encoded = b"\x00\x01" + b"\xff" * (256 - 3 - len(digest_info)) + b"\x00" + digest_info
+    signature = pow(int.from_bytes(encoded, "big"), d, n).to_bytes(256, "big")
+    verifier = Verifier([IssuerConfig(ISSUER, [AUDIENCE], jwks={"keys": [jwk]})])
+    with pytest.raises(TokenRejected) as raised:
+        verifier.verify(f"{header}.{payload}.{raw_b64url(signature)}")
+    assert raised.value.code == "unknown_kid" and "prime" in raised.value.message
+
+
+def test_ordinary_rsa_keys_are_accepted(rsa_key):
+    assert parse_jwk(rsa_key.jwk()).key_size == 2048
+
+
+def test_a_token_naming_a_refused_1024_bit_key_says_the_key_exists_and_why(http_server):
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    weak = rsa.generate_private_key(65537, 1024).public_key().public_numbers()
+    jwk = {"kty": "RSA", "kid": "old-1024", "n": raw_b64url(weak.n.to_bytes(128, "big")), "e": "AQAB"}
+    good = SigningKey.generate("RS256", kid="current")
+    for source in ("static", "remote"):
+        if source == "static":
+            config = IssuerConfig(ISSUER, [AUDIENCE], jwks={"keys": [jwk, good.jwk()]})
+        else:
+            http_server.serve("/jwks", json.dumps({"keys": [jwk, good.jwk()]}).encode())
+            config = IssuerConfig(ISSUER, [AUDIENCE], jwks_uri=http_server.url("/jwks"), allow_insecure_http=True)
+        verifier = Verifier([config])
+        with pytest.raises(TokenRejected) as raised:
+            verifier.verify(forged_token("RS256", "old-1024", bytes(128)))
+        message = raised.value.message
+        assert raised.value.code == "unknown_kid", source
+        assert "old-1024" in message and "refused" in message and "1024 bits" in message, message
+        assert "rotated out" not in (raised.value.hint or "")
+        with pytest.raises(TokenRejected) as raised:
+            verifier.verify(forged_token("RS256", "never-published", bytes(256)))
+        assert "no key with kid" in raised.value.message
