@@ -63,14 +63,16 @@ def build(app: App, settings: AppSettings) -> ApiPlan:
                                domain_prefix=settings.cognito.domain_prefix.replace("{stage}", stage_name),
                                spa_clients=spa, service_clients=service)
         HttpApiStack(stage, "HttpApi", authorizer_code=authorizer_code(), backend_url=settings.backend_url,
-                     **api_props)
+                     alarm_topic_arn=settings.alarm_topic_arn, **api_props)
         RestApiStack(stage, "RestApi", authorizer_code=authorizer_code(), backend_url=settings.backend_url,
-                     authorizer_type=settings.rest_authorizer_type, **api_props)
+                     authorizer_type=settings.rest_authorizer_type, alarm_topic_arn=settings.alarm_topic_arn,
+                     **api_props)
         if websocket_plan is not None:
             WebSocketApiStack(stage, "WebSocketApi", plan=websocket_plan, route_table_path=ROUTE_TABLE_FILE,
                               authorizer_code=authorizer_code(websocket_plan.table),
                               token_source=settings.websocket.token_source,
-                              query_param=settings.websocket.query_param)
+                              query_param=settings.websocket.query_param,
+                              alarm_topic_arn=settings.alarm_topic_arn)
         if settings.alb:
             if settings.alb.issuer not in plan.issuers:
                 raise UnsupportedConfiguration(f"authgate:alb.issuer {settings.alb.issuer!r} is not an issuer the "

@@ -15,6 +15,7 @@ from stacks.aws.refusals import UnsupportedConfiguration
 
 PREFIX = "authgate:"
 STAGE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,30}$")
+SNS_TOPIC_ARN = re.compile(r"^arn:aws(-[a-z]+)*:sns:[a-z]{2}(-[a-z]+)+-\d:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
 FRONT_DOOR_SHAPES = ("http-api-vpc-link", "alb-oidc")
 
 
@@ -82,6 +83,7 @@ class AppSettings:
     eks: EksSettings | None = None
     github: GithubSettings | None = None
     websocket: WebSocketApiSettings | None = None
+    alarm_topic_arn: str | None = None    # an existing SNS topic every API's alarms notify
 
     @classmethod
     def from_context(cls, get: Any) -> "AppSettings":
@@ -121,8 +123,12 @@ class AppSettings:
                 lifetime = 0
             if not 1 <= lifetime <= 1440:
                 raise UnsupportedConfiguration(f"{PREFIX}shortest_token_lifetime_minutes must be 1..1440")
+        topic = value("alarm_topic_arn")
+        if topic is not None and not (isinstance(topic, str) and SNS_TOPIC_ARN.match(topic)):
+            raise UnsupportedConfiguration(f"{PREFIX}alarm_topic_arn must be an SNS topic ARN "
+                                           f"(arn:aws:sns:<region>:<account>:<name>), got {topic!r}")
         return cls(
-            policy=str(policy), api=str(api), stages=tuple(stages), account=account and str(account),
+            policy=str(policy), alarm_topic_arn=topic, api=str(api), stages=tuple(stages), account=account and str(account),
             region=region and str(region), shortest_token_lifetime_minutes=lifetime,
             backend_url=value("backend_url"), rest_authorizer_type=value("rest_authorizer_type", "request"),
             authorizer_asset_dir=value("authorizer_asset_dir"),

@@ -8,6 +8,7 @@ from aws_cdk import aws_iam as iam, aws_lambda as lambda_
 from constructs import Construct
 
 from stacks.aws.alb_oidc.infrastructure import MachineRoute, OidcLogin, OidcLoginLoadBalancer
+from stacks.aws.api_monitoring.infrastructure import GatewayMetrics, monitor_api
 from stacks.aws.checkov import add_provider_function_skips
 from stacks.aws.cognito_issuer.infrastructure import CognitoIssuer, ServiceClientSpec, SpaClientSpec
 from stacks.aws.echo_backend.infrastructure import EchoBackend
@@ -46,7 +47,7 @@ class HttpApiStack(AuthgateStack):
 
     def __init__(self, scope: Construct, id_: str, *, plan: ApiPlan, authorizer_code: lambda_.Code,
                  route_table_path: str, shortest_token_lifetime: Duration, backend_url: str | None = None,
-                 **kwargs) -> None:
+                 alarm_topic_arn: str | None = None, **kwargs) -> None:
         super().__init__(scope, id_, **kwargs)
         if backend_url:
             integration = integ.HttpUrlIntegration("Backend", backend_url)
@@ -56,6 +57,9 @@ class HttpApiStack(AuthgateStack):
         self.http_api = AuthgateHttpApi(self, "HttpApi", plan=plan, integration=integration,
                                         authorizer_code=authorizer_code, route_table_path=route_table_path,
                                         shortest_token_lifetime=shortest_token_lifetime)
+        self.monitoring = monitor_api(self, api_name=plan.name, gateway=GatewayMetrics.of_api(self.http_api.api),
+                                      authorizer_kind="http_api", authorizer=self.http_api.authorizer_function,
+                                      alarm_topic_arn=alarm_topic_arn)
 
 
 class RestApiStack(AuthgateStack):
@@ -63,7 +67,7 @@ class RestApiStack(AuthgateStack):
 
     def __init__(self, scope: Construct, id_: str, *, plan: ApiPlan, authorizer_code: lambda_.Code,
                  route_table_path: str, shortest_token_lifetime: Duration, backend_url: str | None = None,
-                 authorizer_type: str = "request", **kwargs) -> None:
+                 authorizer_type: str = "request", alarm_topic_arn: str | None = None, **kwargs) -> None:
         super().__init__(scope, id_, **kwargs)
         if backend_url:
             integration: apigw.Integration = apigw.HttpIntegration(backend_url, proxy=True, http_method="ANY")
@@ -74,6 +78,9 @@ class RestApiStack(AuthgateStack):
                                         authorizer_code=authorizer_code, route_table_path=route_table_path,
                                         shortest_token_lifetime=shortest_token_lifetime,
                                         authorizer_type=authorizer_type)
+        self.monitoring = monitor_api(self, api_name=plan.name, gateway=GatewayMetrics.of_api(self.rest_api.api),
+                                      authorizer_kind="rest", authorizer=self.rest_api.authorizer_function,
+                                      alarm_topic_arn=alarm_topic_arn)
 
 
 class WebSocketApiStack(AuthgateStack):
@@ -82,7 +89,8 @@ class WebSocketApiStack(AuthgateStack):
 
     def __init__(self, scope: Construct, id_: str, *, plan: WebSocketPlan, authorizer_code: lambda_.Code,
                  route_table_path: str, token_source: str = "query", query_param: str = "access_token",
-                 backend_function: lambda_.IFunction | None = None, **kwargs) -> None:
+                 backend_function: lambda_.IFunction | None = None, alarm_topic_arn: str | None = None,
+                 **kwargs) -> None:
         super().__init__(scope, id_, **kwargs)
         # The echo backend answers each message; a backend of your own decides for itself (management API).
         echo_answers = backend_function is None
@@ -94,6 +102,10 @@ class WebSocketApiStack(AuthgateStack):
             self, "WebSocketApi", plan=plan, integration=integration, authorizer_code=authorizer_code,
             route_table_path=route_table_path, token_source=token_source, query_param=query_param,
             two_way_messages=echo_answers)
+        self.monitoring = monitor_api(
+            self, api_name=plan.name, gateway=GatewayMetrics.of_websocket_api(self.websocket_api.api),
+            authorizer_kind="websocket", authorizer=self.websocket_api.authorizer_function,
+            alarm_topic_arn=alarm_topic_arn)
 
 
 class OidcLoadBalancerStack(AuthgateStack):

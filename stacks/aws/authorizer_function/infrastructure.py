@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aws_cdk import Annotations, Duration, aws_iam as iam, aws_lambda as lambda_, aws_logs as logs
+from aws_cdk import Annotations, Duration, Stage, aws_iam as iam, aws_lambda as lambda_, aws_logs as logs
 from constructs import Construct
 
+from lambdas.observability.emf import DEFAULT_NAMESPACE, check_namespace
 from stacks.aws.authorizer_asset import lambda_runtime_name
 from stacks.aws.checkov import skip_checkov
 from stacks.aws.nag import acknowledge_nag
@@ -45,13 +46,15 @@ class AuthorizerFunction(Construct):
     route_table_path  where the route table sits inside the asset (becomes AUTHGATE_POLICY)
     api_name          which API of the route table this function guards (becomes AUTHGATE_API)
     settings          further AUTHGATE_* variables the handler reads (e.g. the HTTP API cache settings it checks)
+    metrics_namespace the CloudWatch namespace of the metrics in its audit lines; default authgate/<stage name>
+                      (plain authgate outside a stage), so two stages in one account never share a metric
     """
 
     def __init__(self, scope: Construct, id_: str, *, kind: str, code: lambda_.Code, route_table_path: str,
                  api_name: str, architecture: lambda_.Architecture = lambda_.Architecture.ARM_64,
                  memory_size: int = 512, timeout: Duration = Duration.seconds(5),
                  log_retention: logs.RetentionDays = DEFAULT_RETENTION,
-                 settings: Mapping[str, str] | None = None) -> None:
+                 settings: Mapping[str, str] | None = None, metrics_namespace: str | None = None) -> None:
         super().__init__(scope, id_)
         if kind not in AUTHORIZER_HANDLERS:
             raise ValueError(f"authorizer kind {kind!r} is not one of {', '.join(AUTHORIZER_HANDLERS)}")
@@ -60,6 +63,11 @@ class AuthorizerFunction(Construct):
         if not route_table_path or route_table_path.startswith("/"):
             raise ValueError(f"route_table_path {route_table_path!r} must be a path relative to the asset root")
         runtime = self.runtime = authorizer_runtime()
+        if metrics_namespace is None:
+            stage = Stage.of(self)
+            metrics_namespace = (f"{DEFAULT_NAMESPACE}/{stage.stage_name}" if stage is not None and stage.stage_name
+                                 else DEFAULT_NAMESPACE)
+        self.metrics_namespace = check_namespace(metrics_namespace)
         self.log_group = retained_log_group(self, "Logs", retention=log_retention)
         # A role of its own with write access to its own log group only: the authorizer calls no AWS API.
         self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
@@ -71,7 +79,7 @@ class AuthorizerFunction(Construct):
             logging_format=lambda_.LoggingFormat.JSON,
             description=f"authgate {kind} authorizer for API {api_name}",
             environment={"AUTHGATE_POLICY": f"/var/task/{route_table_path}", "AUTHGATE_API": api_name,
-                         **(settings or {})})
+                         "AUTHGATE_METRICS_NAMESPACE": self.metrics_namespace, **(settings or {})})
         # `cdk synth` shows this; `authgate synth` prints the same choice.
         Annotations.of(self.function).add_info(
             f"authgate: {kind} authorizer runtime {runtime.name}: the interpreter that builds the asset compiles its "

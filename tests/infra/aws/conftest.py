@@ -30,6 +30,7 @@ FULL_CONTEXT = {
     "authgate:github": {"repository": "example-org/shop", "ref": "refs/heads/main",
                         "managed_policy_arns": ["arn:aws:iam::111122223333:policy/shop-deploy"]},
     "authgate:websocket": {"api": "notifications", "token_source": "query"},
+    "authgate:alarm_topic_arn": "arn:aws:sns:eu-west-1:111122223333:authgate-oncall",
 }
 
 

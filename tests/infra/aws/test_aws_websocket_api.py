@@ -69,7 +69,8 @@ def test_authorizer_function_reads_the_notifications_table_and_the_query_token(t
     function = _authorizer_function(templates["WebSocketApi"])
     assert function["Environment"]["Variables"] == {
         "AUTHGATE_POLICY": "/var/task/authgate_routes.json", "AUTHGATE_API": "notifications",
-        "AUTHGATE_WS_TOKEN_SOURCE": "query", "AUTHGATE_WS_QUERY_PARAM": "access_token"}
+        "AUTHGATE_WS_TOKEN_SOURCE": "query", "AUTHGATE_WS_QUERY_PARAM": "access_token",
+        "AUTHGATE_METRICS_NAMESPACE": "authgate/dev"}
     assert function["Architectures"] == ["arm64"]
     tpl = Template.from_json(templates["WebSocketApi"])
     tpl.has_resource_properties("AWS::Lambda::Permission", {

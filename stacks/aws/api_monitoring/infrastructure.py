@@ -1,0 +1,304 @@
+"""Per API: a CloudWatch dashboard and alarms over the metrics the authorizer writes into its audit lines (EMF, see
+lambdas/observability/emf.py) and over API Gateway's and Lambda's own metrics.
+
+Alarms (defaults in AlarmThresholds; each names what it means and what to do in its description, and the README's
+"Operating authgate" section says the same):
+  KeyFetchFailures      an issuer's keys failed to fetch in each of N consecutive minutes
+  Unavailable           the authorizer answered "unavailable" (500: no usable keys; fail closed)
+  Unauthorized-<code>   one 401 code's share of decisions jumped (a rotation, a clock, a misissued token...)
+  LatencyP99            the authorizer's p99 decision latency is above budget
+  AuthorizerThrottles   Lambda throttled the authorizer (API Gateway answers 500 for those requests)
+  AuthorizerErrors      the authorizer function crashed or timed out (a raise for 401/500 is not counted: see below)
+  Gateway5xx            API Gateway answered 5xx (authorizer failures, throttles and backend errors)
+With `alarm_topic`, every alarm notifies the SNS topic on ALARM and on OK.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aws_cdk import Duration, aws_cloudwatch as cloudwatch, aws_cloudwatch_actions as actions, aws_sns as sns
+from constructs import Construct
+
+from lambdas.observability.emf import DECISION_DIMENSIONS, DEFAULT_NAMESPACE, KEY_SET_DIMENSIONS, check_namespace
+from lambdas.validation.errors import AUTHORIZATION_CODES, CODES, KEY_SOURCE_CODES
+
+# The 401 codes whose sudden rise points to something an operator fixes (keys, clocks, configuration, a client
+# fleet) rather than one caller's mistake. Any code of lambdas.validation.errors.CODES may be chosen instead.
+DEFAULT_WATCHED_401_CODES = ("unknown_kid", "bad_signature", "expired", "not_yet_valid", "issued_in_future",
+                             "invalid_audience", "unknown_issuer", "wrong_token_use", "alg_not_allowed", "malformed")
+
+
+@dataclass(frozen=True)
+class AlarmThresholds:
+    """When each alarm fires. Periods are one minute unless said otherwise.
+
+    key_fetch_failure_minutes  consecutive minutes with at least one failed key fetch
+    unavailable_count          "unavailable" decisions in one minute
+    unauthorized_share_percent a watched 401 code's share of all decisions in 5 minutes ...
+    unauthorized_min_count     ... counted only when the code was seen at least this often (quiet APIs stay quiet)
+    unauthorized_periods       consecutive 5-minute periods over the share
+    latency_p99_ms             authorizer p99 decision latency over 5 minutes, for `latency_periods` periods
+    throttles_count            authorizer throttles in one minute
+    errors_count               authorizer function errors (crashes, timeouts) in 5 minutes
+    gateway_5xx_count          API Gateway 5xx answers in 5 minutes
+    watched_401_codes          the codes that get an Unauthorized-<code> alarm
+    """
+
+    key_fetch_failure_minutes: int = 5
+    unavailable_count: int = 1
+    unauthorized_share_percent: float = 20.0
+    unauthorized_min_count: int = 20
+    unauthorized_periods: int = 2
+    latency_p99_ms: float = 250.0
+    latency_periods: int = 3
+    throttles_count: int = 1
+    errors_count: int = 1
+    gateway_5xx_count: int = 10
+    watched_401_codes: tuple[str, ...] = field(default=DEFAULT_WATCHED_401_CODES)
+
+    def __post_init__(self) -> None:
+        for name in ("key_fetch_failure_minutes", "unauthorized_periods", "latency_periods"):
+            if not 1 <= getattr(self, name) <= 60:
+                raise ValueError(f"{name} must be 1..60 periods, got {getattr(self, name)!r}")
+        if not 0 < self.unauthorized_share_percent <= 100:
+            raise ValueError(f"unauthorized_share_percent must be in (0, 100], got {self.unauthorized_share_percent}")
+        not_401 = sorted(set(self.watched_401_codes) - (set(CODES) - AUTHORIZATION_CODES - KEY_SOURCE_CODES
+                                                         - {"route_not_found"}))
+        if not_401:
+            raise ValueError(f"watched_401_codes {not_401} are not 401 codes of lambdas.validation.errors.CODES")
+
+
+@dataclass(frozen=True)
+class GatewayMetrics:
+    """API Gateway's own metrics for the API (requests, 4xx, 5xx, latency), whatever its flavour."""
+
+    requests: cloudwatch.IMetric
+    client_errors: cloudwatch.IMetric
+    server_errors: cloudwatch.IMetric
+    latency: cloudwatch.IMetric | None = None
+
+    @classmethod
+    def of_api(cls, api) -> "GatewayMetrics":
+        """A REST API (apigateway.RestApi: by ApiName) or an HTTP API (apigatewayv2.HttpApi: by ApiId)."""
+        five = Duration.minutes(5)
+        return cls(api.metric_count(period=five), api.metric_client_error(period=five),
+                   api.metric_server_error(period=five), api.metric_latency(period=five, statistic="p99"))
+
+    @classmethod
+    def of_websocket_api(cls, api) -> "GatewayMetrics":
+        five = Duration.minutes(5)
+
+        def metric(name: str) -> cloudwatch.Metric:
+            return api.metric(name, period=five, statistic="Sum")
+
+        return cls(metric("ConnectCount"), metric("ClientError"), metric("ExecutionError"),
+                   api.metric("IntegrationLatency", period=five, statistic="p99"))
+
+
+def _dimension_set(*names: str) -> tuple[str, ...]:
+    """A dimension set the authorizer really writes: a CloudWatch metric exists only for its exact set."""
+    if names not in DECISION_DIMENSIONS and names not in KEY_SET_DIMENSIONS:
+        raise ValueError(f"{names} is not a dimension set of lambdas.observability.emf")
+    return names
+
+
+class ApiMonitoring(Construct):
+    """The dashboard and alarms of one API.
+
+    api_name             the API's name in the policy (the ApiName dimension)
+    gateway              API Gateway's metrics for it
+    authorizer_kind      rest | http_api | websocket: which authorizer writes its metrics (None: no Lambda authorizer,
+                         e.g. an HTTP API whose routes all use the native JWT authorizer; only gateway alarms)
+    authorizer_function  that authorizer's Lambda function (throttles, errors)
+    authorizer_logs      its log group (a Logs Insights table of decisions by code on the dashboard)
+    metrics_namespace    the namespace the authorizer writes (AuthorizerFunction.metrics_namespace)
+    alarm_topic          an SNS topic every alarm notifies (ALARM and OK); None: alarms only show on the dashboard
+    thresholds           AlarmThresholds
+    """
+
+    def __init__(self, scope: Construct, id_: str, *, api_name: str, gateway: GatewayMetrics,
+                 authorizer_kind: str | None = None, authorizer_function=None, authorizer_logs=None,
+                 metrics_namespace: str = DEFAULT_NAMESPACE, alarm_topic: sns.ITopic | None = None,
+                 thresholds: AlarmThresholds = AlarmThresholds()) -> None:
+        super().__init__(scope, id_)
+        if (authorizer_kind is None) != (authorizer_function is None):
+            raise ValueError("pass authorizer_kind and authorizer_function together, or neither")
+        self.api_name = api_name
+        self.namespace = check_namespace(metrics_namespace)
+        self.authorizer_kind = authorizer_kind
+        self.thresholds = thresholds
+        self.alarms: dict[str, cloudwatch.Alarm] = {}
+        self._topic = alarm_topic
+        label = f"authgate {api_name}" + (f" ({authorizer_kind})" if authorizer_kind else "")
+        self.dashboard = cloudwatch.Dashboard(self, "Dashboard", default_interval=Duration.hours(3))
+        self.dashboard.add_widgets(cloudwatch.TextWidget(
+            markdown=f"# {label}\nDecisions, key sets and API Gateway for API **{api_name}**. Each alarm's "
+                     "description says what it means and what to do (README: Operating authgate).",
+            width=24, height=2))
+        if authorizer_kind is not None:
+            self._authorizer_signals(authorizer_function, authorizer_logs)
+        self._gateway_signals(gateway)
+        if self.alarms:
+            self.dashboard.add_widgets(cloudwatch.AlarmStatusWidget(
+                title="Alarms", alarms=list(self.alarms.values()), width=24,
+                height=max(2, 1 + (len(self.alarms) + 3) // 4)))
+
+    # --- metrics -------------------------------------------------------------------------------------------------
+    def decision_metric(self, name: str = "Decisions", *, statistic: str = "Sum", period: Duration | None = None,
+                        label: str | None = None, **dimensions: str) -> cloudwatch.Metric:
+        """A metric of the decisions directive; `dimensions` beyond ApiName/AuthorizerKind pick the dimension set
+        (Outcome, Reason, RouteKey, IssuerName)."""
+        names = _dimension_set("ApiName", "AuthorizerKind", *dimensions)
+        values = {"ApiName": self.api_name, "AuthorizerKind": self.authorizer_kind, **dimensions}
+        return cloudwatch.Metric(namespace=self.namespace, metric_name=name, statistic=statistic,
+                                 period=period or Duration.minutes(1), label=label,
+                                 dimensions_map={n: values[n] for n in names})
+
+    def key_set_metric(self, name: str, *, statistic: str = "Sum", period: Duration | None = None,
+                       label: str | None = None) -> cloudwatch.Metric:
+        _dimension_set("ApiName", "AuthorizerKind")
+        return cloudwatch.Metric(namespace=self.namespace, metric_name=name, statistic=statistic,
+                                 period=period or Duration.minutes(1), label=label,
+                                 dimensions_map={"ApiName": self.api_name, "AuthorizerKind": self.authorizer_kind})
+
+    # --- alarms --------------------------------------------------------------------------------------------------
+    def _alarm(self, id_: str, *, metric: cloudwatch.IMetric, threshold: float, periods: int, description: str,
+               comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD) -> cloudwatch.Alarm:
+        alarm = cloudwatch.Alarm(
+            self, id_, metric=metric, threshold=threshold, evaluation_periods=periods, datapoints_to_alarm=periods,
+            comparison_operator=comparison, alarm_description=description,
+            # No audit line in a minute means no decision was made then, not that something failed.
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING)
+        if self._topic is not None:
+            alarm.add_alarm_action(actions.SnsAction(self._topic))
+            alarm.add_ok_action(actions.SnsAction(self._topic))
+        self.alarms[id_] = alarm
+        return alarm
+
+    def _authorizer_signals(self, function, logs) -> None:
+        t = self.thresholds
+        api = self.api_name
+        self._alarm(
+            "KeyFetchFailures", metric=self.key_set_metric("KeyFetchFailures"), threshold=1,
+            periods=t.key_fetch_failure_minutes,
+            description=f"authgate {api}: fetching an issuer's keys failed in each of the last "
+                        f"{t.key_fetch_failure_minutes} minutes. Tokens are checked against cached keys (stale, for "
+                        "a bounded time) and then refused. Check the authorizer log for the URL and reason (timeout, "
+                        "HTTP status, malformed), the issuer's status, and the function's egress (NAT, DNS).")
+        self._alarm(
+            "Unavailable", metric=self.decision_metric(Outcome="unavailable"), threshold=t.unavailable_count,
+            periods=1,
+            description=f"authgate {api}: the authorizer answered 'unavailable' (API Gateway 500): no usable keys "
+                        "for the token's issuer, so requests fail closed. Fix key fetching (see KeyFetchFailures); "
+                        "map AUTHORIZER_FAILURE to 503 so clients retry.")
+        total = self.decision_metric(period=Duration.minutes(5), label="all decisions")
+        for code in t.watched_401_codes:
+            count = self.decision_metric(period=Duration.minutes(5), Outcome="unauthorized", Reason=code)
+            share = cloudwatch.MathExpression(
+                expression=f"IF(code >= {t.unauthorized_min_count}, 100 * code / total, 0)",
+                using_metrics={"code": count, "total": total}, label=f"% of decisions: 401 {code}",
+                period=Duration.minutes(5))
+            self._alarm(
+                f"Unauthorized-{code}", metric=share, threshold=t.unauthorized_share_percent,
+                periods=t.unauthorized_periods,
+                comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                description=f"authgate {api}: 401 {code} ({CODES[code]}) is more than "
+                            f"{t.unauthorized_share_percent:g}% of decisions for {t.unauthorized_periods * 5} "
+                            f"minutes. {_WHAT_TO_DO_401.get(code, _WHAT_TO_DO_401_DEFAULT)}")
+        self._alarm(
+            "LatencyP99",
+            metric=self.decision_metric("DecisionLatency", statistic="p99", period=Duration.minutes(5)),
+            threshold=t.latency_p99_ms, periods=t.latency_periods,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            description=f"authgate {api}: the authorizer's p99 decision latency is above {t.latency_p99_ms:g} ms "
+                        f"for {t.latency_periods * 5} minutes. Usually key fetches on the request path (see "
+                        "KeyFetchLatency, KeyFetches) or cold starts; check the issuer's latency and the function's "
+                        "memory size.")
+        self._alarm(
+            "AuthorizerThrottles", metric=function.metric_throttles(period=Duration.minutes(1), statistic="Sum"),
+            threshold=t.throttles_count, periods=1,
+            description=f"authgate {api}: Lambda throttled the authorizer; API Gateway answers those requests 500. "
+                        "Raise the account's or function's concurrency, or the authorizer cache TTL.")
+        self._alarm(
+            "AuthorizerErrors", metric=function.metric_errors(period=Duration.minutes(5), statistic="Sum"),
+            threshold=t.errors_count, periods=1,
+            description=f"authgate {api}: the authorizer function errored. REST and WebSocket authorizers raise for "
+                        "every 401 and 500 by design, so compare with Decisions by Outcome; errors beyond those are "
+                        "crashes or timeouts: read the function's log (misconfiguration is logged at init).")
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(title="Decisions by outcome", width=12, stacked=True, left=[
+                self.decision_metric(Outcome=o, label=o) for o in ("allow", "public", "forbidden", "unauthorized",
+                                                                   "unavailable")]),
+            cloudwatch.GraphWidget(title="401s by code", width=12, stacked=True, left=[
+                self.decision_metric(Outcome="unauthorized", Reason=code, label=code)
+                for code in t.watched_401_codes]))
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(title="Decision latency (ms)", width=8, left=[
+                self.decision_metric("DecisionLatency", statistic=stat, period=Duration.minutes(5), label=stat)
+                for stat in ("p50", "p99")]),
+            cloudwatch.GraphWidget(title="Key fetches and failures", width=8, left=[
+                self.key_set_metric(name, label=name) for name in (
+                    "KeyFetches", "KeyFetchFailures", "KeyFetchTimeout", "KeyFetchHttpError", "KeyFetchMalformed",
+                    "KeyFetchOverCap", "KeyFetchTransportError")]),
+            cloudwatch.GraphWidget(title="Stale keys, rotations, unknown kids", width=8, left=[
+                self.key_set_metric(name, label=name) for name in (
+                    "KeysServedStale", "KeyRotations", "UnknownKidRefetches")], right=[
+                self.key_set_metric("KeyAge", statistic="Maximum", label="KeyAge (s)")]))
+        widgets = [cloudwatch.GraphWidget(title="Authorizer function", width=12, left=[
+            function.metric_invocations(statistic="Sum", label="invocations"),
+            function.metric_errors(statistic="Sum", label="errors"),
+            function.metric_throttles(statistic="Sum", label="throttles")], right=[
+            function.metric_duration(statistic="p99", label="duration p99")])]
+        if logs is not None:
+            widgets.append(cloudwatch.LogQueryWidget(
+                title="Decisions by code (audit lines)", width=12, log_group_names=[logs.log_group_name],
+                query_lines=['filter authgate = "authorizer"', "stats count(*) as decisions by decision, code",
+                             "sort decisions desc"]))
+        self.dashboard.add_widgets(*widgets)
+
+    def _gateway_signals(self, gateway: GatewayMetrics) -> None:
+        t = self.thresholds
+        self._alarm(
+            "Gateway5xx", metric=gateway.server_errors, threshold=t.gateway_5xx_count, periods=1,
+            description=f"authgate {self.api_name}: API Gateway answered {t.gateway_5xx_count} or more 5xx in 5 "
+                        "minutes: authorizer failures (Unavailable, AuthorizerThrottles, AuthorizerErrors) or the "
+                        "backend. The access log's status and authorizer error fields say which.")
+        left = [gateway.requests, gateway.client_errors, gateway.server_errors]
+        self.dashboard.add_widgets(cloudwatch.GraphWidget(
+            title="API Gateway: requests, 4xx, 5xx", width=24 if gateway.latency is None else 12, left=left),
+            *([cloudwatch.GraphWidget(title="API Gateway latency p99", width=12, left=[gateway.latency])]
+              if gateway.latency is not None else []))
+
+
+_WHAT_TO_DO_401 = {
+    "unknown_kid": "Tokens are signed by a key the issuer does not publish: a rotation that published the new key "
+                   "late, or tokens from another issuer or environment. Compare the token kid with the JWKS.",
+    "bad_signature": "Signatures do not verify: altered tokens, or an issuer that reused a kid for a new key. If "
+                     "legitimate clients are affected, check the issuer's rotation.",
+    "expired": "Clients send expired tokens: a client that does not refresh, or a clock running behind (leeway is "
+               "bounded). Check which client_id in the audit lines.",
+    "not_yet_valid": "Tokens are not valid yet: the issuer's or this function's clock is ahead. Check NTP.",
+    "issued_in_future": "Tokens are issued in the future: clock skew between issuer and authorizer. Check NTP.",
+    "invalid_audience": "Tokens are for another audience: a client requesting the wrong resource or a policy "
+                        "whose audiences changed. Check the policy's audiences against the client's request.",
+    "unknown_issuer": "Tokens come from an issuer the policy or route does not trust: a client pointed at another "
+                      "environment, or a policy missing an issuer.",
+    "wrong_token_use": "ID tokens are sent where access tokens are required (or the reverse): a client bug.",
+    "malformed": "Requests carry no or malformed tokens: unauthenticated traffic or a broken client.",
+}
+_WHAT_TO_DO_401_DEFAULT = "Check which client_id and route the audit lines name for this code."
+
+
+
+def monitor_api(scope: Construct, *, api_name: str, gateway: GatewayMetrics, authorizer_kind: str,
+                authorizer=None, alarm_topic_arn: str | None = None,
+                thresholds: AlarmThresholds = AlarmThresholds()) -> ApiMonitoring:
+    """ApiMonitoring for an API built by one of authgate's API constructs; `authorizer` is its AuthorizerFunction
+    (None when no route runs the Lambda authorizer) and `alarm_topic_arn` an existing SNS topic to notify."""
+    topic = sns.Topic.from_topic_arn(scope, "AlarmTopic", alarm_topic_arn) if alarm_topic_arn else None
+    if authorizer is None:
+        return ApiMonitoring(scope, "Monitoring", api_name=api_name, gateway=gateway, alarm_topic=topic,
+                             thresholds=thresholds)
+    return ApiMonitoring(scope, "Monitoring", api_name=api_name, gateway=gateway, authorizer_kind=authorizer_kind,
+                         authorizer_function=authorizer.function, authorizer_logs=authorizer.log_group,
+                         metrics_namespace=authorizer.metrics_namespace, alarm_topic=topic, thresholds=thresholds)
