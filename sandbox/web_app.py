@@ -137,7 +137,7 @@ class WebSignIn:
         self.authorizer = InProcessLambda(
             "lambdas.authorizers.http_api.handler", code_root=REPO_ROOT, function_name="api-authorizer",
             environment={"AUTHGATE_POLICY": str(workdir / "routes.json"), "AUTHGATE_API": API,
-                         "AUTHGATE_TOKEN_SOURCE": "cookie", "AUTHGATE_WEB_ORIGIN": self.origin, **secrets})
+                         "AUTHGATE_WEB_ORIGIN": self.origin, **secrets})
         from lambdas.validation.route_table import RouteTable
         self._routes = RouteTable.load(workdir / "routes.json").api(API)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()

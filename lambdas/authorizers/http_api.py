@@ -1,8 +1,8 @@
 """HTTP API Lambda authorizer, payload format 2.0: `lambdas/authorizers/http_api.py:handler`.
 
 Environment: AUTHGATE_POLICY, AUTHGATE_API; AUTHGATE_RESPONSE = "simple" (default) or "iam";
-AUTHGATE_TOKEN_HEADER (default authorization); AUTHGATE_TOKEN_SOURCE = "header" (default) or "cookie" (the token
-handler's session cookie, with AUTHGATE_COOKIE_KEYS and AUTHGATE_WEB_ORIGIN); AUTHGATE_RESULT_TTL_SECONDS and AUTHGATE_IDENTITY_SOURCES (comma
+AUTHGATE_TOKEN_HEADER (default authorization); AUTHGATE_COOKIE_KEYS and AUTHGATE_WEB_ORIGIN where routes take their
+token from the token handler's session cookie (token_source: cookie); AUTHGATE_RESULT_TTL_SECONDS and AUTHGATE_IDENTITY_SOURCES (comma
 separated), set by the construct, checked at init so a cached simple response can never serve another route.
 
 Simple responses: {"isAuthorized": true|false, "context": {...}}; false for a missing, bad or insufficient token
@@ -15,8 +15,7 @@ import os
 import time
 from typing import Mapping
 
-from lambdas.validation.errors import TokenRejected
-from lambdas.validation.route_decision import Outcome, RouteDecision
+from lambdas.validation.route_decision import Outcome
 
 from .audit import audit_record, emit
 from .identity_sources import check_http_api_identity_sources
@@ -41,17 +40,6 @@ class HttpApiSettings:
         self.result_ttl_seconds = int(ttl) if ttl is not None else None
         self.identity_sources = [s.strip() for s in environ.get("AUTHGATE_IDENTITY_SOURCES", "").split(",")
                                  if s.strip()]
-        token_source = environ.get("AUTHGATE_TOKEN_SOURCE", "header")
-        if token_source not in ("header", "cookie"):
-            raise AuthorizerMisconfigured(f"AUTHGATE_TOKEN_SOURCE must be 'header' or 'cookie', found "
-                                          f"{token_source!r}")
-        self.cookie_source = None
-        if token_source == "cookie":
-            from lambdas.token_handler.api_side import SessionCookieSource
-            try:
-                self.cookie_source = SessionCookieSource.from_environment(environ)
-            except ValueError as exc:
-                raise AuthorizerMisconfigured(str(exc)) from None
 
     def check(self, runtime: AuthorizerRuntime) -> None:
         if self.result_ttl_seconds is None:
@@ -81,17 +69,6 @@ def handler(event: dict, context: object = None) -> dict:
     return authorize(runtime, event, runtime.settings)
 
 
-def _decide_from_cookie(runtime: AuthorizerRuntime, event: dict, source, route, iam: bool) -> RouteDecision:
-    """The token handler's session cookie as the token source: the access token in it is verified as a bearer token
-    would be, after the CSRF check a cookie needs."""
-    http = (event.get("requestContext") or {}).get("http") or {}
-    headers = {str(k).lower(): v for k, v in (event.get("headers") or {}).items() if isinstance(v, str)}
-    credential = source.credential(str(http.get("method", "")), headers, list(event.get("cookies") or ()))
-    if credential.refusal is not None:
-        return RouteDecision(Outcome.FORBIDDEN, route, rejection=TokenRejected("csrf_refused", credential.refusal))
-    return runtime.decide(credential.token, route, all_routes=iam)
-
-
 def authorize(runtime: AuthorizerRuntime, event: dict, settings: HttpApiSettings) -> dict:
     started = time.perf_counter_ns()
     if event.get("version") != "2.0":
@@ -106,10 +83,11 @@ def authorize(runtime: AuthorizerRuntime, event: dict, settings: HttpApiSettings
     if route is None and route_key == "$default" and (iam or settings.result_ttl_seconds == 0):
         http = request_context.get("http") or {}
         route = runtime.api.match(str(http.get("method", "")), str(http.get("path", event.get("rawPath", ""))))
-    if settings.cookie_source is None:
-        decision = runtime.decide(header(event.get("headers"), settings.token_header), route, all_routes=iam)
-    else:
-        decision = _decide_from_cookie(runtime, event, settings.cookie_source, route, iam)
+    http = request_context.get("http") or {}
+    session_cookie = runtime.session_cookie(route, str(http.get("method", "")), event.get("headers"),
+                                            event.get("cookies") or ())
+    decision = runtime.decide(header(event.get("headers"), settings.token_header), route, all_routes=iam,
+                              session_cookie=session_cookie)
     audit = dict(authorizer="http_api", decision=decision.outcome.value, code=decision.code,
                  route=decision.route.route_key if decision.route else route_key, principal=decision.principal,
                  request_id=request_context.get("requestId"), metrics=runtime.metrics)

@@ -60,7 +60,13 @@ def authorize(runtime: AuthorizerRuntime, event: dict, *, token_header: str = "A
     # policy's view of ARNs is not the gateway's (an encoded '/' decoded into the ARN, or a table that is not the
     # deployed API): decide as for an unknown route, so nothing is allowed on an ARN that could mean either.
     mismatch = kind == "REQUEST" and not _gateway_agrees(route, event)
-    decision = runtime.decide(raw_token, None if mismatch else route, all_routes=not mismatch)
+    # A cookie route's answer also depends on the CSRF headers, which are not the cache key: its policy names only
+    # this route, never the principal's others.
+    by_cookie = kind == "REQUEST" and route is not None and route.token_source == "cookie"
+    session_cookie = runtime.session_cookie(route, arn.method, event.get("headers"), _cookie_values(event)) \
+        if by_cookie else None
+    decision = runtime.decide(raw_token, None if mismatch else route, all_routes=not (mismatch or by_cookie),
+                              session_cookie=session_cookie)
     if mismatch and decision.outcome is Outcome.FORBIDDEN:
         decision = replace(decision, rejection=TokenRejected(
             "route_mismatch", "the method ARN and the resource API Gateway routed to name different routes",
@@ -74,7 +80,7 @@ def authorize(runtime: AuthorizerRuntime, event: dict, *, token_header: str = "A
         if decision.outcome is Outcome.UNAVAILABLE:
             raise AuthorizerUnavailable("issuer keys unavailable")
         raise Exception("Unauthorized")  # the exact message API Gateway turns into 401
-    if decision.principal is None or mismatch:  # a public route: nothing to cache beyond this request
+    if decision.principal is None or mismatch or by_cookie:  # nothing to cache beyond this request
         policy = runtime.policy_builder.for_current_route(arn, decision.allowed)
     else:
         policy = runtime.policy_builder.build(arn, decision.satisfied, current_allowed=decision.allowed)
@@ -84,6 +90,14 @@ def authorize(runtime: AuthorizerRuntime, event: dict, *, token_header: str = "A
                       metrics=runtime.metrics))
     return {"principalId": principal_id(decision.principal), "policyDocument": policy.document,
             "context": context_for(decision.principal)}
+
+
+def _cookie_values(event: dict) -> list[str]:
+    """Every Cookie header value of a REQUEST event (REST keeps the client's header case)."""
+    value = request_header(event, "Cookie")
+    if value is None:
+        return []
+    return list(value) if isinstance(value, tuple) else [value]
 
 
 def _gateway_agrees(route: Route | None, event: dict) -> bool:

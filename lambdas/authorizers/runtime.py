@@ -73,7 +73,7 @@ class AuthorizerRuntime:
 
     def __init__(self, table: RouteTable, api_name: str, *, verifier: Any = None,
                  max_policy_bytes: int | None = None, settings: Any = None,
-                 metrics_namespace: str = DEFAULT_NAMESPACE) -> None:
+                 metrics_namespace: str = DEFAULT_NAMESPACE, cookie_source: Any = None) -> None:
         self.table = table
         self.settings = settings  # the handler kind's own settings (HTTP API response mode, WebSocket token source)
         self.api: ApiRoutes = table.api(api_name)
@@ -82,6 +82,11 @@ class AuthorizerRuntime:
         self.max_policy_bytes = max_policy_bytes
         self._policy_builder = None
         # The CloudWatch EMF members of every audit line (decision counts, latency, key-set events).
+        self.cookie_source = cookie_source
+        if cookie_source is None and any(r.token_source == "cookie" for r in self.api.routes):
+            raise AuthorizerMisconfigured(
+                f"API {api_name!r} has routes with token_source cookie; set AUTHGATE_COOKIE_KEYS (the token handler's "
+                "cookie keys) and AUTHGATE_WEB_ORIGIN (the web app's origin) so the session cookie can be read")
         self.metrics = DecisionMetrics(api_name, route_keys=[r.route_key for r in self.api.routes],
                                        key_metrics=self.verifier.key_metrics, namespace=metrics_namespace)
 
@@ -108,6 +113,12 @@ class AuthorizerRuntime:
                 options.setdefault("metrics_namespace", check_namespace(namespace))
             except ValueError as exc:
                 raise AuthorizerMisconfigured(f"{ENV_METRICS_NAMESPACE}: {exc}") from None
+        if environ.get("AUTHGATE_COOKIE_KEYS"):
+            from lambdas.token_handler.api_side import SessionCookieSource
+            try:
+                options.setdefault("cookie_source", SessionCookieSource.from_environment(environ))
+            except ValueError as exc:
+                raise AuthorizerMisconfigured(str(exc)) from None
         try:
             table = RouteTable.load(path)
             return cls(table, api_name, **options)
@@ -143,9 +154,18 @@ class AuthorizerRuntime:
                              f"retry and fail closed while keys are unavailable\n")
 
     def decide(self, authorization: str | Sequence[str] | None, route: Route | None, *,
-               all_routes: bool = False) -> RouteDecision:
+               all_routes: bool = False, session_cookie: Any = None) -> RouteDecision:
         """The shared route decision (lambdas.validation.route_decision) on this runtime's API and Verifier."""
-        return decide_route(self.api, self.verifier, route, authorization, all_routes=all_routes)
+        return decide_route(self.api, self.verifier, route, authorization, all_routes=all_routes,
+                            session_cookie=session_cookie)
+
+    def session_cookie(self, route: Route | None, method: str, headers: Mapping[str, Any] | None,
+                       cookie_values: Sequence[str]) -> Any:
+        """The request's session cookie, read only for a route that takes its token from it (None otherwise)."""
+        if route is None or route.token_source != "cookie" or self.cookie_source is None:
+            return None
+        lowered = {str(k).lower(): v for k, v in (headers or {}).items() if isinstance(v, str)}
+        return self.cookie_source.credential(method, lowered, list(cookie_values))
 
 
 def context_for(principal: Any) -> dict:

@@ -62,15 +62,19 @@ def header_value(headers: Any, name: str) -> str | None:
 class BearerGuard:
     """Checks `Authorization: Bearer <jwt>` with the shared Verifier, optionally against a route table's routes."""
 
-    def __init__(self, verifier: Any, *, routes: ApiRoutes | None = None, header: str = "authorization") -> None:
+    def __init__(self, verifier: Any, *, routes: ApiRoutes | None = None, header: str = "authorization",
+                 cookie_source: Any = None) -> None:
         self.verifier = verifier
         self.routes = routes
         self.header = header
+        # lambdas.token_handler.api_side.SessionCookieSource, for routes with token_source cookie.
+        self.cookie_source = cookie_source
 
     @classmethod
-    def from_route_table(cls, table: Any, api: str, **verifier_options: Any) -> "BearerGuard":
+    def from_route_table(cls, table: Any, api: str, *, cookie_source: Any = None,
+                         **verifier_options: Any) -> "BearerGuard":
         loaded = table if isinstance(table, RouteTable) else RouteTable.load(table)
-        return cls(loaded.verifier(**verifier_options), routes=loaded.api(api))
+        return cls(loaded.verifier(**verifier_options), routes=loaded.api(api), cookie_source=cookie_source)
 
     def authenticate(self, headers: Any) -> Any:
         return self.verifier.authenticate(bearer_token(header_value(headers, self.header)))
@@ -79,7 +83,14 @@ class BearerGuard:
         """The route decision for `method path` (no query string); a repeated token header is refused."""
         if self.routes is None:
             raise ValueError("BearerGuard needs routes to decide; build it with from_route_table or routes=...")
-        return decide_request(self.routes, self.verifier, method, path, header_values(headers, self.header))
+        session_cookie = None
+        if self.cookie_source is not None:
+            pairs = headers.items() if isinstance(headers, Mapping) else headers
+            lowered = {(k.decode("latin-1") if isinstance(k, bytes) else k).lower():
+                       (v.decode("latin-1") if isinstance(v, bytes) else v) for k, v in pairs}
+            session_cookie = self.cookie_source.credential(method, lowered, list(header_values(headers, "cookie")))
+        return decide_request(self.routes, self.verifier, method, path, header_values(headers, self.header),
+                              session_cookie=session_cookie)
 
     def check(self, headers: Any, method: str, path: str) -> Any:
         """The principal allowed on `method path` (None on a public route without a good token), or the decision's

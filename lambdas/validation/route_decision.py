@@ -120,16 +120,42 @@ def decide_request(api: ApiRoutes, verifier: Any, method: str, path: str,
 
 
 def decide_route(api: ApiRoutes, verifier: Any, route: Route | None, authorization: str | Sequence[str] | None, *,
-                 all_routes: bool = False) -> RouteDecision:
-    """Decide for a route already selected (a gateway's routeKey, `$connect`), None for a request matching none."""
+                 all_routes: bool = False, session_cookie: Any = None) -> RouteDecision:
+    """Decide for a route already selected (a gateway's routeKey, `$connect`), None for a request matching none.
+
+    `session_cookie` is the entry point's reading of the token handler's session cookie
+    (lambdas.token_handler.api_side.CookieCredential: the access token in it, or why the request is refused as
+    possibly cross-site), None when the entry point reads no cookies. A route with token_source cookie takes its
+    token from there and ignores the Authorization header; every other route ignores cookies."""
     try:
-        principal = verifier.authenticate(bearer_token(authorization))
+        if route is not None and route.token_source == "cookie":
+            token = _session_token(route, session_cookie)
+        else:
+            token = bearer_token(authorization)
+        principal = verifier.authenticate(token)
     except TokenRejected as exc:
         if route is not None and route.public:
             return RouteDecision(Outcome.PUBLIC, route)
-        outcome = Outcome.UNAVAILABLE if exc.code in KEY_SOURCE_CODES else Outcome.UNAUTHORIZED
+        if exc.code in KEY_SOURCE_CODES:
+            return RouteDecision(Outcome.UNAVAILABLE, route, rejection=exc)
+        # A possibly cross-site request is refused whatever its session: 403, like a missing permission.
+        outcome = Outcome.FORBIDDEN if exc.code == "csrf_refused" else Outcome.UNAUTHORIZED
         return RouteDecision(outcome, route, rejection=exc)
     return decide_for_principal(api, route, principal, all_routes=all_routes)
+
+
+def _session_token(route: Route, session_cookie: Any) -> str:
+    if session_cookie is None:
+        raise TokenRejected("malformed", f"route {route.route_key} takes the session cookie, and this entry point "
+                            "reads none", hint="configure AUTHGATE_COOKIE_KEYS and AUTHGATE_WEB_ORIGIN (the token "
+                            "handler's cookie keys and the web app's origin)")
+    if session_cookie.refusal is not None:
+        raise TokenRejected("csrf_refused", session_cookie.refusal,
+                            hint="send state-changing requests from the app's own pages with X-Authgate-Csrf: 1")
+    if session_cookie.token is None:
+        raise TokenRejected("malformed", "the request carries no usable session cookie (absent, expired, altered "
+                            "or sealed with a retired key)", hint="sign in through the token handler's /login")
+    return session_cookie.token
 
 
 def decide_for_principal(api: ApiRoutes | None, route: Route | None, principal: Any, *,

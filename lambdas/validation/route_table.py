@@ -28,6 +28,8 @@ _ISSUER_FIELDS = {"issuer", "audiences", "profile", "algorithms", "jwks_uri", "j
                   "introspection", "revocation", "binding"}
 FRESHNESS = ("none", "denylist", "introspect")
 PROOFS = ("none", "dpop", "mtls")
+# Where a route takes its access token from: the Authorization header, or the token handler's session cookie.
+TOKEN_SOURCES = ("header", "cookie")
 
 # Segment kinds, ordered by how specific API Gateway considers them when several routes match.
 LITERAL, PARAM, GREEDY = 2, 1, 0
@@ -192,6 +194,7 @@ class Route:
     enforcement_reason: str = ""
     freshness: str = "none"                # none | denylist | introspect: re-check revocation on every call
     proof: str = "none"                    # none | dpop | mtls: proof of possession the caller must show
+    token_source: str = "header"           # header | cookie (the token handler's session cookie)
 
     @property
     def path(self) -> str:
@@ -394,6 +397,10 @@ def _route(entry: Any, issuers: Mapping[str, IssuerConfig], where: str) -> Route
     proof = entry.get("proof", "none")
     if proof not in PROOFS:
         raise RouteTableError(f"{where}.proof must be one of {', '.join(PROOFS)}, found {proof!r}")
+    token_source = entry.get("token_source", "header")
+    if token_source not in TOKEN_SOURCES:
+        raise RouteTableError(f"{where}.token_source must be one of {', '.join(TOKEN_SOURCES)}, found "
+                              f"{token_source!r}")
     for name in route_issuers:
         issuer = issuers[name]
         if freshness == "introspect" and issuer.introspection is None:
@@ -406,7 +413,7 @@ def _route(entry: Any, issuers: Mapping[str, IssuerConfig], where: str) -> Route
         raise RouteTableError(f"{where}: {exc}") from None
     return Route(route_key=route_key, method=method, template=template, public=public, issuers=route_issuers,
                  requirement=requirement, enforcement=enforcement, enforcement_reason=str(reason),
-                 freshness=freshness, proof=proof)
+                 freshness=freshness, proof=proof, token_source=token_source)
 
 
 __all__ = ["FORMAT", "LITERAL", "PARAM", "GREEDY", "RouteTable", "RouteTableError", "ApiRoutes", "Route", "PathTemplate",

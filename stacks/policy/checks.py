@@ -88,6 +88,7 @@ def check_policy(policy: "AuthPolicy", *, invalid_issuers: frozenset[str] = froz
                         f"{issuer.token_use} tokens (token_use: {issuer.token_use}); set token_use: any on the "
                         f"issuer to narrow per route")))
             problems.extend(_revocation_and_proof_problems(loc, route, policy, websocket=api.is_websocket))
+            problems.extend(_cookie_route_problems(loc, route, policy, websocket=api.is_websocket))
             if route.enforcement == "native" and api.is_websocket:
                 problems.append(Problem(loc + ("enforcement",), (
                     "enforcement: native is impossible on a WebSocket API: API Gateway has no native JWT authorizer "
@@ -167,6 +168,27 @@ def _revocation_and_proof_problems(loc: tuple, route: "RouteSpec", policy: "Auth
                     f"{field}: {getattr(route, field)} needs every issuer of the route to support it, and issuer "
                     f"{issuer_name} {why}")))
     return problems
+
+
+def _cookie_route_problems(loc: tuple, route: "RouteSpec", policy: "AuthPolicy", *,
+                           websocket: bool) -> list["Problem"]:
+    """A cookie route is reached by a browser signed in through a web client of one of its issuers."""
+    if route.token_source != "cookie":
+        return []
+    if websocket:
+        return [Problem(loc + ("token_source",), (
+            "token_source: cookie is for HTTP routes a signed-in browser calls; a WebSocket $connect takes its token "
+            "from a header or the query string"))]
+    if route.proof != "none":
+        return [Problem(loc + ("token_source",), (
+            f"token_source: cookie cannot be combined with proof: {route.proof}: the token handler holds the session, "
+            "so no client key or certificate of the browser's is bound to it"))]
+    web_issuers = {client.issuer for client in policy.clients.values() if client.kind == "web"}
+    if not web_issuers.intersection(route.issuers):
+        return [Problem(loc + ("token_source",), (
+            "token_source: cookie needs a web client (clients: ... kind: web) of one of the route's issuers "
+            f"({', '.join(route.issuers) or 'none'}): its token handler is what sets the session cookie"))]
+    return []
 
 
 def _websocket_route_problems(api_name: str, api: "ApiSpec") -> list["Problem"]:

@@ -37,6 +37,9 @@ def native_blockers(route: "RouteSpec", issuers: Mapping[str, "IssuerSpec"]) -> 
     if route.freshness != "none":
         reasons.append(f"freshness: {route.freshness} needs the Lambda authorizer: the native JWT authorizer cannot "
                        f"consult a denylist or the issuer's introspection endpoint")
+    if route.token_source == "cookie":
+        reasons.append("token_source: cookie needs the Lambda authorizer: the native JWT authorizer reads a bearer "
+                       "token from a header, not the token handler's sealed session cookie")
     if route.proof != "none":
         reasons.append(f"proof: {route.proof} needs the Lambda authorizer: the native JWT authorizer cannot check "
                        f"a {'DPoP proof' if route.proof == 'dpop' else 'client certificate binding'}")

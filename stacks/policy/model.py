@@ -25,6 +25,7 @@ Enforcement = Literal["auto", "native", "lambda"]
 ApiProtocol = Literal["http", "websocket"]
 Freshness = Literal["none", "denylist", "introspect"]
 Proof = Literal["none", "dpop", "mtls"]
+TokenSource = Literal["header", "cookie"]
 # RFC 9449 proofs are signed by the client's own key: asymmetric algorithms only (never none or HMAC).
 DpopAlgorithm = Literal["RS256", "PS256", "ES256", "ES384", "EdDSA"]
 # An environment variable name: where a secret is read from at runtime, so the policy never holds it.
@@ -296,6 +297,10 @@ class RouteSpec(PolicyModel):
     proof: Proof = Field("none", description=(
         "Proof of possession: none, dpop (RFC 9449: Authorization: DPoP plus a DPoP proof; Bearer refused) or mtls "
         "(RFC 8705: the token is bound to the client certificate of a mutual TLS connection)"))
+    token_source: TokenSource = Field("header", description=(
+        "Where the access token comes from: header (Authorization: Bearer) or cookie (the session cookie of "
+        "authgate's token handler, for a browser app signed in through a web client; state-changing methods then "
+        "need the X-Authgate-Csrf header and the app's Origin)"))
     description: str | None = None
 
     @field_validator("issuers", "scopes", "scopes_all", "roles", "roles_all", "groups", "groups_all")
@@ -324,6 +329,8 @@ class RouteSpec(PolicyModel):
             if self.enforcement != "auto":
                 extra.append("enforcement")
             extra.extend(name for name in ("freshness", "proof") if getattr(self, name) != "none")
+            if self.token_source != "header":
+                extra.append("token_source")
             if extra:
                 raise ValueError(f"a public route takes no token, so {', '.join(extra)} cannot apply; remove "
                                  f"{'them' if len(extra) > 1 else 'it'} or drop public: true")

@@ -72,6 +72,8 @@ def render_route_table(policy: AuthPolicy, *, apis: Iterable[str] | None = None)
             for check in ("freshness", "proof"):
                 if getattr(spec, check) != "none":
                     entry[check] = getattr(spec, check)
+            if spec.token_source != "header":
+                entry["token_source"] = spec.token_source
             routes.append(entry)
         if compiled_api.protocol == "websocket":
             table["apis"][name] = {"protocol": "websocket", "routes": routes,
