@@ -87,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         listener.bind((host, port))
+        listener.listen(2048)   # connections queue from now on, so the "listening" line below is true when printed
     except OSError as exc:
         print(f"authgate serve: cannot listen on {args.listen}: {exc.strerror}", file=sys.stderr)
         return 1
