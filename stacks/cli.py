@@ -13,7 +13,8 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "verify": ("stacks.commands.verify", "verify one token, or a JSONL batch, against issuers or a policy"),
     "explain": ("stacks.commands.explain", "show every check a token passes or fails under a policy, with fixes"),
-    "render": ("stacks.commands.render", "render a policy as a route table, a GCP OpenAPI document or APIM XML"),
+    "render": ("stacks.commands.render", "render a policy as a route table, OpenAPI, APIM XML, NGINX or Kubernetes "
+               "manifests"),
     "serve": ("stacks.commands.serve", "run the forward-auth decision service for in-cluster proxies (uvicorn)"),
     "synth": ("stacks.commands.synth", "synthesize the AWS CDK stacks and say which authorizer each route uses"),
     "demo": ("stacks.commands.demo", "run the local sandbox demo end to end (no cloud account needed)"),

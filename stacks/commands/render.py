@@ -1,5 +1,5 @@
-"""`authgate render {routes,openapi,apim,nginx,token-handler}`: write what a gateway or service needs from a policy
-file (stdout or -o FILE)."""
+"""`authgate render {routes,openapi,apim,nginx,token-handler,gateway-api,istio,k8s}`: write what a gateway or
+service needs from a policy file (stdout or -o FILE)."""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from stacks.commands.policy_file import EXIT_USAGE, UsageError, load_policy_file
+from stacks.commands.policy_file import EXIT_USAGE, UsageError, load_policy_file, parse_variables
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -52,6 +52,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     token_handler.add_argument("--client", required=True, metavar="NAME", help="the policy's kind: web client")
     token_handler.add_argument("--client-id", metavar="ID",
                                help="the issuer's id for that client, when it is not the client's name")
+    gateway_api = kinds.add_parser("gateway-api", help="Envoy Gateway HTTPRoutes and SecurityPolicies (JWT or "
+                                   "extAuth to the forward-auth service, per route)")
+    istio = kinds.add_parser("istio", help="Istio RequestAuthentication + AuthorizationPolicies (CUSTOM to the "
+                             "forward-auth service where needed) and the mesh extensionProviders entry")
+    k8s = kinds.add_parser("k8s", help="the forward-auth service's Deployment, Service, ConfigMap, ServiceAccount, "
+                           "PodDisruptionBudget and NetworkPolicy")
+    for sub in (gateway_api, istio, k8s):
+        _common(sub)
+        sub.add_argument("--api", required=True, metavar="NAME", help="the API of the policy to render")
+    for sub in (gateway_api, istio):
+        sub.add_argument("--namespace", default="default", help="the API's namespace (default: default)")
+        sub.add_argument("--forward-auth", default="authgate-forward-auth.authgate:9100",
+                         metavar="SERVICE.NAMESPACE:PORT", help="the forward-auth Service")
+    gateway_api.add_argument("--backend", required=True, metavar="SERVICE:PORT", help="the API's Service")
+    gateway_api.add_argument("--gateway", default="authgate", metavar="[NAMESPACE/]NAME",
+                             help="the Gateway the HTTPRoutes attach to (default: authgate)")
+    istio.add_argument("--selector", required=True, action="append", metavar="KEY=VALUE",
+                       help="a pod label of the API's workloads (repeatable), e.g. app=orders")
+    k8s.add_argument("--image", required=True, help="the forward-auth image pinned by digest (NAME@sha256:...)")
+    k8s.add_argument("--namespace", default="authgate", help="where the service runs (default: authgate)")
+    k8s.add_argument("--gateway-namespace", default="ingress",
+                     help="the only namespace allowed to call the service (default: ingress)")
+    k8s.add_argument("--convention", default="nginx", choices=("nginx", "traefik", "envoy"),
+                     help="the proxy's forward-auth convention (default: nginx)")
+    k8s.add_argument("--replicas", type=int, default=2, help="replicas, spread across zones (default: 2)")
+    k8s.add_argument("--eks-role-arn", help="IRSA role for the service account (EKS), when keys need it")
+    k8s.add_argument("--aks-client-id", help="workload identity client id (AKS), when keys need it")
 
 
 def _write(text: str, output: str | None) -> None:
@@ -115,4 +142,30 @@ def _render(args: argparse.Namespace, policy) -> str:
     if args.artefact == "token-handler":
         from stacks.policy.render.token_handler import token_handler_json
         return token_handler_json(policy, args.client, client_id=args.client_id)
+    if args.artefact in ("gateway-api", "istio", "k8s"):
+        return _render_in_cluster(args, policy)
     raise ValueError(f"unknown artefact {args.artefact!r}")
+
+
+def _render_in_cluster(args: argparse.Namespace, policy) -> str:
+    from stacks.policy.render.in_cluster import manifests_yaml
+
+    header = f"# authgate render {args.artefact} --api {args.api}: rendered from {args.policy}; re-render, do not edit.\n"
+    if args.artefact == "gateway-api":
+        from stacks.policy.render.gateway_api import render_gateway_api
+        return manifests_yaml(render_gateway_api(policy, args.api, backend=args.backend, namespace=args.namespace,
+                                                 gateway=args.gateway, forward_auth=args.forward_auth), header=header)
+    if args.artefact == "istio":
+        from stacks.policy.render.istio import render_istio
+        selector = dict(parse_variables(args.selector))
+        manifests, mesh = render_istio(policy, args.api, selector=selector, namespace=args.namespace,
+                                       forward_auth=args.forward_auth)
+        snippet = manifests_yaml([{"meshConfig": mesh}]).rstrip("\n").splitlines()
+        return manifests_yaml(manifests, header=header) + (
+            "# The CUSTOM action's provider, for istiod's mesh config (IstioOperator spec / the istio ConfigMap):\n"
+            + "".join(f"#   {line}\n" for line in snippet))
+    from stacks.policy.render.k8s import render_k8s
+    return manifests_yaml(render_k8s(policy, args.api, image=args.image, namespace=args.namespace,
+                                     gateway_namespace=args.gateway_namespace, convention=args.convention,
+                                     replicas=args.replicas, eks_role_arn=args.eks_role_arn,
+                                     aks_client_id=args.aks_client_id), header=header)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from lambdas.forward_auth.identity_headers import DEFAULT_NAMES
 from lambdas.validation.route_table import GREEDY, LITERAL, PathTemplate
 from stacks.policy.model import AuthPolicy
+from stacks.policy.render.in_cluster import http_api
 
 AUTH_LOCATION = "/_authgate/auth"
 FORWARD_AUTH_PATH = "/nginx-auth-request"
@@ -122,10 +123,7 @@ def render_nginx(policy: AuthPolicy, api: str, *, backend: str, forward_auth: st
     """
     from stacks.policy.render.route_table import render_route_table
 
-    if api not in policy.apis:
-        raise KeyError(f"the policy has no API named {api!r} (it has: {', '.join(policy.apis)})")
-    if policy.apis[api].is_websocket:
-        raise ValueError(f"API {api!r} is a WebSocket API; the NGINX renderer writes HTTP APIs")
+    http_api(policy, api)
     _check_host_port(backend, "--backend")
     _check_host_port(forward_auth, "--forward-auth")
     if not re.match(r"^(?:[0-9]{1,5}|(?:[0-9.]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5})$", listen):

@@ -1,0 +1,140 @@
+"""The Gateway API renderer for Envoy Gateway: one API of the policy -> HTTPRoutes and SecurityPolicies.
+
+- One HTTPRoute per route (path and method match, the backend as backendRef), so each route gets its own
+  SecurityPolicy. A request no HTTPRoute matches gets the gateway's 404: unknown routes are refused.
+- Routes Envoy Gateway can enforce itself (see in_cluster.native_blockers) get a SecurityPolicy with `jwt` (one
+  provider per issuer: issuer, remoteJWKS, audiences, claimToHeaders) and `authorization` (default Deny; one Allow
+  rule per accepted issuer and any-of scope, each rule's `scopes` all required). Every other protected route gets
+  `extAuth` to the forward-auth service (HTTP, path prefix /ext-authz, failOpen false, identity headers back to the
+  backend), which decides with the route table. Public routes get no SecurityPolicy.
+- A ClientTrafficPolicy on the Gateway removes client-sent identity headers before routing, so only the gateway's
+  JWT filter or the forward-auth answer can set them; a ReferenceGrant lets the SecurityPolicies reach the
+  forward-auth Service when it lives in another namespace.
+Each resource is annotated with the route it serves, its enforcement and why (`authgate.dev/enforcement`,
+`authgate.dev/reason`). The forward-auth service must read the `envoy` convention with this prefix.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from lambdas.forward_auth.conventions import DEFAULT_ENVOY_PATH_PREFIX
+from lambdas.forward_auth.identity_headers import DEFAULT_NAMES
+from lambdas.validation.route_table import GREEDY, LITERAL, PathTemplate
+from stacks.policy.model import AuthPolicy
+from stacks.policy.render.in_cluster import (FORWARD_AUTH, NATIVE, RoutePlan, ServiceRef, check_dns_label,
+                                             plan_routes, resource_name)
+
+GATEWAY_API = "gateway.networking.k8s.io"
+ENVOY_GATEWAY = "gateway.envoyproxy.io"
+GATEWAY = "Envoy Gateway"
+# Claims the JWT filter copies to identity headers on native routes (google and keycloak name the client in azp).
+NATIVE_CLAIM_HEADERS = (("sub", DEFAULT_NAMES["subject"]), ("azp", DEFAULT_NAMES["client_id"]),
+                        ("scope", DEFAULT_NAMES["scopes"]), ("iss", DEFAULT_NAMES["issuer"]))
+
+
+def path_match(template: PathTemplate) -> dict[str, str]:
+    """An HTTPRoute path match: Exact for a literal path, else a regular expression (one trailing '/' allowed)."""
+    if all(kind == LITERAL for kind, _ in template.segments):
+        return {"type": "Exact", "value": template.path}
+    parts = ["/" + (re.escape(literal) if kind == LITERAL else ".+" if kind == GREEDY else "[^/]+")
+             for kind, literal in template.segments]
+    return {"type": "RegularExpression", "value": "^" + "".join(parts) + "/?$"}
+
+
+def _annotations(plan: RoutePlan) -> dict[str, str]:
+    return {"authgate.dev/route": plan.route_key, "authgate.dev/enforcement": plan.enforcement,
+            "authgate.dev/reason": plan.reason}
+
+
+def _jwt_providers(policy: AuthPolicy, plan: RoutePlan) -> list[dict[str, Any]]:
+    providers = []
+    for name in plan.spec.issuers:
+        issuer = policy.issuers[name]
+        providers.append({"name": name, "issuer": issuer.issuer, "audiences": list(issuer.audiences),
+                          "remoteJWKS": {"uri": issuer.effective_jwks_uri},
+                          "claimToHeaders": [{"claim": claim, "header": header}
+                                             for claim, header in NATIVE_CLAIM_HEADERS]})
+    return providers
+
+
+def _authorization(plan: RoutePlan) -> dict[str, Any]:
+    route = plan.spec
+    rules = []
+    for provider in route.issuers:
+        for scope in (route.scopes or [None]):
+            scopes = sorted(set(route.scopes_all) | ({scope} if scope else set()))
+            principal: dict[str, Any] = {"jwt": {"provider": provider}}
+            if scopes:
+                principal["jwt"]["scopes"] = scopes
+            rules.append({"name": resource_name(provider, scope or "all"), "action": "Allow",
+                          "principal": principal})
+    return {"defaultAction": "Deny", "rules": rules}
+
+
+def render_gateway_api(policy: AuthPolicy, api: str, *, backend: str, namespace: str = "default",
+                       gateway: str = "authgate", forward_auth: str = "authgate-forward-auth.authgate:9100",
+                       ext_authz_prefix: str = DEFAULT_ENVOY_PATH_PREFIX) -> list[dict[str, Any]]:
+    """The manifests for `api` behind Envoy Gateway.
+
+    backend       SERVICE:PORT of the API's Service (in `namespace`, where the HTTPRoutes go)
+    gateway       the Gateway the HTTPRoutes attach to: NAME (in `namespace`) or NAMESPACE/NAME
+    forward_auth  SERVICE.NAMESPACE:PORT of the forward-auth Service (`authgate render k8s`)
+    """
+    check_dns_label(namespace, "--namespace")
+    backend_ref = ServiceRef.parse(backend, option="--backend", namespace=namespace)
+    if backend_ref.namespace != namespace:
+        raise ValueError(f"--backend {backend!r}: the backend must be in --namespace {namespace!r}, where the "
+                         f"HTTPRoutes are (cross-namespace backends need a ReferenceGrant this renderer does not write)")
+    auth_ref = ServiceRef.parse(forward_auth, option="--forward-auth", namespace=namespace)
+    gateway_namespace, _, gateway_name = gateway.rpartition("/")
+    gateway_namespace = check_dns_label(gateway_namespace or namespace, "--gateway namespace")
+    check_dns_label(gateway_name, "--gateway")
+    plans = plan_routes(policy, api, gateway=GATEWAY)
+    out: list[dict[str, Any]] = [{
+        "apiVersion": f"{ENVOY_GATEWAY}/v1alpha1", "kind": "ClientTrafficPolicy",
+        # Named after the Gateway, not the API: every API on one Gateway writes this same object.
+        "metadata": {"name": resource_name(gateway_name, "authgate-identity-headers"), "namespace": gateway_namespace,
+                     "annotations": {"authgate.dev/reason": "identity headers are set only by the gateway's JWT "
+                                                            "filter or the forward-auth answer; client copies go"}},
+        "spec": {"targetRefs": [{"group": GATEWAY_API, "kind": "Gateway", "name": gateway_name}],
+                 "headers": {"earlyRequestHeaders": {"remove": list(DEFAULT_NAMES.values())}}},
+    }]
+    uses_forward_auth = False
+    for plan in plans:
+        name = resource_name(api, plan.method, plan.template.path)
+        match: dict[str, Any] = {"path": path_match(plan.template)}
+        if plan.method != "ANY":
+            match["method"] = plan.method
+        parent: dict[str, Any] = {"group": GATEWAY_API, "kind": "Gateway", "name": gateway_name}
+        if gateway_namespace != namespace:
+            parent["namespace"] = gateway_namespace
+        out.append({"apiVersion": f"{GATEWAY_API}/v1", "kind": "HTTPRoute",
+                    "metadata": {"name": name, "namespace": namespace, "annotations": _annotations(plan)},
+                    "spec": {"parentRefs": [parent],
+                             "rules": [{"matches": [match],
+                                        "backendRefs": [{"name": backend_ref.name, "port": backend_ref.port}]}]}})
+        if plan.enforcement not in (NATIVE, FORWARD_AUTH):
+            continue
+        spec: dict[str, Any] = {"targetRefs": [{"group": GATEWAY_API, "kind": "HTTPRoute", "name": name}]}
+        if plan.enforcement == NATIVE:
+            spec["jwt"] = {"providers": _jwt_providers(policy, plan)}
+            spec["authorization"] = _authorization(plan)
+        else:
+            uses_forward_auth = True
+            ref: dict[str, Any] = {"name": auth_ref.name, "port": auth_ref.port}
+            if auth_ref.namespace != namespace:
+                ref["namespace"] = auth_ref.namespace
+            spec["extAuth"] = {"http": {"backendRefs": [ref], "path": ext_authz_prefix,
+                                        "headersToBackend": list(DEFAULT_NAMES.values())},
+                               "headersToExtAuth": ["authorization"], "failOpen": False}
+        out.append({"apiVersion": f"{ENVOY_GATEWAY}/v1alpha1", "kind": "SecurityPolicy",
+                    "metadata": {"name": name, "namespace": namespace, "annotations": _annotations(plan)},
+                    "spec": spec})
+    if uses_forward_auth and auth_ref.namespace != namespace:
+        out.append({"apiVersion": f"{GATEWAY_API}/v1beta1", "kind": "ReferenceGrant",
+                    "metadata": {"name": resource_name(namespace, api, "to-forward-auth"),
+                                 "namespace": auth_ref.namespace},
+                    "spec": {"from": [{"group": ENVOY_GATEWAY, "kind": "SecurityPolicy", "namespace": namespace}],
+                             "to": [{"group": "", "kind": "Service", "name": auth_ref.name}]}})
+    return out

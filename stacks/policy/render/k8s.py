@@ -1,0 +1,131 @@
+"""The Kubernetes renderer: the forward-auth decision service for one API of the policy, as manifests.
+
+ServiceAccount, ConfigMap (the rendered route table, `routes.json`), Deployment, Service, PodDisruptionBudget and a
+NetworkPolicy that admits only the gateway's namespace. The Deployment runs two replicas (by default) spread across
+zones and nodes, non-root (the image's UID 10001), read-only root filesystem, no capabilities, RuntimeDefault seccomp,
+no service-account token unless a cloud identity needs one, requests and limits, `/healthz` liveness and `/readyz`
+readiness (keys loaded), and a short preStop pause so endpoints are gone before uvicorn stops on SIGTERM.
+Cloud identity, only when the keys need one (a private JWKS endpoint reached through the cloud's identity): EKS IRSA
+(`eks.amazonaws.com/role-arn` on the ServiceAccount) or AKS workload identity (`azure.workload.identity/client-id`
+on it, `azure.workload.identity/use: "true"` on the pods).
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from lambdas.forward_auth.service import ENV_CONVENTION, ENV_PATH_PREFIX
+from lambdas.forward_auth.conventions import CONVENTIONS, DEFAULT_ENVOY_PATH_PREFIX
+from stacks.policy.model import AuthPolicy
+from stacks.policy.render.in_cluster import check_dns_label, http_api
+
+NAME = "authgate-forward-auth"
+PORT = 9100
+ROUTES_FILE = "routes.json"
+CONFIG_DIR = "/etc/authgate"
+_IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/:-]*(?::[A-Za-z0-9._-]+)?(?:@sha256:[0-9a-f]{64})?$")
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$")
+_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def render_k8s(policy: AuthPolicy, api: str, *, image: str, namespace: str = "authgate",
+               gateway_namespace: str = "ingress", convention: str = "nginx", replicas: int = 2,
+               eks_role_arn: str | None = None, aks_client_id: str | None = None,
+               ext_authz_prefix: str = DEFAULT_ENVOY_PATH_PREFIX) -> list[dict[str, Any]]:
+    """The manifests that run the forward-auth service for `api` in `namespace`.
+
+    image              the service image (`lambdas/forward_auth/Dockerfile`), pinned by digest: NAME@sha256:...
+    gateway_namespace  the only namespace whose pods may call the service (the NGINX / Envoy Gateway / Istio one)
+    convention         the proxy convention the service reads (nginx, traefik, envoy)
+    """
+    from stacks.policy.render.route_table import route_table_json
+
+    http_api(policy, api)
+    check_dns_label(namespace, "--namespace")
+    check_dns_label(gateway_namespace, "--gateway-namespace")
+    if not _IMAGE.match(image) or "@sha256:" not in image:
+        raise ValueError(f"--image {image!r}: pin the image by digest, e.g. registry.example.com/authgate-forward-auth"
+                         f"@sha256:<64 hex digits> (a tag can be moved to other contents)")
+    if convention not in CONVENTIONS or convention == "auto":
+        raise ValueError(f"--convention {convention!r}: name the proxy's convention: nginx, traefik or envoy")
+    if not 2 <= replicas <= 50:
+        raise ValueError(f"--replicas {replicas}: at least 2 (a PodDisruptionBudget keeps one), at most 50")
+    if eks_role_arn and aks_client_id:
+        raise ValueError("give --eks-role-arn or --aks-client-id, not both: the service runs on one cloud")
+    if eks_role_arn and not _ROLE_ARN.match(eks_role_arn):
+        raise ValueError(f"--eks-role-arn {eks_role_arn!r} is not an IAM role ARN (arn:aws:iam::<account>:role/NAME)")
+    if aks_client_id and not _GUID.match(aks_client_id):
+        raise ValueError(f"--aks-client-id {aks_client_id!r} is not a client id (a lower-case GUID)")
+
+    labels = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/instance": f"{NAME}-{api}".lower()[:63],
+              "app.kubernetes.io/part-of": "authgate"}
+    selector = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/instance": labels["app.kubernetes.io/instance"]}
+    cloud_identity = bool(eks_role_arn or aks_client_id)
+    sa_annotations: dict[str, str] = {}
+    pod_labels = dict(labels)
+    if eks_role_arn:
+        sa_annotations["eks.amazonaws.com/role-arn"] = eks_role_arn
+    if aks_client_id:
+        sa_annotations["azure.workload.identity/client-id"] = aks_client_id
+        pod_labels["azure.workload.identity/use"] = "true"
+    meta = {"namespace": namespace, "labels": labels}
+    service_account: dict[str, Any] = {"apiVersion": "v1", "kind": "ServiceAccount",
+                                       "metadata": {"name": NAME, **meta},
+                                       "automountServiceAccountToken": cloud_identity}
+    if sa_annotations:
+        service_account["metadata"]["annotations"] = sa_annotations
+    config_map = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"{NAME}-routes", **meta},
+                  "data": {ROUTES_FILE: route_table_json(policy, apis=[api])}}
+    probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10, "timeoutSeconds": 2,
+             "failureThreshold": 3}
+    container = {
+        "name": "forward-auth", "image": image, "imagePullPolicy": "Always",
+        "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
+        "env": [{"name": "AUTHGATE_POLICY", "value": f"{CONFIG_DIR}/{ROUTES_FILE}"},
+                {"name": "AUTHGATE_API", "value": api},
+                {"name": ENV_CONVENTION, "value": convention},
+                {"name": ENV_PATH_PREFIX, "value": ext_authz_prefix}],
+        "resources": {"requests": {"cpu": "100m", "memory": "96Mi"}, "limits": {"cpu": "1", "memory": "256Mi"}},
+        "livenessProbe": probe,
+        "readinessProbe": {**probe, "httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5},
+        "startupProbe": {**probe, "periodSeconds": 2, "failureThreshold": 30},
+        # The Service's endpoints drop the pod before uvicorn closes its listener (SIGTERM after this pause).
+        "lifecycle": {"preStop": {"exec": {"command": ["python", "-c", "import time; time.sleep(5)"]}}},
+        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                            "runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001,
+                            "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}},
+        "volumeMounts": [{"name": "routes", "mountPath": CONFIG_DIR, "readOnly": True}],
+    }
+    spread = [{"maxSkew": 1, "topologyKey": key, "whenUnsatisfiable": how, "labelSelector": {"matchLabels": selector}}
+              for key, how in (("topology.kubernetes.io/zone", "ScheduleAnyway"),
+                               ("kubernetes.io/hostname", "ScheduleAnyway"))]
+    deployment = {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": NAME, **meta},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": selector},
+                 "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+                 "template": {"metadata": {"labels": pod_labels},
+                              "spec": {"serviceAccountName": NAME, "automountServiceAccountToken": cloud_identity,
+                                       "terminationGracePeriodSeconds": 30,
+                                       "securityContext": {"runAsNonRoot": True, "runAsUser": 10001,
+                                                           "runAsGroup": 10001, "fsGroup": 10001,
+                                                           "seccompProfile": {"type": "RuntimeDefault"}},
+                                       "topologySpreadConstraints": spread, "containers": [container],
+                                       "volumes": [{"name": "routes",
+                                                    "configMap": {"name": f"{NAME}-routes"}}]}}},
+    }
+    if cloud_identity:
+        # checkov reads skips from this annotation; the reason travels with the resource it concerns.
+        deployment["metadata"]["annotations"] = {"checkov.io/skip1": (
+            "CKV_K8S_38=the service account token is mounted because IRSA / AKS workload identity exchange it for "
+            "the cloud credentials that fetch the issuer keys")}
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": NAME, **meta},
+               "spec": {"type": "ClusterIP", "selector": selector,
+                        "ports": [{"name": "http", "port": PORT, "targetPort": "http", "protocol": "TCP"}]}}
+    budget = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": NAME, **meta},
+              "spec": {"minAvailable": 1, "selector": {"matchLabels": selector}}}
+    network = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": NAME, **meta},
+               "spec": {"podSelector": {"matchLabels": selector}, "policyTypes": ["Ingress"],
+                        "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {
+                            "kubernetes.io/metadata.name": gateway_namespace}}}],
+                                     "ports": [{"port": PORT, "protocol": "TCP"}]}]}}
+    return [service_account, config_map, deployment, service, budget, network]
