@@ -16,15 +16,18 @@ whose Allow holds a wildcard denies `*//*`, so no cached policy admits one. The 
 the path as routed (no encoded '/' decoded into a separator); requests outside it stay denied under the exact encoding.
 
 Three encodings, the first that fits the size budget and gets the current request right wins:
-  exact          Allow the satisfied routes' patterns; Deny the unsatisfied routes an Allow pattern reaches.
-  deny_list      Allow the whole stage; Deny every unsatisfied route (used when that is smaller and no Deny pattern
-                 reaches a satisfied route).
+  exact          Allow the satisfied routes' patterns; Deny the unsatisfied routes an Allow pattern reaches. Where a
+                 method, or a method and leading literal segments (`GET/*`, `GET/svc1/*`), holds satisfied routes
+                 only, one wildcard stands for all of them, so a reader over thousands of routes gets one resource.
+  deny_list      Allow the whole stage; Deny every unsatisfied route (used when no Deny pattern reaches a satisfied
+                 route), with the same wildcards over parts holding unsatisfied routes only.
   current_route  Allow or Deny exactly this request's method ARN. Always small and always right for this request;
                  while it is cached, other routes are denied (fail closed) until the entry expires. A path holding
                  '*' or '?' is refused (Deny): as an Allow resource it would be a wildcard over other routes.
 """
 from __future__ import annotations
 
+import bisect
 import functools
 import json
 import re
@@ -230,33 +233,35 @@ class _GlobMatcher:
 
 
 class RouteReach:
-    """For one API: which routes each route's IAM patterns reach. Independent of the principal; memoised."""
+    """For one API: which routes each IAM pattern reaches. Independent of the principal; memoised.
+
+    Routes are indexed by their literal request prefixes (method and leading literal segments, e.g. "GET/svc1/items"):
+    a pattern can only reach a route whose prefix and the pattern's own literal prefix agree (one starts with the
+    other), so each pattern is searched against those few routes, not the whole table. That keeps the analysis of a
+    table with thousands of routes near-linear; a pattern starting with `*` (an ANY route's `*/path`) still meets
+    every route."""
 
     def __init__(self, api: ApiRoutes) -> None:
         self.api = api
         self.routes = tuple(r for r in api.routes if r.template is not None)
         self._reach: dict[str, frozenset[str]] = {}
         self._patterns: dict[str, tuple[str, ...]] = {}
+        self._nodes: dict[str, _PrefixNode] = {}
         depth = max((len(r.template.segments) for r in self.routes), default=0)  # type: ignore[union-attr]
         self._max_depth = depth + 1
-        literals_at: list[set[str]] = [set() for _ in range(self._max_depth + 1)]
-        self.glob_unsafe = False
+        self.glob_unsafe = any("*" in literal or "?" in literal  # a literal '*' in a path is a wildcard to IAM
+                               for r in self.routes for kind, literal in r.template.segments  # type: ignore[union-attr]
+                               if kind == LITERAL)
+        self._by_prefix: dict[str, list[tuple[Route, str]]] = {}
         for route in self.routes:
-            for index, (kind, literal) in enumerate(route.template.segments):  # type: ignore[union-attr]
-                if kind == LITERAL:
-                    literals_at[index].add(literal)
-                    if "*" in literal or "?" in literal:
-                        # A literal '*' in a path is a wildcard to IAM: patterns can no longer be reasoned about.
-                        self.glob_unsafe = True
-        self._literals_at = [sorted(s) for s in literals_at]
-        self._own_literals = {r.route_key: {lit for kind, lit in r.template.segments  # type: ignore[union-attr]
-                                            if kind == LITERAL} for r in self.routes}
-        self._request_prefixes = {r.route_key: _request_prefixes(r) for r in self.routes}
+            for method, prefix in _request_prefixes(route):
+                self._by_prefix.setdefault(prefix, []).append((route, method))
+        self._sorted_prefixes = sorted(self._by_prefix)
 
     def analyse_all(self) -> None:
         """Compute every route's patterns and reach now. Handlers call this at init: reach does not depend on the
-        principal, and working it out lazily put the whole analysis (tens of ms for ~100 routes) on the first
-        request of every execution environment."""
+        principal, and working it out lazily put the whole analysis on the first request of every execution
+        environment."""
         if self.glob_unsafe:
             return  # such tables only ever get current-route policies (PolicyBuilder.build)
         for route in self.routes:
@@ -276,8 +281,8 @@ class RouteReach:
                 path = route.template.iam_resource_glob()
                 star = (f"*/{path}",)
                 each = tuple(f"{method}/{path}" for method in CONCRETE_METHODS)
-                wide = self._pattern_reach(star[0], route)
-                narrow = frozenset().union(*(self._pattern_reach(p, route) for p in each))
+                wide = self._pattern_reach(star[0])
+                narrow = frozenset().union(*(self._pattern_reach(p) for p in each))
                 cached = star if wide <= narrow else each
             self._patterns[route.route_key] = cached
         return cached
@@ -292,33 +297,107 @@ class RouteReach:
 
     def reaches(self, route: Route) -> frozenset[str]:
         """Route keys of the other routes having at least one request that one of `route`'s patterns matches."""
-        return frozenset().union(*(self._pattern_reach(p, route) for p in self.patterns(route)))
+        if route.template is None:
+            return frozenset()
+        return frozenset().union(*(self._pattern_reach(p) for p in self.patterns(route))) - {route.route_key}
 
     def deny_reaches(self, route: Route) -> frozenset[str]:
         """Route keys of the other routes having at least one request that one of `route`'s deny patterns matches."""
-        return frozenset().union(*(self._pattern_reach(p, route) for p in self.deny_patterns(route)))
+        if route.template is None:
+            return frozenset()
+        return frozenset().union(*(self._pattern_reach(p) for p in self.deny_patterns(route))) - {route.route_key}
 
-    def _pattern_reach(self, pattern: str, route: Route) -> frozenset[str]:
-        key = f"{route.route_key}\n{pattern}"
-        cached = self._reach.get(key)
+    def node(self, fixed: str) -> "_PrefixNode":
+        """The routes under the wildcard pattern `fixed + "*"`, where `fixed` is a method and leading literal
+        segments ending in '/' ("GET/", "GET/svc1/"); see _PrefixNode. Index lookups only, no search."""
+        found = self._nodes.get(fixed)
+        if found is None:
+            found = self._nodes[fixed] = self._prefix_node(fixed)
+        return found
+
+    def _prefix_node(self, fixed: str) -> "_PrefixNode":
+        covered: list[tuple[str, str]] = []
+        children: set[str] = set()
+        for prefix in self._prefixes_starting_with(fixed):
+            rest = prefix[len(fixed):]
+            if rest:
+                children.add(fixed + rest.split("/", 1)[0] + "/")
+            covered.extend((route.route_key, method) for route, method in self._by_prefix[prefix])
+        # Routes whose literal prefix stops short of `fixed` ("GET/svc1/items" under "GET/svc1/items/", or a route
+        # starting with a parameter) may have requests the pattern matches too: counted as reached (over-counting
+        # only ever withholds a wildcard).
+        reached = {key for key, _ in covered}
+        reached.update(route.route_key for route, _ in self._routes_with_prefix_of(fixed))
+        return _PrefixNode(fixed + "*", tuple(covered), frozenset(reached), tuple(sorted(children)))
+
+    def _prefixes_starting_with(self, fixed: str) -> list[str]:
+        prefixes = self._sorted_prefixes
+        index = bisect.bisect_left(prefixes, fixed)
+        out = []
+        while index < len(prefixes) and prefixes[index].startswith(fixed):
+            out.append(prefixes[index])
+            index += 1
+        return out
+
+    def _routes_with_prefix_of(self, fixed: str) -> list[tuple[Route, str]]:
+        """Routes whose literal prefix is a prefix of `fixed` ending at one of its segment boundaries."""
+        out = []
+        for end in range(len(fixed) + 1):
+            if end == len(fixed) or fixed[end] == "/" or (end and fixed[end - 1] == "/"):
+                out.extend(self._by_prefix.get(fixed[:end], ()))
+        return out
+
+    def _candidates(self, fixed: str) -> list[Route]:
+        """Every route having a request that starts with `fixed`: its literal prefix and `fixed` must agree."""
+        if not fixed:
+            return list(self.routes)
+        found = {route.route_key: route for route, _ in self._routes_with_prefix_of(fixed)}
+        for prefix in self._prefixes_starting_with(fixed):
+            found.update((route.route_key, route) for route, _ in self._by_prefix[prefix])
+        return list(found.values())
+
+    def _pattern_reach(self, pattern: str) -> frozenset[str]:
+        """Route keys of the routes having at least one request that `pattern` matches."""
+        cached = self._reach.get(pattern)
+        if cached is None and not _has_wildcard(pattern):
+            # One request ARN: wherever the router sends it.
+            method, _, path = pattern.partition("/")
+            target = self.api.match(method, "/" + path)
+            cached = self._reach[pattern] = frozenset(
+                (target.route_key,) if target is not None and target.template is not None else ())
         if cached is None:
-            if route.template is None:
-                cached = frozenset()
-            else:
-                matcher = _GlobMatcher(pattern)
-                own = self._own_literals[route.route_key]
-                fixed = _literal_prefix(pattern)
-                # Every request to `other` starts with one of its literal prefixes and every match of the pattern
-                # with `fixed`: unless one is a prefix of the other, no request can be both (a cheap exact filter).
-                cached = frozenset(other.route_key for other in self.routes
-                                   if other is not route
-                                   and any(p.startswith(fixed) or fixed.startswith(p)
-                                           for p in self._request_prefixes[other.route_key])
-                                   and self._pattern_reaches(matcher, own, other))
-            self._reach[key] = cached
+            candidates = self._candidates(_literal_prefix(pattern))
+            # What can steer the routing of a request the pattern matches: the literals of the routes that could
+            # match it at each position (only candidates can), and the pattern's own literals.
+            literals_at: list[set[str]] = [set() for _ in range(self._max_depth + 1)]
+            for route in candidates:
+                for index, (kind, literal) in enumerate(route.template.segments):  # type: ignore[union-attr]
+                    if kind == LITERAL:
+                        literals_at[index].add(literal)
+            own = {segment for segment in pattern.split("/")[1:] if segment and "*" not in segment}
+            values = [[_OTHER_SEGMENT, *sorted(pool | own)] for pool in literals_at]
+            matcher = _GlobMatcher(pattern)
+            cached = frozenset(route.route_key for route in candidates
+                               if self._reaches_directly(pattern, route)
+                               or self._pattern_reaches(matcher, values, route))
+            self._reach[pattern] = cached
         return cached
 
-    def _pattern_reaches(self, matcher: _GlobMatcher, own_literals: set[str], target: Route) -> bool:
+    def _reaches_directly(self, pattern: str, target: Route) -> bool:
+        """The cases that need no search: a route without parameters has only its own ARNs (with and without the
+        trailing slash), and a route's own patterns match all of its requests. False means "search"."""
+        template = target.template
+        assert template is not None
+        methods = CONCRETE_METHODS if target.method == "ANY" else (target.method,)
+        if not template.has_parameters:
+            glob = template.iam_resource_glob()
+            tails = ("", "/") if template.segments else ("",)
+            return any(glob_matches(pattern, f"{method}/{glob}{tail}") and self.api.match(method, template.path) is target
+                       for method in methods for tail in tails)
+        own = f"{target.method}/{template.iam_resource_glob()}"
+        return pattern == own or pattern == own + "/"
+
+    def _pattern_reaches(self, matcher: _GlobMatcher, values: list[list[str]], target: Route) -> bool:
         template = target.template
         assert template is not None
         methods = CONCRETE_METHODS if target.method == "ANY" else (target.method,)
@@ -327,8 +406,7 @@ class RouteReach:
         greedy = bool(segments) and segments[-1][0] == GREEDY
 
         def candidates(index: int) -> list[str]:
-            pool = self._literals_at[index] if index < len(self._literals_at) else []
-            return [_OTHER_SEGMENT, *sorted(set(pool) | own_literals)]
+            return values[index] if index < len(values) else [_OTHER_SEGMENT]
 
         def search(method: str, index: int, states: frozenset[int], chosen: list[str]) -> bool:
             budget[0] -= 1
@@ -378,44 +456,67 @@ class RouteReach:
         return self.api.match(method, "/" + "/".join(chosen)) is target
 
 
+@dataclass(frozen=True)
+class _PrefixNode:
+    """What the wildcard pattern `<fixed>*` means for the table.
+
+    pattern   the pattern, relative to the stage ("GET/svc1/*")
+    covered   (route key, method) pairs all of whose requests the pattern matches: the routes whose literal prefix
+              starts with `fixed` (an ANY route appears once per method)
+    reached   route keys that may have a request the pattern matches (covered ones, and routes whose prefix stops
+              short of `fixed`); a superset, so a wildcard is only used when no unwanted route is in it
+    children  the next level: `fixed` plus each next literal segment of a covered route, with '/'
+    """
+
+    pattern: str
+    covered: tuple[tuple[str, str], ...]
+    reached: frozenset[str]
+    children: tuple[str, ...]
+
+
 def _literal_prefix(pattern: str) -> str:
     """The part of a glob before its first wildcard: every string it matches starts with this."""
     cut = min((i for i in (pattern.find("*"), pattern.find("?")) if i >= 0), default=len(pattern))
     return pattern[:cut]
 
 
-def _request_prefixes(route: Route) -> tuple[str, ...]:
-    """What every request ARN (relative to the stage) to `route` starts with, per method: the method and the
-    route's leading literal segments."""
+def _request_prefixes(route: Route) -> tuple[tuple[str, str], ...]:
+    """(method, prefix) for each method of `route`: what every request ARN (relative to the stage) to it starts
+    with, the method and the route's leading literal segments."""
     leading = []
     for kind, literal in route.template.segments:  # type: ignore[union-attr]
         if kind != LITERAL:
             break
         leading.append(literal)
     methods = CONCRETE_METHODS if route.method == "ANY" else (route.method,)
-    return tuple(f"{method}/{'/'.join(leading)}" for method in methods)
+    return tuple((method, f"{method}/{'/'.join(leading)}") for method in methods)
 
 
 class PolicyBuilder:
-    """Builds the authorizer policy for a principal from the set of routes it satisfies."""
+    """Builds the authorizer policy for a principal from the set of routes it satisfies.
+
+    Many principals share one permission set, so the encodings are built once per (stage, satisfied set) and looked
+    up after that: `satisfied_routes` hands out one frozenset per set, whose hash Python caches."""
+
+    _MAX_MEMO = 256
 
     def __init__(self, api: ApiRoutes, *, max_bytes: int = DEFAULT_MAX_POLICY_BYTES) -> None:
         self.api = api
         self.reach = RouteReach(api)
         self.max_bytes = max_bytes
-        # The encodings depend only on the stage and the satisfied set, which few distinct principals share.
         self._encodings: dict[tuple, list[PolicyResult]] = {}
 
     def build(self, arn: MethodArn, satisfied: Collection[Route], *, current_allowed: bool) -> PolicyResult:
         """The smallest correct encoding that fits; `current_allowed` is the decision for this request's route."""
         if arn.method.startswith("$") or self.reach.glob_unsafe:
             return self.for_current_route(arn, current_allowed)
-        sat_keys = frozenset(r.route_key for r in satisfied)
-        cache_key = (arn.prefix, sat_keys)
+        if not isinstance(satisfied, frozenset):
+            satisfied = frozenset(satisfied)
+        cache_key = (arn.prefix, satisfied)
         candidates = self._encodings.get(cache_key)
         if candidates is None:
-            candidates = self._encodings_for(arn, sat_keys)
-            if len(self._encodings) >= 256:
+            candidates = self._encodings_for(arn, frozenset(r.route_key for r in satisfied))
+            if len(self._encodings) >= self._MAX_MEMO:
                 self._encodings.clear()
             self._encodings[cache_key] = candidates
         for result in candidates:  # in order of preference: exact relies least on the table being complete
@@ -426,29 +527,66 @@ class PolicyBuilder:
         return self.for_current_route(arn, current_allowed)
 
     def _encodings_for(self, arn: MethodArn, sat_keys: frozenset[str]) -> list[PolicyResult]:
-        plain = [r for r in self.api.routes if r.template is not None]
+        plain = self.reach.routes
         sat = [r for r in plain if r.route_key in sat_keys]
         unsat = [r for r in plain if r.route_key not in sat_keys]
-        candidates: list[PolicyResult] = []
         if not sat:
-            candidates.append(_policy_result(_document([], [arn.whole_stage]), "exact"))
-        else:
-            reached = set().union(*(self.reach.reaches(r) for r in sat))
-            denied = [s for s in unsat if s.route_key in reached]
-            conflicts = sum(1 for s in denied if self.reach.deny_reaches(s) & sat_keys)
-            allow = [arn.resource(p) for r in sat for p in self.reach.patterns(r)]
-            deny = [arn.resource(p) for s in denied for p in self.reach.deny_patterns(s)]
-            if any(_has_wildcard(a) for a in allow):
-                deny.append(arn.resource(EMPTY_SEGMENT_PATTERN))
-            candidates.append(_policy_result(_document(allow, deny), "exact", conflicts))
-            if not any(self.reach.deny_reaches(s) & sat_keys for s in unsat):
-                deny_all = [arn.resource(p) for s in unsat for p in self.reach.deny_patterns(s)]
-                deny_all.append(arn.resource(EMPTY_SEGMENT_PATTERN))
-                candidates.append(_policy_result(_document([arn.whole_stage], deny_all), "deny_list"))
+            return [_policy_result(_document([], [arn.whole_stage]), "exact")]
+        sat_plain = frozenset(r.route_key for r in sat)
+        unsat_keys = frozenset(r.route_key for r in unsat)
+        candidates: list[PolicyResult] = []
+
+        # exact: wildcards over parts of the table holding only satisfied routes, each other satisfied route's own
+        # patterns, and a Deny for every unsatisfied route those own patterns reach.
+        wide, covered = self._wildcards(wanted=sat_plain, unwanted=unsat_keys)
+        rest = [r for r in sat if not _fully_covered(r, covered)]
+        reached = frozenset().union(*(self.reach.reaches(r) for r in rest))
+        denied = [s for s in unsat if s.route_key in reached]
+        conflicts = sum(1 for s in denied if self.reach.deny_reaches(s) & sat_keys)
+        allow = [arn.resource(p) for p in wide] + [arn.resource(p) for r in rest for p in self.reach.patterns(r)]
+        deny = [arn.resource(p) for s in denied for p in self.reach.deny_patterns(s)]
+        if any(_has_wildcard(a) for a in allow):
+            deny.append(arn.resource(EMPTY_SEGMENT_PATTERN))
+        candidates.append(_policy_result(_document(allow, deny), "exact", conflicts))
+
+        # deny_list: the whole stage, minus wildcards over parts holding only unsatisfied routes and each other
+        # unsatisfied route's deny patterns (only when none of those reaches a satisfied route).
+        wide, covered = self._wildcards(wanted=unsat_keys, unwanted=sat_plain)
+        rest = [s for s in unsat if not _fully_covered(s, covered)]
+        if not any(self.reach.deny_reaches(s) & sat_keys for s in rest):
+            deny_all = [arn.resource(p) for p in wide]
+            deny_all += [arn.resource(p) for s in rest for p in self.reach.deny_patterns(s)]
+            deny_all.append(arn.resource(EMPTY_SEGMENT_PATTERN))
+            candidates.append(_policy_result(_document([arn.whole_stage], deny_all), "deny_list"))
         return candidates
+
+    def _wildcards(self, *, wanted: frozenset[str], unwanted: frozenset[str]) -> tuple[list[str], set]:
+        """Patterns `<method>/<literals>/*` that reach no `unwanted` route and cover at least two `wanted` ones,
+        widest first, and the (route key, method) pairs they cover. Nodes are looked at from each method down,
+        stopping where a node is usable or holds nothing wanted, so the walk costs about the size of the table."""
+        patterns: list[str] = []
+        covered: set[tuple[str, str]] = set()
+        pending = [f"{method}/" for method in CONCRETE_METHODS]
+        while pending:
+            node = self.reach.node(pending.pop())
+            wanted_here = sum(1 for key, _ in node.covered if key in wanted)
+            if wanted_here == 0:
+                continue
+            if wanted_here >= 2 and node.reached.isdisjoint(unwanted):
+                patterns.append(node.pattern)
+                covered.update(node.covered)
+            else:
+                pending.extend(node.children)
+        return patterns, covered
 
     def for_current_route(self, arn: MethodArn, allowed: bool) -> PolicyResult:
         return current_route_policy(arn, allowed)
+
+
+def _fully_covered(route: Route, covered: set) -> bool:
+    """Whether wildcards cover every method of `route` (an ANY route needs all of them)."""
+    methods = CONCRETE_METHODS if route.method == "ANY" else (route.method,)
+    return all((route.route_key, method) in covered for method in methods)
 
 
 def current_route_policy(arn: MethodArn, allowed: bool) -> PolicyResult:

@@ -47,7 +47,8 @@ class RouteDecision:
     principal  the verified Principal, whenever the token was good (also on public and forbidden outcomes)
     rejection  why it was not allowed (the first failure), with its code, message, expected/found and hint
     missing    forbidden: every condition of the route the principal does not meet (the first is `rejection`)
-    satisfied  with all_routes=True and a good token: every route of the API this principal may call
+    satisfied  with all_routes=True and a good token: every route of the API this principal may call (one shared
+               frozenset per combination of permissions, see `satisfied_routes`)
     """
 
     outcome: Outcome
@@ -55,7 +56,7 @@ class RouteDecision:
     principal: Any = None
     rejection: TokenRejected | None = None
     missing: tuple[TokenRejected, ...] = ()
-    satisfied: tuple[Route, ...] = ()
+    satisfied: frozenset[Route] = frozenset()
 
     @property
     def allowed(self) -> bool:
@@ -161,7 +162,7 @@ def _session_token(route: Route, session_cookie: Any) -> str:
 def decide_for_principal(api: ApiRoutes | None, route: Route | None, principal: Any, *,
                          all_routes: bool = False) -> RouteDecision:
     """Steps 3-5 for a caller already authenticated some other way (a gateway's verified userinfo header)."""
-    satisfied = tuple(routes_satisfied_by(api.routes, principal)) if all_routes and api is not None else ()
+    satisfied = satisfied_routes(api, principal) if all_routes and api is not None else frozenset()
     if route is None:
         where = f" of API {api.name!r}" if api is not None else ""
         return RouteDecision(Outcome.FORBIDDEN, None, principal, TokenRejected(
@@ -190,5 +191,42 @@ def routes_satisfied_by(routes: Iterable[Route], principal: Any) -> list[Route]:
             if route.public or (route.admits_issuer(issuer_name) and route.requirement.is_satisfied_by(principal))]
 
 
+def satisfied_routes(api: ApiRoutes, principal: Any) -> frozenset[Route]:
+    """The routes of `api` this principal may call, as `routes_satisfied_by` finds them, at the cost of the API's
+    distinct permissions rather than its routes.
+
+    Routes that ask the same thing (public, issuers, requirement) are one permission; each is checked once per
+    principal, and each combination of permissions met maps to one frozenset, built once. So a decision over
+    thousands of routes costs what a few permissions cost, and the same object (its hash cached) comes back for
+    every principal with the same permissions, which is what the IAM policy cache is keyed by."""
+    permissions = api.__dict__.get("_permissions")
+    if permissions is None:
+        permissions = api.__dict__["_permissions"] = _Permissions(api.routes)  # ApiRoutes is frozen: memo aside
+    return permissions.satisfied(principal)
+
+
+class _Permissions:
+    """An API's routes grouped by what they ask, and the route set of each combination of groups met."""
+
+    _MAX_COMBINATIONS = 1024  # distinct permission combinations remembered; past it, the memo starts over
+
+    def __init__(self, routes: Iterable[Route]) -> None:
+        groups: dict[tuple, list[Route]] = {}
+        for route in routes:
+            groups.setdefault((route.public, route.issuers, route.requirement), []).append(route)
+        self._groups = tuple((routes[0], tuple(routes)) for routes in groups.values())
+        self._sets: dict[tuple[int, ...], frozenset[Route]] = {}
+
+    def satisfied(self, principal: Any) -> frozenset[Route]:
+        key = tuple(index for index, (sample, _) in enumerate(self._groups)
+                    if routes_satisfied_by((sample,), principal))
+        found = self._sets.get(key)
+        if found is None:
+            if len(self._sets) >= self._MAX_COMBINATIONS:
+                self._sets.clear()
+            found = self._sets[key] = frozenset(route for index in key for route in self._groups[index][1])
+        return found
+
+
 __all__ = ["Outcome", "RouteDecision", "bearer_token", "decide_request", "decide_route", "decide_for_principal",
-           "routes_satisfied_by"]
+           "routes_satisfied_by", "satisfied_routes"]

@@ -149,35 +149,68 @@ class Router(Generic[T]):
     equal paths an exact method wins over ANY; `catch_all` (the HTTP API's $default) takes what nothing else
     matches, except a path with an empty segment, which matches nothing (see `split_request_path`)."""
 
-    __slots__ = ("_entries", "catch_all")
+    __slots__ = ("_tree", "catch_all")
 
     def __init__(self, entries: Iterable[tuple[str, PathTemplate, T]], *, catch_all: T | None = None) -> None:
-        self._entries = tuple((method.upper(), template, value) for method, template, value in entries)
+        self._tree: _RouteTree = _RouteTree()
+        for method, template, value in entries:
+            self._tree.add(method.upper(), template, value)
         self.catch_all = catch_all
 
     def select(self, method: str, path: str) -> RouteMatch[T] | None:
         segments = split_request_path(path)
         if segments is None:
             return None
-        method = method.upper()
-        best: tuple | None = None
-        best_rank: tuple = ()
-        for entry in self._entries:
-            entry_method, template = entry[0], entry[1]
-            if entry_method != "ANY" and entry_method != method:
-                continue
-            if not template.matches(segments):
-                continue
-            rank = (template.specificity, entry_method != "ANY")
-            if best is None or rank > best_rank:
-                best, best_rank = entry, rank
+        best = self._tree.find(method.upper(), segments, 0)
         if best is None:
             return None if self.catch_all is None else RouteMatch(self.catch_all, None, {})
-        return RouteMatch(best[2], best[1], best[1].parameters(segments))
+        template, value = best
+        return RouteMatch(value, template, template.parameters(segments))
 
     def match(self, method: str, path: str) -> T | None:
         found = self.select(method, path)
         return None if found is None else found.value
+
+
+class _RouteTree:
+    """Templates as a segment tree, so selecting a route costs the path's depth, not the number of routes.
+
+    Searching a node's children literal first, then {name}, then {name+} finds the most specific match first: two
+    templates matching one request first differ in kind at some segment, and the more specific kind there wins. Where
+    a match ends, an exact method wins over ANY. Of equal templates with one method, the first added stays."""
+
+    __slots__ = ("literal", "param", "ends", "greedy")
+
+    def __init__(self) -> None:
+        self.literal: dict[str, _RouteTree] = {}
+        self.param: _RouteTree | None = None
+        self.ends: dict[str, tuple[PathTemplate, Any]] = {}    # method -> entry whose template ends here
+        self.greedy: dict[str, tuple[PathTemplate, Any]] = {}  # method -> entry whose {name+} takes the rest
+
+    def add(self, method: str, template: PathTemplate, value: Any) -> None:
+        node = self
+        for kind, literal in template.segments:
+            if kind == GREEDY:
+                node.greedy.setdefault(method, (template, value))
+                return
+            if kind == LITERAL:
+                node = node.literal.setdefault(literal, _RouteTree())
+            else:
+                if node.param is None:
+                    node.param = _RouteTree()
+                node = node.param
+        node.ends.setdefault(method, (template, value))
+
+    def find(self, method: str, segments: Sequence[str], index: int) -> tuple[PathTemplate, Any] | None:
+        if index == len(segments):
+            return self.ends.get(method) or self.ends.get("ANY")
+        child = self.literal.get(segments[index])
+        found = child.find(method, segments, index + 1) if child is not None else None
+        if found is None and self.param is not None:
+            found = self.param.find(method, segments, index + 1)
+        if found is None and self.greedy:
+            found = self.greedy.get(method) or self.greedy.get("ANY")
+        return found
 
 
 @dataclass(frozen=True)

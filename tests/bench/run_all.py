@@ -11,8 +11,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-SCRIPTS = ("bench_validation.py", "bench_cold_start.py", "bench_authorizers.py", "bench_reference_node.py",
-           "bench_forward_auth.py")
+SCRIPTS = ("bench_validation.py", "bench_cold_start.py", "bench_authorizers.py", "bench_rest_scale.py",
+           "bench_reference_node.py", "bench_forward_auth.py")
 
 
 def main(argv: list[str]) -> int:
