@@ -6,6 +6,8 @@
 3. Gateway enforcement: every refused request is checked against the backend's arrival counter.
 4. Cognito: a user pool in moto's emulator; its access token accepted by the REST API Lambda authorizer under a
    Cognito policy (client_id, token_use), its ID token, another app client's token and an altered token refused.
+5. Browser sign-in: the token handler (tokens in HttpOnly cookies) and a cookie-authorized API, in a real Chromium
+   when installed (else the headless HTTP client, saying so): refresh at expiry, cross-site forms, logout.
 Exit status: 0 when every expectation held, 1 when any failed, 2 when the sandbox could not start.
 `--keep-running` leaves it up and prints ready-to-paste curl commands (that is `authgate local`).
 """
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lambdas.validation import IssuerConfig, TokenRejected, Verifier
+from sandbox.web_demo import browser_sign_in
 from sandbox.cognito_api import APP_CLIENT_NAME, OTHER_CLIENT_NAME, AuthorizerAnswer, CognitoApi
 from sandbox.cognito_api import PASSWORD as COGNITO_PASSWORD
 from sandbox.cognito_api import USERNAME as COGNITO_USER
@@ -344,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
             demo.rest_result_cache()
             demo.enforcement()
             demo.cognito()
+            browser_sign_in(narrator)
             narrator.summary()
             narrator.note(f"took {time.monotonic() - started:.1f}s")
             if args.keep_running:

@@ -13,6 +13,8 @@ rotate, a reused one revoking the grant.
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import tempfile
 import threading
 from dataclasses import dataclass, field
@@ -26,6 +28,8 @@ from sandbox.idp.launcher import IdpProcess
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WEB_POLICY = Path(__file__).resolve().parent / "web_policy.yaml"
+BROWSER_SCRIPT = Path(__file__).resolve().parent / "browser" / "sign_in.mjs"
+CHROMIUM = Path("/usr/bin/chromium")
 PLACEHOLDER_ISSUER = "http://127.0.0.1:9"
 CLIENT = "shop-web"
 API = "orders"
@@ -224,3 +228,61 @@ class WebSignIn:
             do_GET = do_POST = do_PUT = do_DELETE = _handle
 
         return Handler
+
+
+class CrossSitePage:
+    """Another site (127.0.0.2 is another host, so another site) whose page posts forms at the app, as a page an
+    attacker controls would."""
+
+    def __init__(self, target_origin: str) -> None:
+        page = (f"<!DOCTYPE html><title>elsewhere</title>"
+                f"<form id='logout-form' method='POST' action='{target_origin}/auth/logout'><button>x</button></form>"
+                f"<form id='order-form' method='POST' action='{target_origin}/api/orders'>"
+                f"<input name='item' value='1'><button>y</button></form>").encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("content-type", "text/html")
+                self.send_header("content-length", str(len(page)))
+                self.end_headers()
+                self.wfile.write(page)
+
+        self.server = ThreadingHTTPServer(("127.0.0.2", 0), Handler)
+        self.origin = f"http://127.0.0.2:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def browser_missing() -> list[str]:
+    """What a real-browser run needs and this machine lacks, each with how to get it."""
+    return [what for what, ok in (
+        ("node", shutil.which("node") is not None),
+        ("chromium (apt-get install -y chromium)", CHROMIUM.exists()),
+        ("playwright-core (cd sandbox && npm ci)", (REPO_ROOT / "sandbox/node_modules/playwright-core").is_dir()),
+    ) if not ok]
+
+
+def run_in_chromium(web: WebSignIn, out: Path, *, username: str = "alice") -> dict:
+    """Sign in and attack the app in a real Chromium (sandbox/browser/sign_in.mjs); its results, screenshots in
+    `out`. The cross-site page is served for the run and stopped after."""
+    attacker = CrossSitePage(web.origin)
+    try:
+        config = {"origin": web.origin, "attacker_origin": attacker.origin, "username": username,
+                  "password": web.idp_setup.users[username].password, "screenshots_dir": str(out),
+                  "wait_for_expiry_ms": (web.access_token_ttl + 1) * 1000, "executable": str(CHROMIUM)}
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(config))
+        completed = subprocess.run(["node", str(BROWSER_SCRIPT), str(out / "config.json")], capture_output=True,
+                                   text=True, timeout=180, cwd=REPO_ROOT)
+        if completed.returncode != 0:
+            return {"error": f"the browser script failed: {completed.stderr[-1500:]}", "steps": {}, "bodies": []}
+        return json.loads(completed.stdout.strip().splitlines()[-1])
+    finally:
+        attacker.stop()
