@@ -10,6 +10,8 @@ from authgate_guard.apim_jwt import (PUBLIC_OPERATIONS_KEY as APIM_PUBLIC_OPERAT
 from authgate_guard.cloud_run_public import validate_cloud_run_not_public
 from authgate_guard.federation import validate_federated_credential, validate_no_pool_wide_grant, validate_wif_provider
 from authgate_guard.gcp_gateway import PUBLIC_OPERATIONS_KEY, validate_api_config
+from authgate_guard.mesh_jwt import (validate_protected_routes_covered, validate_request_authentication_paired,
+                                     validate_security_policy_enforces)
 
 MANDATORY = EnforcementLevel.MANDATORY
 
@@ -49,6 +51,19 @@ POLICIES = [
         name="aks-oidc-issuer-and-workload-identity",
         description="AKS clusters must enable the OIDC issuer and workload identity.",
         validate=validate_aks_workload_identity, enforcement_level=MANDATORY, severity=Severity.HIGH),
+    StackValidationPolicy(
+        name="istio-request-authentication-has-allow-policy",
+        description="Every Istio RequestAuthentication needs an ALLOW AuthorizationPolicy over the same workloads "
+                    "(alone it lets requests without a token through).",
+        validate=validate_request_authentication_paired, enforcement_level=MANDATORY, severity=Severity.CRITICAL),
+    ResourceValidationPolicy(
+        name="envoy-gateway-security-policy-checks-tokens",
+        description="An Envoy Gateway SecurityPolicy must carry jwt or extAuth.",
+        validate=validate_security_policy_enforces, enforcement_level=MANDATORY, severity=Severity.CRITICAL),
+    StackValidationPolicy(
+        name="envoy-gateway-protected-routes-covered",
+        description="Every HTTPRoute not declared public must be covered by a SecurityPolicy with jwt or extAuth.",
+        validate=validate_protected_routes_covered, enforcement_level=MANDATORY, severity=Severity.CRITICAL),
     ResourceValidationPolicy(
         name="federated-credential-exact-subject",
         description="Federated identity credentials must name one exact subject, never a wildcard.",

@@ -102,6 +102,9 @@ def native_blockers(route: RouteSpec, issuers: Mapping[str, IssuerSpec], *, gate
     reasons: list[str] = []
     if route.freshness != "none" or route.proof != "none":
         reasons.append("freshness or proof-of-possession checks need the forward-auth service")
+    if getattr(route, "token_source", "header") != "header":
+        reasons.append(f"token_source: {route.token_source} needs the forward-auth service (the JWT filter reads the "
+                       f"Authorization header)")
     if route.roles or route.roles_all or route.groups or route.groups_all:
         reasons.append("roles and groups are read from each IdP's own claims (realm_access, cognito:groups, ...); "
                        "the forward-auth service normalises them")

@@ -86,7 +86,6 @@ def render_istio(policy: AuthPolicy, api: str, *, selector: Mapping[str, str], n
     plans = plan_routes(policy, api, gateway=GATEWAY, greedy_native=False)
     issuer_names = list(dict.fromkeys(name for plan in plans for name in plan.spec.issuers))
     base = f"{api}-authgate".lower().replace("_", "-")
-    match_labels = {"matchLabels": dict(selector)}
     jwt_rules = []
     for name in issuer_names:
         issuer = policy.issuers[name]
@@ -113,15 +112,15 @@ def render_istio(policy: AuthPolicy, api: str, *, selector: Mapping[str, str], n
     if jwt_rules:
         manifests.append({"apiVersion": SECURITY, "kind": "RequestAuthentication",
                           "metadata": {"name": base, "namespace": namespace},
-                          "spec": {"selector": match_labels, "jwtRules": jwt_rules}})
+                          "spec": {"selector": {"matchLabels": dict(selector)}, "jwtRules": jwt_rules}})
     if custom_rules:
         manifests.append({"apiVersion": SECURITY, "kind": "AuthorizationPolicy",
                           "metadata": {"name": f"{base}-forward-auth", "namespace": namespace},
-                          "spec": {"selector": match_labels, "action": "CUSTOM", "provider": {"name": PROVIDER},
+                          "spec": {"selector": {"matchLabels": dict(selector)}, "action": "CUSTOM", "provider": {"name": PROVIDER},
                                    "rules": custom_rules}})
     manifests.append({"apiVersion": SECURITY, "kind": "AuthorizationPolicy",
                       "metadata": {"name": f"{base}-allow", "namespace": namespace, "annotations": annotations},
-                      "spec": {"selector": match_labels, "action": "ALLOW", "rules": allow_rules}})
+                      "spec": {"selector": {"matchLabels": dict(selector)}, "action": "ALLOW", "rules": allow_rules}})
     mesh = {"extensionProviders": [{"name": PROVIDER, "envoyExtAuthzHttp": {
         "service": auth_ref.host, "port": auth_ref.port, "pathPrefix": ext_authz_prefix,
         "includeRequestHeadersInCheck": ["authorization"],
