@@ -20,7 +20,7 @@ from lambdas.validation.route_decision import Outcome
 from .audit import audit_record, emit
 from .identity_sources import check_http_api_identity_sources
 from .runtime import (AuthorizerMisconfigured, AuthorizerRuntime, AuthorizerUnavailable, LazyRuntime, context_for,
-                      elapsed_us, header, principal_id)
+                      elapsed_us, gateway_request_facts, header, principal_id)
 
 RESPONSES = ("simple", "iam")
 
@@ -87,13 +87,14 @@ def authorize(runtime: AuthorizerRuntime, event: dict, settings: HttpApiSettings
     session_cookie = runtime.session_cookie(route, str(http.get("method", "")), event.get("headers"),
                                             event.get("cookies") or ())
     decision = runtime.decide(header(event.get("headers"), settings.token_header), route, all_routes=iam,
-                              session_cookie=session_cookie)
+                              session_cookie=session_cookie,
+                              **gateway_request_facts(event, dpop_header=header(event.get("headers"), "dpop")))
     audit = dict(authorizer="http_api", decision=decision.outcome.value, code=decision.code,
                  route=decision.route.route_key if decision.route else route_key, principal=decision.principal,
                  request_id=request_context.get("requestId"), metrics=runtime.metrics)
     if decision.outcome is Outcome.UNAVAILABLE:
         emit(audit_record(latency_us=elapsed_us(started), **audit))
-        raise AuthorizerUnavailable("issuer keys unavailable")
+        raise AuthorizerUnavailable(f"cannot decide now ({decision.code}): failing closed")
     if not iam:
         emit(audit_record(latency_us=elapsed_us(started), **audit))
         response: dict = {"isAuthorized": decision.allowed}

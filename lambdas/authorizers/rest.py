@@ -22,7 +22,7 @@ from .audit import audit_record, emit
 
 from .iam_policy import MethodArn, MethodArnError
 from .runtime import (AuthorizerMisconfigured, AuthorizerRuntime, AuthorizerUnavailable, LazyRuntime, context_for,
-                      elapsed_us, principal_id, request_header)
+                      elapsed_us, gateway_request_facts, principal_id, request_header)
 
 
 def _load() -> AuthorizerRuntime:
@@ -65,8 +65,9 @@ def authorize(runtime: AuthorizerRuntime, event: dict, *, token_header: str = "A
     by_cookie = kind == "REQUEST" and route is not None and route.token_source == "cookie"
     session_cookie = runtime.session_cookie(route, arn.method, event.get("headers"), _cookie_values(event)) \
         if by_cookie else None
+    facts = gateway_request_facts(event, dpop_header=request_header(event, "DPoP")) if kind == "REQUEST" else {}
     decision = runtime.decide(raw_token, None if mismatch else route, all_routes=not (mismatch or by_cookie),
-                              session_cookie=session_cookie)
+                              session_cookie=session_cookie, **facts)
     if mismatch and decision.outcome is Outcome.FORBIDDEN:
         decision = replace(decision, rejection=TokenRejected(
             "route_mismatch", "the method ARN and the resource API Gateway routed to name different routes",
@@ -78,7 +79,7 @@ def authorize(runtime: AuthorizerRuntime, event: dict, *, token_header: str = "A
                           principal=decision.principal, latency_us=elapsed_us(started), request_id=request_id,
                           metrics=runtime.metrics))
         if decision.outcome is Outcome.UNAVAILABLE:
-            raise AuthorizerUnavailable("issuer keys unavailable")
+            raise AuthorizerUnavailable(f"cannot decide now ({decision.code}): failing closed")
         raise Exception("Unauthorized")  # the exact message API Gateway turns into 401
     if decision.principal is None or mismatch or by_cookie:  # nothing to cache beyond this request
         policy = runtime.policy_builder.for_current_route(arn, decision.allowed)

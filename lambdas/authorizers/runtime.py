@@ -24,6 +24,8 @@ import time
 from typing import Any, Callable, Mapping, Sequence
 
 from lambdas.observability.emf import DEFAULT_NAMESPACE, DecisionMetrics, check_namespace
+from lambdas.validation.cert_binding import api_gateway_client_certificate
+from lambdas.validation.possession import RequestChecks, request_checks_from_env
 from lambdas.validation.route_decision import RouteDecision, decide_route
 from lambdas.validation.route_table import ApiRoutes, Route, RouteTable, RouteTableError
 
@@ -73,7 +75,8 @@ class AuthorizerRuntime:
 
     def __init__(self, table: RouteTable, api_name: str, *, verifier: Any = None,
                  max_policy_bytes: int | None = None, settings: Any = None,
-                 metrics_namespace: str = DEFAULT_NAMESPACE, cookie_source: Any = None) -> None:
+                 metrics_namespace: str = DEFAULT_NAMESPACE, cookie_source: Any = None,
+                 request_checks: RequestChecks | None = None) -> None:
         self.table = table
         self.settings = settings  # the handler kind's own settings (HTTP API response mode, WebSocket token source)
         self.api: ApiRoutes = table.api(api_name)
@@ -81,6 +84,12 @@ class AuthorizerRuntime:
         self.verifier = verifier if verifier is not None else table.verifier()
         self.max_policy_bytes = max_policy_bytes
         self._policy_builder = None
+        # DPoP replay records, the denylist, introspection clients: every request's possession and freshness checks.
+        try:
+            self.request_checks = request_checks if request_checks is not None else request_checks_from_env(
+                os.environ, needs_shared_store=self.api.needs_shared_store or self._binds_tokens())
+        except ValueError as exc:
+            raise AuthorizerMisconfigured(str(exc)) from None
         # The CloudWatch EMF members of every audit line (decision counts, latency, key-set events).
         self.cookie_source = cookie_source
         if cookie_source is None and any(r.token_source == "cookie" for r in self.api.routes):
@@ -153,11 +162,16 @@ class AuthorizerRuntime:
             sys.stderr.write(f"authgate: could not load issuer keys at init ({type(exc).__name__}); requests will "
                              f"retry and fail closed while keys are unavailable\n")
 
+    def _binds_tokens(self) -> bool:
+        used = {name for route in self.api.routes for name in route.issuers}
+        return any(c.binding.dpop for c in self.verifier.issuers if c.display_name in used)
+
     def decide(self, authorization: str | Sequence[str] | None, route: Route | None, *,
-               all_routes: bool = False, session_cookie: Any = None) -> RouteDecision:
-        """The shared route decision (lambdas.validation.route_decision) on this runtime's API and Verifier."""
+               all_routes: bool = False, session_cookie: Any = None, **request_facts: Any) -> RouteDecision:
+        """The shared route decision (lambdas.validation.route_decision) on this runtime's API and Verifier, with
+        its request checks; request_facts as decide_route takes them (gateway_request_facts reads them)."""
         return decide_route(self.api, self.verifier, route, authorization, all_routes=all_routes,
-                            session_cookie=session_cookie)
+                            session_cookie=session_cookie, checks=self.request_checks, **request_facts)
 
     def session_cookie(self, route: Route | None, method: str, headers: Mapping[str, Any] | None,
                        cookie_values: Sequence[str]) -> Any:
@@ -166,6 +180,24 @@ class AuthorizerRuntime:
             return None
         lowered = {str(k).lower(): v for k, v in (headers or {}).items() if isinstance(v, str)}
         return self.cookie_source.credential(method, lowered, list(cookie_values))
+
+
+def gateway_request_facts(event: Mapping[str, Any], *, dpop_header: str | tuple | None) -> dict[str, Any]:
+    """The request facts of an API Gateway event (REST v1 REQUEST or HTTP API v2): the method and the URI the client
+    called (https, the domain name and the path API Gateway received, stage or base path included, as a DPoP
+    proof's htu names them) and the mutual TLS client certificate. A TOKEN event has none of these."""
+    context = event.get("requestContext")
+    context = context if isinstance(context, Mapping) else {}
+    http = context.get("http") if isinstance(context.get("http"), Mapping) else {}
+    method = http.get("method") or event.get("httpMethod") or context.get("httpMethod")
+    path = event.get("rawPath") if "http" in context else context.get("path")
+    domain = context.get("domainName")
+    uri = f"https://{domain}{path}" if isinstance(domain, str) and isinstance(path, str) else None
+    if isinstance(dpop_header, str) and "," in dpop_header:
+        # HTTP API joins a repeated header with commas; a compact JWS never holds one.
+        dpop_header = tuple(dpop_header.split(","))
+    return {"request_method": method if isinstance(method, str) else None, "request_uri": uri,
+            "dpop_proof": dpop_header, "client_certificate": api_gateway_client_certificate(event)}
 
 
 def context_for(principal: Any) -> dict:

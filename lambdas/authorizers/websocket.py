@@ -96,7 +96,7 @@ def authorize(runtime: AuthorizerRuntime, event: dict, settings: WebSocketSettin
                  token_source=settings.token_source, metrics=runtime.metrics)
     emit(audit_record(latency_us=elapsed_us(started), **audit))
     if decision.outcome is Outcome.UNAVAILABLE:
-        raise AuthorizerUnavailable("issuer keys unavailable")
+        raise AuthorizerUnavailable(f"cannot decide now ({decision.code}): failing closed")
     if decision.outcome is Outcome.UNAUTHORIZED:
         raise Exception("Unauthorized")
     # $connect is the only route a WebSocket authorizer guards: the policy names exactly this ARN.

@@ -154,7 +154,11 @@ class ForwardAuthService:
             return Answer(400, (("content-type", "application/json"), (DECISION_HEADER, "bad_check_request")), body,
                           "bad_request", "bad_check_request"), None, None
         tokens = headers.get(settings.token_header) or None   # every value: a repeated header is refused
-        decision = decide_request(self.runtime.api, self.runtime.verifier, original.method, original.path, tokens)
+        # DPoP proofs and the denylist go through the same checks as the authorizers'. The proof's htu and a
+        # forwarded client certificate need the proxy's trusted forwarded headers, which this service does not
+        # read yet: DPoP-bound and certificate-bound tokens are refused here until it does (fail closed).
+        decision = decide_request(self.runtime.api, self.runtime.verifier, original.method, original.path, tokens,
+                                  dpop_proof=headers.get("dpop") or None, checks=self.runtime.request_checks)
         route_key = decision.route.route_key if decision.route else f"{original.method} {original.path[:200]}"
         return self._answer(decision, tokens), route_key, decision.principal
 

@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 from typing import Any, Awaitable, Callable
 
-from lambdas.validation.errors import KEY_SOURCE_CODES, TokenRejected
+from lambdas.validation.errors import POSSESSION_CODES, UNAVAILABLE_CODES, TokenRejected
+from lambdas.validation.possession import www_authenticate
 
 Check = Callable[[list, str, str], Any]
 
 
 def _status(error: TokenRejected) -> int:
-    if error.code in KEY_SOURCE_CODES:
+    if error.code in UNAVAILABLE_CODES:
         return 503
     if error.code == "route_not_found":
         return 404
@@ -52,7 +53,10 @@ class AuthgateMiddleware:
             return
         body = json.dumps({"error": error.code, "message": error.message, "hint": error.hint}).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        if status == 401:
+        if status == 401 and error.code in POSSESSION_CODES:
+            # RFC 9449 7.1 / RFC 6750 3: the challenge for the proof the request lacked.
+            headers.append((b"www-authenticate", www_authenticate(error, proof="none").encode()))
+        elif status == 401:
             headers.append((b"www-authenticate", f'Bearer error="invalid_token", error_description="{error.code}"'
                             .encode()))
         elif status == 403:

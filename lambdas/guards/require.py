@@ -10,9 +10,11 @@
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Iterable, Mapping
 
 from lambdas.validation.errors import TokenRejected
+from lambdas.validation.possession import RequestChecks, request_checks_from_env
 from lambdas.validation.requirement import Requirement
 from lambdas.validation.route_decision import RouteDecision, bearer_token, decide_request
 from lambdas.validation.route_table import ApiRoutes, RouteTable
@@ -63,18 +65,25 @@ class BearerGuard:
     """Checks `Authorization: Bearer <jwt>` with the shared Verifier, optionally against a route table's routes."""
 
     def __init__(self, verifier: Any, *, routes: ApiRoutes | None = None, header: str = "authorization",
-                 cookie_source: Any = None) -> None:
+                 cookie_source: Any = None, checks: RequestChecks | None = None,
+                 public_origin: str | None = None) -> None:
         self.verifier = verifier
         self.routes = routes
         self.header = header
         # lambdas.token_handler.api_side.SessionCookieSource, for routes with token_source cookie.
         self.cookie_source = cookie_source
+        # DPoP replay records, the denylist and introspection clients (in memory unless AUTHGATE_DENYLIST_TABLE).
+        self.checks = checks if checks is not None else request_checks_from_env(os.environ, needs_shared_store=False)
+        # The scheme and host clients call this service by (a DPoP proof's htu), e.g. https://api.example.com;
+        # None: https:// and the request's Host header.
+        self.public_origin = public_origin.rstrip("/") if public_origin else None
 
     @classmethod
-    def from_route_table(cls, table: Any, api: str, *, cookie_source: Any = None,
+    def from_route_table(cls, table: Any, api: str, *, cookie_source: Any = None, public_origin: str | None = None,
                          **verifier_options: Any) -> "BearerGuard":
         loaded = table if isinstance(table, RouteTable) else RouteTable.load(table)
-        return cls(loaded.verifier(**verifier_options), routes=loaded.api(api), cookie_source=cookie_source)
+        return cls(loaded.verifier(**verifier_options), routes=loaded.api(api), cookie_source=cookie_source,
+                   public_origin=public_origin)
 
     def authenticate(self, headers: Any) -> Any:
         return self.verifier.authenticate(bearer_token(header_value(headers, self.header)))
@@ -89,8 +98,11 @@ class BearerGuard:
             lowered = {(k.decode("latin-1") if isinstance(k, bytes) else k).lower():
                        (v.decode("latin-1") if isinstance(v, bytes) else v) for k, v in pairs}
             session_cookie = self.cookie_source.credential(method, lowered, list(header_values(headers, "cookie")))
+        host = header_value(headers, "host")
+        origin = self.public_origin or (f"https://{host}" if host else None)
         return decide_request(self.routes, self.verifier, method, path, header_values(headers, self.header),
-                              session_cookie=session_cookie)
+                              session_cookie=session_cookie, request_uri=origin + path if origin else None,
+                              dpop_proof=header_values(headers, "dpop") or None, checks=self.checks)
 
     def check(self, headers: Any, method: str, path: str) -> Any:
         """The principal allowed on `method path` (None on a public route without a good token), or the decision's

@@ -226,3 +226,49 @@ def _authorization_checks(requirement: Requirement | None, principal: "Principal
         checks = [failed(name, failure) for failure in failures]
         out.append(Check(name, False, "; ".join(c.detail for c in checks), checks[0].fix, checks[0].code))
     return out
+
+
+def explain_request_checks(route: Any, issuer: Any, token: Any) -> list[Check]:
+    """What the route's proof and freshness, and the token's cnf, will demand of each request (RequestChecks).
+
+    A token alone cannot show a DPoP proof, a client certificate or the denylist's state, so those are reported as
+    not checked here (passed None), with what the request must carry; what the token itself decides (bound or not,
+    as the route requires) is a pass or a fail."""
+    from .possession import confirmation
+
+    if route is None or route.public:
+        return []
+    try:
+        claims = decode_json_object(decode_segment(split_token(token)[1], "claims set"), "claims set")
+        jkt, x5t = confirmation(claims)
+    except TokenRejected:
+        return [skipped("proof of possession", "the token's claims could not be read")]
+    checks: list[Check] = []
+    if jkt is not None:
+        checks.append(Check("DPoP binding", None, f"the token is bound to DPoP key {jkt[:16]}... (cnf.jkt): every "
+                                                  "request must send Authorization: DPoP <token> and a fresh DPoP "
+                                                  "proof signed by that key for its method and URL; sent as Bearer "
+                                                  "it is refused on every route (not checked here: no request)"))
+    elif route.proof == "dpop":
+        checks.append(Check("DPoP binding", False, "this route accepts only DPoP-bound tokens and this token has no "
+                                                   "cnf.jkt", "obtain a DPoP-bound token (RFC 9449) from the issuer",
+                            "dpop_required"))
+    if x5t is not None:
+        checks.append(Check("certificate binding", None, f"the token is bound to client certificate {x5t[:16]}... "
+                                                         "(cnf x5t#S256): every request must come over mutual TLS "
+                                                         "with that certificate (not checked here: no request)"))
+    elif route.proof == "mtls":
+        checks.append(Check("certificate binding", False, "this route accepts only certificate-bound tokens and "
+                                                          "this token has no cnf x5t#S256",
+                            "obtain the token over mutual TLS (RFC 8705) and call with that certificate",
+                            "certificate_required"))
+    if route.freshness == "denylist":
+        checks.append(Check("freshness", None, "each request is checked against the shared denylist (jti, sid, sub); "
+                                               f"a revocation takes effect within {issuer.revocation.cache_seconds} s "
+                                               "(not checked here)"))
+    elif route.freshness == "introspect":
+        cached = issuer.introspection.cache_seconds if issuer.introspection is not None else 0
+        checks.append(Check("freshness", None, "each request asks the issuer's introspection endpoint whether the "
+                                               f"token is still active (answers reused up to {cached} s; not "
+                                               "checked here)"))
+    return checks

@@ -41,11 +41,13 @@ class RequestFacts:
 
 def authorization_credentials(value: Any) -> tuple[str, str]:
     """(scheme, token) from an Authorization-style value: "Bearer <token>" or "DPoP <token>" (any case), or the bare
-    token (read as Bearer). A tuple is a header sent more than once, which is refused: which copy would count is the
-    client's choice."""
-    if isinstance(value, tuple):
-        raise TokenRejected("malformed", "the token header appears more than once",
-                            hint="send exactly one header: Authorization: Bearer <token>")
+    token (read as Bearer). A list or tuple is every value of the header; more than one is refused, because which
+    copy would count is the client's choice (a gateway or proxy may have checked the other one)."""
+    if isinstance(value, (tuple, list)):
+        if len(value) > 1:
+            raise TokenRejected("malformed", "the token header appears more than once",
+                                hint="send exactly one header: Authorization: Bearer <token>")
+        value = value[0] if value else None
     if not isinstance(value, str) or not value.strip():
         raise TokenRejected("malformed", "the request carries no bearer token",
                             hint="send the access token as: Authorization: Bearer <token>")
@@ -149,6 +151,38 @@ class RequestChecks:
         return client
 
 
+ENV_DENYLIST_TABLE = "AUTHGATE_DENYLIST_TABLE"
+ENV_DYNAMODB_ENDPOINT = "AUTHGATE_DYNAMODB_ENDPOINT"
+
+
+def request_checks_from_env(environ: Mapping[str, str], *, needs_shared_store: bool,
+                            clock: Callable[[], float] = time.time) -> RequestChecks:
+    """The stores an entry point uses, from its environment: the DynamoDB table named by AUTHGATE_DENYLIST_TABLE
+    (denylist and DPoP replay records, shared by every instance; AUTHGATE_DYNAMODB_ENDPOINT points elsewhere than
+    AWS, e.g. moto in tests), else in-memory stores for one process.
+
+    In Lambda (AWS_LAMBDA_FUNCTION_NAME is set) every concurrent execution environment has its own memory, so a
+    replayed DPoP proof or a revocation would go unseen by the others: with `needs_shared_store` (the API has DPoP,
+    denylist or bound-token issuers) and no table, this raises ValueError instead of starting unsafe."""
+    table_name = environ.get(ENV_DENYLIST_TABLE)
+    if table_name:
+        from .dynamodb_store import DynamoDbTable, dynamodb_client
+
+        region, endpoint = environ.get("AWS_REGION"), environ.get(ENV_DYNAMODB_ENDPOINT)
+        table = DynamoDbTable(table_name, clock=clock,
+                              client_factory=lambda: dynamodb_client(region=region, endpoint_url=endpoint))
+        return RequestChecks(replay=table, denylist=Denylist(table, clock=clock), clock=clock)
+    if needs_shared_store and environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+        raise ValueError(f"this API has routes or issuers that need the shared denylist / DPoP replay table, and "
+                         f"{ENV_DENYLIST_TABLE} is not set; deploy with the authgate construct (it creates the table "
+                         f"and sets it) or set it to the table's name")
+    from .denylist import MemoryDenylistStore
+    from .replay import MemoryReplayStore
+
+    return RequestChecks(replay=MemoryReplayStore(clock=clock),
+                         denylist=Denylist(MemoryDenylistStore(clock=clock), clock=clock), clock=clock)
+
+
 def www_authenticate(rejection: TokenRejected | None, *, proof: str, issuer: IssuerConfig | None = None) -> str:
     """The WWW-Authenticate header of a 401 on a route: DPoP's challenge (with algs) on DPoP routes and for DPoP
     refusals, Bearer's (RFC 6750 3) elsewhere."""
@@ -161,4 +195,5 @@ def www_authenticate(rejection: TokenRejected | None, *, proof: str, issuer: Iss
     return 'Bearer error="invalid_token"'
 
 
-__all__ = ["RequestChecks", "RequestFacts", "authorization_credentials", "confirmation", "www_authenticate"]
+__all__ = ["ENV_DENYLIST_TABLE", "RequestChecks", "RequestFacts", "authorization_credentials", "confirmation",
+           "request_checks_from_env", "www_authenticate"]

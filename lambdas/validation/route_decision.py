@@ -9,8 +9,12 @@ in the same order, so no two of them can disagree about a request:
   4. an unknown route is forbidden (`route_not_found`) once the caller is authenticated;
   5. the route must accept the token's issuer, then its requirement must hold (every unmet condition is listed).
 
-Further request facts (a DPoP proof, a client certificate, a cookie) join as keyword-only arguments of
-`decide_route`, which `decide_request` forwards them to, so each is checked once, here, for every entry point.
+  6. proof of possession and freshness (possession.RequestChecks): a DPoP-bound token needs its proof and a
+     certificate-bound one its certificate on every route; a route's `proof` and `freshness` add theirs.
+
+Request facts (the DPoP proof, the request URI and method as the gateway saw them, the client certificate) are
+keyword-only arguments of `decide_route`, which `decide_request` forwards them to, so each is checked once, here,
+for every entry point.
 """
 from __future__ import annotations
 
@@ -18,7 +22,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Iterable, Sequence
 
-from .errors import KEY_SOURCE_CODES, TokenRejected
+from .errors import UNAVAILABLE_CODES, TokenRejected
+from .possession import RequestChecks, RequestFacts, authorization_credentials
 from .route_table import ApiRoutes, Route
 
 _BEARER_HINT = "send the access token as: Authorization: Bearer <token>"
@@ -83,28 +88,14 @@ class RouteDecision:
 
 
 def bearer_token(value: str | Sequence[str] | None) -> str:
-    """The token from an Authorization value: "Bearer <jwt>" (scheme in any case) or the bare JWT.
-
-    A list or tuple is every value of a header sent more than once; more than one is refused, because which copy
-    would count is the client's choice (a gateway or proxy may have checked the other one)."""
-    if isinstance(value, (tuple, list)):
-        if len(value) > 1:
-            raise TokenRejected("malformed", "the token header appears more than once",
-                                hint="send exactly one header: Authorization: Bearer <token>")
-        value = value[0] if value else None
-    if not isinstance(value, str) or not value.strip():
-        raise TokenRejected("malformed", "the request carries no bearer token", hint=_BEARER_HINT)
-    value = value.strip()
-    scheme, sep, rest = value.partition(" ")
-    if sep:
-        if scheme.lower() != "bearer":
-            raise TokenRejected("malformed", "the Authorization scheme is not Bearer", expected="Bearer",
-                                found=scheme[:20], hint=_BEARER_HINT)
-        value = rest.strip()
-    if not value or any(c.isspace() for c in value):
-        raise TokenRejected("malformed", "the bearer token is empty or contains whitespace",
-                            hint="send exactly one token: Authorization: Bearer <token>")
-    return value
+    """The token from an Authorization value: "Bearer <jwt>" (scheme in any case) or the bare JWT; a DPoP-scheme
+    value is refused here (only the route decision, which checks its proof, accepts one). A list or tuple is
+    every value of a header sent more than once; more than one is refused (see authorization_credentials)."""
+    scheme, token = authorization_credentials(value)
+    if scheme != "bearer":
+        raise TokenRejected("malformed", "the Authorization scheme is not Bearer", expected="Bearer",
+                            found="DPoP", hint=_BEARER_HINT)
+    return token
 
 
 def decide_request(api: ApiRoutes, verifier: Any, method: str, path: str,
@@ -115,34 +106,79 @@ def decide_request(api: ApiRoutes, verifier: Any, method: str, path: str,
 
     `verifier` is the Verifier over the table's issuers (`RouteTable.verifier()`). With `all_routes`, a good token's
     decision also lists every route of the API it may call (what a cacheable IAM policy needs). Other keyword
-    arguments are request facts for `decide_route`."""
+    arguments are request facts for `decide_route` (the method is passed on as request_method)."""
+    request_facts.setdefault("request_method", method)
     return decide_route(api, verifier, api.match(method, path), authorization, all_routes=all_routes,
                         **request_facts)
 
 
 def decide_route(api: ApiRoutes, verifier: Any, route: Route | None, authorization: str | Sequence[str] | None, *,
-                 all_routes: bool = False, session_cookie: Any = None) -> RouteDecision:
+                 all_routes: bool = False, session_cookie: Any = None, request_method: str | None = None,
+                 request_uri: str | None = None, dpop_proof: str | Sequence[str] | None = None,
+                 client_certificate: str | None = None, checks: RequestChecks | None = None) -> RouteDecision:
     """Decide for a route already selected (a gateway's routeKey, `$connect`), None for a request matching none.
 
     `session_cookie` is the entry point's reading of the token handler's session cookie
     (lambdas.token_handler.api_side.CookieCredential: the access token in it, or why the request is refused as
     possibly cross-site), None when the entry point reads no cookies. A route with token_source cookie takes its
-    token from there and ignores the Authorization header; every other route ignores cookies."""
+    token from there and ignores the Authorization header; every other route ignores cookies.
+
+    Request facts, as the entry point's gateway saw them: request_method and request_uri (scheme://host/path, for
+    a DPoP proof's htm and htu), dpop_proof (the DPoP header; a sequence when sent more than once) and
+    client_certificate (the mutual TLS client certificate's PEM, from the gateway or a trusted proxy). `checks` holds
+    the entry point's stores (DPoP replay, denylist, introspection clients); without it, a route or token that
+    needs one fails closed."""
     try:
         if route is not None and route.token_source == "cookie":
-            token = _session_token(route, session_cookie)
+            scheme, token = "bearer", _session_token(route, session_cookie)
         else:
-            token = bearer_token(authorization)
-        principal = verifier.authenticate(token)
+            scheme, token = authorization_credentials(authorization)
+        principal = _authenticate(verifier, route, token, checks)
     except TokenRejected as exc:
         if route is not None and route.public:
             return RouteDecision(Outcome.PUBLIC, route)
-        if exc.code in KEY_SOURCE_CODES:
+        if exc.code in UNAVAILABLE_CODES:
             return RouteDecision(Outcome.UNAVAILABLE, route, rejection=exc)
         # A possibly cross-site request is refused whatever its session: 403, like a missing permission.
         outcome = Outcome.FORBIDDEN if exc.code == "csrf_refused" else Outcome.UNAUTHORIZED
         return RouteDecision(outcome, route, rejection=exc)
-    return decide_for_principal(api, route, principal, all_routes=all_routes)
+    decision = decide_for_principal(api, route, principal, all_routes=all_routes)
+    if decision.outcome is not Outcome.ALLOW:
+        return decision
+    if isinstance(dpop_proof, (list, tuple)):
+        dpop_proof = tuple(dpop_proof) if len(dpop_proof) != 1 else dpop_proof[0]
+    facts = RequestFacts(scheme=scheme, method=request_method or decision.route.method, uri=request_uri,
+                         dpop_proof=dpop_proof, client_certificate=client_certificate)
+    try:
+        (checks or _NO_STORES).check(proof=decision.route.proof, freshness=decision.route.freshness,
+                                     issuer=_issuer_config(verifier, principal.issuer_name), principal=principal,
+                                     token=token, facts=facts)
+    except TokenRejected as exc:
+        outcome = Outcome.UNAVAILABLE if exc.code in UNAVAILABLE_CODES else Outcome.UNAUTHORIZED
+        return RouteDecision(outcome, decision.route, principal, exc, satisfied=decision.satisfied)
+    return decision
+
+
+# An entry point that configured no stores: DPoP proofs, the denylist and introspection then fail closed.
+_NO_STORES = RequestChecks()
+
+
+def _issuer_config(verifier: Any, issuer_name: str) -> Any:
+    for config in verifier.issuers:
+        if config.display_name == issuer_name:
+            return config
+    raise TokenRejected("unknown_issuer", f"no issuer named {issuer_name!r} in the verifier")
+
+
+def _authenticate(verifier: Any, route: Route | None, token: str, checks: RequestChecks | None) -> Any:
+    """The principal of a JWT (the Verifier), or of an opaque access token: introspected at the one issuer of the
+    route that has introspection settings (sending a token to several issuers would leak it to all of them)."""
+    if token.count(".") == 2 or route is None or route.public:
+        return verifier.authenticate(token)
+    introspecting = [c for c in verifier.issuers if c.display_name in route.issuers and c.introspection is not None]
+    if len(introspecting) != 1:
+        return verifier.authenticate(token)  # refused as malformed: not a JWT, and no one issuer to ask
+    return (checks or _NO_STORES).introspection_client(introspecting[0]).principal(token)
 
 
 def _session_token(route: Route, session_cookie: Any) -> str:
@@ -184,11 +220,17 @@ def decide_for_principal(api: ApiRoutes | None, route: Route | None, principal: 
 
 
 def routes_satisfied_by(routes: Iterable[Route], principal: Any) -> list[Route]:
-    """The routes among `routes` that this principal may call: public ones, and those whose issuers include the
-    principal's and whose requirement it meets (the rule of `decide_for_principal`, without the explanations)."""
+    """The routes among `routes` that this principal may call on its token alone: public ones, and those whose
+    issuers include the principal's and whose requirement it meets (the rule of `decide_for_principal`, without the
+    explanations)."""
     issuer_name = principal.issuer_name
+    # What is listed here may be allowed from a cached answer without this code running again, so a route whose
+    # freshness or proof is checked per request is never listed, and a bound token (cnf) gets only public routes:
+    # its proof or certificate must be checked on every call.
+    bound = "cnf" in principal.claims
     return [route for route in routes
-            if route.public or (route.admits_issuer(issuer_name) and route.requirement.is_satisfied_by(principal))]
+            if route.public or (not bound and not route.checked_per_request and route.admits_issuer(issuer_name)
+                                and route.requirement.is_satisfied_by(principal))]
 
 
 def satisfied_routes(api: ApiRoutes, principal: Any) -> frozenset[Route]:

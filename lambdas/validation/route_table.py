@@ -244,6 +244,12 @@ class Route:
             return False
         return self.template.matches(request_segments)
 
+    @property
+    def checked_per_request(self) -> bool:
+        """Whether every request needs its own check beyond the token (a DPoP proof, the client certificate, the
+        denylist or introspection): no cached authorizer answer may stand in for it."""
+        return self.proof != "none" or self.freshness != "none"
+
     def admits_issuer(self, issuer_name: str | None) -> bool:
         """Whether a principal from the issuer named `issuer_name` may use this route at all."""
         return self.public or (issuer_name is not None and issuer_name in self.issuers)
@@ -256,6 +262,12 @@ class ApiRoutes:
     name: str
     routes: tuple[Route, ...]
     _by_key: Mapping[str, Route] = field(repr=False, compare=False, default_factory=dict)
+
+    @property
+    def needs_shared_store(self) -> bool:
+        """Whether deciding this API's requests writes or reads state every instance must share: DPoP replay
+        records (a dpop route), the denylist (a denylist route)."""
+        return any(route.proof == "dpop" or route.freshness == "denylist" for route in self.routes)
 
     def route(self, route_key: str) -> Route | None:
         """The route with exactly this route key (HTTP API and WebSocket events carry it), or None."""

@@ -35,6 +35,12 @@ def run(args: argparse.Namespace) -> int:
             issuers = [name for name in route.issuers if issuers is None or name in issuers]
         report = _explain(verifier, token, requirement, issuers)
         checks = report.checks
+        if route is not None and not route.public:
+            from lambdas.validation.explain import explain_request_checks
+            configs = {config.display_name: config for config in verifier.issuers}
+            issuer = next((configs[name] for name in route.issuers if name in configs), None)
+            if issuer is not None:
+                checks.extend(explain_request_checks(route, issuer, token))
         routes = None
         # The routes are listed for a token whose only failure is that its keys could not be had: marked as read
         # from unverified claims, they still show what the token would reach.

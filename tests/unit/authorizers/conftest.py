@@ -79,7 +79,8 @@ def rest_request_event(token: str | None, method: str, path: str, resource: str 
         "requestContext": {"path": f"/{STAGE}{path}", "accountId": ACCOUNT, "resourceId": "abc123", "stage": STAGE,
                            "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
                            "identity": {"sourceIp": "203.0.113.10", "userAgent": "curl/8.5.0"},
-                           "resourcePath": resource or path, "httpMethod": method, "apiId": API_ID},
+                           "resourcePath": resource or path, "httpMethod": method, "apiId": API_ID,
+                           "domainName": f"{API_ID}.execute-api.{REGION}.amazonaws.com"},
     }
 
 

@@ -176,7 +176,7 @@ def test_authorization_schemes(value, expected):
     assert authorization_credentials(value) == expected
 
 
-@pytest.mark.parametrize("value", ["Basic abc", ("Bearer a", "Bearer b"), "", None, "DPoP a b"])
+@pytest.mark.parametrize("value", ["Basic abc", ("Bearer a", "Bearer b"), ["a", "b"], (), "", None, "DPoP a b"])
 def test_authorization_refusals(value):
     with pytest.raises(TokenRejected) as info:
         authorization_credentials(value)

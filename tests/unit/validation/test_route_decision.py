@@ -127,7 +127,7 @@ def test_decide_for_principal_applies_the_same_rule_to_a_caller_known_otherwise(
 def test_request_facts_nobody_checks_are_refused(table, verifier):
     """A fact is checked by decide_route or it is not accepted: a misspelt one must not be silently ignored."""
     with pytest.raises(TypeError):
-        decide(table, verifier, "GET", "/orders", None, dpop_proof="x")
+        decide(table, verifier, "GET", "/orders", None, dpop_prof="x")
 
 
 def test_bearer_token_reads_one_value():
