@@ -1,0 +1,42 @@
+"""The back-channel logout endpoint as an ASGI app (any path; mount it where the issuer's backchannel_logout_uri
+points). The core makes blocking calls (keys, the denylist table), so each request runs in a worker thread."""
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Awaitable, Callable
+
+from .core import MAX_BODY_BYTES, BackchannelLogout
+
+
+class BackchannelLogoutApp:
+    def __init__(self, endpoint: BackchannelLogout) -> None:
+        self.endpoint = endpoint
+
+    async def __call__(self, scope: dict, receive: Callable[[], Awaitable[dict]],
+                       send: Callable[[dict], Awaitable[None]]) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        body, more = b"", True
+        while more and len(body) <= MAX_BODY_BYTES:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        content_type = next((v.decode("latin-1") for k, v in scope.get("headers") or () if k.lower() ==
+                             b"content-type"), None)
+        answer = await asyncio.to_thread(self.endpoint.handle, scope.get("method", "GET"), content_type, body)
+        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers.items()]
+        headers.append((b"content-length", str(len(answer.body)).encode()))
+        await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+        await send({"type": "http.response.body", "body": answer.body})
+
+
+def create_app(endpoint: BackchannelLogout | None = None) -> Any:
+    return BackchannelLogoutApp(endpoint or BackchannelLogout.from_env())
