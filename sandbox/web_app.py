@@ -129,14 +129,13 @@ class WebSignIn:
         policy = load_policy(WEB_POLICY, variables={"LOCAL_ISSUER_URL": self.idp.issuer, "WEB_ORIGIN": self.origin})
         self._tmp = tempfile.TemporaryDirectory(prefix="authgate-web-")
         workdir = Path(self._tmp.name)
-        (workdir / "token_handler.json").write_text(token_handler_json(policy, CLIENT))
         (workdir / "routes.json").write_text(route_table_json(policy, apis=[API]))
         self.cookie_keys = CookieKeys.generate()
         # What the platform injects from its secret store; the same cookie keys open the session on the API side.
         secrets = {"AUTHGATE_COOKIE_KEYS": self.cookie_keys.to_json()}
         self.token_handler = InProcessLambda(
             "lambdas.token_handler.http_api.handler", code_root=REPO_ROOT, function_name="token-handler",
-            environment={"AUTHGATE_TOKEN_HANDLER": str(workdir / "token_handler.json"),
+            environment={"AUTHGATE_TOKEN_HANDLER_CONFIG": token_handler_json(policy, CLIENT),
                          "AUTHGATE_CLIENT_SECRET": self.idp_setup.clients[CLIENT].client_secret, **secrets})
         self.authorizer = InProcessLambda(
             "lambdas.authorizers.http_api.handler", code_root=REPO_ROOT, function_name="api-authorizer",

@@ -122,7 +122,7 @@ class AuthorizerRuntime:
                 options.setdefault("metrics_namespace", check_namespace(namespace))
             except ValueError as exc:
                 raise AuthorizerMisconfigured(f"{ENV_METRICS_NAMESPACE}: {exc}") from None
-        if environ.get("AUTHGATE_COOKIE_KEYS"):
+        if environ.get("AUTHGATE_COOKIE_KEYS") or environ.get("AUTHGATE_COOKIE_KEYS_ARN"):
             from lambdas.token_handler.api_side import SessionCookieSource
             try:
                 options.setdefault("cookie_source", SessionCookieSource.from_environment(environ))

@@ -31,10 +31,13 @@ class SessionCookieSource:
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> "SessionCookieSource":
-        keys, origin = environ.get("AUTHGATE_COOKIE_KEYS"), environ.get("AUTHGATE_WEB_ORIGIN")
+        from .secrets import secret_value
+
+        keys, origin = secret_value(environ, "AUTHGATE_COOKIE_KEYS"), environ.get("AUTHGATE_WEB_ORIGIN")
         if not keys or not origin:
-            raise ValueError("a cookie token source needs AUTHGATE_COOKIE_KEYS (the token handler's cookie keys, "
-                             "JSON) and AUTHGATE_WEB_ORIGIN (the web app's origin, for the CSRF check)")
+            raise ValueError("a cookie token source needs AUTHGATE_COOKIE_KEYS or AUTHGATE_COOKIE_KEYS_ARN (the token "
+                             "handler's cookie keys) and AUTHGATE_WEB_ORIGIN (the web app's origin, for the CSRF "
+                             "check)")
         return cls(CookieKeys.from_json(keys), origin)
 
     def credential(self, method: str, headers: Mapping[str, str], cookie_values: list[str]) -> CookieCredential:

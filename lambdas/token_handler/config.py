@@ -1,7 +1,7 @@
 """The token handler's settings: which issuer and client, which origin it serves, and how long sessions live.
 
 Built from the JSON that `authgate render token-handler` writes from the policy's `web` client (format
-authgate.token-handler/v1) plus two secrets that never sit in that file: the client secret and the cookie keys.
+authgate.token-handler/v1) plus two secrets that never sit in it: the client secret and the cookie keys.
 """
 from __future__ import annotations
 
@@ -89,15 +89,22 @@ class TokenHandlerConfig:
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> "TokenHandlerConfig":
-        """AUTHGATE_TOKEN_HANDLER: path of the rendered config; AUTHGATE_CLIENT_SECRET and AUTHGATE_COOKIE_KEYS
-        (JSON, see CookieKeys.from_json): the secrets, injected by the platform from its secret store."""
-        path = environ.get("AUTHGATE_TOKEN_HANDLER")
-        if not path:
-            raise ValueError("AUTHGATE_TOKEN_HANDLER must name the rendered token handler config (JSON)")
-        with open(path, encoding="utf-8") as handle:
-            doc = json.load(handle)
-        secret = environ.get("AUTHGATE_CLIENT_SECRET")
-        keys = environ.get("AUTHGATE_COOKIE_KEYS")
+        """AUTHGATE_TOKEN_HANDLER_CONFIG: the rendered config (JSON text; it holds no secret). The secrets:
+        AUTHGATE_CLIENT_SECRET and AUTHGATE_COOKIE_KEYS, or their *_ARN (Secrets Manager, see secrets.py)."""
+        from .secrets import secret_value
+
+        text = environ.get("AUTHGATE_TOKEN_HANDLER_CONFIG")
+        if not text:
+            raise ValueError("AUTHGATE_TOKEN_HANDLER_CONFIG must hold the rendered token handler config (the JSON "
+                             "`authgate render token-handler` writes)")
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            raise ValueError("AUTHGATE_TOKEN_HANDLER_CONFIG is not JSON; set it to what `authgate render "
+                             "token-handler` writes") from None
+        secret = secret_value(environ, "AUTHGATE_CLIENT_SECRET")
+        keys = secret_value(environ, "AUTHGATE_COOKIE_KEYS")
         if not secret or not keys:
-            raise ValueError("AUTHGATE_CLIENT_SECRET and AUTHGATE_COOKIE_KEYS must be set (from the secret store)")
+            raise ValueError("set AUTHGATE_CLIENT_SECRET and AUTHGATE_COOKIE_KEYS, or AUTHGATE_CLIENT_SECRET_ARN and "
+                             "AUTHGATE_COOKIE_KEYS_ARN (Secrets Manager)")
         return cls.from_document(doc, client_secret=secret, cookie_keys=CookieKeys.from_json(keys))

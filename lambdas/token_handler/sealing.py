@@ -70,12 +70,16 @@ class CookieKeys:
 
     @classmethod
     def from_json(cls, text: str) -> "CookieKeys":
-        """Parse the secret's JSON: {"current": ID, "keys": {ID: base64url of 32 bytes, ...}}."""
+        """Parse the secret's JSON: {"current": ID, "keys": {ID: base64url of 32 bytes, ...}}, or the flat
+        {"current": ID, ID: ..., ...} that Secrets Manager's GenerateSecretString writes (43 random characters of
+        [A-Za-z0-9] decode as base64url to 32 bytes)."""
         try:
             doc = json.loads(text)
         except (TypeError, ValueError):
             raise ValueError('cookie keys: the secret is not JSON; expected {"current": "k1", "keys": {"k1": '
                              '"<base64url of 32 random bytes>"}}') from None
+        if isinstance(doc, dict) and "keys" not in doc:
+            doc = {"current": doc.get("current"), "keys": {k: v for k, v in doc.items() if k != "current"}}
         if not isinstance(doc, dict) or not isinstance(doc.get("keys"), dict) or not isinstance(doc.get("current"),
                                                                                                 str):
             raise ValueError('cookie keys: expected an object {"current": "k1", "keys": {"k1": "..."}}')

@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     nginx.add_argument("--listen", default="8080", help="the server's listen value (default 8080)")
     nginx.add_argument("--server-name", default="_", help="the server_name (default _)")
     token_handler = kinds.add_parser("token-handler", help="the browser sign-in token handler's config "
-                                                           "(AUTHGATE_TOKEN_HANDLER) for a web client")
+                                                           "(AUTHGATE_TOKEN_HANDLER_CONFIG) for a web client")
     _common(token_handler)
     token_handler.add_argument("--client", required=True, metavar="NAME", help="the policy's kind: web client")
     token_handler.add_argument("--client-id", metavar="ID",

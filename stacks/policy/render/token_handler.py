@@ -1,5 +1,5 @@
 """The token handler renderer: a policy's `web` client -> the authgate.token-handler/v1 JSON the token handler reads
-(AUTHGATE_TOKEN_HANDLER). Secrets (the client secret, the cookie keys) are never in it: the platform injects them."""
+(AUTHGATE_TOKEN_HANDLER_CONFIG). Secrets (the client secret, the cookie keys) are never in it: the platform injects them."""
 from __future__ import annotations
 
 import json

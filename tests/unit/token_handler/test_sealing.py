@@ -72,3 +72,9 @@ def test_large_sessions_split_across_cookies_and_join_back(keys):
         split_value("x" * (MAX_CHUNK_CHARS * MAX_CHUNKS + 1))
     assert join_chunks({}, NAME) is None
     assert json.loads(json.dumps(chunks))  # plain strings, cookie-safe base64url
+
+
+def test_the_flat_form_secrets_manager_generates_is_read():
+    generated = '{"current": "k1", "k1": "' + "aB3dE5gH7jK9mN1pQ3sT5vW7yZ9bC1dE3fG5hJ7kL9m"[:43] + '"}'
+    keys = CookieKeys.from_json(generated)
+    assert keys.current == "k1" and len(keys.keys["k1"]) == 32
