@@ -6,12 +6,13 @@ built at init), which keeps each check to a few dictionary and set operations.
 """
 from __future__ import annotations
 
+import time
 from typing import Any, Mapping
 
 from .config import TENANT_PLACEHOLDER, IssuerConfig
 from .errors import TokenRejected
 from .key_source import KeySource
-from .profiles import PROFILES, Profile
+from .profiles import PROFILES, Profile, token_use_evidence
 
 # Numeric dates (RFC 7519 2) far beyond any real token: bounds NaN/Infinity/absurd values without float surprises.
 MAX_NUMERIC_DATE = 2 ** 53
@@ -84,9 +85,10 @@ def check_token_use(rules: IssuerRules, header: Mapping, claims: Mapping, expect
             hint = "an ID token proves a login to a client app; call the API with the access token instead"
         else:
             hint = "this check wants an ID token; an access token was presented"
-        raise TokenRejected("wrong_token_use", f"this is an {'ID' if use == 'id' else 'access'} token; issuer "
-                            f"{rules.name} accepts only {expected} tokens here", expected=expected, found=use,
-                            hint=hint)
+        evidence = token_use_evidence(rules.profile.name, header, claims)
+        raise TokenRejected("wrong_token_use", f"this is an {'ID' if use == 'id' else 'access'} token "
+                            f"({rules.profile.name} profile: {evidence}); issuer {rules.name} accepts only {expected} "
+                            f"tokens here", expected=expected, found=use, hint=hint)
     return use
 
 
@@ -135,6 +137,24 @@ def numeric_date(claims: Mapping, name: str) -> float | None:
                         found=type(value).__name__ if not isinstance(value, (int, float)) else "out of range")
 
 
+def moment(epoch: float, now: float) -> str:
+    """A NumericDate for people: ISO 8601 UTC and how far from now, e.g. `2026-12-03T14:05:00Z (3 min ago)`."""
+    try:
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+    except (OverflowError, OSError, ValueError):
+        return f"{epoch} (seconds since the epoch, beyond any calendar date)"
+    return f"{when} ({_distance(epoch - now)})"
+
+
+def _distance(seconds: float) -> str:
+    ahead, size = seconds > 0, abs(seconds)
+    for unit, length, limit in (("s", 1, 120), ("min", 60, 7200), ("h", 3600, 172800), ("days", 86400, None)):
+        if limit is None or size < limit:
+            amount = f"{int(size // length)} {unit}"
+            break
+    return "now" if int(size) == 0 else f"in {amount}" if ahead else f"{amount} ago"
+
+
 def check_expiry(rules: IssuerRules, claims: Mapping, now: float) -> float | None:
     exp = numeric_date(claims, "exp")
     if exp is None:
@@ -143,8 +163,8 @@ def check_expiry(rules: IssuerRules, claims: Mapping, now: float) -> float | Non
                                 hint="issue tokens with an expiry")
         return None
     if now >= exp + rules.leeway:
-        raise TokenRejected("expired", f"the token expired {int(now - exp)} s ago (leeway {rules.leeway} s)",
-                            expected=f"exp after {int(now) - rules.leeway}", found=int(exp),
+        raise TokenRejected("expired", f"the token expired at {moment(exp, now)} (leeway {rules.leeway} s)",
+                            expected=f"exp after {moment(now - rules.leeway, now)}", found=moment(exp, now),
                             hint="get a new token (refresh it); if this is unexpected, check the clocks")
     return exp
 
@@ -152,17 +172,17 @@ def check_expiry(rules: IssuerRules, claims: Mapping, now: float) -> float | Non
 def check_not_before(rules: IssuerRules, claims: Mapping, now: float) -> None:
     nbf = numeric_date(claims, "nbf")
     if nbf is not None and nbf > now + rules.leeway:
-        raise TokenRejected("not_yet_valid", f"the token is not valid for another {int(nbf - now)} s "
-                            f"(leeway {rules.leeway} s)", expected=f"nbf at or before {int(now) + rules.leeway}",
-                            found=int(nbf), hint="check the clock of the issuer and of this server")
+        raise TokenRejected("not_yet_valid", f"the token is not valid before {moment(nbf, now)} "
+                            f"(leeway {rules.leeway} s)", expected=f"nbf at or before {moment(now + rules.leeway, now)}",
+                            found=moment(nbf, now), hint="check the clock of the issuer and of this server")
 
 
 def check_issued_at(rules: IssuerRules, claims: Mapping, now: float) -> float | None:
     iat = numeric_date(claims, "iat")
     if iat is not None and iat > now + rules.leeway:
-        raise TokenRejected("issued_in_future", f"the token claims to be issued {int(iat - now)} s in the future "
-                            f"(leeway {rules.leeway} s)", expected=f"iat at or before {int(now) + rules.leeway}",
-                            found=int(iat), hint="check the clock of the issuer and of this server")
+        raise TokenRejected("issued_in_future", f"the token claims to be issued in the future, at {moment(iat, now)} "
+                            f"(leeway {rules.leeway} s)", expected=f"iat at or before {moment(now + rules.leeway, now)}",
+                            found=moment(iat, now), hint="check the clock of the issuer and of this server")
     return iat
 
 
@@ -175,7 +195,7 @@ def check_token_age(rules: IssuerRules, claims: Mapping, now: float) -> float | 
         raise TokenRejected("missing_claim", "the token has no iat claim, which the maximum token age needs",
                             expected="iat")
     if now - iat > rules.max_age + rules.leeway:
-        raise TokenRejected("token_too_old", f"the token was issued {int(now - iat)} s ago; issuer {rules.name} "
+        raise TokenRejected("token_too_old", f"the token was issued at {moment(iat, now)}; issuer {rules.name} "
                             f"accepts tokens up to {rules.max_age} s old", expected=rules.max_age,
                             found=int(now - iat), hint="get a fresh token")
     return iat + rules.max_age + rules.leeway

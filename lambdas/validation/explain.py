@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from .claims import (check_algorithm, check_audience, check_expiry, check_issued_at, check_not_before,
-                     check_required_claims, check_subject, check_token_age, check_token_use)
+                     check_required_claims, check_subject, check_token_age, check_token_use, moment)
 from .compact import check_header, decode_json_object, decode_segment, split_token
 from .errors import TokenRejected
 from .requirement import Requirement
@@ -146,11 +146,11 @@ def explain_report(verifier: "Verifier", token: Any, requirement: Requirement | 
               lambda found: f"{', '.join(found)} is accepted")
     now = verifier._clock()
     run_check(checks, "expiry", lambda: check_expiry(rules, claims, now),
-              lambda exp: "no exp (allowed by this issuer)" if exp is None else f"expires in {int(exp - now)} s")
+              lambda exp: "no exp (allowed by this issuer)" if exp is None else f"expires at {moment(exp, now)}")
     run_check(checks, "not before", lambda: check_not_before(rules, claims, now),
               lambda _: "nbf is in the past" if "nbf" in claims else "no nbf")
     run_check(checks, "issued at", lambda: check_issued_at(rules, claims, now),
-              lambda iat: f"issued {int(now - iat)} s ago" if iat is not None else "no iat")
+              lambda iat: f"issued at {moment(iat, now)}" if iat is not None else "no iat")
     if rules.max_age is not None:
         run_check(checks, "token age", lambda: check_token_age(rules, claims, now),
                   lambda _: f"within the {rules.max_age} s maximum age")

@@ -249,3 +249,33 @@ PROFILES: dict[str, Profile] = {
 def profile_named(name: str) -> Profile:
     return PROFILES[name]
 
+
+
+def token_use_evidence(profile: str, header: Mapping, claims: Mapping) -> str:
+    """Which header or claim made `Profile.token_use` call this token access or ID, in words: said when a token of
+    the wrong kind is refused, so the user sees what to change rather than only the verdict."""
+    typ = header.get("typ")
+    if typ is not None and normalise_typ(typ) in ("at+jwt", _ACCESS_TYP):
+        return f"its typ header is {typ[:40]!r} (RFC 9068 access token)"
+    if profile == "cognito":
+        return f"its token_use claim is {str(claims.get('token_use'))[:40]!r}"
+    if profile == "google":
+        return "the google profile takes every token as an ID token (Google's access tokens are opaque)"
+    if profile == "entra":
+        if "nonce" in claims:
+            return "it has a nonce claim, which only ID tokens carry"
+        present = [name for name in ("azpacr", "appidacr") if name in claims]
+        if present:
+            return f"it has {present[0]}, which Entra puts only in access tokens"
+        return "it has neither azpacr (v2.0) nor appidacr (v1.0), which Entra puts in every access token"
+    if profile == "okta":
+        if "nonce" in claims:
+            return "it has a nonce claim, which only ID tokens carry"
+        return "it has cid, which Okta puts in access tokens" if "cid" in claims else (
+            "it has no cid claim, which Okta puts in every access token")
+    if profile == "keycloak" and claims.get("typ") is not None:
+        return f"its typ claim is {str(claims['typ'])[:40]!r}"
+    markers = [marker for marker in _ID_TOKEN_MARKERS if marker in claims]
+    if markers:
+        return f"it has {', '.join(markers)}, which only ID tokens carry"
+    return f"it has none of {', '.join(_ID_TOKEN_MARKERS)} (ID-token claims) and no typ at+jwt header"

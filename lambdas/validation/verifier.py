@@ -263,9 +263,13 @@ class Verifier:
             for rules in candidates:
                 check_tenant_issuer(rules, iss, claims)
             if not candidates:
-                raise TokenRejected("unknown_issuer", f"the token's issuer {iss[:200]!r} is not trusted here",
-                                    expected=[r.issuer for r in self._rules.values()][:10], found=iss[:200],
-                                    hint="get a token from a trusted issuer, or add this issuer to the policy")
+                from .issuer_near_miss import issuer_near_miss
+                trusted = [r.issuer for r in self._rules.values()]
+                near = issuer_near_miss(iss[:200], trusted)
+                raise TokenRejected("unknown_issuer", f"the token's issuer {iss[:200]!r} is not trusted here"
+                                    + (f": {near}" if near else ""), expected=trusted[:10], found=iss[:200],
+                                    hint=("iss is compared exactly: make the issuer setting and the token agree, as said" if near else
+                                          "get a token from a trusted issuer, or add this issuer to the policy"))
         if issuers is not None:
             allowed = tuple(rules for rules in candidates if rules.name in issuers)
             if not allowed:
