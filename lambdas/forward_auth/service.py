@@ -138,7 +138,7 @@ class ForwardAuthService:
             answer, route_key, principal = self._unavailable("internal_error"), None, None
         record = audit_record(authorizer="forward_auth", decision=answer.outcome, code=answer.code, route=route_key,
                               principal=principal, latency_us=elapsed_us(started), request_id=request_id,
-                              status=answer.status)
+                              status=answer.status, metrics=self.runtime.metrics)
         emit(record)
         for observer in self.observers:
             observer(record)

@@ -6,7 +6,9 @@ from typing import Any
 import pulumi
 import pulumi_gcp as gcp
 
+from stacks.alarms import AlarmThresholds
 from stacks.gcp.api_gateway import ApiGateway, ApiGatewayArgs
+from stacks.gcp.audit_alerts import AuditLogAlerts, AuditLogAlertsArgs
 from stacks.gcp.github_federation import GithubActionsFederation, GithubActionsFederationArgs
 from stacks.gcp.iap import IapWebBackend, IapWebBackendArgs
 from stacks.gcp.identity_platform import IdentityPlatformIssuer, IdentityPlatformIssuerArgs, OidcFederationProvider
@@ -18,7 +20,8 @@ REQUIRED_SERVICES = ("apigateway.googleapis.com", "servicemanagement.googleapis.
                      "servicecontrol.googleapis.com", "run.googleapis.com", "iam.googleapis.com")
 OPTIONAL_SERVICES = {"identityPlatform": ("identitytoolkit.googleapis.com",),
                      "iap": ("iap.googleapis.com", "compute.googleapis.com"),
-                     "github": ("iamcredentials.googleapis.com", "sts.googleapis.com")}
+                     "github": ("iamcredentials.googleapis.com", "sts.googleapis.com"),
+                     "monitoring": ("logging.googleapis.com", "monitoring.googleapis.com")}
 _PLACEHOLDER_BACKEND = "https://backend-placeholder.a.run.app"
 
 
@@ -83,6 +86,25 @@ def _github(value: dict[str, Any], project: str) -> GithubActionsFederationArgs:
     ))
 
 
+def _monitoring(value: dict[str, Any], api_name: str, project: str) -> AuditLogAlertsArgs:
+    key = "authgate:monitoring"
+    unknown_fields(value, key, ("notificationChannels", "keyFetchFailureMinutes", "latencyP99Ms",
+                                "unauthorizedSharePercent"))
+    defaults = AlarmThresholds()
+    thresholds = checked(key, lambda: AlarmThresholds(
+        key_fetch_failure_minutes=field_of(value, key, "keyFetchFailureMinutes", int, example="5", required=False,
+                                           default=defaults.key_fetch_failure_minutes),
+        latency_p99_ms=field_of(value, key, "latencyP99Ms", int, example="250", required=False,
+                                default=int(defaults.latency_p99_ms)),
+        unauthorized_share_percent=field_of(value, key, "unauthorizedSharePercent", int, example="20",
+                                            required=False, default=int(defaults.unauthorized_share_percent))))
+    return checked(key, lambda: AuditLogAlertsArgs(
+        api_name=api_name, thresholds=thresholds, project=project,
+        notification_channels=field_of(value, key, "notificationChannels", list,
+                                       example="projects/acme/notificationChannels/123", required=False,
+                                       default=[])))
+
+
 def build_gcp_stack(source: ConfigSource, policy, api_name: str) -> None:
     from stacks.policy.render.openapi import render_openapi
 
@@ -101,12 +123,15 @@ def build_gcp_stack(source: ConfigSource, policy, api_name: str) -> None:
         ("identityPlatform", '{"authorizedDomains": ["app.example.com"]}'),
         ("iap", '{"image": "...", "domains": ["portal.example.com"], "members": ["group:staff@example.com"]}'),
         ("github", '{"repository": "acme/orders-api", "ref": "refs/heads/main"}'),
+        ("monitoring", '{"notificationChannels": ["projects/acme/notificationChannels/123"]}'),
     )}
     # Check every optional section before creating anything.
     identity_args = _identity_platform(source, optional["identityPlatform"], project) \
         if optional["identityPlatform"] is not None else None
     iap_args = _iap(optional["iap"], region, project) if optional["iap"] is not None else None
     github_args = _github(optional["github"], project) if optional["github"] is not None else None
+    monitoring_args = (_monitoring(optional["monitoring"], api_name, project)
+                       if optional["monitoring"] is not None else None)
     gateway_args = checked("authgate:apiId", lambda: ApiGatewayArgs(
         api_id=api_id, region=region, backend_image=image, project=project,
         openapi_for_backend=lambda url: render_openapi(policy, api_name, backend_url=url)))
@@ -132,6 +157,9 @@ def build_gcp_stack(source: ConfigSource, policy, api_name: str) -> None:
     if iap_args is not None:
         web = IapWebBackend(iap_args.name_prefix, iap_args, opts=after_services)
         pulumi.export("iapIpAddress", web.address.address)
+    if monitoring_args is not None:
+        alerts = AuditLogAlerts(f"{api_id}-alerts", monitoring_args, opts=after_services)
+        pulumi.export("decisionsMetric", alerts.decisions.name)
     if github_args is not None:
         federation = GithubActionsFederation("github-actions", github_args, opts=after_services)
         pulumi.export("githubWorkloadIdentityProvider", federation.provider.name)

@@ -1,72 +1,20 @@
 """Per API: a CloudWatch dashboard and alarms over the metrics the authorizer writes into its audit lines (EMF, see
 lambdas/observability/emf.py) and over API Gateway's and Lambda's own metrics.
 
-Alarms (defaults in AlarmThresholds; each names what it means and what to do in its description, and the README's
-"Operating authgate" section says the same):
-  KeyFetchFailures      an issuer's keys failed to fetch in each of N consecutive minutes
-  Unavailable           the authorizer answered "unavailable" (500: no usable keys; fail closed)
-  Unauthorized-<code>   one 401 code's share of decisions jumped (a rotation, a clock, a misissued token...)
-  LatencyP99            the authorizer's p99 decision latency is above budget
-  AuthorizerThrottles   Lambda throttled the authorizer (API Gateway answers 500 for those requests)
-  AuthorizerErrors      the authorizer function crashed or timed out (a raise for 401/500 is not counted: see below)
-  Gateway5xx            API Gateway answered 5xx (authorizer failures, throttles and backend errors)
-With `alarm_topic`, every alarm notifies the SNS topic on ALARM and on OK.
+Alarms (when: stacks.alarms.AlarmThresholds; what each means and what to do: stacks.alarms.ALARMS, also in each
+alarm's description and in the README's "Operating authgate" section): KeyFetchFailures, Unavailable, one
+Unauthorized-<code> per watched 401 code (its share of decisions), LatencyP99, AuthorizerThrottles, AuthorizerErrors
+and Gateway5xx. With `alarm_topic`, every alarm notifies the SNS topic on ALARM and on OK.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from aws_cdk import Duration, aws_cloudwatch as cloudwatch, aws_cloudwatch_actions as actions, aws_sns as sns
 from constructs import Construct
 
 from lambdas.observability.emf import DECISION_DIMENSIONS, DEFAULT_NAMESPACE, KEY_SET_DIMENSIONS, check_namespace
-from lambdas.validation.errors import AUTHORIZATION_CODES, CODES, KEY_SOURCE_CODES
-
-# The 401 codes whose sudden rise points to something an operator fixes (keys, clocks, configuration, a client
-# fleet) rather than one caller's mistake. Any code of lambdas.validation.errors.CODES may be chosen instead.
-DEFAULT_WATCHED_401_CODES = ("unknown_kid", "bad_signature", "expired", "not_yet_valid", "issued_in_future",
-                             "invalid_audience", "unknown_issuer", "wrong_token_use", "alg_not_allowed", "malformed")
-
-
-@dataclass(frozen=True)
-class AlarmThresholds:
-    """When each alarm fires. Periods are one minute unless said otherwise.
-
-    key_fetch_failure_minutes  consecutive minutes with at least one failed key fetch
-    unavailable_count          "unavailable" decisions in one minute
-    unauthorized_share_percent a watched 401 code's share of all decisions in 5 minutes ...
-    unauthorized_min_count     ... counted only when the code was seen at least this often (quiet APIs stay quiet)
-    unauthorized_periods       consecutive 5-minute periods over the share
-    latency_p99_ms             authorizer p99 decision latency over 5 minutes, for `latency_periods` periods
-    throttles_count            authorizer throttles in one minute
-    errors_count               authorizer function errors (crashes, timeouts) in 5 minutes
-    gateway_5xx_count          API Gateway 5xx answers in 5 minutes
-    watched_401_codes          the codes that get an Unauthorized-<code> alarm
-    """
-
-    key_fetch_failure_minutes: int = 5
-    unavailable_count: int = 1
-    unauthorized_share_percent: float = 20.0
-    unauthorized_min_count: int = 20
-    unauthorized_periods: int = 2
-    latency_p99_ms: float = 250.0
-    latency_periods: int = 3
-    throttles_count: int = 1
-    errors_count: int = 1
-    gateway_5xx_count: int = 10
-    watched_401_codes: tuple[str, ...] = field(default=DEFAULT_WATCHED_401_CODES)
-
-    def __post_init__(self) -> None:
-        for name in ("key_fetch_failure_minutes", "unauthorized_periods", "latency_periods"):
-            if not 1 <= getattr(self, name) <= 60:
-                raise ValueError(f"{name} must be 1..60 periods, got {getattr(self, name)!r}")
-        if not 0 < self.unauthorized_share_percent <= 100:
-            raise ValueError(f"unauthorized_share_percent must be in (0, 100], got {self.unauthorized_share_percent}")
-        not_401 = sorted(set(self.watched_401_codes) - (set(CODES) - AUTHORIZATION_CODES - KEY_SOURCE_CODES
-                                                         - {"route_not_found"}))
-        if not_401:
-            raise ValueError(f"watched_401_codes {not_401} are not 401 codes of lambdas.validation.errors.CODES")
-
+from stacks.alarms import AlarmThresholds, describe, describe_unauthorized
 
 @dataclass(frozen=True)
 class GatewayMetrics:
@@ -181,16 +129,11 @@ class ApiMonitoring(Construct):
         self._alarm(
             "KeyFetchFailures", metric=self.key_set_metric("KeyFetchFailures"), threshold=1,
             periods=t.key_fetch_failure_minutes,
-            description=f"authgate {api}: fetching an issuer's keys failed in each of the last "
-                        f"{t.key_fetch_failure_minutes} minutes. Tokens are checked against cached keys (stale, for "
-                        "a bounded time) and then refused. Check the authorizer log for the URL and reason (timeout, "
-                        "HTTP status, malformed), the issuer's status, and the function's egress (NAT, DNS).")
+            description=describe("key_fetch_failures", api, t))
         self._alarm(
             "Unavailable", metric=self.decision_metric(Outcome="unavailable"), threshold=t.unavailable_count,
             periods=1,
-            description=f"authgate {api}: the authorizer answered 'unavailable' (API Gateway 500): no usable keys "
-                        "for the token's issuer, so requests fail closed. Fix key fetching (see KeyFetchFailures); "
-                        "map AUTHORIZER_FAILURE to 503 so clients retry.")
+            description=describe("unavailable", api, t))
         total = self.decision_metric(period=Duration.minutes(5), label="all decisions")
         for code in t.watched_401_codes:
             count = self.decision_metric(period=Duration.minutes(5), Outcome="unauthorized", Reason=code)
@@ -202,29 +145,21 @@ class ApiMonitoring(Construct):
                 f"Unauthorized-{code}", metric=share, threshold=t.unauthorized_share_percent,
                 periods=t.unauthorized_periods,
                 comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                description=f"authgate {api}: 401 {code} ({CODES[code]}) is more than "
-                            f"{t.unauthorized_share_percent:g}% of decisions for {t.unauthorized_periods * 5} "
-                            f"minutes. {_WHAT_TO_DO_401.get(code, _WHAT_TO_DO_401_DEFAULT)}")
+                description=describe_unauthorized(code, api, t))
         self._alarm(
             "LatencyP99",
             metric=self.decision_metric("DecisionLatency", statistic="p99", period=Duration.minutes(5)),
             threshold=t.latency_p99_ms, periods=t.latency_periods,
             comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            description=f"authgate {api}: the authorizer's p99 decision latency is above {t.latency_p99_ms:g} ms "
-                        f"for {t.latency_periods * 5} minutes. Usually key fetches on the request path (see "
-                        "KeyFetchLatency, KeyFetches) or cold starts; check the issuer's latency and the function's "
-                        "memory size.")
+            description=describe("latency_p99", api, t))
         self._alarm(
             "AuthorizerThrottles", metric=function.metric_throttles(period=Duration.minutes(1), statistic="Sum"),
             threshold=t.throttles_count, periods=1,
-            description=f"authgate {api}: Lambda throttled the authorizer; API Gateway answers those requests 500. "
-                        "Raise the account's or function's concurrency, or the authorizer cache TTL.")
+            description=describe("authorizer_throttles", api, t))
         self._alarm(
             "AuthorizerErrors", metric=function.metric_errors(period=Duration.minutes(5), statistic="Sum"),
             threshold=t.errors_count, periods=1,
-            description=f"authgate {api}: the authorizer function errored. REST and WebSocket authorizers raise for "
-                        "every 401 and 500 by design, so compare with Decisions by Outcome; errors beyond those are "
-                        "crashes or timeouts: read the function's log (misconfiguration is logged at init).")
+            description=describe("authorizer_errors", api, t))
         self.dashboard.add_widgets(
             cloudwatch.GraphWidget(title="Decisions by outcome", width=12, stacked=True, left=[
                 self.decision_metric(Outcome=o, label=o) for o in ("allow", "public", "forbidden", "unauthorized",
@@ -260,9 +195,7 @@ class ApiMonitoring(Construct):
         t = self.thresholds
         self._alarm(
             "Gateway5xx", metric=gateway.server_errors, threshold=t.gateway_5xx_count, periods=1,
-            description=f"authgate {self.api_name}: API Gateway answered {t.gateway_5xx_count} or more 5xx in 5 "
-                        "minutes: authorizer failures (Unavailable, AuthorizerThrottles, AuthorizerErrors) or the "
-                        "backend. The access log's status and authorizer error fields say which.")
+            description=describe("gateway_5xx", self.api_name, t))
         left = [gateway.requests, gateway.client_errors, gateway.server_errors]
         self.dashboard.add_widgets(cloudwatch.GraphWidget(
             title="API Gateway: requests, 4xx, 5xx", width=24 if gateway.latency is None else 12, left=left),
@@ -270,23 +203,6 @@ class ApiMonitoring(Construct):
               if gateway.latency is not None else []))
 
 
-_WHAT_TO_DO_401 = {
-    "unknown_kid": "Tokens are signed by a key the issuer does not publish: a rotation that published the new key "
-                   "late, or tokens from another issuer or environment. Compare the token kid with the JWKS.",
-    "bad_signature": "Signatures do not verify: altered tokens, or an issuer that reused a kid for a new key. If "
-                     "legitimate clients are affected, check the issuer's rotation.",
-    "expired": "Clients send expired tokens: a client that does not refresh, or a clock running behind (leeway is "
-               "bounded). Check which client_id in the audit lines.",
-    "not_yet_valid": "Tokens are not valid yet: the issuer's or this function's clock is ahead. Check NTP.",
-    "issued_in_future": "Tokens are issued in the future: clock skew between issuer and authorizer. Check NTP.",
-    "invalid_audience": "Tokens are for another audience: a client requesting the wrong resource or a policy "
-                        "whose audiences changed. Check the policy's audiences against the client's request.",
-    "unknown_issuer": "Tokens come from an issuer the policy or route does not trust: a client pointed at another "
-                      "environment, or a policy missing an issuer.",
-    "wrong_token_use": "ID tokens are sent where access tokens are required (or the reverse): a client bug.",
-    "malformed": "Requests carry no or malformed tokens: unauthenticated traffic or a broken client.",
-}
-_WHAT_TO_DO_401_DEFAULT = "Check which client_id and route the audit lines name for this code."
 
 
 
