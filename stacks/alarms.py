@@ -85,7 +85,8 @@ ALARMS = {
         "Unauthorized-<code>",
         "is more than {unauthorized_share_percent:g}% of decisions (at least {unauthorized_min_count} of them) for "
         "{unauthorized_minutes} minutes.",
-        "Per code: see UNAUTHORIZED_ACTIONS; the audit lines name the client_id and route of each refusal."),
+        "Each code's likely cause is in the README's Operating authgate section; the audit lines name the client_id "
+        "and route of each refusal."),
     "latency_p99": Alarm(
         "LatencyP99",
         "the p99 decision latency is above {latency_p99_ms:g} ms for {latency_minutes} minutes.",
@@ -145,3 +146,10 @@ def describe_unauthorized(code: str, api: str, thresholds: AlarmThresholds) -> s
     means = ALARMS["unauthorized"].means.format(**_facts(thresholds))
     action = UNAUTHORIZED_ACTIONS.get(code, UNAUTHORIZED_ACTION_DEFAULT)
     return f"authgate {api}: 401 {code} ({CODES[code]}) {means} Likely: {action}"
+
+
+def describe_unauthorized_split(api: str, thresholds: AlarmThresholds) -> str:
+    """The description of one rule that alerts per watched 401 code (split by code)."""
+    alarm = ALARMS["unauthorized"]
+    return (f"authgate {api}: a watched 401 code ({', '.join(thresholds.watched_401_codes)}) "
+            f"{alarm.means.format(**_facts(thresholds))} One alert per code. {alarm.action}")

@@ -7,7 +7,9 @@ import pulumi
 import pulumi_azure_native as azure_native
 
 from stacks.azure.aks import AksWorkloadIdentity, AksWorkloadIdentityArgs, WorkloadIdentityBinding
+from stacks.alarms import AlarmThresholds
 from stacks.azure.apim import ApimGateway, ApimGatewayArgs
+from stacks.azure.audit_alerts import LOG_SOURCES, AuditLogAlerts, AuditLogAlertsArgs
 from stacks.azure.easy_auth import AppServiceEasyAuth, AppServiceEasyAuthArgs, check_excluded_paths
 from stacks.azure.entra import (EntraApi, EntraApiArgs, EntraDaemonClient, EntraDaemonClientArgs, EntraSpaClient,
                                 EntraSpaClientArgs, check_redirect_uris)
@@ -128,6 +130,29 @@ def _aks(value: dict[str, Any], resource_group_name: str, location: str) -> AksW
     ))
 
 
+def _monitoring(value: dict[str, Any], api_name: str, resource_group_name: str, location: str) -> AuditLogAlertsArgs:
+    key = "authgate:monitoring"
+    unknown_fields(value, key, ("workspaceId", "source", "actionGroups", "keyFetchFailureMinutes", "latencyP99Ms",
+                                "unauthorizedSharePercent"))
+    defaults = AlarmThresholds()
+    thresholds = checked(key, lambda: AlarmThresholds(
+        key_fetch_failure_minutes=field_of(value, key, "keyFetchFailureMinutes", int, example="5", required=False,
+                                           default=defaults.key_fetch_failure_minutes),
+        latency_p99_ms=field_of(value, key, "latencyP99Ms", int, example="250", required=False,
+                                default=int(defaults.latency_p99_ms)),
+        unauthorized_share_percent=field_of(value, key, "unauthorizedSharePercent", int, example="20",
+                                            required=False, default=int(defaults.unauthorized_share_percent))))
+    return checked(key, lambda: AuditLogAlertsArgs(
+        api_name=api_name, resource_group_name=resource_group_name, location=location, thresholds=thresholds,
+        workspace_id=field_of(value, key, "workspaceId", str, example=(
+            "/subscriptions/<id>/resourceGroups/rg-logs/providers/Microsoft.OperationalInsights/workspaces/logs")),
+        source=field_of(value, key, "source", str, example=" | ".join(LOG_SOURCES), required=False,
+                        default="ContainerLogV2"),
+        action_groups=field_of(value, key, "actionGroups", list, example=(
+            "/subscriptions/<id>/resourceGroups/rg-ops/providers/Microsoft.Insights/actionGroups/oncall"),
+            required=False, default=[])))
+
+
 def build_azure_stack(source: ConfigSource, policy, api_name: str) -> None:
     location = source.text("authgate:location", example="westeurope")
     resource_group_name = source.text("authgate:resourceGroup", example="rg-authgate-dev")
@@ -139,6 +164,9 @@ def build_azure_stack(source: ConfigSource, policy, api_name: str) -> None:
     aks_value = source.object("authgate:aks", example=(
         '{"clusterName": "authgate-aks", "workloads": [{"namespace": "orders", "serviceAccount": "orders-api", '
         '"identityName": "orders-api"}]}'))
+    monitoring_value = source.object("authgate:monitoring", example=(
+        '{"workspaceId": "/subscriptions/<id>/resourceGroups/rg-logs/providers/Microsoft.OperationalInsights/'
+        'workspaces/logs"}'))
 
     # Check every section before registering any resource: a bad key must not leave a half-built stack.
     apim_args = _apim(apim_value, policy, api_name, resource_group_name, location)
@@ -157,12 +185,16 @@ def build_azure_stack(source: ConfigSource, policy, api_name: str) -> None:
         )
         checked(key, lambda: check_excluded_paths(public_paths(policy, api_name)))
     aks_args = _aks(aks_value, resource_group_name, location) if aks_value is not None else None
+    monitoring_args = (_monitoring(monitoring_value, api_name, resource_group_name, location)
+                       if monitoring_value is not None else None)
 
     resource_group = azure_native.resources.ResourceGroup(
         "resource-group", resource_group_name=resource_group_name, location=location)
     after_group = pulumi.ResourceOptions(depends_on=[resource_group])
     apim = ApimGateway(api_name, apim_args, opts=after_group)
     pulumi.export("apimGatewayUrl", apim.gateway_url)
+    if monitoring_args is not None:
+        AuditLogAlerts(f"{api_name}-alerts", monitoring_args, opts=after_group)
 
     if entra is not None:
         api_args, redirect_uris, spa_scopes, daemon_roles = entra
