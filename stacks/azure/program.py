@@ -7,13 +7,13 @@ import pulumi
 import pulumi_azure_native as azure_native
 
 from stacks.azure.aks import AksWorkloadIdentity, AksWorkloadIdentityArgs, WorkloadIdentityBinding
-from stacks.alarms import AlarmThresholds
 from stacks.azure.apim import ApimGateway, ApimGatewayArgs
 from stacks.azure.audit_alerts import LOG_SOURCES, AuditLogAlerts, AuditLogAlertsArgs
 from stacks.azure.easy_auth import AppServiceEasyAuth, AppServiceEasyAuthArgs, check_excluded_paths
 from stacks.azure.entra import (EntraApi, EntraApiArgs, EntraDaemonClient, EntraDaemonClientArgs, EntraSpaClient,
                                 EntraSpaClientArgs, check_redirect_uris)
-from stacks.pulumi_program.settings import ConfigSource, StackConfigError, checked, field_of, unknown_fields
+from stacks.pulumi_program.settings import (THRESHOLD_FIELDS, ConfigSource, StackConfigError, alarm_thresholds,
+                                            checked, field_of, unknown_fields)
 
 
 def entra_permissions(policy, api_name: str) -> tuple[list[str], list[str]]:
@@ -132,16 +132,8 @@ def _aks(value: dict[str, Any], resource_group_name: str, location: str) -> AksW
 
 def _monitoring(value: dict[str, Any], api_name: str, resource_group_name: str, location: str) -> AuditLogAlertsArgs:
     key = "authgate:monitoring"
-    unknown_fields(value, key, ("workspaceId", "source", "actionGroups", "keyFetchFailureMinutes", "latencyP99Ms",
-                                "unauthorizedSharePercent"))
-    defaults = AlarmThresholds()
-    thresholds = checked(key, lambda: AlarmThresholds(
-        key_fetch_failure_minutes=field_of(value, key, "keyFetchFailureMinutes", int, example="5", required=False,
-                                           default=defaults.key_fetch_failure_minutes),
-        latency_p99_ms=field_of(value, key, "latencyP99Ms", int, example="250", required=False,
-                                default=int(defaults.latency_p99_ms)),
-        unauthorized_share_percent=field_of(value, key, "unauthorizedSharePercent", int, example="20",
-                                            required=False, default=int(defaults.unauthorized_share_percent))))
+    unknown_fields(value, key, ("workspaceId", "source", "actionGroups", *THRESHOLD_FIELDS))
+    thresholds = alarm_thresholds(value, key)
     return checked(key, lambda: AuditLogAlertsArgs(
         api_name=api_name, resource_group_name=resource_group_name, location=location, thresholds=thresholds,
         workspace_id=field_of(value, key, "workspaceId", str, example=(

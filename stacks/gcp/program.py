@@ -6,14 +6,13 @@ from typing import Any
 import pulumi
 import pulumi_gcp as gcp
 
-from stacks.alarms import AlarmThresholds
 from stacks.gcp.api_gateway import ApiGateway, ApiGatewayArgs
 from stacks.gcp.audit_alerts import AuditLogAlerts, AuditLogAlertsArgs
 from stacks.gcp.github_federation import GithubActionsFederation, GithubActionsFederationArgs
 from stacks.gcp.iap import IapWebBackend, IapWebBackendArgs
 from stacks.gcp.identity_platform import IdentityPlatformIssuer, IdentityPlatformIssuerArgs, OidcFederationProvider
-from stacks.pulumi_program.settings import (ConfigSource, StackConfigError, checked, field_of, gcp_id_from_name,
-                                            unknown_fields)
+from stacks.pulumi_program.settings import (THRESHOLD_FIELDS, ConfigSource, StackConfigError, alarm_thresholds,
+                                            checked, field_of, gcp_id_from_name, unknown_fields)
 
 # The Google APIs the components call; enabling them in the stack makes a fresh project deployable in one `up`.
 REQUIRED_SERVICES = ("apigateway.googleapis.com", "servicemanagement.googleapis.com",
@@ -88,16 +87,8 @@ def _github(value: dict[str, Any], project: str) -> GithubActionsFederationArgs:
 
 def _monitoring(value: dict[str, Any], api_name: str, project: str) -> AuditLogAlertsArgs:
     key = "authgate:monitoring"
-    unknown_fields(value, key, ("notificationChannels", "keyFetchFailureMinutes", "latencyP99Ms",
-                                "unauthorizedSharePercent"))
-    defaults = AlarmThresholds()
-    thresholds = checked(key, lambda: AlarmThresholds(
-        key_fetch_failure_minutes=field_of(value, key, "keyFetchFailureMinutes", int, example="5", required=False,
-                                           default=defaults.key_fetch_failure_minutes),
-        latency_p99_ms=field_of(value, key, "latencyP99Ms", int, example="250", required=False,
-                                default=int(defaults.latency_p99_ms)),
-        unauthorized_share_percent=field_of(value, key, "unauthorizedSharePercent", int, example="20",
-                                            required=False, default=int(defaults.unauthorized_share_percent))))
+    unknown_fields(value, key, ("notificationChannels", *THRESHOLD_FIELDS))
+    thresholds = alarm_thresholds(value, key)
     return checked(key, lambda: AuditLogAlertsArgs(
         api_name=api_name, thresholds=thresholds, project=project,
         notification_channels=field_of(value, key, "notificationChannels", list,

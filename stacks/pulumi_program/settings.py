@@ -149,3 +149,19 @@ def read_common(source: ConfigSource, root: Path | None = None) -> CommonSetting
 def gcp_id_from_name(name: str) -> str:
     """A policy API name as a GCP resource id (lower case, hyphens)."""
     return re.sub(r"[^a-z0-9-]", "-", name.lower()).strip("-")
+
+
+# The AlarmThresholds fields a Pulumi stack may set in authgate:monitoring, with their camelCase config names.
+THRESHOLD_FIELDS = {"keyFetchFailureMinutes": "key_fetch_failure_minutes", "latencyP99Ms": "latency_p99_ms",
+                    "unauthorizedSharePercent": "unauthorized_share_percent"}
+
+
+def alarm_thresholds(value: dict[str, Any], key: str):
+    """stacks.alarms.AlarmThresholds from the THRESHOLD_FIELDS of a monitoring section (defaults for the rest)."""
+    from stacks.alarms import AlarmThresholds
+
+    defaults = AlarmThresholds()
+    chosen = {field: field_of(value, key, name, int, example=str(int(getattr(defaults, field))), required=False,
+                              default=getattr(defaults, field))
+              for name, field in THRESHOLD_FIELDS.items()}
+    return checked(key, lambda: AlarmThresholds(**chosen))
