@@ -14,9 +14,9 @@ from stacks.aws.policy_inputs import alb_login, alb_machine_routes, cognito_clie
 from stacks.aws.refusals import UnsupportedConfiguration
 from stacks.aws.route_plan import ApiPlan
 from stacks.aws.settings import AppSettings
-from stacks.aws.stacks import (CognitoIssuerStack, EksFrontDoorStack, GithubOidcStack, HttpApiStack,
-                               OidcLoadBalancerStack, RestApiStack, WebSocketApiStack, WorkloadIdentityStack,
-                               secret_value)
+from stacks.aws.stacks import (CognitoIssuerStack, EksFrontDoorStack, EksInClusterFrontDoorStack, GithubOidcStack,
+                               HttpApiStack, OidcLoadBalancerStack, RestApiStack, WebSocketApiStack,
+                               WorkloadIdentityStack, secret_value)
 from stacks.aws.websocket_api.infrastructure import WebSocketPlan
 
 
@@ -90,6 +90,10 @@ def build(app: App, settings: AppSettings) -> ApiPlan:
                 EksFrontDoorStack(stage, "EksFrontDoor", authorizer_code=authorizer_code(),
                                   env=regional_env(settings, region_from_eks_issuer(settings.eks.oidc_issuer)),
                                   **api_props)
+            elif settings.eks.front_door == "in-cluster":
+                in_cluster = settings.eks.in_cluster
+                EksInClusterFrontDoorStack(stage, "EksInCluster", policy=policy, api=settings.api, settings=in_cluster,
+                                           env=regional_env(settings, region_from_arn(in_cluster.certificate_arn)))
             elif settings.eks.front_door == "alb-oidc" and not settings.alb:
                 raise UnsupportedConfiguration("authgate:eks.front_door alb-oidc is the Alb stack: set authgate:alb")
             if settings.eks.irsa or settings.eks.pod_identity:

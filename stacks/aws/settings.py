@@ -16,7 +16,23 @@ from stacks.aws.refusals import UnsupportedConfiguration
 PREFIX = "authgate:"
 STAGE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,30}$")
 SNS_TOPIC_ARN = re.compile(r"^arn:aws(-[a-z]+)*:sns:[a-z]{2}(-[a-z]+)+-\d:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
-FRONT_DOOR_SHAPES = ("http-api-vpc-link", "alb-oidc")
+FRONT_DOOR_SHAPES = ("http-api-vpc-link", "alb-oidc", "in-cluster")
+IN_CLUSTER_GATEWAYS = ("nginx", "gateway-api", "istio")
+
+
+@dataclass(frozen=True)
+class InClusterSettings:
+    """front_door in-cluster: an internet-facing ALB in front of an in-cluster gateway that asks the forward-auth
+    service (the manifests are written to the cloud assembly for GitOps)."""
+    certificate_arn: str            # ACM certificate of the ALB's HTTPS listener
+    image: str                      # the forward-auth image pinned by digest (NAME@sha256:...)
+    backend: str                    # SERVICE.NAMESPACE:PORT the gateway forwards to
+    gateway: str = "nginx"          # nginx | gateway-api | istio
+    namespace: str = "authgate"     # where the forward-auth service runs
+    gateway_namespace: str = "ingress"
+    gateway_port: int = 8080        # the gateway pods' port, the ALB's IP targets
+    gateway_name: str = "authgate"  # gateway-api: the Gateway the HTTPRoutes attach to
+    selector: Any = None            # istio: the API's pod labels, e.g. {"app": "orders"}
 
 
 @dataclass(frozen=True)
@@ -43,6 +59,7 @@ class EksSettings:
     irsa: tuple[tuple[str, str], ...] = ()
     pod_identity: tuple[tuple[str, str], ...] = ()
     front_door: str | None = None
+    in_cluster: InClusterSettings | None = None
 
 
 @dataclass(frozen=True)
@@ -171,7 +188,15 @@ def _eks(raw: Any) -> EksSettings | None:
         return None
     if section.front_door not in (None, *FRONT_DOOR_SHAPES):
         raise UnsupportedConfiguration(f"{PREFIX}eks.front_door must be one of {', '.join(FRONT_DOOR_SHAPES)}")
+    in_cluster = _section(section.in_cluster, InClusterSettings, "eks.in_cluster")
+    if (section.front_door == "in-cluster") != (in_cluster is not None):
+        raise UnsupportedConfiguration(f"{PREFIX}eks.in_cluster goes with front_door in-cluster, and front_door "
+                                       f"in-cluster needs it (certificate_arn, image, backend)")
+    if in_cluster is not None and in_cluster.gateway not in IN_CLUSTER_GATEWAYS:
+        raise UnsupportedConfiguration(f"{PREFIX}eks.in_cluster.gateway must be one of "
+                                       f"{', '.join(IN_CLUSTER_GATEWAYS)}, got {in_cluster.gateway!r}")
     return EksSettings(cluster_name=section.cluster_name, oidc_issuer=section.oidc_issuer,
                        oidc_provider_arn=section.oidc_provider_arn, front_door=section.front_door,
+                       in_cluster=in_cluster,
                        irsa=_service_accounts(section.irsa, key="irsa"),
                        pod_identity=_service_accounts(section.pod_identity, key="pod_identity"))

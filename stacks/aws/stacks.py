@@ -13,6 +13,7 @@ from stacks.aws.checkov import add_provider_function_skips
 from stacks.aws.cognito_issuer.infrastructure import CognitoIssuer, ServiceClientSpec, SpaClientSpec
 from stacks.aws.echo_backend.infrastructure import EchoBackend
 from stacks.aws.eks_front_door.infrastructure import HttpApiVpcLinkFrontDoor
+from stacks.aws.eks_in_cluster.infrastructure import InClusterFrontDoor
 from stacks.aws.github_oidc.infrastructure import GithubActionsRole
 from stacks.aws.http_api.infrastructure import AuthgateHttpApi
 from stacks.aws.network import flow_logged_vpc
@@ -130,6 +131,16 @@ class EksFrontDoorStack(AuthgateStack):
         self.front_door = HttpApiVpcLinkFrontDoor(self, "FrontDoor", vpc=self.vpc, plan=plan,
                                                   authorizer_code=authorizer_code, route_table_path=route_table_path,
                                                   shortest_token_lifetime=shortest_token_lifetime)
+
+
+class EksInClusterFrontDoorStack(AuthgateStack):
+    """A VPC and an internet-facing ALB in front of the cluster's own gateway, which asks the forward-auth service."""
+
+    def __init__(self, scope: Construct, id_: str, *, policy, api: str, settings, **kwargs) -> None:
+        super().__init__(scope, id_, **kwargs)
+        self.vpc = flow_logged_vpc(self, "Vpc")
+        self.front_door = InClusterFrontDoor(self, "FrontDoor", vpc=self.vpc, policy=policy, api=api,
+                                             settings=settings)
 
 
 class WorkloadIdentityStack(AuthgateStack):

@@ -99,16 +99,20 @@ class OidcLoginLoadBalancer(Construct):
     certificate_arn  ACM certificate for the listener
     target_group     where authenticated requests go; omitted, an empty IP target group is created for an
                      in-cluster controller (AWS Load Balancer Controller TargetGroupBinding) to fill
+    login            None: no login at the listener, requests are forwarded as they come, for a target that
+                     authenticates every request itself (the EKS in-cluster gateway and its forward-auth service)
     """
 
-    def __init__(self, scope: Construct, id_: str, *, name: str, vpc: ec2.IVpc, certificate_arn: str, login: OidcLogin,
+    def __init__(self, scope: Construct, id_: str, *, name: str, vpc: ec2.IVpc, certificate_arn: str,
+                 login: OidcLogin | None,
                  target_group: elbv2.IApplicationTargetGroup | None = None, target_port: int = 8080,
                  machine_routes: Sequence[MachineRoute] = (), internet_facing: bool = True,
                  session_timeout: Duration = DEFAULT_SESSION_TIMEOUT, session_cookie_name: str = "authgate-session",
                  waf_rate_limit: int = DEFAULT_RATE_LIMIT, log_retention: logs.RetentionDays = DEFAULT_RETENTION,
                  deletion_protection: bool = True) -> None:
         super().__init__(scope, id_)
-        login.check()
+        if login is not None:
+            login.check()
         for route in machine_routes:
             route.check()
         if session_timeout.to_seconds() > Duration.days(7).to_seconds():
@@ -118,7 +122,8 @@ class OidcLoginLoadBalancer(Construct):
             self, "SecurityGroup", vpc=vpc, allow_all_outbound=False,
             description="authgate OIDC load balancer: HTTPS in; IdP and targets out")
         # The ALB itself calls the IdP's token and userinfo endpoints (and JWKS for jwt-validation) over HTTPS.
-        self.security_group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to the OIDC issuer")
+        if login is not None or machine_routes:
+            self.security_group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to the OIDC issuer")
         self.security_group.add_egress_rule(ec2.Peer.ipv4(vpc.vpc_cidr_block), ec2.Port.tcp(target_port),
                                             "to the targets inside the VPC")
         self.load_balancer = elbv2.ApplicationLoadBalancer(
@@ -138,7 +143,8 @@ class OidcLoginLoadBalancer(Construct):
             "Https", port=443, protocol=elbv2.ApplicationProtocol.HTTPS, open=True,
             ssl_policy=elbv2.SslPolicy.RECOMMENDED_TLS,
             certificates=[elbv2.ListenerCertificate.from_arn(certificate_arn)],
-            default_action=elbv2.ListenerAction.authenticate_oidc(
+            default_action=elbv2.ListenerAction.forward([self.target_group]) if login is None else
+            elbv2.ListenerAction.authenticate_oidc(
                 issuer=login.issuer, authorization_endpoint=login.authorization_endpoint,
                 token_endpoint=login.token_endpoint, user_info_endpoint=login.user_info_endpoint,
                 client_id=login.client_id, client_secret=login.client_secret, scope=login.scope,
@@ -149,8 +155,9 @@ class OidcLoginLoadBalancer(Construct):
         skip_checkov(self.security_group, "CKV_AWS_260",
                      "port 80 is open only for the listener that redirects to HTTPS; it forwards nothing")
         acknowledge_nag(self.security_group, "AwsSolutions-EC23",
-                        "an internet-facing login front door: HTTPS (and the HTTP->HTTPS redirect) from anywhere "
-                        "is its purpose; every request is authenticated at the listener")
+                        "an internet-facing front door: HTTPS (and the HTTP->HTTPS redirect) from anywhere is its "
+                        "purpose; every request is authenticated at the listener or, without a login, by the "
+                        "in-cluster gateway's forward-auth service before any backend sees it")
 
         self.machine_rules: list[elbv2.CfnListenerRule] = []
         for priority, route in enumerate(machine_routes, start=1):

@@ -138,3 +138,31 @@ def render_gateway_api(policy: AuthPolicy, api: str, *, backend: str, namespace:
                     "spec": {"from": [{"group": ENVOY_GATEWAY, "kind": "SecurityPolicy", "namespace": namespace}],
                              "to": [{"group": "", "kind": "Service", "name": auth_ref.name}]}})
     return out
+
+
+def coverage_problems(manifests: list[dict[str, Any]]) -> list[str]:
+    """What leaves a route open in a set of Gateway API manifests: a SecurityPolicy with neither jwt nor extAuth,
+    or an HTTPRoute not annotated public that no such SecurityPolicy targets (directly or through its Gateway)."""
+    problems, covered = [], set()
+    for doc in manifests:
+        if doc.get("kind") != "SecurityPolicy":
+            continue
+        spec, name = doc.get("spec") or {}, (doc.get("metadata") or {}).get("name")
+        if "jwt" not in spec and "extAuth" not in spec:
+            problems.append(f"SecurityPolicy {name} has neither jwt nor extAuth: its routes check no token")
+            continue
+        namespace = (doc.get("metadata") or {}).get("namespace", "default")
+        covered.update((namespace, t.get("kind"), t.get("name")) for t in spec.get("targetRefs") or [])
+    for doc in manifests:
+        if doc.get("kind") != "HTTPRoute":
+            continue
+        meta = doc.get("metadata") or {}
+        if (meta.get("annotations") or {}).get("authgate.dev/enforcement") == "public":
+            continue
+        namespace = meta.get("namespace", "default")
+        parents = {(p.get("namespace", namespace), "Gateway", p.get("name"))
+                   for p in (doc.get("spec") or {}).get("parentRefs") or []}
+        if (namespace, "HTTPRoute", meta.get("name")) not in covered and not parents & covered:
+            problems.append(f"HTTPRoute {meta.get('name')} is not public and no SecurityPolicy with jwt or extAuth "
+                            f"covers it: any request reaches the backend")
+    return problems
