@@ -18,12 +18,26 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("stacks.commands.serve", "run the forward-auth decision service for in-cluster proxies (uvicorn)"),
     "synth": ("stacks.commands.synth", "synthesize the AWS CDK stacks and say which authorizer each route uses"),
     "demo": ("stacks.commands.demo", "run the local sandbox demo end to end (no cloud account needed)"),
-    "local": ("stacks.commands.demo", "keep the local sandbox running and print ready-to-paste curl commands"),
+    "local": ("stacks.commands.demo", "run the demo, then keep the sandbox running and print ready-to-paste "
+              "commands"),
+    "completion": ("stacks.commands.completion", "print a shell completion script (bash, zsh or fish)"),
 }
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("authgate")
+    except PackageNotFoundError:   # run from a checkout that was never installed
+        return "(not installed: pip install -e .)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="authgate", description="One auth policy, every gateway.")
+    parser = argparse.ArgumentParser(prog="authgate", description="One auth policy, every gateway.",
+                                     epilog="exit status: 0 success, 1 a check failed (a token rejected, a cdk-nag "
+                                            "finding), 2 the command cannot run as given (a usage error or an "
+                                            "invalid policy)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
         module = importlib.import_module(module_name)

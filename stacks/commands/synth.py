@@ -22,6 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="extra CDK context, as with `cdk synth -c` (repeatable)")
     parser.add_argument("-o", "--output", default="cdk.out", help="cloud assembly directory (default: cdk.out)")
     parser.add_argument("--project-dir", default=".", help="where cdk.json is (default: current directory)")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON document (each route's authorizer and why, the templates) on stdout")
 
 
 def project_context(project_dir: Path) -> dict:
@@ -35,24 +37,43 @@ def project_context(project_dir: Path) -> dict:
     return context
 
 
+def route_authorizers(plan) -> list[dict]:
+    """Per HTTP API route: which authorizer enforces it (public, native or lambda), its name, and why."""
+    out = []
+    for route in plan.routes:
+        entry = {"route": route.route_key, "authorizer": "public" if route.public else
+                 "native" if route.native else "lambda", "name": None, "scopes": [], "because": None}
+        if route.native:
+            entry.update(name=f"jwt-{route.issuers[0]}", scopes=list(route.scopes))
+        elif not route.public:
+            entry["name"] = f"authgate-{plan.name}"
+        entry["because"] = route.enforcement_reason or None
+        out.append(entry)
+    return out
+
+
+def _rest_api_line(plan, rest_authorizer_type: str) -> str:
+    return (f"every non-public route runs the Lambda {rest_authorizer_type.upper()} authorizer (REST APIs have no "
+            "native JWT authorizer); WAF rate-based rule on the stage")
+
+
 def describe_routes(plan, *, rest_authorizer_type: str) -> str:
     """One line per route: the HTTP API mechanism chosen and why; then what the REST API does."""
     width = max(len(route.route_key) for route in plan.routes)
     lines = [f"api {plan.name}: HTTP API"]
-    for route in plan.routes:
-        if route.public:
+    for entry in route_authorizers(plan):
+        if entry["authorizer"] == "public":
             mechanism = "public (no authorizer)"
-        elif route.native:
-            mechanism = f"native JWT authorizer jwt-{route.issuers[0]}"
-            if route.scopes:
-                mechanism += f" scopes any of {', '.join(route.scopes)}"
+        elif entry["authorizer"] == "native":
+            mechanism = f"native JWT authorizer {entry['name']}"
+            if entry["scopes"]:
+                mechanism += f" scopes any of {', '.join(entry['scopes'])}"
         else:
-            mechanism = f"Lambda authorizer authgate-{plan.name}"
-        lines.append(f"  {route.route_key.ljust(width)}  {mechanism}")
-        if route.enforcement_reason:
-            lines.append(f"  {''.ljust(width)}    because: {route.enforcement_reason}")
-    lines.append(f"api {plan.name}: REST API: every non-public route runs the Lambda {rest_authorizer_type.upper()} "
-                 "authorizer (REST APIs have no native JWT authorizer); WAF rate-based rule on the stage")
+            mechanism = f"Lambda authorizer {entry['name']}"
+        lines.append(f"  {entry['route'].ljust(width)}  {mechanism}")
+        if entry["because"]:
+            lines.append(f"  {''.ljust(width)}    because: {entry['because']}")
+    lines.append(f"api {plan.name}: REST API: {_rest_api_line(plan, rest_authorizer_type)}")
     return "\n".join(lines)
 
 
@@ -88,13 +109,16 @@ def run(args: argparse.Namespace) -> int:
     except RuntimeError as exc:   # a CDK validation error raised while building (e.g. an invalid property)
         print(f"authgate synth: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
-    print(describe_routes(plan, rest_authorizer_type=settings.rest_authorizer_type))
     from stacks.aws.authorizer_asset import building_python, lambda_runtime_name
-    print(f"authorizer functions: {lambda_runtime_name()} on arm64, because Python {building_python()} builds the "
-          "asset and its bytecode is valid only for that version (the runtime follows the building interpreter)")
-    if settings.websocket:
-        print(f"api {settings.websocket.api}: WebSocket API: $connect runs the Lambda REQUEST authorizer (token from "
-              f"{settings.websocket.token_source}); message routes ride the authorized connection")
+    runtime_line = (f"{lambda_runtime_name()} on arm64, because Python {building_python()} builds the asset and its "
+                    "bytecode is valid only for that version (the runtime follows the building interpreter)")
+    websocket_line = (f"$connect runs the Lambda REQUEST authorizer (token from {settings.websocket.token_source}); "
+                      "message routes ride the authorized connection") if settings.websocket else None
+    if not args.json:
+        print(describe_routes(plan, rest_authorizer_type=settings.rest_authorizer_type))
+        print(f"authorizer functions: {runtime_line}")
+        if websocket_line:
+            print(f"api {settings.websocket.api}: WebSocket API: {websocket_line}")
     try:
         assembly = app.synth()
     except RuntimeError as exc:
@@ -103,6 +127,14 @@ def run(args: argparse.Namespace) -> int:
         return 1
     templates = sorted(str(Path(stack.template_full_path)) for stage in _assemblies(assembly)
                        for stack in stage.stacks)
+    if args.json:
+        document = {"api": plan.name, "http_api": route_authorizers(plan),
+                    "rest_api": _rest_api_line(plan, settings.rest_authorizer_type),
+                    "authorizer_functions": runtime_line,
+                    "websocket_api": {"api": settings.websocket.api, "authorizer": websocket_line}
+                    if settings.websocket else None, "output": args.output, "templates": templates}
+        print(json.dumps(document, indent=2))
+        return 0
     print(f"{len(templates)} templates in {args.output} (cdk-nag AwsSolutions: no unacknowledged findings):")
     for path in templates:
         print(f"  {path}")

@@ -49,3 +49,23 @@ def test_cdk_synth_of_an_invalid_policy_prints_the_error_not_a_traceback(tmp_pat
     assert result.returncode != 0
     assert f"authgate: {bad}:2: issuers.corp.public: unknown field 'public'" in result.stderr
     assert "Traceback" not in result.stderr and 'File "' not in result.stderr, result.stderr
+
+
+def test_authgate_synth_json_says_each_routes_authorizer_and_the_templates(tmp_path, authorizer_asset_dir, capsys,
+                                                                           monkeypatch):
+    from stacks.cli import main
+
+    monkeypatch.chdir(REPO)
+    out = tmp_path / "cdk.out"
+    assert main(["synth", "--json", "--authorizer-asset", str(authorizer_asset_dir), "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("{"), printed[:2000]
+    document = json.loads(printed)
+    by_route = {entry["route"]: entry for entry in document["http_api"]}
+    assert document["api"] == "orders"
+    assert by_route["GET /health"]["authorizer"] == "public"
+    assert by_route["GET /orders"] == {"route": "GET /orders", "authorizer": "native", "name": "jwt-corp",
+                                       "scopes": ["orders-api/orders.read"], "because": by_route["GET /orders"]["because"]}
+    lambda_routes = [e for e in document["http_api"] if e["authorizer"] == "lambda"]
+    assert lambda_routes and all(e["name"] == "authgate-orders" and e["because"] for e in lambda_routes)
+    assert document["templates"] and all(Path(t).is_file() for t in document["templates"])
