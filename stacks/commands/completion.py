@@ -47,12 +47,17 @@ def _words(node: dict) -> list[str]:
     return list(node["commands"]) + node["choices"] + node["options"]
 
 
-def bash_script(tree: dict[str, dict]) -> str:
-    cases = []
+def _cases(tree: dict[str, dict], line) -> list[str]:
+    """One shell `case` branch per command path: line(path, words)."""
+    out = []
     for name, node in tree.items():
-        cases.append(f'        {name}) words="{" ".join(_words(node))}";;')
-        for child, leaf in node["commands"].items():
-            cases.append(f'        {name}/{child}) words="{" ".join(_words(leaf))}";;')
+        out.append(line(name, " ".join(_words(node))))
+        out.extend(line(f"{name}/{child}", " ".join(_words(leaf))) for child, leaf in node["commands"].items())
+    return out
+
+
+def bash_script(tree: dict[str, dict]) -> str:
+    cases = _cases(tree, lambda path, words: f'        {path}) words="{words}";;')
     return f"""# bash completion for authgate (authgate completion bash)
 _authgate() {{
     local cur="${{COMP_WORDS[COMP_CWORD]}}" cmdpath="" word words parents=" {_parents(tree)} "
@@ -76,11 +81,7 @@ complete -o filenames -F _authgate authgate
 
 
 def zsh_script(tree: dict[str, dict]) -> str:
-    cases = []
-    for name, node in tree.items():
-        cases.append(f"    {name}) candidates=({' '.join(_words(node))}) ;;")
-        for child, leaf in node["commands"].items():
-            cases.append(f"    {name}/{child}) candidates=({' '.join(_words(leaf))}) ;;")
+    cases = _cases(tree, lambda path, words: f"    {path}) candidates=({words}) ;;")
     # `words` and `path` are zsh specials (the command line; $PATH): the function uses neither name for itself.
     return f"""#compdef authgate
 # zsh completion for authgate (authgate completion zsh)
