@@ -50,6 +50,13 @@ function newSigningKey() {
   return { ...jwk, kid: `sandbox-${keyCounter}-${randomBytes(4).toString('hex')}`, alg: 'RS256', use: 'sig' };
 }
 
+// OpenID Back-Channel Logout: the provider POSTs a logout token there when a session of the client ends.
+function backchannel(c) {
+  return c.backchannel_logout_uri
+    ? { backchannel_logout_uri: c.backchannel_logout_uri, backchannel_logout_session_required: true }
+    : {};
+}
+
 function clientMetadata(c) {
   if (c.kind === 'spa') {
     return {
@@ -61,6 +68,7 @@ function clientMetadata(c) {
       redirect_uris: c.redirect_uris,
       post_logout_redirect_uris: c.post_logout_redirect_uris || [],
       scope: ['openid', 'profile', 'email', 'offline_access', ...(c.scopes || [])].join(' '),
+      ...backchannel(c),
     };
   }
   if (c.kind === 'web') {
@@ -75,6 +83,7 @@ function clientMetadata(c) {
       redirect_uris: c.redirect_uris,
       post_logout_redirect_uris: c.post_logout_redirect_uris || [],
       scope: ['openid', 'profile', 'email', 'offline_access', ...(c.scopes || [])].join(' '),
+      ...backchannel(c),
     };
   }
   if (c.kind === 'service') {
@@ -91,13 +100,16 @@ function clientMetadata(c) {
   throw new Error(`client ${c.client_id}: kind must be "spa", "web" or "service", got ${JSON.stringify(c.kind)}`);
 }
 
+// A resource may ask for opaque access tokens (access_token_format: "opaque"): the ones only introspection can
+// read, which is also the only kind oidc-provider introspects.
 function resourceServerInfo(resource) {
+  const opaque = resource.access_token_format === 'opaque';
   return {
     audience: resource.audience,
     scope: (resource.scopes || []).join(' '),
     accessTokenTTL: resource.access_token_ttl || defaultTTL,
-    accessTokenFormat: 'jwt',
-    jwt: { sign: { alg: 'RS256' } },
+    accessTokenFormat: opaque ? 'opaque' : 'jwt',
+    ...(opaque ? {} : { jwt: { sign: { alg: 'RS256' } } }),
   };
 }
 
@@ -120,8 +132,13 @@ function buildProvider(issuer, keys) {
     features: {
       devInteractions: { enabled: true },
       clientCredentials: { enabled: true },
-      introspection: { enabled: false },
+      // Confidential clients may introspect (RFC 7662) and revoke (RFC 7009); the authorizers' freshness checks
+      // and the denylist are exercised against exactly these.
+      introspection: { enabled: true },
       revocation: { enabled: true },
+      backchannelLogout: { enabled: true },
+      // DPoP-bound access tokens (cnf.jkt) for any client that sends a DPoP proof to the token endpoint.
+      dPoP: { enabled: true },
       rpInitiatedLogout: { enabled: true },
       resourceIndicators: {
         enabled: true,
@@ -154,9 +171,23 @@ function buildProvider(issuer, keys) {
       };
     },
     // Roles, groups and tenant travel in the access token, where the gateways and the guard read them.
+    // The session id travels too, so a back-channel logout of the session can refuse its access tokens.
     extraTokenClaims: async (ctx, token) => {
-      if (token.accountId) return users[token.accountId]?.token_claims || undefined;
+      if (token.accountId) {
+        const claims = users[token.accountId]?.token_claims;
+        return token.sid ? { ...(claims || {}), sid: token.sid } : claims || undefined;
+      }
       return clientClaims.get(token.clientId) || undefined;
+    },
+    // oidc-provider refuses to fetch special-use addresses (SSRF protection), loopback included; the sandbox's
+    // back-channel logout receiver is on loopback, and the sandbox must never reach anything else.
+    fetch: async (url, options) => {
+      const { hostname } = new URL(url);
+      if (!['127.0.0.1', 'localhost', '[::1]'].includes(hostname)) {
+        throw new Error(`the sandbox provider fetches loopback URLs only, not ${hostname}`);
+      }
+      const { dispatcher, ...rest } = options;
+      return fetch(url, rest);
     },
     renderError: async (ctx, out) => {
       ctx.type = 'json';
@@ -164,6 +195,8 @@ function buildProvider(issuer, keys) {
     },
   });
   provider.on('server_error', (ctx, err) => process.stderr.write(`authgate idp: server error: ${err.stack}\n`));
+  provider.on('backchannel.error', (ctx, err, client) => process.stderr.write(
+    `authgate idp: back-channel logout to ${client.clientId} failed: ${err.message}\n`));
   return provider;
 }
 
