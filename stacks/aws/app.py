@@ -56,7 +56,13 @@ def build(app: App, settings: AppSettings) -> ApiPlan:
     env = Environment(account=settings.account, region=settings.region) if settings.account else None
     for stage_name in settings.stages:
         stage = Stage(app, stage_name, env=env)
-        if settings.cognito:
+        if settings.cognito and settings.cognito.issuer not in plan.issuers:
+            # cdk.json turns the Cognito issuer on for the default API; another API whose routes do not accept
+            # that issuer gets no user pool it would never use.
+            if stage_name == settings.stages[0]:
+                print(f"authgate: no Cognito issuer stack: API {settings.api!r}'s routes do not accept issuer "
+                      f"{settings.cognito.issuer!r} (authgate:cognito.issuer)", file=sys.stderr)
+        elif settings.cognito:
             identifier, scopes = cognito_scopes(policy, plan, settings.cognito.issuer)
             spa, service = cognito_clients(policy, settings.cognito.issuer)
             CognitoIssuerStack(stage, "Issuer", resource_server_identifier=identifier, scopes=scopes,

@@ -192,3 +192,21 @@ def test_cognito_resource_scopes_leave_out_every_built_in_scope():
 def _example_table(policy) -> dict:
     from stacks.policy.render.route_table import render_route_table
     return render_route_table(policy, apis=["orders"])
+
+
+def test_an_api_that_does_not_use_the_cognito_issuer_gets_no_user_pool(authorizer_asset_dir, capsys, monkeypatch,
+                                                                      tmp_path):
+    from aws_cdk import App
+
+    from stacks.aws.app import build
+    from stacks.commands.synth import project_context
+
+    repo = Path(__file__).resolve().parents[3]
+    monkeypatch.chdir(repo)
+    context = {**project_context(repo), "authgate:api": "billing",
+               "authgate:authorizer_asset_dir": str(authorizer_asset_dir)}
+    app = App(outdir=str(tmp_path), context=context)
+    build(app, AppSettings.from_context(app.node.try_get_context))
+    stacks = {child.node.id for stage in app.node.children for child in stage.node.children}
+    assert "Issuer" not in stacks and {"HttpApi", "RestApi"} <= stacks
+    assert "no Cognito issuer stack: API 'billing'" in capsys.readouterr().err
