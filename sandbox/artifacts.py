@@ -126,8 +126,11 @@ def start_nginx(sandbox: "Sandbox", door: str = "bearer"):
     binary = nginx_binary()
     if binary is None:
         raise FileNotFoundError(f"nginx is not installed; {INSTALL_HINT}")
+    from sandbox.metrics_summary import AuditTap
+
+    # The tap keeps the service's audit lines for the demo's metrics summary.
     service = ForwardAuthService(AuthorizerRuntime(RouteTable.load(sandbox.route_table), sandbox.api),
-                                 ForwardAuthSettings(convention="nginx"))
+                                 ForwardAuthSettings(convention="nginx"), observers=[AuditTap()])
     forward_auth = ForwardAuthThread(ForwardAuthApp(service)).start()
     try:
         backend = urlsplit(sandbox.backend.url(door)).netloc

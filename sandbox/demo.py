@@ -322,6 +322,15 @@ def print_curl_commands(sandbox: Sandbox, demo: Demo, narrator: Narrator) -> Non
     print("\n  Ctrl-C stops everything.", file=narrator.out, flush=True)
 
 
+def print_metrics_summary(sandbox: Sandbox, narrator: Narrator) -> None:
+    """Decisions by outcome and code per gateway, counted from the EMF members of the authorizers' audit lines."""
+    from sandbox.metrics_summary import summary_lines
+
+    narrator.section("Metrics from the authorizers' audit lines (CloudWatch EMF: Decisions by Outcome and Reason)")
+    for line in summary_lines(sandbox):
+        print(f"  {line}", file=narrator.out)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sandbox.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--policy", type=Path, default=DEFAULT_POLICY, help=POLICY_HELP)
@@ -349,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
             demo.cognito()
             browser_sign_in(narrator)
             narrator.summary()
+            print_metrics_summary(sandbox, narrator)
             narrator.note(f"took {time.monotonic() - started:.1f}s")
             if args.keep_running:
                 print_curl_commands(sandbox, demo, narrator)

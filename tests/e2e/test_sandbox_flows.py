@@ -206,6 +206,9 @@ def test_authgate_demo_through_the_cli_exits_0(sandbox):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert "expectations met" in done.stdout and "FAILED" not in done.stdout
     assert "cognito: ID token on an access route" in done.stdout
+    # It ends with decisions by code per gateway, counted from the EMF members of the authorizers' audit lines.
+    metrics = done.stdout.split("== Metrics from the authorizers' audit lines", 1)[1]
+    assert "AWS REST API" in metrics and "unauthorized bad_signature" in metrics and "WITHOUT metrics" not in metrics
 
 
 def unverified_claims(token: str) -> dict:
