@@ -21,7 +21,7 @@ DEFAULT_NAMES: dict[str, str] = {
     "tenant": "X-Authgate-Tenant",
     "issuer": "X-Authgate-Issuer",
 }
-_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")   # RFC 9110 5.6.2 field-name
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")   # RFC 9110 5.6.2 field-name
 _SAFE = frozenset(range(0x21, 0x7F)) - {ord("%")}
 
 
@@ -36,7 +36,7 @@ def parse_header_names(spec: str | None) -> dict[str, str]:
         if not sep or field not in DEFAULT_NAMES:
             raise ValueError(f"AUTHGATE_IDENTITY_HEADERS entry {part.strip()!r}: write FIELD=Header-Name with FIELD "
                              f"one of {', '.join(DEFAULT_NAMES)}")
-        if not _TOKEN.match(header):
+        if not _TOKEN.fullmatch(header):
             raise ValueError(f"AUTHGATE_IDENTITY_HEADERS entry {part.strip()!r}: {header!r} is not a valid header name")
         names[field] = header
     lowered = [name.lower() for name in names.values()]

@@ -50,12 +50,12 @@ KEY_SET_COUNT_METRICS = ("KeyFetches", "KeyFetchFailures", *FAILURE_METRICS.valu
                          "UnknownKidRefetches", "KeyRotations", "VerifiedCacheHits")
 
 # CloudWatch namespaces: 1-255 of these characters, and not AWS's own (AWS/...).
-_NAMESPACE = re.compile(r"^[A-Za-z0-9.\-_/#: ]{1,255}$")
+_NAMESPACE = re.compile(r"[A-Za-z0-9.\-_/#: ]{1,255}")
 
 
 def check_namespace(namespace: Any) -> str:
     """The namespace, or ValueError saying what a CloudWatch namespace may be."""
-    if not isinstance(namespace, str) or not _NAMESPACE.match(namespace) or namespace.startswith("AWS/"):
+    if not isinstance(namespace, str) or not _NAMESPACE.fullmatch(namespace) or namespace.startswith("AWS/"):
         raise ValueError(f"the metrics namespace must be 1-255 letters, digits, spaces or . - _ / # : and must not "
                          f"start with AWS/, found {namespace!r}")
     return namespace

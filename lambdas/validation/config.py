@@ -21,9 +21,9 @@ _PROFILE_DEFAULT: Any = object()  # token_use default: "access", except profiles
 
 # A user pool's issuer, in its ORIGINAL (cognito-idp.) or UPDATED (issuer-cognito-idp.) spelling; the pool id
 # starts with the region the host names.
-_COGNITO_ISSUER = re.compile(r"^https://(issuer-)?cognito-idp\.([a-z]{2}(?:-[a-z]+)+-\d)\.amazonaws\.com(\.cn)?/"
-                             r"(\2_[A-Za-z0-9]+)$")
-_COGNITO_POOL_ID = re.compile(r"^([a-z]{2}(?:-[a-z]+)+-\d)_[A-Za-z0-9]+$")
+_COGNITO_ISSUER = re.compile(r"https://(issuer-)?cognito-idp\.([a-z]{2}(?:-[a-z]+)+-[0-9])\.amazonaws\.com(\.cn)?/"
+                             r"(\2_[A-Za-z0-9]+)")
+_COGNITO_POOL_ID = re.compile(r"([a-z]{2}(?:-[a-z]+)+-[0-9])_[A-Za-z0-9]+")
 COGNITO_ISSUER_HELP = ("a cognito issuer is https://cognito-idp.<region>.amazonaws.com/<user pool id> (or "
                        "issuer-cognito-idp.<region>...), e.g. https://cognito-idp.eu-west-1.amazonaws.com/"
                        "eu-west-1_AbCdEf123 (the pool id starts with its region), or the user pool id itself")
@@ -40,10 +40,10 @@ def canonical_profile(name: Any) -> str:
 
 def cognito_issuer(issuer: str) -> str:
     """The issuer URL of a Cognito user pool, given as its issuer URL or its pool id; ValueError otherwise."""
-    if _COGNITO_POOL_ID.match(issuer):
+    if _COGNITO_POOL_ID.fullmatch(issuer):
         region = issuer.split("_", 1)[0]
         return f"https://cognito-idp.{region}.amazonaws.com/{issuer}"
-    if not _COGNITO_ISSUER.match(issuer):
+    if not _COGNITO_ISSUER.fullmatch(issuer):
         raise ValueError(COGNITO_ISSUER_HELP)
     return issuer
 
@@ -79,7 +79,7 @@ class IntrospectionConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.client_id, str) or not self.client_id:
             raise ValueError("introspection.client_id must name the client authgate authenticates as")
-        if not isinstance(self.client_secret_env, str) or not re.match(r"^[A-Z_][A-Z0-9_]*$", self.client_secret_env):
+        if not isinstance(self.client_secret_env, str) or not re.fullmatch(r"[A-Z_][A-Z0-9_]*", self.client_secret_env):
             raise ValueError("introspection.client_secret_env must be an environment variable name, e.g. "
                              "CORP_INTROSPECTION_SECRET")
         if self.endpoint is not None and (not isinstance(self.endpoint, str) or not self.endpoint):
@@ -261,7 +261,7 @@ def _accepted_issuers(issuer: str, profile: str) -> tuple[str, ...]:
     """Every exact `iss` value that names this issuer. A Cognito pool switched to the UPDATED issuer format signs
     with the same keys under https://issuer-cognito-idp.<region>..., so both spellings of that one pool are its."""
     if profile == "cognito":
-        match = _COGNITO_ISSUER.match(issuer)
+        match = _COGNITO_ISSUER.fullmatch(issuer)
         if match:
             _, region, cn, pool = match.groups()
             suffix = f".{region}.amazonaws.com{cn or ''}/{pool}"

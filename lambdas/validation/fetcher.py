@@ -38,7 +38,7 @@ DEFAULT_MAX_BYTES = 512 * 1024
 MAX_URL_LENGTH = 2048
 USER_AGENT = "authgate-key-fetcher"
 
-_MAX_AGE = re.compile(r'^max-age\s*=\s*"?(\d+)"?$')
+_MAX_AGE = re.compile(r'max-age\s*=\s*"?(\d+)"?')
 _DELTA_SECONDS = re.compile(r"[0-9]+")
 
 
@@ -171,7 +171,7 @@ def freshness_from_headers(headers: Mapping[str, str]) -> tuple[int | None, bool
         if directive in ("no-store", "no-cache") or directive.startswith("no-cache="):
             no_cache = True
         else:
-            match = _MAX_AGE.match(directive)
+            match = _MAX_AGE.fullmatch(directive)
             if match:
                 max_age = int(match.group(1)) if max_age is None else min(max_age, int(match.group(1)))
     if max_age is not None:

@@ -470,8 +470,8 @@ def _set_header(element: Element, state: _RequestState) -> None:
     state.headers[name] = ",".join(values)
 
 
-_EXPRESSION = re.compile(r'^@\{\s*var (\w+) = \(Jwt\)context\.Variables\["([^"]+)"\];\s*return (.*);\s*\}$', re.S)
-_SINGLE_EXPRESSION = re.compile(r"^@\((.*)\)$", re.S)
+_EXPRESSION = re.compile(r'@\{\s*var (\w+) = \(Jwt\)context\.Variables\["([^"]+)"\];\s*return (.*);\s*\}', re.S)
+_SINGLE_EXPRESSION = re.compile(r"@\((.*)\)", re.S)
 _CLIENT_IP = "context.Request.IpAddress"
 
 
@@ -479,7 +479,7 @@ def _evaluate(text: str, state: _RequestState) -> str:
     """A literal value, or one of the expressions the renderer writes; anything else is refused."""
     if not text.startswith("@"):
         return text
-    found = _EXPRESSION.match(text.strip())
+    found = _EXPRESSION.fullmatch(text.strip())
     if found:
         variable, context_name, body = found.groups()
         principal = state.variables.get(context_name)
@@ -487,7 +487,7 @@ def _evaluate(text: str, state: _RequestState) -> str:
             raise ApimEmulationError(f"policy expression reads context variable {context_name!r}, which no "
                                      "validate-jwt set")
     else:
-        single = _SINGLE_EXPRESSION.match(text.strip())
+        single = _SINGLE_EXPRESSION.fullmatch(text.strip())
         if not single:
             raise ApimEmulationError(f"policy expression {text[:80]!r} is not emulated")
         variable, principal, body = None, None, single.group(1)

@@ -14,8 +14,8 @@ from typing import Any
 from stacks.aws.refusals import UnsupportedConfiguration
 
 PREFIX = "authgate:"
-STAGE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,30}$")
-SNS_TOPIC_ARN = re.compile(r"^arn:aws(-[a-z]+)*:sns:[a-z]{2}(-[a-z]+)+-\d:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
+STAGE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,30}")
+SNS_TOPIC_ARN = re.compile(r"arn:aws(-[a-z]+)*:sns:[a-z]{2}(-[a-z]+)+-[0-9]:[0-9]{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?")
 FRONT_DOOR_SHAPES = ("http-api-vpc-link", "alb-oidc", "in-cluster")
 IN_CLUSTER_GATEWAYS = ("nginx", "gateway-api", "istio")
 
@@ -123,7 +123,7 @@ class AppSettings:
         stages = value("stages", ["dev"])
         if isinstance(stages, str):
             stages = [s.strip() for s in stages.split(",") if s.strip()]
-        if not stages or not all(isinstance(s, str) and STAGE_NAME.match(s) for s in stages):
+        if not stages or not all(isinstance(s, str) and STAGE_NAME.fullmatch(s) for s in stages):
             raise UnsupportedConfiguration(f"{PREFIX}stages must be a list of names (letters, digits, hyphens; "
                                            f"starting with a letter), got {stages!r}")
         account, region = value("account"), value("region")
@@ -141,7 +141,7 @@ class AppSettings:
             if not 1 <= lifetime <= 1440:
                 raise UnsupportedConfiguration(f"{PREFIX}shortest_token_lifetime_minutes must be 1..1440")
         topic = value("alarm_topic_arn")
-        if topic is not None and not (isinstance(topic, str) and SNS_TOPIC_ARN.match(topic)):
+        if topic is not None and not (isinstance(topic, str) and SNS_TOPIC_ARN.fullmatch(topic)):
             raise UnsupportedConfiguration(f"{PREFIX}alarm_topic_arn must be an SNS topic ARN "
                                            f"(arn:aws:sns:<region>:<account>:<name>), got {topic!r}")
         return cls(

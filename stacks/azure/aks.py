@@ -10,9 +10,9 @@ import pulumi_azure_native as azure_native
 
 # The audience Entra expects on Kubernetes service account tokens it exchanges (fixed by Entra workload identity).
 TOKEN_EXCHANGE_AUDIENCE = "api://AzureADTokenExchange"
-_DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
-_CLUSTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,61}[A-Za-z0-9]$")
+_DNS_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+_DNS_SUBDOMAIN = re.compile(r"(?=.{1,253}\Z)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
+_CLUSTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,61}[A-Za-z0-9]")
 
 
 def service_account_subject(namespace: str, service_account: str) -> str:
@@ -29,12 +29,12 @@ class WorkloadIdentityBinding:
     identity_name: str
 
     def __post_init__(self) -> None:
-        if not _DNS_LABEL.match(self.namespace):
+        if not _DNS_LABEL.fullmatch(self.namespace):
             raise ValueError(f"namespace must be a DNS label such as 'orders' (no wildcards); got {self.namespace!r}")
-        if not _DNS_SUBDOMAIN.match(self.service_account):
+        if not _DNS_SUBDOMAIN.fullmatch(self.service_account):
             raise ValueError(f"service_account must be a Kubernetes name such as 'orders-api' (no wildcards); "
                              f"got {self.service_account!r}")
-        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_-]{2,127}$", self.identity_name):
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{2,127}", self.identity_name):
             raise ValueError(f"identity_name must be 3-128 letters, digits, '-' or '_'; got {self.identity_name!r}")
 
     @property
@@ -57,7 +57,7 @@ class AksWorkloadIdentityArgs:
     tags: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not _CLUSTER_NAME.match(self.cluster_name):
+        if not _CLUSTER_NAME.fullmatch(self.cluster_name):
             raise ValueError(f"cluster_name must be 2-63 letters, digits, '-' or '_'; got {self.cluster_name!r}")
         if not self.workloads:
             raise ValueError("workloads must name at least one namespace/service account to federate; without one "

@@ -14,8 +14,8 @@ from stacks.policy.route_keys import PathParameter, parse_route_key
 # APIM has no "any method" operation; a route key with ANY becomes one operation per method.
 ANY_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 _SKUS = {"Consumption": 0, "Developer": 1, "Basic": 1, "Standard": 1, "Premium": 1, "BasicV2": 1, "StandardV2": 1}
-_SERVICE_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{0,48}[a-zA-Z0-9]$")
-_API_PATH = re.compile(r"^[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*$")
+_SERVICE_NAME = re.compile(r"[a-zA-Z][a-zA-Z0-9-]{0,48}[a-zA-Z0-9]")
+_API_PATH = re.compile(r"[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*")
 # What may precede the root element of a policy document: an XML declaration, comments, whitespace.
 _PROLOG = re.compile(r"^(\s|<\?xml[^>]*\?>|<!--.*?-->)*", re.S)
 
@@ -90,14 +90,14 @@ class ApimGatewayArgs:
     sku_name: str = "Consumption"
 
     def __post_init__(self) -> None:
-        if not _SERVICE_NAME.match(self.service_name):
+        if not _SERVICE_NAME.fullmatch(self.service_name):
             raise ValueError(f"service_name must be 2-50 letters, digits and hyphens, starting with a letter "
                              f"(it becomes <name>.azure-api.net), e.g. 'acme-apis'; got {self.service_name!r}")
         if "@" not in self.publisher_email or not self.publisher_name:
             raise ValueError("publisher_email (an address) and publisher_name are required by APIM")
         if self.sku_name not in _SKUS:
             raise ValueError(f"sku_name must be one of {', '.join(_SKUS)}; got {self.sku_name!r}")
-        if not _API_PATH.match(self.api_path):
+        if not _API_PATH.fullmatch(self.api_path):
             raise ValueError(f"api_path is the URL suffix of the API, e.g. 'orders' or 'v1/orders' (no leading or "
                              f"trailing '/'); got {self.api_path!r}")
         if not self.route_keys:

@@ -13,7 +13,7 @@ import pulumi_azuread as azuread
 # so they are derived from the API name and the value rather than generated at random.
 _ID_NAMESPACE = uuid.UUID("6f1c2d3e-8a4b-5c6d-9e0f-a1b2c3d4e5f6")
 # Entra's allowed characters for scope and app role values; no spaces, and a value may not start with '.'.
-_PERMISSION_VALUE = re.compile(r"^[A-Za-z0-9:!#$%&'()*+,\-./;=?@\[\]^_{}~]{1,120}$")
+_PERMISSION_VALUE = re.compile(r"[A-Za-z0-9:!#$%&'()*+,\-./;=?@\[\]^_{}~]{1,120}")
 _AUTHORITIES = ("entra", "external_id")
 _SIGN_IN_AUDIENCES = ("AzureADMyOrg", "AzureADMultipleOrgs")
 
@@ -33,7 +33,7 @@ def v2_issuer(tenant_id: str, authority: str = "entra") -> str:
 def _check_values(values: Sequence[str], field_name: str) -> tuple[str, ...]:
     values = tuple(values)
     for value in values:
-        if not isinstance(value, str) or not _PERMISSION_VALUE.match(value) or value.startswith("."):
+        if not isinstance(value, str) or not _PERMISSION_VALUE.fullmatch(value) or value.startswith("."):
             raise ValueError(
                 f"{field_name} entry {value!r} cannot be an Entra permission value: use up to 120 letters, digits "
                 "and :!#$%&'()*+,-./;=?@[]^_{{}}~ with no spaces, not starting with '.' (e.g. 'orders.read')")
@@ -66,13 +66,13 @@ class EntraApiArgs:
     tenant_id: pulumi.Input[str] | None = None  # for the issuer output; default: the tenant Pulumi signs in to
 
     def __post_init__(self) -> None:
-        if not re.match(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$", self.api_name):
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]{0,62}", self.api_name):
             raise ValueError(f"api_name must be a policy API name such as 'billing'; got {self.api_name!r}")
         object.__setattr__(self, "scopes", _check_values(self.scopes, "scopes"))
         object.__setattr__(self, "app_roles", _check_values(self.app_roles, "app_roles"))
         if not self.scopes and not self.app_roles:
             raise ValueError("an API registration needs at least one scope or app role for callers to request")
-        if self.identifier_uri is not None and not re.match(r"^(api|https)://[^\s*]+$", self.identifier_uri):
+        if self.identifier_uri is not None and not re.fullmatch(r"(api|https)://[^\s*]+", self.identifier_uri):
             raise ValueError(f"identifier_uri must look like 'api://billing' or 'https://contoso.com/billing' "
                              f"with no wildcard; got {self.identifier_uri!r}")
         if self.sign_in_audience not in _SIGN_IN_AUDIENCES:

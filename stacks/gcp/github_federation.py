@@ -15,8 +15,8 @@ GITHUB_ACTIONS_ISSUER = "https://token.actions.githubusercontent.com"
 WORKLOAD_IDENTITY_USER_ROLE = "roles/iam.workloadIdentityUser"
 
 # GitHub owner and repository names: letters, digits, '-', '_' and '.'; no wildcards, no slashes inside a part.
-_REPOSITORY = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
-_REF = re.compile(r"^refs/(heads|tags)/[A-Za-z0-9._/-]+$")
+_REPOSITORY = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}")
+_REF = re.compile(r"refs/(heads|tags)/[A-Za-z0-9._/-]+")
 
 
 def _cel_string(value: str) -> str:
@@ -49,12 +49,12 @@ class GithubActionsFederationArgs:
     project: pulumi.Input[str] | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.repository, str) or not _REPOSITORY.match(self.repository):
+        if not isinstance(self.repository, str) or not _REPOSITORY.fullmatch(self.repository):
             raise ValueError(
                 f"repository must be exactly 'owner/name' with no wildcards (for example 'acme/orders-api'); "
                 f"got {self.repository!r}"
             )
-        if self.ref is not None and (not _REF.match(self.ref) or "*" in self.ref):
+        if self.ref is not None and (not _REF.fullmatch(self.ref) or "*" in self.ref):
             raise ValueError(f"ref must be a full ref such as 'refs/heads/main' or 'refs/tags/v1.0'; got {self.ref!r}")
         if self.repository_id is not None and not str(self.repository_id).isdigit():
             raise ValueError(f"repository_id must be GitHub's numeric repository id; got {self.repository_id!r}")

@@ -17,8 +17,8 @@ SECURETOKEN_JWKS_URI = "https://www.googleapis.com/service_accounts/v1/jwk/secur
 
 _MFA_STATES = ("DISABLED", "ENABLED", "MANDATORY")
 _MFA_PROVIDERS = ("PHONE_SMS",)
-_PROVIDER_ID = re.compile(r"^oidc\.[a-z0-9][a-z0-9-]{0,30}$")
-_PROJECT_ID = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+_PROVIDER_ID = re.compile(r"oidc\.[a-z0-9][a-z0-9-]{0,30}")
+_PROJECT_ID = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -32,7 +32,7 @@ class OidcFederationProvider:
     client_secret: pulumi.Input[str] | None = None  # needed for the code flow; pass a Pulumi secret
 
     def __post_init__(self) -> None:
-        if not _PROVIDER_ID.match(self.provider_id):
+        if not _PROVIDER_ID.fullmatch(self.provider_id):
             raise ValueError(
                 f"provider_id must be 'oidc.' followed by up to 31 lower-case letters, digits or hyphens "
                 f"(for example 'oidc.corp-okta'); got {self.provider_id!r}"
@@ -59,7 +59,7 @@ class IdentityPlatformIssuerArgs:
     oidc_providers: Sequence[OidcFederationProvider] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.project, str) or not _PROJECT_ID.match(self.project):
+        if not isinstance(self.project, str) or not _PROJECT_ID.fullmatch(self.project):
             raise ValueError(
                 f"project must be a GCP project id such as 'acme-orders-prod' (the issuer is "
                 f"{SECURETOKEN_ISSUER_PREFIX}<project>); got {self.project!r}"

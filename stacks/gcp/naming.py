@@ -5,7 +5,7 @@ import re
 
 # Service account ids, API Gateway api/gateway ids, workload identity pool and provider ids share this shape
 # (RFC 1035 label, lower case); only the length bounds differ.
-_LABEL = re.compile(r"^[a-z]([a-z0-9-]*[a-z0-9])?$")
+_LABEL = re.compile(r"[a-z]([a-z0-9-]*[a-z0-9])?")
 
 # Members that make a resource public. Granting either one on a private backend defeats the gateway in front of it.
 PUBLIC_MEMBERS = frozenset({"allUsers", "allAuthenticatedUsers"})
@@ -13,7 +13,7 @@ PUBLIC_MEMBERS = frozenset({"allUsers", "allAuthenticatedUsers"})
 
 def require_id(value: str, *, field: str, min_len: int, max_len: int, example: str) -> str:
     """Return value if it is a valid GCP resource id of the given length, else raise ValueError naming the field."""
-    if not isinstance(value, str) or not (min_len <= len(value) <= max_len) or not _LABEL.match(value):
+    if not isinstance(value, str) or not (min_len <= len(value) <= max_len) or not _LABEL.fullmatch(value):
         raise ValueError(
             f"{field} must be {min_len}-{max_len} characters of lower-case letters, digits and hyphens, starting "
             f"with a letter and not ending with a hyphen (for example {example!r}); got {value!r}"
@@ -42,14 +42,14 @@ def require_members(members, *, field: str) -> tuple:
     return members
 
 
-_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_DOMAIN = re.compile(r"(?=.{1,253}\Z)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
 
 
 def require_domain(value: str, *, field: str, allow_localhost: bool = False) -> str:
     """Return value if it is a bare lower-case host name (no scheme, port or path), else raise ValueError."""
     if allow_localhost and value == "localhost":
         return value
-    if not isinstance(value, str) or not _DOMAIN.match(value):
+    if not isinstance(value, str) or not _DOMAIN.fullmatch(value):
         raise ValueError(f"{field} entry {value!r} is not a bare host name such as 'app.example.com' "
                          "(no scheme, port or path)")
     return value

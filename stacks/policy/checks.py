@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from stacks.policy.model import ApiSpec, AuthPolicy, RouteSpec
 
 # Names become CDK construct ids, Pulumi resource names and OpenAPI security definition names.
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,62}")
 _NAME_HELP = "names start with a letter and hold up to 63 letters, digits, '-' or '_'"
 # Why a WebSocket message route cannot carry requirements, said wherever that is refused.
 WEBSOCKET_AUTHORIZES_ON_CONNECT = (
@@ -34,7 +34,7 @@ def check_policy(policy: "AuthPolicy", *, invalid_issuers: frozenset[str] = froz
     problems: list[Problem] = []
     for section in ("issuers", "apis", "clients"):
         for name in getattr(policy, section):
-            if not _NAME.match(name):
+            if not _NAME.fullmatch(name):
                 problems.append(Problem((section, name), f"{name!r} is not a usable name: {_NAME_HELP}"))
 
     by_url: dict[str, str] = {}

@@ -7,7 +7,7 @@ from typing import Sequence
 
 Loc = tuple[str | int, ...]
 
-_PLAIN_SEGMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+_PLAIN_SEGMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
 
 def format_field_path(loc: Loc) -> str:
@@ -17,7 +17,7 @@ def format_field_path(loc: Loc) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
             continue
-        text = part if _PLAIN_SEGMENT.match(part) else '"' + part.replace('"', '\\"') + '"'
+        text = part if _PLAIN_SEGMENT.fullmatch(part) else '"' + part.replace('"', '\\"') + '"'
         out += ("." if out else "") + text
     return out
 

@@ -29,10 +29,10 @@ TokenSource = Literal["header", "cookie"]
 # RFC 9449 proofs are signed by the client's own key: asymmetric algorithms only (never none or HMAC).
 DpopAlgorithm = Literal["RS256", "PS256", "ES256", "ES384", "EdDSA"]
 # An environment variable name: where a secret is read from at runtime, so the policy never holds it.
-_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,127}$")
+_ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,127}")
 
 # RFC 6749 §3.3 scope-token: printable ASCII except space, '"' and '\'.
-_SCOPE_TOKEN = re.compile(r'^[\x21\x23-\x5B\x5D-\x7E]+$')
+_SCOPE_TOKEN = re.compile(r'[\x21\x23-\x5B\x5D-\x7E]+')
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # Checked by the verifier on every token; a route rule on them would be either redundant or contradictory.
 VERIFIER_CLAIMS = frozenset({"iss", "aud", "exp", "nbf", "iat"})
@@ -42,7 +42,7 @@ _PRIVATE_JWK_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
 
 
 def _scope(value: str) -> str:
-    if not _SCOPE_TOKEN.match(value):
+    if not _SCOPE_TOKEN.fullmatch(value):
         raise ValueError(f"{value!r} is not a scope: a scope is one token of printable ASCII without spaces, quotes "
                          f"or backslashes (RFC 6749 §3.3), e.g. orders:read or orders-api/orders.read")
     return value
@@ -75,7 +75,7 @@ class PolicyModel(BaseModel):
 
 
 def _env_name(value: str) -> str:
-    if not _ENV_NAME.match(value):
+    if not _ENV_NAME.fullmatch(value):
         raise ValueError(f"{value!r} is not an environment variable name (upper-case letters, digits and '_', e.g. "
                          f"CORP_INTROSPECTION_SECRET); the policy names where the secret is, never the secret")
     return value

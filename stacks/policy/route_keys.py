@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY")
 # RFC 3986 pchar without percent-encoding: what a literal path segment may hold.
-_LITERAL_SEGMENT = re.compile(r"^[A-Za-z0-9._~!$&'()*,;=:@-]+$")
-_PARAMETER_SEGMENT = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)(\+?)\}$")
+_LITERAL_SEGMENT = re.compile(r"[A-Za-z0-9._~!$&'()*,;=:@-]+")
+_PARAMETER_SEGMENT = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(\+?)\}")
 
 ROUTE_KEY_HELP = ('a route key is "METHOD /path": METHOD one of ' + ", ".join(METHODS)
                   + '; the path starts with "/", segments are literals, {name} (one segment) or a final {name+} '
@@ -66,7 +66,7 @@ def parse_route_key(text: str) -> RouteKey:
     for index, raw in enumerate(raw_segments):
         if raw == "":
             raise ValueError(f"{text!r}: empty path segment ('//'); {ROUTE_KEY_HELP}")
-        match = _PARAMETER_SEGMENT.match(raw)
+        match = _PARAMETER_SEGMENT.fullmatch(raw)
         if match:
             name, greedy = match.group(1), bool(match.group(2))
             if greedy and index != len(raw_segments) - 1:
@@ -78,7 +78,7 @@ def parse_route_key(text: str) -> RouteKey:
         elif "{" in raw or "}" in raw:
             raise ValueError(f"{text!r}: segment {raw!r} mixes text and a parameter; a parameter must be a whole "
                              f"segment like {{id}}")
-        elif not _LITERAL_SEGMENT.match(raw):
+        elif not _LITERAL_SEGMENT.fullmatch(raw):
             raise ValueError(f"{text!r}: segment {raw!r} has characters a path cannot hold unencoded; "
                              f"use letters, digits and -._~!$&'()*,;=:@")
         else:
@@ -93,7 +93,7 @@ WEBSOCKET_CONNECT = "$connect"
 WEBSOCKET_PREDEFINED_ROUTES = ("$connect", "$disconnect", "$default")
 # A custom action key: the value the route selection expression (default $request.body.action) yields. Keys starting
 # with '$' are reserved by API Gateway; the length bound is API Gateway's.
-_ACTION_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:/-]{0,127}$")
+_ACTION_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:/-]{0,127}")
 
 WEBSOCKET_ROUTE_KEY_HELP = ('a WebSocket route key is $connect, $disconnect, $default or a custom action name '
                             '(letters, digits and _.:/- , up to 128 characters, not starting with "$"), e.g. '
@@ -125,6 +125,6 @@ def parse_websocket_route_key(text: str) -> WebSocketRouteKey:
     if " " in text and text.split(" ", 1)[0] in METHODS:
         raise ValueError(f"{text!r} is an HTTP route key, but this API has protocol: websocket; "
                          f"{WEBSOCKET_ROUTE_KEY_HELP} (or put HTTP routes in an API of their own)")
-    if not _ACTION_KEY.match(text):
+    if not _ACTION_KEY.fullmatch(text):
         raise ValueError(f"{text!r} is not a WebSocket route key; {WEBSOCKET_ROUTE_KEY_HELP}")
     return WebSocketRouteKey(text)

@@ -13,8 +13,8 @@ from stacks.aws.refusals import UnsupportedConfiguration, require_https_url
 
 # Access tokens are bearer credentials that cannot be recalled once issued; keep them short.
 MAX_ACCESS_TOKEN_LIFETIME = Duration.minutes(15)
-DOMAIN_PREFIX_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-SCOPE_NAME_PATTERN = re.compile(r"^[\x21\x23-\x2e\x30-\x5b\x5d-\x7e]+$")  # Cognito: no space, quote, slash, backslash
+DOMAIN_PREFIX_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+SCOPE_NAME_PATTERN = re.compile(r"[\x21\x23-\x2e\x30-\x5b\x5d-\x7e]+")  # Cognito: no space, quote, slash, backslash
 
 
 @dataclass(frozen=True)
@@ -64,14 +64,14 @@ class CognitoIssuer(Construct):
                 "tokens cannot be recalled once issued, so keep them short and use refresh-token rotation")
         if access_token_lifetime.to_seconds() < 300:
             raise UnsupportedConfiguration("access_token_lifetime must be at least 5 minutes (Cognito's minimum)")
-        if not DOMAIN_PREFIX_PATTERN.match(domain_prefix) or "cognito" in domain_prefix or "aws" in domain_prefix:
+        if not DOMAIN_PREFIX_PATTERN.fullmatch(domain_prefix) or "cognito" in domain_prefix or "aws" in domain_prefix:
             raise UnsupportedConfiguration(
                 f"domain_prefix {domain_prefix!r} must be lowercase letters, digits and hyphens (at most 63), and "
                 "may not contain 'aws' or 'cognito'")
         prefix = f"{resource_server_identifier}/"
         for full_name in scopes:
             name = full_name[len(prefix):]
-            if not full_name.startswith(prefix) or not SCOPE_NAME_PATTERN.match(name):
+            if not full_name.startswith(prefix) or not SCOPE_NAME_PATTERN.fullmatch(name):
                 raise UnsupportedConfiguration(
                     f"scope {full_name!r} cannot be a scope of resource server {resource_server_identifier!r}: "
                     f"Cognito puts '{prefix}<name>' in access tokens, so write it as '{prefix}<name>' in the "

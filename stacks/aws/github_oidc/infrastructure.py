@@ -13,24 +13,24 @@ from stacks.aws.refusals import UnsupportedConfiguration
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
 GITHUB_ISSUER_HOST = "token.actions.githubusercontent.com"
 STS_AUDIENCE = "sts.amazonaws.com"
-REPOSITORY = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
-REF = re.compile(r"^refs/(heads|tags)/[^\s*?\[\]~^:\\]+$")
-ENVIRONMENT = re.compile(r"^[^\s*?:]{1,255}$")
+REPOSITORY = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}")
+REF = re.compile(r"refs/(heads|tags)/[^\s*?\[\]~^:\\]+")
+ENVIRONMENT = re.compile(r"[^\s*?:]{1,255}")
 
 
 def github_subject(repository: str, *, ref: str | None = None, environment: str | None = None) -> str:
     """The `sub` GitHub puts in the job's token for a ref or a deployment environment; wildcards refused."""
-    if not REPOSITORY.match(repository or ""):
+    if not REPOSITORY.fullmatch(repository or ""):
         raise UnsupportedConfiguration(f"repository {repository!r} must be OWNER/NAME (no wildcards)")
     if (ref is None) == (environment is None):
         raise UnsupportedConfiguration("give exactly one of ref (e.g. refs/heads/main) or environment "
                                        "(a GitHub deployment environment name)")
     if ref is not None:
-        if not REF.match(ref):
+        if not REF.fullmatch(ref):
             raise UnsupportedConfiguration(f"ref {ref!r} must be a full ref like refs/heads/main or refs/tags/v1 "
                                            "(no wildcards: any branch could then assume the role)")
         return f"repo:{repository}:ref:{ref}"
-    if not ENVIRONMENT.match(environment):
+    if not ENVIRONMENT.fullmatch(environment):
         raise UnsupportedConfiguration(f"environment {environment!r} is not a usable environment name")
     return f"repo:{repository}:environment:{environment}"
 

@@ -31,7 +31,7 @@ from stacks.policy.route_keys import WEBSOCKET_CONNECT, parse_websocket_route_ke
 TOKEN_SOURCES = ("query", "protocol", "header")
 DEFAULT_QUERY_PARAM = "access_token"
 PROTOCOL_MARKER = "authgate.bearer"
-_QUERY_PARAM = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_QUERY_PARAM = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 RUNTIME_DIR = Path(__file__).resolve().parent / "runtime"
 MESSAGE_ROUTE_REASON = ("API Gateway runs WebSocket authorizers on $connect only; this route carries messages over a "
                         "connection the $connect authorizer already admitted")
@@ -40,7 +40,7 @@ MESSAGE_ROUTE_REASON = ("API Gateway runs WebSocket authorizers on $connect only
 def websocket_identity_source(token_source: str, *, query_param: str = DEFAULT_QUERY_PARAM) -> str:
     """The $connect authorizer's identity source for where the token travels."""
     if token_source == "query":
-        if not _QUERY_PARAM.match(query_param):
+        if not _QUERY_PARAM.fullmatch(query_param):
             raise UnsupportedConfiguration(f"query_param {query_param!r} must be 1-64 letters, digits or _.-")
         return f"route.request.querystring.{query_param}"
     if token_source == "protocol":

@@ -13,15 +13,15 @@ from stacks.aws.refusals import UnsupportedConfiguration, require_https_url
 STS_AUDIENCE = "sts.amazonaws.com"
 POD_IDENTITY_SERVICE = "pods.eks.amazonaws.com"
 # Kubernetes names: DNS-1123 labels (namespace) and subdomains (service account).
-K8S_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-K8S_SERVICE_ACCOUNT = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+K8S_NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+K8S_SERVICE_ACCOUNT = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
 
 
 def _check_service_account(namespace: str, service_account: str) -> None:
     # A wildcard here would let every workload in the cluster (or namespace) assume the role.
-    if not K8S_NAMESPACE.match(namespace):
+    if not K8S_NAMESPACE.fullmatch(namespace):
         raise UnsupportedConfiguration(f"namespace {namespace!r} is not a Kubernetes namespace name (no wildcards)")
-    if not K8S_SERVICE_ACCOUNT.match(service_account):
+    if not K8S_SERVICE_ACCOUNT.fullmatch(service_account):
         raise UnsupportedConfiguration(f"service account {service_account!r} is not a Kubernetes name "
                                        "(no wildcards)")
 

@@ -60,9 +60,29 @@ def _fill(template_name: str, **values: str) -> str:
 _ATTRIBUTE_ENTITIES = {'"': "&quot;", "'": "&apos;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"}
 
 
+# APIM evaluates an attribute or element value that starts with one of these as a C# policy expression. XML escaping
+# cannot help (the gateway sees the unescaped text) and APIM has no escape for a literal one.
+POLICY_EXPRESSION_PREFIXES = ("@(", "@{")
+
+
+def _literal(value: object) -> str:
+    """`value` as text APIM will read literally; ValueError for a policy value it would run as an expression."""
+    text = str(value)
+    if text.lstrip().startswith(POLICY_EXPRESSION_PREFIXES):
+        raise ValueError(f"the policy value {text[:80]!r} starts with '@(' or '@{{', which Azure API Management "
+                         "evaluates as a policy expression (code run by the gateway), not as a value; APIM has no way "
+                         "to write it literally, so change the value (a claim value, audience, scope, role or group)")
+    return text
+
+
 def _attr_value(value: object) -> str:
     """An attribute value for a double-quoted attribute, every XML special character escaped."""
-    return escape(str(value), _ATTRIBUTE_ENTITIES)
+    return escape(_literal(value), _ATTRIBUTE_ENTITIES)
+
+
+def _expression_attr_value(expression: str) -> str:
+    """One of the renderer's own policy expressions (never a policy value), escaped for an attribute."""
+    return escape(expression, _ATTRIBUTE_ENTITIES)
 
 
 def _attr(value: object) -> str:
@@ -70,7 +90,7 @@ def _attr(value: object) -> str:
 
 
 def _text(value: object) -> str:
-    return escape(str(value))
+    return escape(_literal(value))
 
 
 def _indent(text: str, levels: int) -> str:
@@ -179,8 +199,8 @@ def _token_check(issuers: dict[str, IssuerSpec], route: RouteSpec | None, *, sta
     branches = []
     for name, issuer in sorted(issuers.items(), key=lambda item: item[1].issuer):
         check = _validate_jwt(name, issuer, route, status=status, message=message)
-        branches.append(_fill("issuer-branch.xml", condition=_attr_value(_issuer_condition(issuer.issuer)),
-                              validate_jwt=_indent(check, 1)).strip("\n"))
+        condition = _expression_attr_value(_issuer_condition(issuer.issuer))
+        branches.append(_fill("issuer-branch.xml", condition=condition, validate_jwt=_indent(check, 1)).strip("\n"))
     body = json.dumps({"statusCode": status, "message": unmatched_message}, ensure_ascii=False)
     xml = _fill("issuer-dispatch.xml", branches=_indent("\n".join(branches), 1), status=str(status),
                 reason=HTTPStatus(status).phrase, body=_text(body))
@@ -196,7 +216,7 @@ def _identity_headers() -> str:
     for header, expression in IDENTITY_HEADERS.items():
         value = f"@{{ var jwt = (Jwt)context.Variables[\"{TOKEN_VARIABLE}\"]; return {expression}; }}"
         out.append(f"<set-header name={_attr(header)} exists-action=\"override\">\n"
-                   f"{INDENT}<value>{_text(value)}</value>\n</set-header>")
+                   f"{INDENT}<value>{escape(value)}</value>\n</set-header>")
     return "\n".join(out)
 
 
@@ -235,7 +255,7 @@ def render_apim(policy: AuthPolicy, api_name: str, *, route_key: str | None = No
                 validate_jwt=_indent(_token_check(issuers, None, status=401, message=UNAUTHORIZED_MESSAGE,
                                                   unmatched_message=UNTRUSTED_ISSUER_MESSAGE), 2),
                 calls=str(api.rate_limit.calls), period=str(api.rate_limit.period_seconds),
-                caller_key=_attr_value(CALLER_KEY), identity_headers=_indent(_identity_headers(), 2))
+                caller_key=_expression_attr_value(CALLER_KEY), identity_headers=_indent(_identity_headers(), 2))
     return xml.rstrip("\n") + "\n"
 
 
@@ -245,7 +265,7 @@ def _operation_policy(policy: AuthPolicy, api_name: str, route_key: str, route: 
     if route.public:
         xml = _fill("public-operation-policy.xml", strip_headers=_indent(_strip_headers(), 2),
                     calls=str(api.rate_limit.calls), period=str(api.rate_limit.period_seconds),
-                    ip_key=_attr_value(IP_KEY))
+                    ip_key=_expression_attr_value(IP_KEY))
     elif not _needs_operation_policy(route, api_issuers):
         xml = _fill("operation-policy.xml", validate_jwt="")
         xml = "\n".join(line for line in xml.splitlines() if line.strip()) + "\n"

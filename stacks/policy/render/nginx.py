@@ -30,9 +30,11 @@ AUTH_LOCATION = "/_authgate/auth"
 FORWARD_AUTH_PATH = "/nginx-auth-request"
 # Headers a client may send that describe "the original request" under some convention; cleared on the subrequest.
 FOREIGN_CONVENTION_HEADERS = ("X-Forwarded-Method", "X-Forwarded-Uri")
-_HOST_PORT = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}$")
-_NAME = re.compile(r"^(?:_|[A-Za-z0-9*](?:[A-Za-z0-9.*-]{0,251}[A-Za-z0-9])?)$")
-_LITERAL_SEGMENT = re.compile(r"^[A-Za-z0-9._~!$&'()*+,;=:@-]+$")
+_HOST_PORT = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}")
+_NAME = re.compile(r"(?:_|[A-Za-z0-9*](?:[A-Za-z0-9.*-]{0,251}[A-Za-z0-9])?)")
+# Path characters NGINX reads as part of an unquoted `location` regex: the route table's literal segment characters
+# without ';' (it ends the directive) and "'" (it opens a quoted string). re.escape covers their regex meaning.
+_LITERAL_SEGMENT = re.compile(r"[A-Za-z0-9._~!$&()*+,=:@-]+")
 INDENT = "    "
 
 
@@ -53,7 +55,7 @@ class _PathGroup:
 
 
 def _check_host_port(value: str, option: str) -> str:
-    if not isinstance(value, str) or not _HOST_PORT.match(value) or not 0 < int(value.rsplit(":", 1)[1]) < 65536:
+    if not isinstance(value, str) or not _HOST_PORT.fullmatch(value) or not 0 < int(value.rsplit(":", 1)[1]) < 65536:
         raise ValueError(f"{option} {value!r}: write it as HOST:PORT (a DNS name or IP address and a port 1-65535), "
                          f"e.g. orders.default.svc.cluster.local:8080")
     return value
@@ -64,9 +66,10 @@ def _location_regex(template: PathTemplate) -> str:
     parts = []
     for kind, literal in template.segments:
         if kind == LITERAL:
-            if not _LITERAL_SEGMENT.match(literal):
-                raise ValueError(f"path {template.path!r}: segment {literal!r} has characters NGINX locations cannot "
-                                 f"match literally; use letters, digits and -._~")
+            if not _LITERAL_SEGMENT.fullmatch(literal):
+                raise ValueError(f"path {template.path!r}: segment {literal!r} has characters an NGINX location "
+                                 f"cannot hold unquoted (';' ends a directive, \"'\" opens a string); use letters, "
+                                 f"digits and -._~!$&()*+,=:@")
             parts.append("/" + re.escape(literal))
         elif kind == GREEDY:
             parts.append("/.+")
@@ -126,9 +129,9 @@ def render_nginx(policy: AuthPolicy, api: str, *, backend: str, forward_auth: st
     http_api(policy, api)
     _check_host_port(backend, "--backend")
     _check_host_port(forward_auth, "--forward-auth")
-    if not re.match(r"^(?:[0-9]{1,5}|(?:[0-9.]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5})$", listen):
+    if not re.fullmatch(r"(?:[0-9]{1,5}|(?:[0-9.]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5})", listen):
         raise ValueError(f"--listen {listen!r}: write a port (8080) or ADDRESS:PORT (127.0.0.1:8080)")
-    if not _NAME.match(server_name):
+    if not _NAME.fullmatch(server_name):
         raise ValueError(f"--server-name {server_name!r}: a DNS name, a wildcard name or _")
     routes = render_route_table(policy, apis=[api])["apis"][api]["routes"]
     safe_api = re.sub(r"[^A-Za-z0-9_]", "_", api)

@@ -54,6 +54,12 @@ def _security_definition(name: str, issuer: IssuerSpec) -> dict[str, Any]:
         raise ValueError(f"issuer {name}: Cognito access tokens carry no aud claim, so GCP API Gateway (which "
                          f"requires aud) would refuse every one; set token_use: id to accept Cognito ID tokens, or "
                          f"put this API behind a gateway that matches client_id")
+    split = [audience for audience in issuer.audiences if "," in audience]
+    if split:
+        # x-google-audiences is one comma-separated string: the gateway would read this audience as several.
+        raise ValueError(f"issuer {name}: audience {split[0]!r} contains a comma, which GCP API Gateway's "
+                         f"x-google-audiences reads as a separator (it would accept each part as an audience); list "
+                         f"each audience separately")
     return {
         "type": "oauth2",
         "flow": "implicit",
