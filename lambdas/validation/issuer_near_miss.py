@@ -9,8 +9,8 @@ import re
 from typing import Iterable
 from urllib.parse import urlsplit
 
-_ENTRA_V1 = re.compile(r"^https://sts\.windows\.net/([0-9a-fA-F-]{36}|\{tenantid\})/$")
-_ENTRA_V2 = re.compile(r"^https://login\.microsoftonline\.com/([0-9a-fA-F-]{36}|\{tenantid\})/v2\.0$")
+_ENTRA_V1 = re.compile(r"https://sts\.windows\.net/([0-9a-fA-F-]{36}|\{tenantid\})/")
+_ENTRA_V2 = re.compile(r"https://login\.microsoftonline\.com/([0-9a-fA-F-]{36}|\{tenantid\})/v2\.0")
 
 
 def issuer_near_miss(iss: str, trusted: Iterable[str]) -> str | None:
@@ -27,12 +27,12 @@ def _difference(iss: str, issuer: str) -> str | None:
         has, lacks = ("has", "lacks") if iss.endswith("/") else ("lacks", "has")
         return (f"the token's iss {has} a trailing slash that the trusted issuer {issuer!r} {lacks}; iss is compared "
                 f"exactly, so set the issuer to exactly {iss!r} if that is what the IdP puts in its tokens")
-    v1, v2 = _ENTRA_V1.match(iss), _ENTRA_V2.match(issuer)
+    v1, v2 = _ENTRA_V1.fullmatch(iss), _ENTRA_V2.fullmatch(issuer)
     if v1 and v2 and _same_tenant(v1.group(1), v2.group(1)):
         return (f"this is an Entra ID v1.0 token (iss {iss!r}) and the issuer {issuer!r} is the v2.0 one: set "
                 f"\"requestedAccessTokenVersion\": 2 in the API's app registration manifest (api section; older "
                 f"manifests: accessTokenAcceptedVersion) so Entra issues v2.0 tokens, or trust the v1.0 issuer")
-    v2_token, v1_issuer = _ENTRA_V2.match(iss), _ENTRA_V1.match(issuer)
+    v2_token, v1_issuer = _ENTRA_V2.fullmatch(iss), _ENTRA_V1.fullmatch(issuer)
     if v2_token and v1_issuer and _same_tenant(v2_token.group(1), v1_issuer.group(1)):
         return (f"this is an Entra ID v2.0 token (iss {iss!r}) and the issuer {issuer!r} is the v1.0 one: set the "
                 f"issuer to https://login.microsoftonline.com/<tenant>/v2.0")

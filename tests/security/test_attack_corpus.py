@@ -60,10 +60,11 @@ are tests in tests/security/test_attack*.py. test_checklist_names_only_what_exis
   test_verify_jws_algorithms_given_as_one_string_is_refused, test_gcp_guard_issuers_given_as_one_string_is_refused
 - (issue 18) an ID token issued for another client of the issuer -> test_id_token_for_another_client_is_refused_without_azp,
   test_id_token_naming_the_client_only_in_azp_is_refused
-- (issue 18) policy values a gateway would evaluate or split (APIM `@(`/`@{` expressions, NGINX `;` and quotes, a comma
-  in x-google-audiences) -> test_apim_refuses_policy_values_it_would_evaluate_as_expressions,
+- (issue 18) policy values a gateway would evaluate, split or widen (APIM `@(`/`@{` expressions, NGINX `;` and quotes,
+  a comma in x-google-audiences, Istio `*` wildcards) -> test_apim_refuses_policy_values_it_would_evaluate_as_expressions,
   test_nginx_refuses_a_path_segment_that_would_end_or_quote_a_directive,
-  test_openapi_refuses_an_audience_the_gateway_would_split_at_its_comma
+  test_openapi_refuses_an_audience_the_gateway_would_split_at_its_comma,
+  test_istio_never_writes_a_scope_with_a_star_as_a_native_condition, test_istio_refuses_a_path_with_a_literal_star
 - (issue 18) whole-string checks that let a final newline through (`$`) -> test_no_pattern_in_the_code_uses_dollar_as_the_end_of_the_string,
   test_a_scope_or_role_ending_in_a_newline_is_refused, test_a_route_path_ending_in_a_newline_is_refused,
   test_an_issuer_name_ending_in_a_newline_is_refused, test_a_cognito_issuer_ending_in_a_newline_is_refused

@@ -170,3 +170,41 @@ def test_openapi_refuses_an_audience_the_gateway_would_split_at_its_comma(tmp_pa
                                 "issuer: https://idp.example.com\n    jwks_uri: https://idp.example.com/jwks"))
     with pytest.raises(ValueError, match="comma"):
         render_openapi(policy, "orders", backend_url="https://orders-abc.a.run.app")
+
+
+ISTIO_POLICY = """
+issuers:
+  realm:
+    issuer: https://sso.example.com/realms/shop
+    profile: keycloak
+    audiences: [catalog-api]
+    jwks_uri: https://sso.example.com/realms/shop/protocol/openid-connect/certs
+apis:
+  catalog:
+    routes:
+{routes}
+"""
+
+
+def istio_rules(tmp_path, routes: str) -> list[dict]:
+    from stacks.policy.render.istio import render_istio
+    policy = load_text(tmp_path, ISTIO_POLICY.format(routes=routes))
+    manifests, _ = render_istio(policy, "catalog", selector={"app": "catalog"}, namespace="shop")
+    return [rule for m in manifests if m["kind"] == "AuthorizationPolicy" and m["spec"].get("action", "ALLOW") == "ALLOW"
+            for rule in m["spec"].get("rules", [])]
+
+
+def test_istio_never_writes_a_scope_with_a_star_as_a_native_condition(tmp_path):
+    # Istio reads '*' in a condition value as a prefix, suffix or presence match: a scope named "catalog:*" would
+    # admit any catalog: scope, and "*" any token at all.
+    rules = istio_rules(tmp_path, '      "GET /items": {issuers: [realm], scopes: ["catalog:*"]}\n'
+                                  '      "GET /all": {issuers: [realm], scopes: ["*"]}')
+    values = [value for rule in rules for condition in rule.get("when", []) for value in condition["values"]]
+    assert not any("*" in value for value in values), values
+
+
+def test_istio_refuses_a_path_with_a_literal_star(tmp_path):
+    # A public "GET /docs/*" written as an Istio path is a wildcard: anyone could reach every /docs/... route.
+    with pytest.raises(ValueError, match="Istio"):
+        istio_rules(tmp_path, '      "GET /docs/*": {public: true}\n'
+                              '      "GET /docs/{id}": {issuers: [realm], scopes: [catalog:read]}')

@@ -24,7 +24,7 @@ NATIVE = "native"
 # request.auth.claims[scope] read). generic also reads scp, auth0 adds permissions, entra/okta use scp, cognito
 # matches client_id instead of aud: their scope rules would be decided differently by the gateway.
 SCOPE_CLAIM_PROFILES = frozenset({"google", "keycloak"})
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 @dataclass(frozen=True)
@@ -40,8 +40,8 @@ class ServiceRef:
         host, sep, port = value.rpartition(":")
         name, _, ns = host.partition(".")
         ns = ns.split(".", 1)[0] or namespace
-        if not sep or not port.isdigit() or not 0 < int(port) < 65536 or not _DNS_LABEL.match(name) \
-                or not _DNS_LABEL.match(ns):
+        if not sep or not port.isdigit() or not 0 < int(port) < 65536 or not _DNS_LABEL.fullmatch(name) \
+                or not _DNS_LABEL.fullmatch(ns):
             raise ValueError(f"{option} {value!r}: write it as SERVICE:PORT or SERVICE.NAMESPACE:PORT (lower-case "
                              f"DNS labels, port 1-65535), e.g. authgate-forward-auth.authgate:9100")
         return cls(name, ns, int(port))
@@ -52,7 +52,7 @@ class ServiceRef:
 
 
 def check_dns_label(value: str, option: str) -> str:
-    if not isinstance(value, str) or not _DNS_LABEL.match(value):
+    if not isinstance(value, str) or not _DNS_LABEL.fullmatch(value):
         raise ValueError(f"{option} {value!r}: a Kubernetes name is lower-case letters, digits and '-', at most 63")
     return value
 
@@ -97,6 +97,10 @@ def may_overlap(a: PathTemplate, b: PathTemplate) -> bool:
     return True
 
 
+# Gateways whose claim conditions read '*' in a value as a wildcard (Istio AuthorizationPolicy `when.values`).
+WILDCARD_VALUE_GATEWAYS = frozenset({"Istio"})
+
+
 def native_blockers(route: RouteSpec, issuers: Mapping[str, IssuerSpec], *, gateway: str) -> list[str]:
     """Why an Envoy-based gateway's JWT filter cannot decide `route` as the validation module does."""
     reasons: list[str] = []
@@ -114,6 +118,10 @@ def native_blockers(route: RouteSpec, issuers: Mapping[str, IssuerSpec], *, gate
     if route.claims:
         reasons.append(f"claim rules ({', '.join(route.claims)}) match a string or any element of an array; the JWT "
                        f"filter's rules are typed one way, so the forward-auth service decides")
+    starred = [scope for scope in (*route.scopes, *route.scopes_all) if "*" in scope]
+    if starred and gateway in WILDCARD_VALUE_GATEWAYS:
+        reasons.append(f"scope(s) {', '.join(starred)} contain '*', which {gateway} reads as a wildcard in a claim "
+                       f"condition (a prefix, suffix or presence match), not as part of the scope's name")
     for name in route.issuers:
         issuer = issuers[name]
         if issuer.profile == "cognito":

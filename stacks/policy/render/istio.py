@@ -36,8 +36,18 @@ PROVIDER = "authgate-forward-auth"
 def istio_paths(template: PathTemplate) -> list[str]:
     """Istio operation paths: the path and its trailing-slash form; `{*}` for one segment (greedy paths are never
     native, see plan_routes)."""
-    path = "/" + "/".join(literal if kind == LITERAL else "{*}" for kind, literal in template.segments)
+    path = "/" + "/".join(_literal(literal, template) if kind == LITERAL else "{*}"
+                          for kind, literal in template.segments)
     return [path] if path == "/" else [path, path + "/"]
+
+
+def _literal(segment: str, template: PathTemplate) -> str:
+    """A literal path segment for an Istio path, where '*' is a wildcard: an ALLOW rule for a path holding one would
+    allow other paths as well, so such a segment is refused."""
+    if "*" in segment:
+        raise ValueError(f"path {template.path!r}: segment {segment!r} contains '*', which Istio reads as a wildcard "
+                         f"in AuthorizationPolicy paths, so the rule would match other paths too; rename the segment")
+    return segment
 
 
 def _operation(plan: RoutePlan) -> dict[str, Any]:
@@ -51,7 +61,8 @@ def _operation_any_path(plan: RoutePlan) -> dict[str, Any]:
     """For routes the forward-auth service decides: a greedy tail becomes `{**}` (the service routes exactly)."""
     segments = plan.template.segments
     if segments and segments[-1][0] == GREEDY:
-        head = "".join("/" + (literal if kind == LITERAL else "{*}") for kind, literal in segments[:-1])
+        head = "".join("/" + (_literal(literal, plan.template) if kind == LITERAL else "{*}")
+                       for kind, literal in segments[:-1])
         operation: dict[str, Any] = {"paths": [head + "/{**}"]}
     else:
         operation = {"paths": istio_paths(plan.template)}

@@ -23,9 +23,9 @@ NAME = "authgate-forward-auth"
 PORT = 9100
 ROUTES_FILE = "routes.json"
 CONFIG_DIR = "/etc/authgate"
-_IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/:-]*(?::[A-Za-z0-9._-]+)?(?:@sha256:[0-9a-f]{64})?$")
-_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$")
-_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_IMAGE = re.compile(r"[a-z0-9][a-z0-9._/:-]*(?::[A-Za-z0-9._-]+)?(?:@sha256:[0-9a-f]{64})?")
+_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+")
+_GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def render_k8s(policy: AuthPolicy, api: str, *, image: str, namespace: str = "authgate",
@@ -43,7 +43,7 @@ def render_k8s(policy: AuthPolicy, api: str, *, image: str, namespace: str = "au
     http_api(policy, api)
     check_dns_label(namespace, "--namespace")
     check_dns_label(gateway_namespace, "--gateway-namespace")
-    if not _IMAGE.match(image) or "@sha256:" not in image:
+    if not _IMAGE.fullmatch(image) or "@sha256:" not in image:
         raise ValueError(f"--image {image!r}: pin the image by digest, e.g. registry.example.com/authgate-forward-auth"
                          f"@sha256:<64 hex digits> (a tag can be moved to other contents)")
     if convention not in CONVENTIONS or convention == "auto":
@@ -52,9 +52,9 @@ def render_k8s(policy: AuthPolicy, api: str, *, image: str, namespace: str = "au
         raise ValueError(f"--replicas {replicas}: at least 2 (a PodDisruptionBudget keeps one), at most 50")
     if eks_role_arn and aks_client_id:
         raise ValueError("give --eks-role-arn or --aks-client-id, not both: the service runs on one cloud")
-    if eks_role_arn and not _ROLE_ARN.match(eks_role_arn):
+    if eks_role_arn and not _ROLE_ARN.fullmatch(eks_role_arn):
         raise ValueError(f"--eks-role-arn {eks_role_arn!r} is not an IAM role ARN (arn:aws:iam::<account>:role/NAME)")
-    if aks_client_id and not _GUID.match(aks_client_id):
+    if aks_client_id and not _GUID.fullmatch(aks_client_id):
         raise ValueError(f"--aks-client-id {aks_client_id!r} is not a client id (a lower-case GUID)")
 
     labels = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/instance": f"{NAME}-{api}".lower()[:63],
