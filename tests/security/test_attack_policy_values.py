@@ -172,35 +172,26 @@ def test_openapi_refuses_an_audience_the_gateway_would_split_at_its_comma(tmp_pa
         render_openapi(policy, "orders", backend_url="https://orders-abc.a.run.app")
 
 
-ISTIO_POLICY = """
-issuers:
-  realm:
-    issuer: https://sso.example.com/realms/shop
-    profile: keycloak
-    audiences: [catalog-api]
-    jwks_uri: https://sso.example.com/realms/shop/protocol/openid-connect/certs
-apis:
-  catalog:
-    routes:
-{routes}
-"""
 
 
 def istio_rules(tmp_path, routes: str) -> list[dict]:
     from stacks.policy.render.istio import render_istio
-    policy = load_text(tmp_path, ISTIO_POLICY.format(routes=routes))
-    manifests, _ = render_istio(policy, "catalog", selector={"app": "catalog"}, namespace="shop")
+    text = POLICY.format(audience='"orders-api"', rule="scopes: [orders:read]").replace(
+        "issuer: https://idp.example.com", "issuer: https://sso.example.com/realms/shop\n    profile: keycloak\n"
+        "    jwks_uri: https://sso.example.com/realms/shop/protocol/openid-connect/certs")
+    policy = load_text(tmp_path, text + routes.replace("[realm]", "[corp]").replace("catalog:", "orders:"))
+    manifests, _ = render_istio(policy, "orders", selector={"app": "orders"}, namespace="shop")
     return [rule for m in manifests if m["kind"] == "AuthorizationPolicy" and m["spec"].get("action", "ALLOW") == "ALLOW"
             for rule in m["spec"].get("rules", [])]
 
 
 def test_istio_never_writes_a_scope_with_a_star_as_a_native_condition(tmp_path):
     # Istio reads '*' in a condition value as a prefix, suffix or presence match: a scope named "catalog:*" would
-    # admit any catalog: scope, and "*" any token at all.
+    # admit any catalog: scope, and "*" any token at all. Such routes go to the forward-auth service instead.
     rules = istio_rules(tmp_path, '      "GET /items": {issuers: [realm], scopes: ["catalog:*"]}\n'
                                   '      "GET /all": {issuers: [realm], scopes: ["*"]}')
     values = [value for rule in rules for condition in rule.get("when", []) for value in condition["values"]]
-    assert not any("*" in value for value in values), values
+    assert values == ["orders:read"], values  # only GET /orders (no star) is enforced natively
 
 
 def test_istio_refuses_a_path_with_a_literal_star(tmp_path):
