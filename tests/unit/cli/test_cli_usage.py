@@ -47,10 +47,10 @@ def test_render_output_file_gets_the_umask_mode(tmp_path, umask, mode):
     ["render", "apim", "--policy", "{policy}", "--api", "a"],
     ["verify", "x.y.z", "--policy", "{policy}"],
     ["explain", "x.y.z", "--policy", "{policy}"],
-    ["synth", "--policy", "{policy}", "--api", "a"],
+    ["synth", "--policy", "{policy}", "--api", "a", "-o", "{out}"],
 ])
-def test_an_invalid_policy_exits_two_from_every_command(argv, bad_policy, capsys):
-    assert main([a.replace("{policy}", bad_policy) for a in argv]) == 2
+def test_an_invalid_policy_exits_two_from_every_command(argv, bad_policy, capsys, tmp_path):
+    assert main([a.replace("{policy}", bad_policy).replace("{out}", str(tmp_path / "cdk.out")) for a in argv]) == 2
     err = capsys.readouterr().err
     assert f"{bad_policy}:2: issuers.corp.leeway_seconds: expected a whole number" in err
     assert "Traceback" not in err
