@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping, Sequence
 
 from .jwk import SUPPORTED_ALGORITHMS
@@ -13,6 +13,11 @@ PROFILES = ("generic", "cognito", "entra", "google", "okta", "auth0", "keycloak"
 PROFILE_ALIASES = {"firebase": "google", "identity_platform": "google", "identity-platform": "google",
                    "gcip": "google", "azure": "entra", "azuread": "entra", "entra_external_id": "entra"}
 TOKEN_USES = ("access", "id")
+# An issuer entry of the rendered route table: its members, read by IssuerConfig.from_route_table and checked by
+# the route table loader (an unknown member is refused).
+ROUTE_TABLE_ISSUER_FIELDS = ("issuer", "audiences", "profile", "algorithms", "jwks_uri", "jwks", "token_use",
+                             "leeway_seconds", "max_token_age_seconds", "allow_insecure_http", "require_exp",
+                             "required_claims", "jwks_file", "introspection", "revocation", "binding")
 # A clock-skew allowance beyond a few minutes hides broken clocks and extends stolen tokens' lives.
 MAX_LEEWAY_SECONDS = 300
 TENANT_PLACEHOLDER = "{tenantid}"
@@ -248,13 +253,34 @@ class IssuerConfig:
     @classmethod
     def from_route_table(cls, name: str, entry: Mapping) -> "IssuerConfig":
         """An issuer entry of the rendered route table (format authgate.routes/v1)."""
-        known = ("issuer", "audiences", "profile", "algorithms", "jwks_uri", "jwks", "token_use", "leeway_seconds",
-                 "max_token_age_seconds", "allow_insecure_http", "require_exp", "required_claims", "jwks_file",
-                 "introspection", "revocation", "binding")
-        kwargs = {k: entry[k] for k in known if k in entry and entry[k] is not None}
+        kwargs = {k: entry[k] for k in ROUTE_TABLE_ISSUER_FIELDS if k in entry and entry[k] is not None}
         if "token_use" in entry and entry["token_use"] is None:
             kwargs["token_use"] = None
         return cls(name=name, **kwargs)
+
+    def to_route_table(self, *, checks_revocation: bool = False) -> dict[str, Any]:
+        """This issuer's route table entry (what from_route_table reads back). Settings at their defaults that older
+        tables never carried (require_exp, required_claims, jwks_file, introspection, revocation, binding) are written
+        only when in use, so a table without them reads as it always has; `checks_revocation`: a route consults the
+        denylist for this issuer (its revocation settings are then written)."""
+        entry: dict[str, Any] = {
+            "issuer": self.issuer, "audiences": list(self.audiences), "profile": self.profile,
+            "algorithms": list(self.algorithms), "jwks_uri": self.jwks_uri, "jwks": self.jwks,
+            "token_use": self.token_use, "leeway_seconds": self.leeway_seconds,
+            "max_token_age_seconds": self.max_token_age_seconds, "allow_insecure_http": self.allow_insecure_http}
+        if not self.require_exp:
+            entry["require_exp"] = False
+        if self.required_claims:
+            entry["required_claims"] = list(self.required_claims)
+        if self.jwks_file is not None:
+            entry["jwks_file"] = self.jwks_file
+        if self.introspection is not None:
+            entry["introspection"] = asdict(self.introspection)
+        if checks_revocation or self.revocation.logout_audiences:
+            entry["revocation"] = {**asdict(self.revocation), "logout_audiences": list(self.revocation.logout_audiences)}
+        if self.binding.dpop or self.binding.mtls:
+            entry["binding"] = {**asdict(self.binding), "dpop_algorithms": list(self.binding.dpop_algorithms)}
+        return entry
 
 
 def _accepted_issuers(issuer: str, profile: str) -> tuple[str, ...]:

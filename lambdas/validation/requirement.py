@@ -139,6 +139,13 @@ class Requirement:
                    groups_any=route.get("groups") or (), groups_all=route.get("groups_all") or (),
                    claims=route.get("claims") or None, token_use=route.get("token_use"))
 
+    def to_route(self) -> dict[str, Any]:
+        """The route table fields from_route reads (token_use apart: a route entry writes it after these)."""
+        return {"scopes": list(self.scopes_any), "scopes_all": list(self.scopes_all), "roles": list(self.roles_any),
+                "roles_all": list(self.roles_all), "groups": list(self.groups_any),
+                "groups_all": list(self.groups_all),
+                "claims": {name: list(values) for name, values in self.claims.items()}}
+
     def failures(self, principal: Principal) -> list[TokenRejected]:
         """Every condition the principal does not meet (empty when it is allowed)."""
         if self._empty:

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Generic, Iterable, Mapping, Sequence, TypeVar
 
-from .config import IssuerConfig
+from .config import ROUTE_TABLE_ISSUER_FIELDS, IssuerConfig
 from .requirement import Requirement
 
 FORMAT = "authgate.routes/v1"
@@ -23,9 +23,8 @@ METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS",
 SPECIAL_ROUTE_PREFIX = "$"
 
 _REQUIREMENT_FIELDS = ("scopes", "scopes_all", "roles", "roles_all", "groups", "groups_all")
-_ISSUER_FIELDS = {"issuer", "audiences", "profile", "algorithms", "jwks_uri", "jwks", "jwks_file", "token_use",
-                  "leeway_seconds", "max_token_age_seconds", "allow_insecure_http", "require_exp", "required_claims",
-                  "introspection", "revocation", "binding"}
+_ISSUER_FIELDS = frozenset(ROUTE_TABLE_ISSUER_FIELDS)
+PROTOCOLS = ("http", "websocket")
 FRESHNESS = ("none", "denylist", "introspect")
 PROOFS = ("none", "dpop", "mtls")
 # Where a route takes its access token from: the Authorization header, or the token handler's session cookie.
@@ -254,6 +253,41 @@ class Route:
         """Whether a principal from the issuer named `issuer_name` may use this route at all."""
         return self.public or (issuer_name is not None and issuer_name in self.issuers)
 
+    @classmethod
+    def build(cls, route_key: str, *, public: bool, issuers: Sequence[str], requirement: Requirement,
+              enforcement: str = "lambda", enforcement_reason: str = "", freshness: str = "none",
+              proof: str = "none", token_source: str = "header") -> "Route":
+        """A route from its route key ("GET /orders/{id}", or a "$" key such as $connect); RouteTableError when
+        the key is not one."""
+        if route_key.startswith(SPECIAL_ROUTE_PREFIX):
+            method, template = "ANY", None
+        else:
+            method, _, path = route_key.partition(" ")
+            if method not in METHODS:
+                raise RouteTableError(f"route {route_key!r}: the method must be one of {', '.join(sorted(METHODS))}")
+            template = PathTemplate.parse(path, where=f"route {route_key!r}")
+        return cls(route_key=route_key, method=method, template=template, public=public, issuers=tuple(issuers),
+                   requirement=requirement, enforcement=enforcement, enforcement_reason=enforcement_reason,
+                   freshness=freshness, proof=proof, token_source=token_source)
+
+    def to_entry(self) -> dict[str, Any]:
+        """This route's entry in the route table (what the loader reads back)."""
+        entry: dict[str, Any] = {"route_key": self.route_key, "method": None if self.is_special else self.method,
+                                 "path": None if self.is_special else self.path, "public": self.public,
+                                 "issuers": list(self.issuers)}
+        entry.update(self.requirement.to_route())
+        entry["token_use"] = self.requirement.token_use   # null leaves the issuer's token_use in force
+        entry["enforcement"] = self.enforcement
+        entry["enforcement_reason"] = self.enforcement_reason
+        # Written only when in use, so a table without revocation or proof checks reads as it always has.
+        if self.freshness != "none":
+            entry["freshness"] = self.freshness
+        if self.proof != "none":
+            entry["proof"] = self.proof
+        if self.token_source != "header":
+            entry["token_source"] = self.token_source
+        return entry
+
 
 @dataclass(frozen=True)
 class ApiRoutes:
@@ -262,6 +296,30 @@ class ApiRoutes:
     name: str
     routes: tuple[Route, ...]
     _by_key: Mapping[str, Route] = field(repr=False, compare=False, default_factory=dict)
+    protocol: str = "http"                         # http | websocket
+    # A WebSocket API's message routes ($disconnect, $default, actions): no authorizer runs on them, but a deployment
+    # creates them.
+    connection_routes: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, name: str, routes: Iterable[Route], *, protocol: str = "http",
+           connection_routes: Iterable[str] = ()) -> "ApiRoutes":
+        """The API's routes in order; RouteTableError for a route key given twice or an unknown protocol."""
+        by_key: dict[str, Route] = {}
+        for route in routes:
+            if route.route_key in by_key:
+                raise RouteTableError(f"API {name!r}: route key {route.route_key!r} appears twice")
+            by_key[route.route_key] = route
+        if protocol not in PROTOCOLS:
+            raise RouteTableError(f"API {name!r}: protocol must be one of {', '.join(PROTOCOLS)}, found {protocol!r}")
+        return cls(name, tuple(by_key.values()), by_key, protocol, tuple(connection_routes))
+
+    def to_entry(self) -> dict[str, Any]:
+        """This API's entry in the route table. An HTTP API carries no protocol member (tables always read so)."""
+        routes = [route.to_entry() for route in self.routes]
+        if self.protocol == "http":
+            return {"routes": routes}
+        return {"protocol": self.protocol, "routes": routes, "connection_routes": list(self.connection_routes)}
 
     @property
     def needs_shared_store(self) -> bool:
@@ -324,7 +382,8 @@ class RouteTable:
         found_format = document.get("format")
         if found_format != FORMAT:
             raise RouteTableError(f"{source}: format is {found_format!r}, this code reads {FORMAT!r}; regenerate the "
-                                  f"table with the same authgate version that deploys it")
+                                  f"table with `authgate render routes --policy FILE` of the authgate version that "
+                                  f"deploys it")
         issuers_doc = _mapping(document.get("issuers"), f"{source}: issuers")
         issuers = {name: _issuer_config(name, spec, f"{source}: issuers.{name}")
                    for name, spec in issuers_doc.items()}
@@ -339,6 +398,19 @@ class RouteTable:
             known = ", ".join(sorted(self.apis)) or "none"
             raise RouteTableError(f"{self.source}: no API named {name!r} (the table has: {known}); set the API name "
                                   f"to one of those") from None
+
+    def to_document(self) -> dict[str, Any]:
+        """The route table as JSON-ready data: what `load` reads back, key order fixed (byte-stable output)."""
+        on_denylist = {name for api in self.apis.values() for route in api.routes if route.freshness == "denylist"
+                       for name in route.issuers}
+        return {"format": FORMAT,
+                "issuers": {name: config.to_route_table(checks_revocation=name in on_denylist)
+                            for name, config in self.issuers.items()},
+                "apis": {name: api.to_entry() for name, api in self.apis.items()}}
+
+    def to_json(self) -> str:
+        """The exact text `authgate render routes` writes (2-space indent, trailing newline)."""
+        return json.dumps(self.to_document(), indent=2, ensure_ascii=False) + "\n"
 
     def verifier(self, **verifier_options: Any):
         """A Verifier over every issuer of the table (options such as clock or fetcher go to the Verifier)."""
@@ -383,18 +455,21 @@ def _issuer_config(name: str, spec: Any, where: str) -> IssuerConfig:
 
 def _api_routes(name: str, spec: Any, issuers: Mapping[str, IssuerConfig], where: str) -> ApiRoutes:
     spec = _mapping(spec, where)
+    unknown = sorted(set(spec) - {"routes", "protocol", "connection_routes"})
+    if unknown:
+        raise RouteTableError(f"{where}: unknown field(s) {', '.join(unknown)}; allowed: connection_routes, "
+                              f"protocol, routes")
     routes_doc = spec.get("routes")
     if not isinstance(routes_doc, list):
         raise RouteTableError(f"{where}.routes must be a list of route objects")
-    routes: list[Route] = []
-    by_key: dict[str, Route] = {}
-    for index, entry in enumerate(routes_doc):
-        route = _route(entry, issuers, f"{where}.routes[{index}]")
-        if route.route_key in by_key:
-            raise RouteTableError(f"{where}.routes[{index}]: route key {route.route_key!r} appears twice")
-        by_key[route.route_key] = route
-        routes.append(route)
-    return ApiRoutes(name, tuple(routes), by_key)
+    routes = [_route(entry, issuers, f"{where}.routes[{index}]") for index, entry in enumerate(routes_doc)]
+    connection_routes = _string_list(spec.get("connection_routes"), f"{where}.connection_routes")
+    if connection_routes and spec.get("protocol") != "websocket":
+        raise RouteTableError(f"{where}.connection_routes belong to a WebSocket API (protocol: websocket)")
+    try:
+        return ApiRoutes.of(name, routes, protocol=spec.get("protocol", "http"), connection_routes=connection_routes)
+    except RouteTableError as exc:
+        raise RouteTableError(f"{where}: {exc}") from None
 
 
 def _route(entry: Any, issuers: Mapping[str, IssuerConfig], where: str) -> Route:
@@ -424,16 +499,14 @@ def _route(entry: Any, issuers: Mapping[str, IssuerConfig], where: str) -> Route
     if enforcement not in ("native", "lambda"):
         raise RouteTableError(f"{where}.enforcement must be \"native\" or \"lambda\", found {enforcement!r}")
     reason = entry.get("enforcement_reason") or ""
-    if route_key.startswith(SPECIAL_ROUTE_PREFIX):
-        method, template = "ANY", None
-    else:
+    if not route_key.startswith(SPECIAL_ROUTE_PREFIX):
         method = entry.get("method")
         path = entry.get("path")
         if method is None and path is None and " " in route_key:
             method, path = route_key.split(" ", 1)
         if method not in METHODS:
             raise RouteTableError(f"{where}.method must be one of {', '.join(sorted(METHODS))}, found {method!r}")
-        template = PathTemplate.parse(path, where=where)
+        PathTemplate.parse(path, where=where)
         if route_key != f"{method} {path}":
             raise RouteTableError(f"{where}: route_key does not agree with method {method!r} and path {path!r}")
     freshness = entry.get("freshness", "none")
@@ -456,9 +529,9 @@ def _route(entry: Any, issuers: Mapping[str, IssuerConfig], where: str) -> Route
         requirement = Requirement.from_route(entry)
     except (TypeError, ValueError) as exc:
         raise RouteTableError(f"{where}: {exc}") from None
-    return Route(route_key=route_key, method=method, template=template, public=public, issuers=route_issuers,
-                 requirement=requirement, enforcement=enforcement, enforcement_reason=str(reason),
-                 freshness=freshness, proof=proof, token_source=token_source)
+    return Route.build(route_key, public=public, issuers=route_issuers, requirement=requirement,
+                       enforcement=enforcement, enforcement_reason=str(reason), freshness=freshness, proof=proof,
+                       token_source=token_source)
 
 
 __all__ = ["FORMAT", "LITERAL", "PARAM", "GREEDY", "RouteTable", "RouteTableError", "ApiRoutes", "Route", "PathTemplate",

@@ -84,14 +84,6 @@ class Verifier:
                 for iss in config.accepted_issuers:
                     self._by_iss[iss] = self._by_iss.get(iss, ()) + (rules,)
 
-    @classmethod
-    def from_route_table(cls, table: Mapping, **kwargs: Any) -> "Verifier":
-        """A Verifier over the issuers of a rendered route table (format authgate.routes/v1)."""
-        issuers = table.get("issuers") if isinstance(table, Mapping) else None
-        if not isinstance(issuers, Mapping) or not issuers:
-            raise ValueError('the route table has no "issuers" object')
-        return cls([IssuerConfig.from_route_table(name, entry) for name, entry in issuers.items()], **kwargs)
-
     def _key_source_for(self, config: IssuerConfig, shared: dict[tuple, KeySource]) -> KeySource:
         if config.jwks is not None:
             return StaticKeySource.from_jwks(config.jwks, source=f"in-memory JWKS of {config.display_name}")

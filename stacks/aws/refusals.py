@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
-from lambdas.validation.native_gateway import NATIVE_JWT_ALGORITHMS, NATIVE_MAX_SCOPES
 # API Gateway's upper bound for an authorizer's result cache.
 MAX_AUTHORIZER_CACHE_SECONDS = 3600
 # Issuers whose tokens are minted by a client SDK, not by an OAuth authorization endpoint an ALB could redirect to.
@@ -33,26 +32,14 @@ def require_https_url(url: str, *, what: str) -> None:
         raise UnsupportedConfiguration(f"{what} {url!r} carries a query or fragment; an issuer URL may not")
 
 
-def require_native_jwt_issuer(name: str, *, issuer: str, audiences: Sequence[str], algorithms: Sequence[str]) -> None:
-    """What the HTTP API JWT authorizer needs from an issuer: https, at least one audience, RSA keys only."""
+def require_native_jwt_issuer(name: str, *, issuer: str, audiences: Sequence[str]) -> None:
+    """What a deployed HTTP API JWT authorizer needs from its issuer beyond the native rule
+    (lambdas/validation/native_gateway.py: RSA keys, the scope limit...): https, and at least one audience."""
     require_https_url(issuer, what=f"issuer {name!r}")
     if not audiences:
         raise UnsupportedConfiguration(
             f"issuer {name!r} has no audiences; the HTTP API JWT authorizer must check aud (or Cognito's client_id): "
             "add `audiences: [...]` to the issuer in the policy")
-    non_rsa = sorted(set(algorithms) - NATIVE_JWT_ALGORITHMS)
-    if non_rsa:
-        raise UnsupportedConfiguration(
-            f"issuer {name!r} signs with {', '.join(non_rsa)}; the HTTP API JWT authorizer verifies RSA only "
-            f"({', '.join(sorted(NATIVE_JWT_ALGORITHMS))}). Route it through the Lambda authorizer "
-            "(the policy compiler does this for non-RSA issuers) or restrict the issuer's algorithms to RS256")
-
-
-def require_native_route_scopes(route_key: str, scopes: Sequence[str]) -> None:
-    if len(scopes) > NATIVE_MAX_SCOPES:
-        raise UnsupportedConfiguration(
-            f"route {route_key!r} lists {len(scopes)} scopes; a native HTTP API route takes at most "
-            f"{NATIVE_MAX_SCOPES}. Group them under fewer scopes, or let the Lambda authorizer enforce the route")
 
 
 def require_alb_oidc_provider(issuer: str, *, profile: str | None = None) -> None:

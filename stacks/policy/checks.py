@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from stacks.policy.enforcement import native_blockers
+from stacks.policy.enforcement import route_native_blockers
 from stacks.policy.errors import PolicyError, Problem
 from stacks.policy.route_keys import (WEBSOCKET_CONNECT, RouteKey, parse_route_key,
                                       parse_websocket_route_key)
@@ -95,7 +95,7 @@ def check_policy(policy: "AuthPolicy", *, invalid_issuers: frozenset[str] = froz
                     "for WebSocket APIs, so $connect is authorized by the Lambda REQUEST authorizer. Use "
                     "enforcement: auto (or lambda)")))
             elif route.enforcement == "native" and all(i in policy.issuers for i in route.issuers):
-                blockers = native_blockers(route, policy.issuers)
+                blockers = route_native_blockers(policy, route_key.key, route)
                 if blockers:
                     problems.append(Problem(loc + ("enforcement",), (
                         "enforcement: native is impossible here: " + "; ".join(blockers)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stacks.policy.enforcement import native_blockers, native_scopes
+from stacks.policy.enforcement import route_native_blockers, route_native_scopes
 from stacks.policy.model import AuthPolicy, RouteSpec
 from stacks.policy.route_keys import WEBSOCKET_CONNECT, parse_route_key
 
@@ -119,7 +119,7 @@ def compile_route(policy: AuthPolicy, api_name: str, route_key: str, route: Rout
     if route.public:
         return CompiledRoute(**common, enforcement=NATIVE, native_scopes=(),
                              reason="public: no token needed, so no authorizer")
-    blockers = native_blockers(route, policy.issuers)
+    blockers = route_native_blockers(policy, key.key, route)
     if route.enforcement == LAMBDA:
         why = "; ".join(blockers) if blockers else "the native JWT authorizer could enforce it"
         return CompiledRoute(**common, enforcement=LAMBDA, native_scopes=(),
@@ -127,7 +127,7 @@ def compile_route(policy: AuthPolicy, api_name: str, route_key: str, route: Rout
     if blockers:
         # The loader already refused enforcement: native with blockers; auto falls back to the Lambda authorizer.
         return CompiledRoute(**common, enforcement=LAMBDA, native_scopes=(), reason="; ".join(blockers))
-    scopes = native_scopes(route)
+    scopes = route_native_scopes(route)
     issuer_name = route.issuers[0]
     issuer = policy.issuers[issuer_name]
     audience_claim = "client_id" if issuer.profile == "cognito" else "aud"

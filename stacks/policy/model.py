@@ -9,7 +9,10 @@ from typing import Annotated, Any, Iterator, Literal
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo,
                       field_validator, model_validator)
 
-from lambdas.validation.config import DEFAULT_DPOP_ALGORITHMS, PROFILE_ALIASES, PROFILES as PROFILE_NAMES
+from lambdas.validation.config import (DEFAULT_DPOP_ALGORITHMS, PROFILE_ALIASES, PROFILES as PROFILE_NAMES,
+                                      BindingConfig, IntrospectionConfig, IssuerConfig, RevocationConfig)
+from lambdas.validation.requirement import Requirement
+from lambdas.validation.route_table import Route
 from lambdas.validation.jwk import ASYMMETRIC_ALGORITHMS
 from lambdas.validation.profiles import BUILT_IN_SCOPES
 from stacks.policy.errors import Problem
@@ -252,6 +255,18 @@ class IssuerSpec(PolicyModel):
         """The route table's token_use: "access", "id", or None for either."""
         return None if self.token_use == "any" else self.token_use
 
+    def runtime_config(self, name: str) -> IssuerConfig:
+        """What the runtime trusts this issuer with (the route table's issuer entry, as typed data)."""
+        return IssuerConfig(
+            issuer=self.issuer, audiences=tuple(self.audiences), profile=self.profile, name=name,
+            algorithms=tuple(self.algorithms), jwks_uri=self.effective_jwks_uri, jwks=self.jwks,
+            token_use=self.accepted_token_use, leeway_seconds=self.leeway_seconds,
+            max_token_age_seconds=self.max_token_age_seconds, allow_insecure_http=self.local_development,
+            introspection=(IntrospectionConfig(**self.introspection.model_dump())
+                           if self.introspection is not None else None),
+            revocation=RevocationConfig(**self.revocation.model_dump()),
+            binding=BindingConfig(**self.binding.model_dump()))
+
 
 def _read_jwks_file(path_text: Any, info: ValidationInfo) -> Any:
     if not isinstance(path_text, str) or not path_text:
@@ -337,6 +352,18 @@ class RouteSpec(PolicyModel):
         # That a protected route names its issuers is checked in checks.py, which knows the API's protocol: a
         # WebSocket message route names none (its connection was authorized on $connect).
         return self
+
+    def requirement(self) -> Requirement:
+        """What a token must carry on this route, as the runtime checks it."""
+        return Requirement(scopes_any=self.scopes, scopes_all=self.scopes_all, roles_any=self.roles,
+                           roles_all=self.roles_all, groups_any=self.groups, groups_all=self.groups_all,
+                           claims=self.claims, token_use=None if self.token_use in (None, "any") else self.token_use)
+
+    def table_route(self, route_key: str, *, enforcement: str = "lambda", reason: str = "") -> Route:
+        """This route as the route table holds it."""
+        return Route.build(route_key, public=self.public, issuers=self.issuers, requirement=self.requirement(),
+                           enforcement=enforcement, enforcement_reason=reason, freshness=self.freshness,
+                           proof=self.proof, token_source=self.token_source)
 
     @property
     def requirement_fields(self) -> dict[str, Any]:

@@ -11,7 +11,6 @@ from aws_cdk import (CfnOutput, Duration, aws_apigateway as apigw, aws_apigatewa
 from constructs import Construct
 
 from lambdas.authorizers.identity_sources import DEFAULT_TOKEN_SOURCE, http_api_identity_sources
-from lambdas.validation.route_table import RouteTable
 from stacks.aws.authorizer_function.infrastructure import AuthorizerFunction
 from stacks.aws.nag import acknowledge_nag
 from stacks.aws.log_group import DEFAULT_RETENTION, retained_log_group
@@ -61,8 +60,8 @@ class AuthgateHttpApi(Construct):
             # API Gateway caches a simple response per identity-source value for every route of the API; the
             # sources are derived from the routes (adding $context.routeKey when they differ) and cannot be
             # set by hand. The handler re-checks the same rule at init from the two settings passed below.
-            self.identity_sources = http_api_identity_sources(
-                RouteTable.load(plan.table).api(plan.name), result_ttl_seconds=cache_seconds, response="simple")
+            self.identity_sources = http_api_identity_sources(plan.api, result_ttl_seconds=cache_seconds,
+                                                              response="simple")
             self.authorizer_function = AuthorizerFunction(
                 self, "Authorizer", kind="http_api", code=authorizer_code, route_table_path=route_table_path,
                 api_name=plan.name, log_retention=log_retention,

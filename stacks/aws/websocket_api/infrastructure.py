@@ -24,7 +24,7 @@ from stacks.aws.http_api.infrastructure import _AccessLogSettings
 from stacks.aws.log_group import DEFAULT_RETENTION, retained_log_group
 from stacks.aws.nag import acknowledge_nag
 from stacks.aws.refusals import UnsupportedConfiguration
-from stacks.aws.route_plan import ROUTE_TABLE_FORMAT, IssuerPlan, issuer_plans
+from stacks.aws.route_plan import IssuerPlan, api_of, issuer_plans, load_route_table
 from stacks.policy.route_keys import WEBSOCKET_CONNECT, parse_websocket_route_key
 
 # Where the $connect authorizer reads the token (lambdas/authorizers/websocket.py, AUTHGATE_WS_TOKEN_SOURCE).
@@ -65,39 +65,24 @@ class WebSocketPlan:
 
     @classmethod
     def from_route_table(cls, table: Mapping, api: str) -> "WebSocketPlan":
-        if not isinstance(table, Mapping) or table.get("format") != ROUTE_TABLE_FORMAT:
-            raise UnsupportedConfiguration(f"route table format must be {ROUTE_TABLE_FORMAT!r}; render it with "
-                                           "`authgate render routes --policy FILE`")
-        apis = table.get("apis") or {}
-        if api not in apis:
-            raise UnsupportedConfiguration(
-                f"API {api!r} is not in the route table; it has: {', '.join(sorted(apis)) or 'no APIs'}")
-        entry = apis[api] or {}
-        if entry.get("protocol") != "websocket":
+        """Read one WebSocket API out of a route table (with the runtime's codec) and check it can be deployed."""
+        loaded = load_route_table(table)
+        routes_of = api_of(loaded, api)
+        if routes_of.protocol != "websocket":
             raise UnsupportedConfiguration(
                 f"API {api!r} is an HTTP API; the WebSocket API construct deploys APIs with protocol: websocket "
                 "(set it in the policy, with a \"$connect\" route) and the HTTP or REST API constructs deploy the rest")
-        routes = entry.get("routes") or []
-        keys = [r.get("route_key") if isinstance(r, Mapping) else None for r in routes]
+        keys = [route.route_key for route in routes_of.routes]
         if keys != [WEBSOCKET_CONNECT]:
             raise UnsupportedConfiguration(
                 f"WebSocket API {api!r} must list exactly one authorized route, \"$connect\", found {keys!r}; "
                 "re-render the route table with `authgate render routes`")
-        connect = routes[0]
-        public = connect.get("public") is True
-        route_issuers = tuple(connect.get("issuers") or ())
-        issuers = issuer_plans(table)
-        unknown = [name for name in route_issuers if name not in issuers]
-        if unknown:
-            raise UnsupportedConfiguration(f"$connect of API {api!r} names unknown issuer(s) {', '.join(unknown)}")
-        if not public and (not route_issuers or connect.get("enforcement") != "lambda"):
+        connect = routes_of.routes[0]
+        if not connect.public and connect.enforcement != "lambda":
             raise UnsupportedConfiguration(
-                f"$connect of API {api!r} must name its issuers and be enforced by the Lambda authorizer (there is "
-                "no native JWT authorizer for WebSocket APIs); re-render the route table with `authgate render "
-                "routes`")
-        message_routes = entry.get("connection_routes") or []
-        if not isinstance(message_routes, list):
-            raise UnsupportedConfiguration(f"connection_routes of API {api!r} must be a list of route keys")
+                f"$connect of API {api!r} must be enforced by the Lambda authorizer (there is no native JWT "
+                "authorizer for WebSocket APIs); re-render the route table with `authgate render routes`")
+        message_routes = list(routes_of.connection_routes)
         for key in message_routes:
             try:
                 parsed = parse_websocket_route_key(key)
@@ -106,8 +91,8 @@ class WebSocketPlan:
             if parsed.is_connect or message_routes.count(key) > 1:
                 raise UnsupportedConfiguration(f"connection_routes of API {api!r} lists {key!r} twice or lists "
                                                "$connect, which is the authorized route")
-        return cls(name=api, connect_public=public, connect_issuers=route_issuers,
-                   message_routes=tuple(message_routes), issuers=issuers, table=table)
+        return cls(name=api, connect_public=connect.public, connect_issuers=connect.issuers,
+                   message_routes=tuple(message_routes), issuers=issuer_plans(loaded), table=table)
 
 
 class AuthgateWebSocketApi(Construct):

@@ -136,7 +136,7 @@ def _broken(table: dict, change) -> dict:
 
 @pytest.mark.parametrize("change, message", [
     (lambda api: api["routes"][0].update(enforcement="native"), "no native JWT authorizer for WebSocket APIs"),
-    (lambda api: api["routes"][0].update(issuers=[]), "must name its issuers"),
+    (lambda api: api["routes"][0].update(issuers=[]), "a non-public route must name at least one issuer"),
     (lambda api: api["routes"].clear(), "exactly one authorized route"),
     (lambda api: api["connection_routes"].append("GET /x"), "is an HTTP route key"),
     (lambda api: api["connection_routes"].append("$default"), "lists '$default' twice"),

@@ -213,8 +213,10 @@ def test_verifier_refuses_duplicate_names_and_empty_lists(key):
         Verifier([IssuerConfig(ISSUER, [AUDIENCE], jwks=key.jwks()), IssuerConfig(ISSUER, ["b"], jwks=key.jwks())])
 
 
-def test_from_route_table(key, tmp_path):
+def test_verifier_of_a_route_table(key, tmp_path):
     import json
+
+    from lambdas.validation.route_table import RouteTable, RouteTableError
     jwks_file = tmp_path / "corp.jwks.json"
     jwks_file.write_text(json.dumps(key.jwks()))
     table = {"format": "authgate.routes/v1", "issuers": {
@@ -222,13 +224,13 @@ def test_from_route_table(key, tmp_path):
                  "jwks_uri": None, "jwks": key.jwks(), "token_use": "access", "leeway_seconds": 30,
                  "max_token_age_seconds": None, "allow_insecure_http": False},
         "filed": {"issuer": "https://filed.example", "audiences": [AUDIENCE], "jwks_file": str(jwks_file),
-                  "token_use": None}}}
-    v = Verifier.from_route_table(table, clock=lambda: NOW)
+                  "token_use": None}}, "apis": {}}
+    v = RouteTable.load(table).verifier(clock=lambda: NOW)
     assert v.verify(mint(key, claims())).issuer_name == "corp"
     assert v.verify(mint(key, claims(issuer="https://filed.example"))).issuer_name == "filed"
     assert {c.display_name: c.token_use for c in v.issuers} == {"corp": "access", "filed": None}
-    with pytest.raises(ValueError, match="issuers"):
-        Verifier.from_route_table({"apis": {}})
+    with pytest.raises(RouteTableError, match="issuers must be a JSON object"):
+        RouteTable.load({"format": "authgate.routes/v1", "apis": {}})
 
 
 def test_remote_key_sources_are_shared_and_lazy():
