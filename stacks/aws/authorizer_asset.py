@@ -161,6 +161,21 @@ def compile_bytecode(root: Path, *, python_version: str) -> int:
     return sources
 
 
+def stale_bytecode(root: str | Path) -> list[str]:
+    """Sources under root whose .pyc was not compiled from them as they are now (edited after the build, or never
+    compiled). Unchecked-hash bytecode is used without looking at the source, so an edited source would silently
+    not run; whoever deploys a prebuilt asset checks this first. Call with the interpreter that built the asset."""
+    root = Path(root)
+    stale = []
+    for source in sorted(root.rglob("*.py")):
+        cached = Path(importlib.util.cache_from_source(str(source)))
+        header = cached.read_bytes()[:16] if cached.is_file() else b""
+        if (len(header) < 16 or header[:4] != importlib.util.MAGIC_NUMBER
+                or header[8:16] != importlib.util.source_hash(source.read_bytes())):
+            stale.append(str(source.relative_to(root)))
+    return stale
+
+
 def write_manifest(root: Path, *, architecture: str, python_version: str) -> None:
     """Record what the asset was built for, so whoever deploys it picks the runtime its bytecode and wheels fit."""
     manifest = {"runtime": f"python{python_version}", "architecture": architecture,

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from aws_cdk import aws_lambda as lambda_
 
-from stacks.aws.authorizer_asset import MANIFEST_FILE, ROUTE_TABLE_FILE, lambda_runtime_name, read_manifest
+from stacks.aws.authorizer_asset import (MANIFEST_FILE, ROUTE_TABLE_FILE, lambda_runtime_name, read_manifest,
+                                         stale_bytecode)
 from stacks.aws.refusals import UnsupportedConfiguration
 
 
@@ -26,7 +27,8 @@ def prebuilt_authorizer_code(prebuilt_dir: str | Path, route_table: Mapping, *, 
 
     An asset built by stacks/aws/authorizer_asset.py says in its manifest which runtime and architecture it was built
     for; it must be the runtime the functions deploy (the one this interpreter builds for) and their architecture,
-    else it is refused: its bytecode and binary wheels fit only that runtime. Its bytecode is kept. A directory
+    else it is refused: its bytecode and binary wheels fit only that runtime. Its bytecode is kept, once every source
+    is checked to be what its (unchecked) bytecode was compiled from. A directory
     without a manifest (a bare copy of lambdas/) is deployed without bytecode, since nothing says whom it is for.
     """
     source = Path(prebuilt_dir)
@@ -44,6 +46,12 @@ def prebuilt_authorizer_code(prebuilt_dir: str | Path, route_table: Mapping, *, 
                 f"the authorizer functions deploy {wanted[0]} on {wanted[1]}; rebuild it with "
                 f"python{wanted[0].removeprefix('python')} -m stacks.aws.authorizer_asset --architecture "
                 f"{architecture} --out {source}, or run synth with the interpreter that built it")
+        stale = stale_bytecode(source)
+        if stale:
+            raise UnsupportedConfiguration(
+                f"authorizer asset {source}: {len(stale)} source file(s) do not match their bytecode (edited after "
+                f"the build?), e.g. {', '.join(stale[:3])}; Lambda would run the old bytecode. Rebuild the asset with "
+                f"python -m stacks.aws.authorizer_asset --architecture {architecture} --out {source}")
 
     def shipped(path: Path) -> bool:
         bytecode = "__pycache__" in path.parts or path.suffix == ".pyc"

@@ -242,6 +242,19 @@ def test_prebuilt_asset_built_for_another_runtime_or_architecture_is_refused(tmp
         prebuilt_authorizer_code(asset, table[1], staging_root=tmp_path / "staging", architecture=architecture)
 
 
+def test_prebuilt_asset_whose_source_was_edited_after_the_build_is_refused(tmp_path, built, table):
+    from stacks.aws.authorizer_code import prebuilt_authorizer_code
+    from stacks.aws.refusals import UnsupportedConfiguration
+    asset = tmp_path / "asset"
+    shutil.copytree(built, asset)
+    verifier = asset / "lambdas" / "validation" / "verifier.py"
+    verifier.write_text(verifier.read_text() + "\n# a local fix\n")
+    with pytest.raises(UnsupportedConfiguration, match=r"1 source file\(s\) do not match their bytecode .*"
+                                                       r"lambdas/validation/verifier\.py"):
+        prebuilt_authorizer_code(asset, table[1], staging_root=tmp_path / "staging",
+                                 architecture=read_manifest(built)["architecture"])
+
+
 def test_prebuilt_directory_without_a_manifest_is_deployed_without_bytecode(tmp_path, built, table):
     from stacks.aws.authorizer_code import prebuilt_authorizer_code
     asset = tmp_path / "asset"
