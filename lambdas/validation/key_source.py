@@ -6,7 +6,6 @@ same two methods, so the verification path never knows whether keys came from me
 """
 from __future__ import annotations
 
-import json
 from typing import Any, Protocol, runtime_checkable
 
 from .errors import TokenRejected
@@ -76,13 +75,14 @@ class StaticKeySource:
     @classmethod
     def from_file(cls, path: str) -> "StaticKeySource":
         """A bundled JWKS file. Raises ValueError naming the file when it cannot be read or is not a JWKS."""
+        from .fetcher import parse_json_object  # the one strict reader of key documents, fetched or bundled
+
         try:
             with open(path, "rb") as handle:
-                doc = json.loads(handle.read().decode("utf-8"))
+                body = handle.read()
         except OSError as exc:
             raise ValueError(f"cannot read JWKS file {path}: {exc.strerror or exc}") from None
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"JWKS file {path} is not UTF-8 JSON: {exc}") from None
+        doc = parse_json_object(body, source=f"JWKS file {path}")
         return cls(KeySet.from_jwks(doc, source=f"JWKS file {path}"))
 
     def get_key(self, kid: str | None, alg: str) -> JsonWebKey:

@@ -345,3 +345,14 @@ def test_a_token_naming_a_refused_1024_bit_key_says_the_key_exists_and_why(http_
         with pytest.raises(TokenRejected) as raised:
             verifier.verify(forged_token("RS256", "never-published", bytes(256)))
         assert "no key with kid" in raised.value.message
+
+
+@pytest.mark.parametrize("text", ['{"keys": [], "x": ' + "[" * 5000 + "]" * 5000 + "}",
+                                  '{"keys": [], "keys": [%s]}'], ids=["deep", "duplicate keys"])
+def test_a_bundled_jwks_file_is_read_as_strictly_as_a_fetched_one(tmp_path, rsa_key, text):
+    # One JSON reader for key documents: the file used json.loads (RecursionError on deep nesting; a duplicate
+    # "keys" member read last-wins) where a fetched JWKS is refused.
+    path = tmp_path / "jwks.json"
+    path.write_text(text.replace("%s", json.dumps(rsa_key.jwk())) if "%s" in text else text)
+    with pytest.raises(ValueError, match="JWKS file"):
+        StaticKeySource.from_file(str(path))
