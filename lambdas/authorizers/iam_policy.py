@@ -34,6 +34,7 @@ import re
 from dataclasses import dataclass
 from typing import Collection, Iterable, Sequence
 
+from lambdas.validation.route_decision import permission_groups
 from lambdas.validation.route_table import GREEDY, LITERAL, ApiRoutes, Route
 
 # API Gateway has no documented limit for REST policies but enforces 8 KB for WebSocket APIs; one budget for all.
@@ -520,11 +521,23 @@ class PolicyBuilder:
                 self._encodings.clear()
             self._encodings[cache_key] = candidates
         for result in candidates:  # in order of preference: exact relies least on the table being complete
-            if result.size > self.max_bytes or _too_long(result.document):
+            if not self._fits(result):
                 continue
             if policy_allows(result.document, arn.arn) == current_allowed:
                 return result
         return self.for_current_route(arn, current_allowed)
+
+    def route_wide(self, arn: MethodArn, satisfied: Collection[Route]) -> PolicyResult | None:
+        """The encoding `build` would return for every request of a principal satisfying `satisfied`, if one is
+        right for every route (fits, and no Deny covers a satisfied route); None when some request would get only
+        a current-route policy. What the construct checks at synth to decide whether a token-keyed cache is safe."""
+        if arn.method.startswith("$") or self.reach.glob_unsafe:
+            return None
+        candidates = self._encodings_for(arn, frozenset(r.route_key for r in satisfied))
+        return next((r for r in candidates if self._fits(r) and not r.conflicts), None)
+
+    def _fits(self, result: PolicyResult) -> bool:
+        return result.size <= self.max_bytes and not _too_long(result.document)
 
     def _encodings_for(self, arn: MethodArn, sat_keys: frozenset[str]) -> list[PolicyResult]:
         plain = self.reach.routes
@@ -587,6 +600,54 @@ def _fully_covered(route: Route, covered: set) -> bool:
     """Whether wildcards cover every method of `route` (an ANY route needs all of them)."""
     methods = CONCRETE_METHODS if route.method == "ANY" else (route.method,)
     return all((route.route_key, method) in covered for method in methods)
+
+
+# The longest stage prefix a deployed method ARN can have (partition aws-iso-b/aws-us-gov, a 14-character region, a
+# 12-digit account, a 10-character API id): synth-time size checks use it, since the real one is known only deployed.
+_LONGEST_ARN_HEAD = "arn:aws-us-gov:execute-api:ap-southeast-4:123456789012:abcdefghij"
+# Permission combinations a synth-time check tries at most (2^8): past that, it cannot prove that every one fits.
+MAX_CHECKED_COMBINATIONS = 256
+
+
+@dataclass(frozen=True)
+class PolicyCoverage:
+    """Whether every principal of an API gets a route-wide policy (so a policy cached per token is right for every
+    route), as far as a synth-time check can tell.
+
+    route_wide  True only when every combination of the API's permissions was tried and each one fits
+    reason      one sentence for the operator: what was checked and, when not route-wide, what failed
+    """
+
+    route_wide: bool
+    reason: str
+
+
+def policy_coverage(api: ApiRoutes, *, stage: str, max_bytes: int = DEFAULT_MAX_POLICY_BYTES) -> PolicyCoverage:
+    """Try every combination of the API's permissions (routes asking the same thing are one) for a route-wide
+    policy within `max_bytes`. A principal's satisfied routes are always the public ones plus the routes of some
+    set of permissions it meets, so this covers every principal, as long as there are few enough permissions."""
+    builder = PolicyBuilder(api, max_bytes=max_bytes)
+    if builder.reach.glob_unsafe:
+        return PolicyCoverage(False, "a route path holds '*' or '?', which IAM reads as a wildcard, so every policy "
+                                     "names only the current request")
+    plain = builder.reach.routes
+    public = [r for r in plain if r.public]
+    groups = [group for group in permission_groups(plain) if not group[0].public]
+    if 2 ** len(groups) > MAX_CHECKED_COMBINATIONS:
+        return PolicyCoverage(False, f"the API's routes ask for {len(groups)} distinct permissions, more "
+                                     f"combinations than the {MAX_CHECKED_COMBINATIONS} a synth-time check tries, so "
+                                     "it cannot show that every principal's policy fits")
+    builder.reach.analyse_all()
+    arn = MethodArn.parse(f"{_LONGEST_ARN_HEAD}/{stage}/GET/")
+    for chosen in range(2 ** len(groups)):
+        satisfied = public + [r for bit, group in enumerate(groups) if chosen >> bit & 1 for r in group]
+        if builder.route_wide(arn, satisfied) is None:
+            example = ", ".join(sorted(r.route_key for r in satisfied if not r.public)[:3]) or "no route"
+            return PolicyCoverage(False, f"a principal satisfying {len(satisfied)} of the {len(plain)} routes (e.g. "
+                                         f"{example}) gets no route-wide policy within {max_bytes} bytes, only one "
+                                         "naming the current request")
+    return PolicyCoverage(True, f"every combination of the API's {len(groups)} permissions gets a route-wide policy "
+                                f"within {max_bytes} bytes")
 
 
 def current_route_policy(arn: MethodArn, allowed: bool) -> PolicyResult:

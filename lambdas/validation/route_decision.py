@@ -247,16 +247,22 @@ def satisfied_routes(api: ApiRoutes, principal: Any) -> frozenset[Route]:
     return permissions.satisfied(principal)
 
 
+def permission_groups(routes: Iterable[Route]) -> list[tuple[Route, ...]]:
+    """`routes` grouped by what they ask (public, issuers, requirement): one group per permission, in table order.
+    A principal may call every route of a group or none."""
+    groups: dict[tuple, list[Route]] = {}
+    for route in routes:
+        groups.setdefault((route.public, route.issuers, route.requirement), []).append(route)
+    return [tuple(group) for group in groups.values()]
+
+
 class _Permissions:
     """An API's routes grouped by what they ask, and the route set of each combination of groups met."""
 
     _MAX_COMBINATIONS = 1024  # distinct permission combinations remembered; past it, the memo starts over
 
     def __init__(self, routes: Iterable[Route]) -> None:
-        groups: dict[tuple, list[Route]] = {}
-        for route in routes:
-            groups.setdefault((route.public, route.issuers, route.requirement), []).append(route)
-        self._groups = tuple((routes[0], tuple(routes)) for routes in groups.values())
+        self._groups = tuple((group[0], group) for group in permission_groups(routes))
         self._sets: dict[tuple[int, ...], frozenset[Route]] = {}
 
     def satisfied(self, principal: Any) -> frozenset[Route]:
@@ -271,4 +277,4 @@ class _Permissions:
 
 
 __all__ = ["Outcome", "RouteDecision", "bearer_token", "decide_request", "decide_route", "decide_for_principal",
-           "routes_satisfied_by", "satisfied_routes"]
+           "routes_satisfied_by", "satisfied_routes", "permission_groups"]

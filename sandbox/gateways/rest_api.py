@@ -169,7 +169,7 @@ class RestApiEmulator:
         arn = self.method_arn(method, raw_path)
         checked = (f"{route}: Lambda {authorizer.kind} authorizer ({authorizer.function.handler_name}), policy "
                    f"evaluated for {arn.split(':', 5)[5]}")
-        identity = self._identity(authorizer, headers, query)
+        identity = self._identity(authorizer, headers, query, method=method, path=raw_path)
         if identity is None:
             return Decision(False, 401, UNAUTHORIZED, checked + " [identity source missing: not invoked]",
                             "malformed")
@@ -211,14 +211,18 @@ class RestApiEmulator:
             return Decision(False, 403, IMPLICIT_DENY, checked + " -> no Allow matches", "policy_no_allow")
         return Decision(allowed=True, checked=checked + " -> Allow")
 
-    def _identity(self, authorizer: RestAuthorizer, headers: Mapping[str, str], query: str) -> tuple | None:
+    def _identity(self, authorizer: RestAuthorizer, headers: Mapping[str, str], query: str, *, method: str,
+                  path: str) -> tuple | None:
         """The identity-source values, or None when one is missing (API Gateway then answers 401 uninvoked)."""
         values = []
+        request_context = {"context.httpMethod": method, "context.path": f"/{self.stage}{path}"}
         for source in authorizer.identity_sources:
             if source.startswith("method.request.header."):
                 value = headers.get(source[len("method.request.header."):].lower())
             elif source.startswith("method.request.querystring."):
                 value = dict(parse_qsl(query)).get(source[len("method.request.querystring."):])
+            elif source in request_context:
+                value = request_context[source]
             else:
                 raise TemplateError(f"authorizer {authorizer.logical_id}: identity source {source!r} is not emulated")
             if not value:

@@ -109,6 +109,9 @@ def run(args: argparse.Namespace) -> int:
     except RuntimeError as exc:   # a CDK validation error raised while building (e.g. an invalid property)
         print(f"authgate synth: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
+    from stacks.aws.rest_api.infrastructure import AuthgateRestApi
+    rest_cache = sorted({f"api {c.plan.name}: {c.cache.summary}" for c in app.node.find_all()
+                         if isinstance(c, AuthgateRestApi) and c.cache is not None})
     from stacks.aws.authorizer_asset import building_python, lambda_runtime_name
     runtime_line = (f"{lambda_runtime_name()} on arm64, because Python {building_python()} builds the asset and its "
                     "bytecode is valid only for that version (the runtime follows the building interpreter)")
@@ -116,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
                       "message routes ride the authorized connection") if settings.websocket else None
     if not args.json:
         print(describe_routes(plan, rest_authorizer_type=settings.rest_authorizer_type))
+        for line in rest_cache:
+            print(line)
         print(f"authorizer functions: {runtime_line}")
         if websocket_line:
             print(f"api {settings.websocket.api}: WebSocket API: {websocket_line}")
@@ -130,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         document = {"api": plan.name, "http_api": route_authorizers(plan),
                     "rest_api": _rest_api_line(plan, settings.rest_authorizer_type),
+                    "rest_authorizer_cache": rest_cache,
                     "authorizer_functions": runtime_line,
                     "websocket_api": {"api": settings.websocket.api, "authorizer": websocket_line}
                     if settings.websocket else None, "output": args.output, "templates": templates}

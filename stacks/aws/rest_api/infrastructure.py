@@ -3,9 +3,13 @@ request validation, throttling and a WAF web ACL with a rate-based rule in front
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
-from aws_cdk import CfnOutput, Duration, aws_apigateway as apigw, aws_lambda as lambda_, aws_logs as logs
+from aws_cdk import Annotations, CfnOutput, Duration, aws_apigateway as apigw, aws_lambda as lambda_, aws_logs as logs
 from constructs import Construct
+
+from lambdas.authorizers.iam_policy import policy_coverage
+from lambdas.validation.route_table import RouteTable
 
 from stacks.aws.authorizer_function.infrastructure import AuthorizerFunction
 from stacks.aws.log_group import DEFAULT_RETENTION, retained_log_group
@@ -17,14 +21,61 @@ from stacks.aws.web_acl.infrastructure import DEFAULT_RATE_LIMIT, RateLimitedWeb
 
 AUTHORIZER_TYPES = ("request", "token")
 PATH_PARAMETER = re.compile(r"\{([A-Za-z0-9_.-]+?)\+?\}")
+TOKEN_SOURCE = "Authorization"
+# The request's method and path join the token in the cache key when a policy may name only the current request:
+# a cached entry is then reused only for that same request, which is what such a policy is right for.
+ROUTE_IDENTITY_CONTEXT = ("httpMethod", "path")
+
+
+@dataclass(frozen=True)
+class AuthorizerCache:
+    """How API Gateway caches the REST authorizer's answers, and why.
+
+    mode     "token"        keyed on the token alone: every principal gets a route-wide policy
+             "token+route"  REQUEST authorizer keyed on the token, method and path (some policies name only the
+                            current request)
+             "off"          TTL 0: a TOKEN authorizer can key on the token only, and some policies are not route-wide
+    """
+
+    mode: str
+    ttl_seconds: int
+    identity_sources: tuple[str, ...]
+    reason: str
+
+    @property
+    def summary(self) -> str:
+        keyed = {"token": "cached per token", "token+route": "cached per token, method and path",
+                 "off": "caching off"}[self.mode]
+        return f"REST authorizer {keyed} ({', '.join(self.identity_sources)}; TTL {self.ttl_seconds} s): {self.reason}"
+
+
+def choose_authorizer_cache(plan: ApiPlan, *, authorizer_type: str, cache_seconds: int,
+                            stage_name: str) -> AuthorizerCache:
+    """A cache that stays right for every route: keyed on the token when every principal's policy is route-wide
+    (checked over every combination of the API's permissions), else keyed on the request too or off."""
+    header = apigw.IdentitySource.header(TOKEN_SOURCE)
+    if cache_seconds == 0:
+        return AuthorizerCache("off", 0, (header,), "the results cache TTL is 0")
+    coverage = policy_coverage(RouteTable.load(plan.table).api(plan.name), stage=stage_name)
+    if coverage.route_wide:
+        return AuthorizerCache("token", cache_seconds, (header,), coverage.reason)
+    if authorizer_type == "request":
+        sources = (header, *(apigw.IdentitySource.context(name) for name in ROUTE_IDENTITY_CONTEXT))
+        return AuthorizerCache("token+route", cache_seconds, sources,
+                               f"{coverage.reason}, so a policy cached per token alone could deny the principal's "
+                               "other routes")
+    return AuthorizerCache("off", 0, (header,), f"{coverage.reason}; a TOKEN authorizer keys its cache on the token "
+                                                 "only, so caching is turned off (authorizer_type='request' keys it on "
+                                                 "the request too)")
 
 
 class AuthgateRestApi(Construct):
     """A REST API whose methods come from one API of the route table; every non-public method runs the authorizer.
 
     The REST authorizer answers with a policy covering every route of the API (API Gateway caches it per token and
-    reuses it for all methods), so caching on the token alone is safe; the cache still never outlives the
-    shortest token lifetime.
+    reuses it for all methods), so caching on the token alone is safe when every principal's policy is route-wide;
+    when a check at synth cannot show that, the cache is keyed on the request too (REQUEST) or off (TOKEN), see
+    `choose_authorizer_cache`. The cache never outlives the shortest token lifetime.
     authorizer_type  "request" (Authorization header, the default) or "token" (TOKEN authorizer on the same header)
     """
 
@@ -69,16 +120,21 @@ class AuthgateRestApi(Construct):
 
         self.authorizer_function: AuthorizerFunction | None = None
         self.authorizer: apigw.IAuthorizer | None = None
+        self.cache: AuthorizerCache | None = None
         if plan.routes != plan.public_routes:
             self.authorizer_function = AuthorizerFunction(
                 self, "Authorizer", kind="rest", code=authorizer_code, route_table_path=route_table_path,
                 api_name=plan.name, log_retention=log_retention)
+            self.cache = choose_authorizer_cache(plan, authorizer_type=authorizer_type, cache_seconds=cache_seconds,
+                                                 stage_name=stage_name)
+            # `cdk synth` shows this; `authgate synth` prints the same choice.
+            Annotations.of(self).add_info(f"authgate: {self.cache.summary}")
             common = dict(handler=self.authorizer_function.function, authorizer_name=f"authgate-{plan.name}",
-                          results_cache_ttl=Duration.seconds(cache_seconds))
+                          results_cache_ttl=Duration.seconds(self.cache.ttl_seconds))
             self.authorizer = (apigw.TokenAuthorizer(self, "TokenAuthorizer", **common) if authorizer_type == "token"
                                else apigw.RequestAuthorizer(
-                                   self, "RequestAuthorizer",
-                                   identity_sources=[apigw.IdentitySource.header("Authorization")], **common))
+                                   self, "RequestAuthorizer", identity_sources=list(self.cache.identity_sources),
+                                   **common))
 
         self.methods: dict[str, apigw.Method] = {}
         for route in plan.routes:

@@ -26,7 +26,7 @@ apis:
 """ % ISSUER
 
 
-def rest_template(kind="REQUEST", ttl=300, validation=None):
+def rest_template(kind="REQUEST", ttl=300, validation=None, identity_source="method.request.header.Authorization"):
     root = {"Fn::GetAtt": ["Api", "RootResourceId"]}
     resources = {
         "Api": {"Type": "AWS::ApiGateway::RestApi", "Properties": {"Name": "authgate-orders"}},
@@ -35,7 +35,7 @@ def rest_template(kind="REQUEST", ttl=300, validation=None):
             "Handler": "lambdas.authorizers.rest.handler",
             "Environment": {"Variables": {"AUTHGATE_POLICY": "/var/task/authgate_routes.json", "AUTHGATE_API": "orders"}}}},
         "Authorizer": {"Type": "AWS::ApiGateway::Authorizer", "Properties": {
-            "Type": kind, "IdentitySource": "method.request.header.Authorization", "AuthorizerResultTtlInSeconds": ttl,
+            "Type": kind, "IdentitySource": identity_source, "AuthorizerResultTtlInSeconds": ttl,
             "AuthorizerUri": {"Fn::Join": ["", ["arn:aws:apigateway:lambda:path/functions/",
                                                 {"Fn::GetAtt": ["Fn", "Arn"]}, "/invocations"]]}}},
         "Health": {"Type": "AWS::ApiGateway::Resource", "Properties": {"ParentId": root, "PathPart": "health"}},
@@ -98,6 +98,18 @@ def test_policy_is_cached_per_token_and_reused_for_other_methods(route_table, ke
     assert rest.decide("GET", "/orders", bearer(token)).allowed and rest.invocations == 1
     clock.now += 301   # the TTL is over: the function runs again
     assert rest.decide("GET", "/orders/42", bearer(token)).status == 403 and rest.invocations == 2
+
+
+def test_a_cache_keyed_on_method_and_path_too_is_reused_only_for_the_same_request(route_table, key):
+    # What the construct deploys when some policy may name only the current request (choose_authorizer_cache).
+    clock = Clock()
+    rest = emulator_for(route_table, clock,
+                        identity_source="method.request.header.Authorization,context.httpMethod,context.path")
+    token = mint(key, scope="orders:read")
+    assert rest.decide("GET", "/orders", bearer(token)).allowed and rest.invocations == 1
+    assert rest.decide("GET", "/orders", bearer(token)).allowed and rest.invocations == 1
+    assert rest.decide("POST", "/orders", bearer(token)).status == 403 and rest.invocations == 2
+    assert rest.decide("GET", "/orders/42", bearer(token)).status == 403 and rest.invocations == 3
 
 
 def test_allowed_tenant_token_and_the_method_arn_the_handler_sees(route_table, key):
