@@ -248,11 +248,12 @@ def satisfied_routes(api: ApiRoutes, principal: Any) -> frozenset[Route]:
 
 
 def permission_groups(routes: Iterable[Route]) -> list[tuple[Route, ...]]:
-    """`routes` grouped by what they ask (public, issuers, requirement): one group per permission, in table order.
-    A principal may call every route of a group or none."""
+    """`routes` grouped by everything `routes_satisfied_by` asks of a route (public, checked per request, issuers,
+    requirement): one group per permission, in table order. A principal may call every route of a group or none."""
     groups: dict[tuple, list[Route]] = {}
     for route in routes:
-        groups.setdefault((route.public, route.issuers, route.requirement), []).append(route)
+        key = (route.public, route.checked_per_request, route.issuers, route.requirement)
+        groups.setdefault(key, []).append(route)
     return [tuple(group) for group in groups.values()]
 
 
