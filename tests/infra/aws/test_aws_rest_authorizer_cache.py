@@ -100,3 +100,10 @@ def test_a_token_authorizer_turns_caching_off_when_a_policy_may_not_be_route_wid
     template.has_resource_properties("AWS::ApiGateway::Authorizer", {
         "Type": "TOKEN", "AuthorizerResultTtlInSeconds": 0})
     annotations.has_info("*", Match.string_like_regexp("caching off .*TOKEN authorizer keys its cache on the token"))
+
+
+def test_authgate_synth_says_how_the_rest_authorizer_caches_and_why(synthesized):
+    code, output, _ = synthesized
+    assert code == 0, output
+    assert "REST authorizer cached per token (method.request.header.Authorization; TTL 300 s): every combination" \
+        in output
