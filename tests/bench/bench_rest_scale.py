@@ -5,9 +5,12 @@ routes (issue 14's curve), with the issue's targets checked.
 
 The tables have the shape of bench_authorizers.py (four routes per service: GET /svcN/items, GET /svcN/items/{id},
 POST /svcN/items, DELETE /svcN/items/{id}, plus $connect). "init + first" is a fresh interpreter importing the REST
-handler (route table load, verifier, route reach analysis) and answering one TOKEN event; "warm p50" is the median
-of decisions with the same reader token in one warm process. The reader has scope `read`, which every GET route
-asks for. Keys are in memory, so nothing waits on a network. Exits 1 when a target is missed.
+handler (route table load, verifier, route reach analysis) and answering one TOKEN event, as CPU time from the
+interpreter's start (what a dedicated Lambda core spends; nothing here waits on I/O) and as wall time from the
+import (which, on a shared machine, also counts the time other work held the core). The targets are checked on the
+CPU time. "warm p50" is the median of decisions with the same reader token in one warm process. The reader has scope
+`read`, which every GET route asks for. Keys are in memory, so nothing waits on a network. Exits 1 when a target is
+missed.
 """
 from __future__ import annotations
 
@@ -17,6 +20,8 @@ import importlib
 import io
 import json
 import os
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "bench"))
 
-from bench_authorizers import cold, events, table, warm  # noqa: E402
+from bench_authorizers import events, table, warm  # noqa: E402
 from tests.support.tokens import SigningKey, mint  # noqa: E402
 
 SIZES = (100, 1000, 5000)
@@ -35,6 +40,26 @@ SIZES = (100, 1000, 5000)
 INIT_TARGET_S = {1000: 0.3, 5000: 2.0}
 WARM_RATIO_TARGET = 2.0
 ROUTE_WIDE = ("exact", "deny_list")
+
+
+COLD = """
+import contextlib, importlib, io, json, sys, time
+started = time.perf_counter()
+module = importlib.import_module("lambdas.authorizers.rest")
+with contextlib.redirect_stdout(io.StringIO()):
+    module.handler(json.loads(sys.argv[1]))
+print(json.dumps({"cpu_ms": time.process_time() * 1000, "wall_ms": (time.perf_counter() - started) * 1000}))
+"""
+
+
+def cold_ms(event: dict, env: dict, runs: int) -> tuple[float, float]:
+    """Median CPU and wall milliseconds of `runs` fresh interpreters importing the handler and deciding once."""
+    results = []
+    for _ in range(runs):
+        out = subprocess.run([sys.executable, "-c", COLD, json.dumps(event)], capture_output=True, text=True,
+                             env={**env, "PYTHONPATH": str(ROOT)}, cwd=ROOT, check=True)
+        results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    return (statistics.median(r["cpu_ms"] for r in results), statistics.median(r["wall_ms"] for r in results))
 
 
 def reader_policy(event: dict) -> tuple[str, int]:
@@ -55,8 +80,8 @@ def main() -> int:
     token = mint(key, scope="read", roles=[], client_id="bench")
     print(f"REST authorizer, reader token (scope read); python {sys.version.split()[0]}; median of {cold_runs} fresh "
           f"interpreters, warm p50 of {iterations} decisions")
-    print(f"{'routes':>7} {'init+first ms':>14} {'(import ms':>11} {'first ms)':>10} {'warm p50 us':>12} "
-          f"{'reader policy':>14} {'bytes':>6}")
+    print(f"{'routes':>7} {'init+first CPU ms':>18} {'(wall ms)':>10} {'warm p50 us':>12} {'reader policy':>14} "
+          f"{'bytes':>6}")
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for size in SIZES:
@@ -65,13 +90,12 @@ def main() -> int:
             env = {**os.environ, "AUTHGATE_POLICY": str(path), "AUTHGATE_API": "orders"}
             os.environ.update(AUTHGATE_POLICY=str(path), AUTHGATE_API="orders")
             event = events(token)["rest"]
-            import_ms, first_ms = cold("rest", event, env, cold_runs)
+            cpu_ms, wall_ms = cold_ms(event, env, cold_runs)
             p50, _ = warm("rest", event, iterations)
             strategy, size_bytes = reader_policy(event)
-            results[size] = (import_ms + first_ms, p50, strategy)
-            print(f"{size:>7} {import_ms + first_ms:>14.1f} {import_ms:>11.1f} {first_ms:>10.1f} {p50:>12.1f} "
-                  f"{strategy:>14} {size_bytes:>6}", flush=True)
-    missed = [f"init + first decision at {size} routes {results[size][0] / 1000:.2f} s > {limit} s"
+            results[size] = (cpu_ms, p50, strategy)
+            print(f"{size:>7} {cpu_ms:>18.1f} {wall_ms:>10.1f} {p50:>12.1f} {strategy:>14} {size_bytes:>6}", flush=True)
+    missed = [f"init + first decision at {size} routes {results[size][0] / 1000:.2f} s CPU > {limit} s"
               for size, limit in INIT_TARGET_S.items() if results[size][0] / 1000 > limit]
     ratio = results[5000][1] / results[100][1]
     print(f"warm p50 5,000 : 100 routes = {ratio:.2f}x (target <= {WARM_RATIO_TARGET}x)")
