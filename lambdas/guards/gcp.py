@@ -136,7 +136,7 @@ class GcpGatewayGuard:
                                 hint="the route must have a security requirement in the gateway's OpenAPI document")
         claims = decode_userinfo(value)
         iss = claims.get("iss")
-        if iss not in self.issuers:
+        if type(iss) is not str or iss not in self.issuers:  # an array or object is unhashable: refuse, not raise
             raise TokenRejected("unknown_issuer", f"{USERINFO_HEADER} names an issuer this backend does not accept",
                                 expected=sorted(self.issuers), found=str(iss)[:200])
         sub = claims.get("sub")

@@ -356,3 +356,11 @@ def test_a_bundled_jwks_file_is_read_as_strictly_as_a_fetched_one(tmp_path, rsa_
     path.write_text(text.replace("%s", json.dumps(rsa_key.jwk())) if "%s" in text else text)
     with pytest.raises(ValueError, match="JWKS file"):
         StaticKeySource.from_file(str(path))
+
+
+@pytest.mark.parametrize("iss", ["[]", '["%s"]' % ISSUER, "{}", "1", "null"])
+def test_gcp_userinfo_whose_iss_is_not_a_string_is_refused(iss):
+    guard = GcpGatewayGuard(issuers=[ISSUER], private_ingress=True)
+    with pytest.raises(TokenRejected) as raised:
+        guard.authenticate({"x-apigateway-api-userinfo": b64url('{"iss": %s, "sub": "u"}' % iss)})
+    assert raised.value.code == "unknown_issuer"
