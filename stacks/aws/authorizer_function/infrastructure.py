@@ -26,6 +26,17 @@ def authorizer_runtime() -> lambda_.Runtime:
     and chose its wheels (stacks/aws/authorizer_asset.py). Any other runtime would ignore that bytecode at best."""
     return lambda_.Runtime(lambda_runtime_name(), lambda_.RuntimeFamily.PYTHON)
 
+def acknowledge_asset_runtime(function: lambda_.Function) -> None:
+    """A function running the authorizer asset runs the runtime the asset was built for, which is the latest only
+    when the build ran on it; cdk-nag's latest-runtime rule is acknowledged with that reason."""
+    runtime = function.runtime
+    if runtime.name != LATEST_PYTHON_RUNTIME.name:
+        acknowledge_nag(function, "AwsSolutions-L1",
+                        f"{runtime.name} is the runtime the authorizer asset is built for: its bytecode is "
+                        "compiled by, and its binary wheels (cryptography) chosen for, the interpreter that "
+                        "builds it (stacks/aws/authorizer_asset.py); build with python3.14 to deploy python3.14")
+
+
 LAMBDA_CHECKOV_SKIPS = {
     "CKV_AWS_115": "reserved concurrency would cap the API at the function and take capacity from accounts with "
                    "low limits; requests are throttled at the API Gateway stage instead",
@@ -86,8 +97,4 @@ class AuthorizerFunction(Construct):
             "bytecode, which only that Python version can use")
         for check_id, reason in LAMBDA_CHECKOV_SKIPS.items():
             skip_checkov(self.function, check_id, reason)
-        if runtime.name != LATEST_PYTHON_RUNTIME.name:
-            acknowledge_nag(self.function, "AwsSolutions-L1",
-                            f"{runtime.name} is the runtime the authorizer asset is built for: its bytecode is "
-                            "compiled by, and its binary wheels (cryptography) chosen for, the interpreter that "
-                            "builds it (stacks/aws/authorizer_asset.py); build with python3.14 to deploy python3.14")
+        acknowledge_asset_runtime(self.function)
