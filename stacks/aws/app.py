@@ -10,12 +10,13 @@ from aws_cdk import App, Duration, Environment, Stage, Validations
 
 from stacks.aws import authorizer_asset as asset_builder
 from stacks.aws.authorizer_code import ROUTE_TABLE_FILE, prebuilt_authorizer_code
-from stacks.aws.policy_inputs import alb_login, alb_machine_routes, cognito_clients, cognito_scopes
+from stacks.aws.policy_inputs import (alb_login, alb_machine_routes, cognito_clients, cognito_federation,
+                                      cognito_scopes)
 from stacks.aws.refusals import UnsupportedConfiguration
 from stacks.aws.route_plan import ApiPlan
 from stacks.aws.settings import AppSettings
 from stacks.aws.stacks import (CognitoIssuerStack, EksFrontDoorStack, EksInClusterFrontDoorStack, GithubOidcStack,
-                               HttpApiStack, OidcLoadBalancerStack, RestApiStack, WebSocketApiStack,
+                               HttpApiStack, OidcLoadBalancerStack, RestApiStack, WebSignIn, WebSocketApiStack,
                                WorkloadIdentityStack, secret_value)
 from stacks.aws.websocket_api.infrastructure import WebSocketPlan
 
@@ -56,6 +57,7 @@ def build(app: App, settings: AppSettings) -> ApiPlan:
     env = Environment(account=settings.account, region=settings.region) if settings.account else None
     for stage_name in settings.stages:
         stage = Stage(app, stage_name, env=env)
+        issuer_stack = None
         if settings.cognito and settings.cognito.issuer not in plan.issuers:
             # cdk.json turns the Cognito issuer on for the default API; another API whose routes do not accept
             # that issuer gets no user pool it would never use.
@@ -64,12 +66,15 @@ def build(app: App, settings: AppSettings) -> ApiPlan:
                       f"{settings.cognito.issuer!r} (authgate:cognito.issuer)", file=sys.stderr)
         elif settings.cognito:
             identifier, scopes = cognito_scopes(policy, plan, settings.cognito.issuer)
-            spa, service = cognito_clients(policy, settings.cognito.issuer)
-            CognitoIssuerStack(stage, "Issuer", resource_server_identifier=identifier, scopes=scopes,
-                               domain_prefix=settings.cognito.domain_prefix.replace("{stage}", stage_name),
-                               spa_clients=spa, service_clients=service)
+            spa, service, web_clients = cognito_clients(policy, settings.cognito.issuer)
+            issuer_stack = CognitoIssuerStack(
+                stage, "Issuer", resource_server_identifier=identifier, scopes=scopes,
+                domain_prefix=settings.cognito.domain_prefix.replace("{stage}", stage_name), spa_clients=spa,
+                service_clients=service, web_clients=web_clients,
+                federated_providers=cognito_federation(policy, settings.cognito.issuer))
         HttpApiStack(stage, "HttpApi", authorizer_code=authorizer_code(), backend_url=settings.backend_url,
-                     alarm_topic_arn=settings.alarm_topic_arn, **api_props)
+                     alarm_topic_arn=settings.alarm_topic_arn, web=web_sign_in(settings, policy, issuer_stack),
+                     **api_props)
         RestApiStack(stage, "RestApi", authorizer_code=authorizer_code(), backend_url=settings.backend_url,
                      authorizer_type=settings.rest_authorizer_type, alarm_topic_arn=settings.alarm_topic_arn,
                      **api_props)
@@ -113,6 +118,24 @@ def build(app: App, settings: AppSettings) -> ApiPlan:
                             environment=settings.github.environment, provider_arn=settings.github.provider_arn,
                             managed_policy_arns=settings.github.managed_policy_arns)
     return plan
+
+
+def web_sign_in(settings: AppSettings, policy, issuer_stack) -> WebSignIn | None:
+    """The token handler's inputs for context authgate:web: the policy's web client, signed in by the Cognito pool."""
+    if settings.web is None:
+        return None
+    from stacks.policy.render.token_handler import render_token_handler
+    client = policy.clients.get(settings.web.client)
+    if client is None or client.kind != "web":
+        raise UnsupportedConfiguration(f"authgate:web.client {settings.web.client!r} must name a kind: web client of "
+                                       f"{settings.policy}")
+    if issuer_stack is None or settings.cognito.issuer != client.issuer:
+        raise UnsupportedConfiguration(f"authgate:web needs authgate:cognito for the web client's issuer "
+                                       f"{client.issuer!r}: the pool is where its confidential client is created")
+    issuer = issuer_stack.issuer
+    return WebSignIn(config=render_token_handler(policy, settings.web.client),
+                     client_id=issuer.web_clients[settings.web.client].user_pool_client_id,
+                     client_secret=issuer.web_client_secrets[settings.web.client])
 
 
 def shortest_token_lifetime_seconds(settings: AppSettings, plan: ApiPlan) -> int:

@@ -29,13 +29,18 @@ def skip_checkov(construct: IConstruct, check_id: str, reason: str) -> None:
     resource.add_metadata("checkov", {"skip": [*skips, {"id": check_id, "comment": reason}]})
 
 
+# Where CDK puts its own functions: custom-resource providers, and the singleton behind every AwsCustomResource (its
+# fixed construct id), e.g. the one that reads a Cognito app client's generated secret at deploy time.
+CDK_PROVIDER_PATH_MARKERS = ("CustomResourceProvider", "AWS679f53fac002430cb0da5b7982bd2287")
+
+
 @jsii.implements(IAspect)
 class CdkProviderFunctionSkips:
     """Adds the skips above to the Lambda functions CDK itself adds to a stack (custom-resource providers)."""
 
     def visit(self, node: IConstruct) -> None:
         if (isinstance(node, CfnResource) and node.cfn_resource_type == "AWS::Lambda::Function"
-                and "CustomResourceProvider" in node.node.path):
+                and any(marker in node.node.path for marker in CDK_PROVIDER_PATH_MARKERS)):
             for check_id, reason in CDK_PROVIDER_FUNCTION_SKIPS.items():
                 skip_checkov(node, check_id, reason)
 

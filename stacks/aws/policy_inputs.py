@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from lambdas.validation.profiles import BUILT_IN_SCOPES
 from stacks.aws.alb_oidc.infrastructure import MachineRoute, OidcLogin
-from stacks.aws.cognito_issuer.infrastructure import ServiceClientSpec, SpaClientSpec
+from stacks.aws.cognito_issuer.infrastructure import (FederatedProviderSpec, ServiceClientSpec, SpaClientSpec,
+                                                      WebClientSpec)
 from stacks.aws.refusals import UnsupportedConfiguration
 from stacks.aws.route_plan import ApiPlan, IssuerPlan
 from stacks.aws.settings import AlbSettings
@@ -29,8 +30,9 @@ def cognito_scopes(policy, plan: ApiPlan, issuer_name: str) -> tuple[str, dict[s
     return identifiers.pop(), {scope: f"{scope} (authgate policy, API {plan.name})" for scope in sorted(scopes)}
 
 
-def cognito_clients(policy, issuer_name: str) -> tuple[list[SpaClientSpec], list[ServiceClientSpec]]:
-    spa, service = [], []
+def cognito_clients(policy, issuer_name: str) -> tuple[list[SpaClientSpec], list[ServiceClientSpec],
+                                                      list[WebClientSpec]]:
+    spa, service, web = [], [], []
     for name, client in policy.clients.items():
         if client.issuer != issuer_name:
             continue
@@ -38,9 +40,20 @@ def cognito_clients(policy, issuer_name: str) -> tuple[list[SpaClientSpec], list
         if client.kind == "spa":
             spa.append(SpaClientSpec(name=name, callback_urls=tuple(client.redirect_uris),
                                      logout_urls=tuple(client.logout_uris), scopes=tuple(resource_scopes)))
+        elif client.kind == "web":
+            web.append(WebClientSpec(name=name, callback_urls=tuple(client.callback_uris),
+                                     logout_urls=tuple(client.logout_uris), scopes=tuple(resource_scopes)))
         else:
             service.append(ServiceClientSpec(name=name, scopes=tuple(resource_scopes)))
-    return spa, service
+    return spa, service, web
+
+
+def cognito_federation(policy, issuer_name: str) -> list[FederatedProviderSpec]:
+    """The external identity providers the policy's Cognito issuer federates."""
+    return [FederatedProviderSpec(name=name, kind=spec.kind, client_id=spec.client_id,
+                                  client_secret_name=spec.client_secret_name, issuer=spec.issuer,
+                                  metadata_url=spec.metadata_url, attributes=dict(spec.attributes))
+            for name, spec in policy.issuer(issuer_name).federation.items()]
 
 
 def alb_login(settings: AlbSettings, issuer: IssuerPlan, client_secret) -> OidcLogin:

@@ -66,6 +66,7 @@ class RoutePlan:
     scopes: tuple[str, ...]          # the any-of scopes a native JWT authorizer is configured with
     enforcement: str
     enforcement_reason: str
+    token_source: str = "header"     # header | cookie (the token handler's session cookie)
 
     @property
     def native(self) -> bool:
@@ -143,7 +144,7 @@ def _route_plan(route: Route, issuers: Mapping[str, IssuerConfig]) -> RoutePlan:
                                        "the route table with `authgate render routes`")
     plan = RoutePlan(route_key=route.route_key, method=route.method, path=route.path, public=route.public,
                      issuers=route.issuers, scopes=native_scopes(route.requirement), enforcement=route.enforcement,
-                     enforcement_reason=route.enforcement_reason)
+                     enforcement_reason=route.enforcement_reason, token_source=route.token_source)
     if plan.native:
         # A route the gateway cannot fully enforce must never be deployed as native: it would let through
         # tokens the policy refuses.

@@ -78,6 +78,11 @@ class CognitoSettings:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    client: str                     # the policy's kind: web client whose token handler the HTTP API serves
+
+
+@dataclass(frozen=True)
 class WebSocketApiSettings:
     api: str                        # a policy API with protocol: websocket
     token_source: str = "query"     # query | protocol | header: where clients put the token on the upgrade
@@ -101,6 +106,7 @@ class AppSettings:
     github: GithubSettings | None = None
     websocket: WebSocketApiSettings | None = None
     alarm_topic_arn: str | None = None    # an existing SNS topic every API's alarms notify
+    web: WebSettings | None = None        # browser sign-in: the token handler on the HTTP API (needs cognito)
 
     @classmethod
     def from_context(cls, get: Any) -> "AppSettings":
@@ -152,7 +158,8 @@ class AppSettings:
             cognito=_section(value("cognito"), CognitoSettings, "cognito"),
             alb=_section(value("alb"), AlbSettings, "alb"),
             eks=_eks(value("eks")), github=_section(value("github"), GithubSettings, "github"),
-            websocket=_section(value("websocket"), WebSocketApiSettings, "websocket"))
+            websocket=_section(value("websocket"), WebSocketApiSettings, "websocket"),
+            web=_section(value("web"), WebSettings, "web"))
 
 
 def _section(raw: Any, kind: type, key: str) -> Any:

@@ -1,16 +1,20 @@
 """authgate's AWS stacks: each composes the constructs for one deployable concern and nothing else."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from aws_cdk import Duration, SecretValue, Stack, aws_apigateway as apigw, aws_apigatewayv2_integrations as integ
-from aws_cdk import aws_iam as iam, aws_lambda as lambda_
+from aws_cdk import aws_iam as iam, aws_lambda as lambda_, aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from stacks.aws.alb_oidc.infrastructure import MachineRoute, OidcLogin, OidcLoginLoadBalancer
 from stacks.aws.api_monitoring.infrastructure import GatewayMetrics, monitor_api
+from stacks.aws.browser_sign_in.infrastructure import BrowserSignIn, CookieKeys
 from stacks.aws.checkov import add_provider_function_skips
-from stacks.aws.cognito_issuer.infrastructure import CognitoIssuer, ServiceClientSpec, SpaClientSpec
+from stacks.aws.cognito_issuer.infrastructure import (CognitoIssuer, FederatedProviderSpec, ServiceClientSpec,
+                                                      SpaClientSpec, WebClientSpec)
 from stacks.aws.echo_backend.infrastructure import EchoBackend
 from stacks.aws.eks_front_door.infrastructure import HttpApiVpcLinkFrontDoor
 from stacks.aws.eks_in_cluster.infrastructure import InClusterFrontDoor
@@ -36,20 +40,34 @@ class CognitoIssuerStack(AuthgateStack):
 
     def __init__(self, scope: Construct, id_: str, *, resource_server_identifier: str, scopes: dict[str, str],
                  domain_prefix: str, spa_clients: Sequence[SpaClientSpec], service_clients: Sequence[ServiceClientSpec],
+                 web_clients: Sequence[WebClientSpec] = (), federated_providers: Sequence[FederatedProviderSpec] = (),
                  **kwargs) -> None:
         super().__init__(scope, id_, **kwargs)
         self.issuer = CognitoIssuer(self, "Issuer", resource_server_identifier=resource_server_identifier,
                                     scopes=scopes, domain_prefix=domain_prefix, spa_clients=spa_clients,
-                                    service_clients=service_clients)
+                                    service_clients=service_clients, web_clients=web_clients,
+                                    federated_providers=federated_providers)
+
+
+@dataclass(frozen=True)
+class WebSignIn:
+    """Browser sign-in on an HTTP API: the web client's token handler configuration (render_token_handler) and the
+    Cognito client it signs in with."""
+    config: Mapping[str, Any]
+    client_id: str
+    client_secret: secretsmanager.ISecret
 
 
 class HttpApiStack(AuthgateStack):
-    """One API of the policy as an HTTP API; to backend_url if given, else to the echo backend."""
+    """One API of the policy as an HTTP API; to backend_url if given, else to the echo backend. With `web`, the token
+    handler answers the web client's auth path and cookie routes are authorized from the session cookie."""
 
     def __init__(self, scope: Construct, id_: str, *, plan: ApiPlan, authorizer_code: lambda_.Code,
                  route_table_path: str, shortest_token_lifetime: Duration, backend_url: str | None = None,
-                 alarm_topic_arn: str | None = None, **kwargs) -> None:
+                 alarm_topic_arn: str | None = None, web: WebSignIn | None = None, **kwargs) -> None:
         super().__init__(scope, id_, **kwargs)
+        cookie_keys = CookieKeys(self, "CookieKeys", description=f"session cookie keys of {web.config['origin']}") \
+            if web is not None else None
         if backend_url:
             integration = integ.HttpUrlIntegration("Backend", backend_url)
         else:
@@ -57,7 +75,12 @@ class HttpApiStack(AuthgateStack):
             integration = integ.HttpLambdaIntegration("Backend", self.echo.function)
         self.http_api = AuthgateHttpApi(self, "HttpApi", plan=plan, integration=integration,
                                         authorizer_code=authorizer_code, route_table_path=route_table_path,
-                                        shortest_token_lifetime=shortest_token_lifetime)
+                                        shortest_token_lifetime=shortest_token_lifetime, cookie_keys=cookie_keys,
+                                        web_origin=web.config["origin"] if web is not None else None)
+        if web is not None:
+            self.browser_sign_in = BrowserSignIn(self, "BrowserSignIn", http_api=self.http_api.api,
+                                                 code=authorizer_code, config=web.config, client_id=web.client_id,
+                                                 client_secret=web.client_secret, cookie_keys=cookie_keys)
         self.monitoring = monitor_api(self, api_name=plan.name, gateway=GatewayMetrics.of_api(self.http_api.api),
                                       authorizer_kind="http_api", authorizer=self.http_api.authorizer_function,
                                       alarm_topic_arn=alarm_topic_arn)

@@ -126,6 +126,37 @@ class BindingSpec(PolicyModel):
         "How far a DPoP proof's iat may lie from now (each way); also how long its jti is remembered"))
 
 
+class FederatedProviderSpec(PolicyModel):
+    """An external identity provider a Cognito pool lets users sign in with ("sign in with Okta / Google / SSO")."""
+
+    kind: Literal["oidc", "google", "saml"] = Field(description=(
+        "oidc (Okta, Auth0, Keycloak, Entra ID, any OpenID provider), google, or saml (enterprise SSO)"))
+    issuer: str | None = Field(None, description="oidc: the provider's issuer URL (https); its discovery gives endpoints")
+    client_id: str | None = Field(None, description="oidc, google: the pool's client id at the provider")
+    client_secret_name: str | None = Field(None, description=(
+        "oidc, google: the Secrets Manager secret holding that client's secret (never the secret itself)"))
+    metadata_url: str | None = Field(None, description="saml: the provider's metadata URL (https)")
+    attributes: dict[str, str] = Field(default_factory=lambda: {"email": "email", "fullname": "name"}, description=(
+        "Pool attribute -> the provider's claim (SAML: attribute name)"))
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> "FederatedProviderSpec":
+        needed = {"oidc": ("issuer", "client_id", "client_secret_name"), "google": ("client_id", "client_secret_name"),
+                  "saml": ("metadata_url",)}[self.kind]
+        missing = [name for name in needed if not getattr(self, name)]
+        if missing:
+            raise ValueError(f"a {self.kind} provider needs {', '.join(missing)}")
+        extra = [name for name in ("issuer", "client_id", "client_secret_name", "metadata_url")
+                 if name not in needed and getattr(self, name)]
+        if extra:
+            raise ValueError(f"{', '.join(extra)} do(es) not apply to a {self.kind} provider; remove it")
+        for name in ("issuer", "metadata_url"):
+            value = getattr(self, name)
+            if value is not None and not value.startswith("https://"):
+                raise ValueError(f"{name} {value!r} must be an https:// URL")
+        return self
+
+
 class IssuerSpec(PolicyModel):
     """An identity provider whose tokens the APIs accept. Defined once; routes name it."""
 
@@ -154,6 +185,8 @@ class IssuerSpec(PolicyModel):
         "The denylist (freshness: denylist routes) and back-channel logout"))
     binding: BindingSpec = Field(default_factory=BindingSpec, description=(
         "Proof of possession this issuer's tokens carry (routes with proof: dpop or mtls)"))
+    federation: dict[str, FederatedProviderSpec] = Field(default_factory=dict, description=(
+        "cognito only: external identity providers the pool federates, by the name users pick at sign-in"))
     description: str | None = None
 
     @model_validator(mode="before")
@@ -225,6 +258,9 @@ class IssuerSpec(PolicyModel):
 
     @model_validator(mode="after")
     def _consistency(self) -> "IssuerSpec":
+        if self.federation and self.profile != "cognito":
+            raise ValueError("federation is configured on a Cognito user pool (profile: cognito); other issuers "
+                             "federate in their own console")
         if self.introspection is not None and self.introspection.endpoint is not None:
             check_key_url(self.introspection.endpoint, what="introspection.endpoint",
                           local_development=self.local_development)

@@ -26,6 +26,13 @@ def authorizer_runtime() -> lambda_.Runtime:
     and chose its wheels (stacks/aws/authorizer_asset.py). Any other runtime would ignore that bytecode at best."""
     return lambda_.Runtime(lambda_runtime_name(), lambda_.RuntimeFamily.PYTHON)
 
+def secrets_extension() -> lambda_.ParamsAndSecretsLayerVersion:
+    """The AWS Parameters and Secrets Lambda Extension, how the runtime reads secrets (lambdas/token_handler/secrets.py).
+    Its cache is off: a rotated cookie key must be picked up by a new execution environment, not after a TTL."""
+    return lambda_.ParamsAndSecretsLayerVersion.from_version(lambda_.ParamsAndSecretsVersions.V1_0_103,
+                                                             cache_enabled=False)
+
+
 def acknowledge_asset_runtime(function: lambda_.Function) -> None:
     """A function running the authorizer asset runs the runtime the asset was built for, which is the latest only
     when the build ran on it; cdk-nag's latest-runtime rule is acknowledged with that reason."""
@@ -65,7 +72,8 @@ class AuthorizerFunction(Construct):
                  api_name: str, architecture: lambda_.Architecture = lambda_.Architecture.ARM_64,
                  memory_size: int = 512, timeout: Duration = Duration.seconds(5),
                  log_retention: logs.RetentionDays = DEFAULT_RETENTION,
-                 settings: Mapping[str, str] | None = None, metrics_namespace: str | None = None) -> None:
+                 settings: Mapping[str, str] | None = None, metrics_namespace: str | None = None,
+                 reads_secrets: bool = False) -> None:
         super().__init__(scope, id_)
         if kind not in AUTHORIZER_HANDLERS:
             raise ValueError(f"authorizer kind {kind!r} is not one of {', '.join(AUTHORIZER_HANDLERS)}")
@@ -88,6 +96,8 @@ class AuthorizerFunction(Construct):
             self, "Function", runtime=runtime, architecture=architecture, handler=AUTHORIZER_HANDLERS[kind],
             code=code, role=self.role, memory_size=memory_size, timeout=timeout, log_group=self.log_group,
             logging_format=lambda_.LoggingFormat.JSON,
+            # Cookie routes: the session cookie keys come from Secrets Manager through the extension at init.
+            params_and_secrets=secrets_extension() if reads_secrets else None,
             description=f"authgate {kind} authorizer for API {api_name}",
             environment={"AUTHGATE_POLICY": f"/var/task/{route_table_path}", "AUTHGATE_API": api_name,
                          "AUTHGATE_METRICS_NAMESPACE": self.metrics_namespace, **(settings or {})})

@@ -11,7 +11,7 @@ from aws_cdk import aws_iam as iam, aws_lambda as lambda_, aws_logs as logs, aws
 from constructs import Construct
 
 from stacks.aws.authorizer_function.infrastructure import (LAMBDA_CHECKOV_SKIPS, acknowledge_asset_runtime,
-                                                           authorizer_runtime)
+                                                           authorizer_runtime, secrets_extension)
 from stacks.aws.checkov import skip_checkov
 from stacks.aws.log_group import DEFAULT_RETENTION, retained_log_group
 from stacks.aws.nag import acknowledge_nag
@@ -22,13 +22,6 @@ SECRET_CHECKOV_SKIPS = {
     "CKV_AWS_149": "encrypted with the account's aws/secretsmanager key; a customer-managed key adds cost and a key "
                    "policy to keep in step without changing who may read the secret (the function roles only)",
 }
-
-
-def secrets_extension() -> lambda_.ParamsAndSecretsLayerVersion:
-    """The AWS Parameters and Secrets Lambda Extension, how the runtime reads secrets (lambdas/token_handler/secrets.py).
-    Its cache is off: a rotated cookie key must be picked up by a new execution environment, not after a TTL."""
-    return lambda_.ParamsAndSecretsLayerVersion.from_version(lambda_.ParamsAndSecretsVersions.V1_0_103,
-                                                             cache_enabled=False)
 
 
 class CookieKeys(Construct):

@@ -3,6 +3,7 @@ where API Gateway can enforce the rule, authgate's Lambda authorizer where it ca
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import jsii
 
@@ -14,7 +15,7 @@ from lambdas.authorizers.identity_sources import DEFAULT_TOKEN_SOURCE, http_api_
 from stacks.aws.authorizer_function.infrastructure import AuthorizerFunction
 from stacks.aws.nag import acknowledge_nag
 from stacks.aws.log_group import DEFAULT_RETENTION, retained_log_group
-from stacks.aws.refusals import require_cache_within_token_lifetime
+from stacks.aws.refusals import UnsupportedConfiguration, require_cache_within_token_lifetime
 from stacks.aws.route_plan import ApiPlan, IssuerPlan, RoutePlan
 
 TOKEN_IDENTITY_SOURCE = DEFAULT_TOKEN_SOURCE
@@ -33,9 +34,15 @@ class AuthgateHttpApi(Construct):
                  shortest_token_lifetime: Duration, authorizer_code: lambda_.Code | None = None,
                  route_table_path: str = "authgate_routes.json",
                  authorizer_cache_ttl: Duration = Duration.minutes(5), throttle_rate_limit: float = 100,
-                 throttle_burst_limit: int = 200, log_retention: logs.RetentionDays = DEFAULT_RETENTION) -> None:
+                 throttle_burst_limit: int = 200, log_retention: logs.RetentionDays = DEFAULT_RETENTION,
+                 cookie_keys: Any = None, web_origin: str | None = None) -> None:
         super().__init__(scope, id_)
         self.plan = plan
+        cookie_routes = [r.route_key for r in plan.routes if r.token_source == "cookie"]
+        if cookie_routes and (cookie_keys is None or not web_origin):
+            raise UnsupportedConfiguration(
+                f"API {plan.name!r} has routes that take the token handler's session cookie ({', '.join(cookie_routes)}); "
+                "deploy them with browser sign-in (context authgate:web naming the policy's web client)")
         cache_seconds = int(min(authorizer_cache_ttl.to_seconds(), shortest_token_lifetime.to_seconds()))
         require_cache_within_token_lifetime(cache_seconds, int(shortest_token_lifetime.to_seconds()),
                                             what="HTTP API Lambda authorizer")
@@ -66,11 +73,22 @@ class AuthgateHttpApi(Construct):
                 self, "Authorizer", kind="http_api", code=authorizer_code, route_table_path=route_table_path,
                 api_name=plan.name, log_retention=log_retention,
                 settings={"AUTHGATE_RESPONSE": "simple", "AUTHGATE_RESULT_TTL_SECONDS": str(cache_seconds),
-                          "AUTHGATE_IDENTITY_SOURCES": ",".join(self.identity_sources)})
+                          "AUTHGATE_IDENTITY_SOURCES": ",".join(self.identity_sources),
+                          **({"AUTHGATE_WEB_ORIGIN": web_origin} if cookie_routes else {})},
+                reads_secrets=bool(cookie_routes))
             self.lambda_authorizer = authorizers.HttpLambdaAuthorizer(
                 "AuthgateLambda", self.authorizer_function.function, authorizer_name=f"authgate-{plan.name}",
                 response_types=[authorizers.HttpLambdaResponseType.SIMPLE],
                 results_cache_ttl=Duration.seconds(cache_seconds), identity_source=self.identity_sources)
+        self.cookie_authorizer: authorizers.HttpLambdaAuthorizer | None = None
+        if cookie_routes:
+            cookie_keys.grant_read(self.authorizer_function.function)
+            # Uncached: a cookie route's answer also depends on the CSRF headers (method, Origin, X-Authgate-Csrf),
+            # which a cache key of the cookie would not tell apart. Uncached authorizers need no identity source.
+            self.cookie_authorizer = authorizers.HttpLambdaAuthorizer(
+                "AuthgateCookie", self.authorizer_function.function, authorizer_name=f"authgate-{plan.name}-cookie",
+                response_types=[authorizers.HttpLambdaResponseType.SIMPLE], results_cache_ttl=Duration.seconds(0),
+                identity_source=[])
 
         self.routes: dict[str, apigwv2.HttpRoute] = {}
         for route in plan.routes:
@@ -87,6 +105,8 @@ class AuthgateHttpApi(Construct):
             authorizer, scopes = apigwv2.HttpNoneAuthorizer(), None
         elif route.native:
             authorizer, scopes = self.jwt_authorizers[route.issuers[0]], list(route.scopes) or None
+        elif route.token_source == "cookie":
+            authorizer, scopes = self.cookie_authorizer, None
         else:
             authorizer, scopes = self.lambda_authorizer, None
         (http_route,) = self.api.add_routes(path=route.path, methods=[apigwv2.HttpMethod(route.method)],

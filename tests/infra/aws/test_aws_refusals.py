@@ -188,7 +188,7 @@ def test_cognito_resource_scopes_leave_out_every_built_in_scope():
     client.scopes.extend(["offline_access", "address"])
     identifier, scopes = cognito_scopes(policy, plan, "corp")
     assert "offline_access" not in scopes and "address" not in scopes and identifier == "orders-api"
-    spa, service = cognito_clients(policy, "corp")
+    spa, service, _ = cognito_clients(policy, "corp")
     assert all("offline_access" not in c.scopes for c in [*spa, *service])
 
 
