@@ -70,12 +70,3 @@ def require_cache_within_token_lifetime(cache_seconds: int, token_lifetime_secon
             f"{token_lifetime_seconds}s")
 
 
-def refuse_open_in_cluster_manifests(manifests: Sequence[dict]) -> None:
-    """The in-cluster front door's manifests must leave no route open: an Istio RequestAuthentication needs its
-    ALLOW AuthorizationPolicy, every protected HTTPRoute a SecurityPolicy with jwt or extAuth."""
-    from stacks.policy.render.gateway_api import coverage_problems
-    from stacks.policy.render.istio import pairing_problems
-
-    problems = pairing_problems(manifests) + coverage_problems(list(manifests))
-    if problems:
-        raise UnsupportedConfiguration("the in-cluster manifests would leave routes open: " + "; ".join(problems))

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from stacks.aws.refusals import UnsupportedConfiguration
+from stacks.policy.render.in_cluster import IN_CLUSTER_GATEWAYS
 
 PREFIX = "authgate:"
 STAGE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,30}")
 SNS_TOPIC_ARN = re.compile(r"arn:aws(-[a-z]+)*:sns:[a-z]{2}(-[a-z]+)+-[0-9]:[0-9]{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?")
 FRONT_DOOR_SHAPES = ("http-api-vpc-link", "alb-oidc", "in-cluster")
-IN_CLUSTER_GATEWAYS = ("nginx", "gateway-api", "istio")
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import pulumi
 import pulumi_azure_native as azure_native
 
 from stacks.azure.aks import AksWorkloadIdentity, AksWorkloadIdentityArgs, WorkloadIdentityBinding
+from stacks.azure.aks_forward_auth import AksForwardAuth, AksForwardAuthArgs
 from stacks.azure.apim import ApimGateway, ApimGatewayArgs
 from stacks.azure.audit_alerts import LOG_SOURCES, AuditLogAlerts, AuditLogAlertsArgs
 from stacks.azure.easy_auth import AppServiceEasyAuth, AppServiceEasyAuthArgs, check_excluded_paths
@@ -103,7 +104,8 @@ def _entra(value: dict[str, Any], policy, api_name: str) -> tuple[EntraApiArgs, 
 
 def _aks(value: dict[str, Any], resource_group_name: str, location: str) -> AksWorkloadIdentityArgs:
     key = "authgate:aks"
-    unknown_fields(value, key, ("clusterName", "nodeCount", "nodeVmSize", "kubernetesVersion", "workloads"))
+    unknown_fields(value, key, ("clusterName", "nodeCount", "nodeVmSize", "kubernetesVersion", "workloads",
+                                "inCluster"))
     raw_workloads = value.get("workloads")
     if not isinstance(raw_workloads, list) or not raw_workloads:
         raise StackConfigError(f"{key}.workloads", "must list the service accounts to federate", "orders",
@@ -128,6 +130,29 @@ def _aks(value: dict[str, Any], resource_group_name: str, location: str) -> AksW
         kubernetes_version=field_of(value, key, "kubernetesVersion", str, example="1.31", required=False),
         workloads=workloads,
     ))
+
+
+def _aks_in_cluster(value: dict[str, Any], policy, api_name: str):
+    """authgate:aks.inCluster: the forward-auth service and the gateway's configuration for the cluster."""
+    from stacks.policy.render.in_cluster import render_front_door
+
+    key = "authgate:aks.inCluster"
+    unknown_fields(value, key, ("image", "backend", "gateway", "namespace", "gatewayNamespace", "gatewayName",
+                                "gatewayPort", "selector", "clientId"))
+    selector = field_of(value, key, "selector", dict, example='{"app": "orders"}', required=False)
+    return checked(key, lambda: render_front_door(
+        policy, api_name,
+        image=field_of(value, key, "image", str, example="acme.azurecr.io/authgate-forward-auth@sha256:<digest>"),
+        backend=field_of(value, key, "backend", str, example="orders.shop:8080"),
+        gateway=field_of(value, key, "gateway", str, example="nginx", required=False, default="nginx"),
+        namespace=field_of(value, key, "namespace", str, example="authgate", required=False, default="authgate"),
+        gateway_namespace=field_of(value, key, "gatewayNamespace", str, example="ingress", required=False,
+                                   default="ingress"),
+        gateway_name=field_of(value, key, "gatewayName", str, example="authgate", required=False,
+                              default="authgate"),
+        gateway_port=field_of(value, key, "gatewayPort", int, example="8080", required=False, default=8080),
+        selector=selector, aks_client_id=field_of(value, key, "clientId", str, example="<managed identity client "
+                                                  "id>", required=False)))
 
 
 def _monitoring(value: dict[str, Any], api_name: str, resource_group_name: str, location: str) -> AuditLogAlertsArgs:
@@ -177,6 +202,12 @@ def build_azure_stack(source: ConfigSource, policy, api_name: str) -> None:
         )
         checked(key, lambda: check_excluded_paths(public_paths(policy, api_name)))
     aks_args = _aks(aks_value, resource_group_name, location) if aks_value is not None else None
+    in_cluster = None
+    if aks_value is not None and aks_value.get("inCluster") is not None:
+        if not isinstance(aks_value["inCluster"], dict):
+            raise StackConfigError("authgate:aks.inCluster", "must be a mapping", "nginx",
+                                   set_key="authgate:aks.inCluster.gateway")
+        in_cluster = _aks_in_cluster(aks_value["inCluster"], policy, api_name)
     monitoring_args = (_monitoring(monitoring_value, api_name, resource_group_name, location)
                        if monitoring_value is not None else None)
 
@@ -215,3 +246,9 @@ def build_azure_stack(source: ConfigSource, policy, api_name: str) -> None:
         aks = AksWorkloadIdentity("aks", aks_args, opts=after_group)
         pulumi.export("aksOidcIssuerUrl", aks.oidc_issuer_url)
         pulumi.export("aksWorkloadClientIds", {name: identity.client_id for name, identity in aks.identities.items()})
+        if in_cluster is not None:
+            AksForwardAuth("aks-front-door", AksForwardAuthArgs(
+                resource_group_name=resource_group_name, cluster_name=aks.cluster.name, manifests=in_cluster.all),
+                opts=pulumi.ResourceOptions(depends_on=[aks]))
+            if in_cluster.mesh_config is not None:
+                pulumi.export("istioMeshConfig", in_cluster.mesh_config)

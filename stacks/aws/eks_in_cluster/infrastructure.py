@@ -15,7 +15,7 @@ from aws_cdk import CfnOutput, Stage, aws_ec2 as ec2
 from constructs import Construct
 
 from stacks.aws.alb_oidc.infrastructure import OidcLoginLoadBalancer
-from stacks.aws.refusals import UnsupportedConfiguration, refuse_open_in_cluster_manifests
+from stacks.aws.refusals import UnsupportedConfiguration
 from stacks.aws.settings import InClusterSettings
 
 MANIFEST_DIR = "authgate-in-cluster"
@@ -23,44 +23,23 @@ MANIFEST_DIR = "authgate-in-cluster"
 
 def in_cluster_files(policy, api: str, settings: InClusterSettings) -> dict[str, str]:
     """File name -> text of what the cluster applies; UnsupportedConfiguration when a renderer refuses the inputs or
-    the result would leave a route open."""
-    from stacks.policy.render.in_cluster import ServiceRef, manifests_yaml
-    from stacks.policy.render.k8s import NAME, PORT, render_k8s
+    the result would leave a route open (a RequestAuthentication alone, a protected route without jwt or extAuth)."""
+    from stacks.policy.render.in_cluster import manifests_yaml, render_front_door
 
-    convention = "nginx" if settings.gateway == "nginx" else "envoy"
-    forward_auth = f"{NAME}.{settings.namespace}:{PORT}"
-    header = f"# authgate: EKS in-cluster front door for API {api!r}, rendered at synth; apply with GitOps.\n"
     try:
-        service = render_k8s(policy, api, image=settings.image, namespace=settings.namespace,
-                             gateway_namespace=settings.gateway_namespace, convention=convention)
-        files = {"forward-auth.yaml": manifests_yaml(service, header=header)}
-        backend = ServiceRef.parse(settings.backend, option="authgate:eks.in_cluster.backend", namespace="default")
-        if settings.gateway == "nginx":
-            from stacks.policy.render.nginx import render_nginx
-            auth = ServiceRef.parse(forward_auth, option="forward-auth", namespace=settings.namespace)
-            files["nginx.conf"] = render_nginx(policy, api, backend=f"{backend.host}:{backend.port}",
-                                               forward_auth=f"{auth.host}:{auth.port}",
-                                               listen=str(settings.gateway_port))
-            gateway: list[dict] = []
-        elif settings.gateway == "gateway-api":
-            from stacks.policy.render.gateway_api import render_gateway_api
-            gateway = render_gateway_api(policy, api, backend=f"{backend.name}:{backend.port}",
-                                         namespace=backend.namespace, forward_auth=forward_auth,
-                                         gateway=f"{settings.gateway_namespace}/{settings.gateway_name}")
-        else:
-            from stacks.policy.render.istio import render_istio
-            if not isinstance(settings.selector, dict) or not settings.selector:
-                raise ValueError("authgate:eks.in_cluster.selector: give the API's pod labels, e.g. {\"app\": "
-                                 "\"orders\"}")
-            gateway, mesh = render_istio(policy, api, selector={str(k): str(v) for k, v in settings.selector.items()},
-                                         namespace=backend.namespace, forward_auth=forward_auth)
-            files["istio-mesh-config.yaml"] = manifests_yaml([{"meshConfig": mesh}])
+        rendered = render_front_door(policy, api, gateway=settings.gateway, image=settings.image,
+                                     backend=settings.backend, namespace=settings.namespace,
+                                     gateway_namespace=settings.gateway_namespace,
+                                     gateway_name=settings.gateway_name, gateway_port=settings.gateway_port,
+                                     selector=settings.selector if isinstance(settings.selector, dict) else None)
     except (KeyError, ValueError) as exc:
         raise UnsupportedConfiguration(f"authgate:eks.in_cluster: {exc.args[0] if isinstance(exc, KeyError) else exc}"
                                        ) from None
-    if gateway:
-        refuse_open_in_cluster_manifests(service + gateway)
-        files["gateway.yaml"] = manifests_yaml(gateway, header=header)
+    header = f"# authgate: EKS in-cluster front door for API {api!r}, rendered at synth; apply with GitOps.\n"
+    files = {"forward-auth.yaml": manifests_yaml(rendered.forward_auth, header=header),
+             "gateway.yaml": manifests_yaml(rendered.gateway, header=header)}
+    if rendered.mesh_config is not None:
+        files["istio-mesh-config.yaml"] = manifests_yaml([{"meshConfig": rendered.mesh_config}])
     return files
 
 

@@ -203,3 +203,72 @@ def manifests_yaml(documents: Iterable[Mapping[str, Any]], *, header: str = "") 
     body = "---\n".join(yaml.dump(dict(doc), Dumper=NoAliases, sort_keys=False, default_flow_style=False,
                                   allow_unicode=True, width=120) for doc in documents)
     return (header + body) if body else header
+
+
+def open_route_problems(manifests: list[Mapping[str, Any]]) -> list[str]:
+    """What in a set of in-cluster manifests would leave a route open: an Istio RequestAuthentication without its
+    ALLOW AuthorizationPolicy, a SecurityPolicy without jwt or extAuth, a protected HTTPRoute no such policy covers."""
+    from stacks.policy.render.gateway_api import coverage_problems
+    from stacks.policy.render.istio import pairing_problems
+    return pairing_problems(manifests) + coverage_problems(list(manifests))
+
+
+@dataclass(frozen=True)
+class FrontDoorManifests:
+    """Everything a cluster applies for one API behind an in-cluster gateway."""
+
+    forward_auth: list[dict[str, Any]]      # the decision service (render k8s)
+    gateway: list[dict[str, Any]]           # the gateway's configuration (HTTPRoutes..., Istio policies, or NGINX's)
+    mesh_config: dict[str, Any] | None      # Istio only: the extensionProviders entry for istiod's mesh config
+
+    @property
+    def all(self) -> list[dict[str, Any]]:
+        return self.forward_auth + self.gateway
+
+
+IN_CLUSTER_GATEWAYS = ("nginx", "gateway-api", "istio")
+
+
+def render_front_door(policy: AuthPolicy, api: str, *, gateway: str, image: str, backend: str,
+                      namespace: str = "authgate", gateway_namespace: str = "ingress", gateway_name: str = "authgate",
+                      gateway_port: int = 8080, selector: Mapping[str, str] | None = None,
+                      eks_role_arn: str | None = None, aks_client_id: str | None = None) -> FrontDoorManifests:
+    """The forward-auth service and the chosen gateway's configuration for `api`; ValueError (KeyError for an unknown
+    API) when an input is refused or the result would leave a route open.
+
+    backend  SERVICE.NAMESPACE:PORT of the API's Service; nginx gets its configuration as a ConfigMap in
+             `gateway_namespace` (key authgate.conf, for the NGINX deployment to include)"""
+    from stacks.policy.render.k8s import NAME, PORT, render_k8s
+
+    if gateway not in IN_CLUSTER_GATEWAYS:
+        raise ValueError(f"gateway {gateway!r}: one of {', '.join(IN_CLUSTER_GATEWAYS)}")
+    check_dns_label(gateway_namespace, "gateway_namespace")
+    service = render_k8s(policy, api, image=image, namespace=namespace, gateway_namespace=gateway_namespace,
+                         convention="nginx" if gateway == "nginx" else "envoy", eks_role_arn=eks_role_arn,
+                         aks_client_id=aks_client_id)
+    forward_auth = f"{NAME}.{namespace}:{PORT}"
+    target = ServiceRef.parse(backend, option="backend", namespace="default")
+    mesh = None
+    if gateway == "nginx":
+        from stacks.policy.render.nginx import render_nginx
+        auth = ServiceRef.parse(forward_auth, option="forward-auth", namespace=namespace)
+        conf = render_nginx(policy, api, backend=f"{target.host}:{target.port}", forward_auth=f"{auth.host}:{auth.port}",
+                            listen=str(gateway_port))
+        routes = [{"apiVersion": "v1", "kind": "ConfigMap",
+                   "metadata": {"name": resource_name("authgate-nginx", api), "namespace": gateway_namespace,
+                                "labels": {"app.kubernetes.io/part-of": "authgate"}},
+                   "data": {"authgate.conf": conf}}]
+    elif gateway == "gateway-api":
+        from stacks.policy.render.gateway_api import render_gateway_api
+        routes = render_gateway_api(policy, api, backend=f"{target.name}:{target.port}", namespace=target.namespace,
+                                    forward_auth=forward_auth, gateway=f"{gateway_namespace}/{gateway_name}")
+    else:
+        from stacks.policy.render.istio import render_istio
+        if not selector:
+            raise ValueError("selector: give the API's pod labels, e.g. {\"app\": \"orders\"}")
+        routes, mesh = render_istio(policy, api, selector={str(k): str(v) for k, v in selector.items()},
+                                    namespace=target.namespace, forward_auth=forward_auth)
+    problems = open_route_problems(service + routes)
+    if problems:
+        raise ValueError("the in-cluster manifests would leave routes open: " + "; ".join(problems))
+    return FrontDoorManifests(service, routes, mesh)

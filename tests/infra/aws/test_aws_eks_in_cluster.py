@@ -17,7 +17,7 @@ from aws_cdk.assertions import Match, Template  # noqa: E402
 
 from stacks.aws.app import add_nag_checks  # noqa: E402
 from stacks.aws.eks_in_cluster.infrastructure import MANIFEST_DIR  # noqa: E402
-from stacks.aws.refusals import UnsupportedConfiguration, refuse_open_in_cluster_manifests  # noqa: E402
+from stacks.aws.refusals import UnsupportedConfiguration  # noqa: E402
 from stacks.aws.settings import AppSettings, InClusterSettings  # noqa: E402
 from stacks.aws.stacks import EksInClusterFrontDoorStack  # noqa: E402
 from stacks.policy import load_policy  # noqa: E402
@@ -66,11 +66,14 @@ def test_alb_forwards_to_ip_targets_without_a_login(nginx_front_door):
 def test_manifests_are_written_for_gitops(nginx_front_door):
     _, assembly = nginx_front_door
     files = {p.name: p.read_text() for p in (assembly / MANIFEST_DIR).iterdir()}
-    assert set(files) == {"forward-auth.yaml", "nginx.conf"}
+    assert set(files) == {"forward-auth.yaml", "gateway.yaml"}
     kinds = [d["kind"] for d in yaml.safe_load_all(files["forward-auth.yaml"]) if d]
     assert kinds == ["ServiceAccount", "ConfigMap", "Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy"]
-    assert "server authgate-forward-auth.authgate.svc.cluster.local:9100;" in files["nginx.conf"]
-    assert "server orders.shop.svc.cluster.local:8080;" in files["nginx.conf"]
+    (nginx,) = [d for d in yaml.safe_load_all(files["gateway.yaml"]) if d]
+    assert nginx["kind"] == "ConfigMap" and nginx["metadata"]["namespace"] == "ingress"
+    conf = nginx["data"]["authgate.conf"]
+    assert "server authgate-forward-auth.authgate.svc.cluster.local:9100;" in conf
+    assert "server orders.shop.svc.cluster.local:8080;" in conf
 
 
 @pytest.mark.parametrize("gateway, extra, expected", [
@@ -126,16 +129,15 @@ def test_context_refusals():
 
 
 def test_manifests_that_leave_a_route_open_are_refused():
+    from stacks.policy.render.in_cluster import open_route_problems
     request_authentication = {"apiVersion": "security.istio.io/v1", "kind": "RequestAuthentication",
                               "metadata": {"name": "ra", "namespace": "shop"},
                               "spec": {"selector": {"matchLabels": {"app": "orders"}}, "jwtRules": []}}
-    with pytest.raises(UnsupportedConfiguration, match="no ALLOW AuthorizationPolicy"):
-        refuse_open_in_cluster_manifests([request_authentication])
+    assert "no ALLOW AuthorizationPolicy" in open_route_problems([request_authentication])[0]
     route = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
              "metadata": {"name": "orders", "namespace": "shop"}, "spec": {"parentRefs": [{"name": "gw"}]}}
     empty = {"apiVersion": "gateway.envoyproxy.io/v1alpha1", "kind": "SecurityPolicy",
              "metadata": {"name": "orders", "namespace": "shop"},
              "spec": {"targetRefs": [{"kind": "HTTPRoute", "name": "orders"}]}}
-    with pytest.raises(UnsupportedConfiguration, match="neither jwt nor extAuth") as refused:
-        refuse_open_in_cluster_manifests([route, empty])
-    assert "HTTPRoute orders is not public" in str(refused.value)
+    problems = open_route_problems([route, empty])
+    assert "neither jwt nor extAuth" in problems[0] and "HTTPRoute orders is not public" in problems[1]

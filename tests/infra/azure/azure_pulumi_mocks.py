@@ -40,6 +40,7 @@ class RecordingAzureMocks(RecordingMocks):
             # The raw property names azure-native uses: oidcIssuerProfile.issuerURL.
             state["oidcIssuerProfile"] = {"enabled": args.inputs["oidcIssuerProfile"]["enabled"],
                                           "issuerURL": AKS_ISSUER}
+            state["name"] = args.inputs["resourceName"]
         elif typ == "azure-native:managedidentity:UserAssignedIdentity":
             state["name"] = args.inputs["resourceName"]
             state["clientId"] = _guid(f"mi/{args.name}")
@@ -47,6 +48,10 @@ class RecordingAzureMocks(RecordingMocks):
         return None
 
     def call(self, args: pulumi.runtime.MockCallArgs):
+        if args.token == "azure-native:containerservice:listManagedClusterUserCredentials":
+            import base64
+            kubeconfig = f"apiVersion: v1\nkind: Config\nclusters: [{{name: {args.args['resourceName']}}}]\n"
+            return {"kubeconfigs": [{"name": "clusterUser", "value": base64.b64encode(kubeconfig.encode()).decode()}]}
         if args.token == "azuread:index/getClientConfig:getClientConfig":
             return {"tenantId": TENANT_ID, "clientId": _guid("deployer"), "objectId": _guid("deployer-object")}
         return {}
