@@ -1,7 +1,12 @@
-"""`authgate serve forward-auth`: run the forward-auth decision service (lambdas/forward_auth) under uvicorn.
+"""`authgate serve {forward-auth,token-handler}`: run a runtime service under uvicorn.
 
     authgate serve forward-auth --policy policies/example.yaml --api orders --listen 127.0.0.1:9100
     authgate serve forward-auth --routes routes.json --api orders          # a table from `authgate render routes`
+    authgate serve token-handler --policy FILE --client shop-web           # browser sign-in (lambdas/token_handler)
+    authgate serve token-handler                                           # config from AUTHGATE_TOKEN_HANDLER_CONFIG
+
+The token handler's secrets come from the environment (AUTHGATE_CLIENT_SECRET, AUTHGATE_COOKIE_KEYS), as in a
+container whose platform injects them.
 
 uvicorn comes from the `serve` extra (`pip install 'authgate[serve]'`). SIGTERM and Ctrl-C stop it gracefully: the
 listening socket closes, readiness turns 503, requests in flight finish (within --graceful-seconds), exit 0.
@@ -37,6 +42,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          help="ext_authz path prefix (default: AUTHGATE_FORWARD_AUTH_PATH_PREFIX or /ext-authz)")
     forward.add_argument("--graceful-seconds", type=float, default=10.0, metavar="S",
                          help="how long requests in flight may finish after SIGTERM (default 10)")
+    handler = kinds.add_parser("token-handler", help="the browser sign-in backend-for-frontend (tokens in HttpOnly "
+                               "cookies)")
+    handler.add_argument("--policy", metavar="FILE", help="the auth policy YAML file (default: the configuration in "
+                         "AUTHGATE_TOKEN_HANDLER_CONFIG)")
+    handler.add_argument("--var", action="append", default=[], metavar="NAME=VALUE",
+                         help="fill a ${NAME} placeholder in the policy")
+    handler.add_argument("--client", metavar="NAME", help="the policy's kind: web client (with --policy)")
+    handler.add_argument("--listen", default="127.0.0.1:8080", metavar="HOST:PORT",
+                         help="address to listen on (default 127.0.0.1:8080; port 0 picks a free port)")
+    handler.add_argument("--graceful-seconds", type=float, default=10.0, metavar="S",
+                         help="how long requests in flight may finish after SIGTERM (default 10)")
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -57,13 +73,38 @@ def _route_table(args: argparse.Namespace):
     return RouteTable.load(render_route_table(policy, apis=[args.api]))
 
 
+def _token_handler_app(args: argparse.Namespace):
+    from lambdas.token_handler.asgi import TokenHandlerApp
+    from lambdas.token_handler.config import TokenHandlerConfig
+    from lambdas.token_handler.core import TokenHandler
+
+    environ = dict(os.environ)
+    if args.policy:
+        if not args.client:
+            raise UsageError("--policy needs --client: the policy's kind: web client to serve")
+        from stacks.policy.render.token_handler import token_handler_json
+        policy = load_policy_file(args.policy, args.var, command="authgate serve")
+        try:
+            environ["AUTHGATE_TOKEN_HANDLER_CONFIG"] = token_handler_json(policy, args.client)
+        except KeyError as exc:
+            raise UsageError(str(exc.args[0])) from None
+    return TokenHandlerApp(TokenHandler(TokenHandlerConfig.from_environment(environ)))
+
+
 def run(args: argparse.Namespace) -> int:
     try:
-        import uvicorn
+        import uvicorn  # noqa: F401 - present or not decides what to say
     except ImportError:
         print("authgate serve: uvicorn is not installed; install the serve extra: pip install 'authgate[serve]'",
               file=sys.stderr)
         return EXIT_USAGE
+    if args.service == "token-handler":
+        try:
+            app = _token_handler_app(args)
+        except (UsageError, ValueError) as exc:
+            print(f"authgate serve: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        return _run_under_uvicorn(app, args, "token-handler", "")
     from lambdas.authorizers.runtime import AuthorizerMisconfigured, AuthorizerRuntime
     from lambdas.forward_auth.app import ForwardAuthApp
     from lambdas.forward_auth.service import (ENV_CONVENTION, ENV_PATH_PREFIX, ForwardAuthService,
@@ -71,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     from lambdas.validation.route_table import RouteTableError
 
     try:
-        host, port = parse_listen(args.listen)
+        parse_listen(args.listen)   # a bad --listen is a usage error before anything is built
         environ = dict(os.environ)
         if args.convention:
             environ[ENV_CONVENTION] = args.convention
@@ -80,6 +121,17 @@ def run(args: argparse.Namespace) -> int:
         service = ForwardAuthService(AuthorizerRuntime(_route_table(args), args.api),
                                      ForwardAuthSettings.from_env(environ))
     except (UsageError, ValueError, RouteTableError, AuthorizerMisconfigured) as exc:
+        print(f"authgate serve: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return _run_under_uvicorn(ForwardAuthApp(service), args, "forward-auth", f" (API {args.api})")
+
+
+def _run_under_uvicorn(app, args: argparse.Namespace, label: str, detail: str) -> int:
+    import uvicorn
+
+    try:
+        host, port = parse_listen(args.listen)
+    except ValueError as exc:
         print(f"authgate serve: {exc}", file=sys.stderr)
         return EXIT_USAGE
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -92,11 +144,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"authgate serve: cannot listen on {args.listen}: {exc.strerror}", file=sys.stderr)
         return 1
     bound_host, bound_port = listener.getsockname()[:2]
-    config = uvicorn.Config(ForwardAuthApp(service), lifespan="on", access_log=False, log_level="warning",
+    config = uvicorn.Config(app, lifespan="on", access_log=False, log_level="warning",
                             timeout_graceful_shutdown=args.graceful_seconds, server_header=False)
     server = uvicorn.Server(config)
-    print(f"authgate forward-auth listening on http://{bound_host}:{bound_port} (API {args.api})", file=sys.stderr,
-          flush=True)
+    print(f"authgate {label} listening on http://{bound_host}:{bound_port}{detail}", file=sys.stderr, flush=True)
     # uvicorn re-raises the signal it caught once its graceful shutdown is done, so that the previous handler
     # decides the exit. The shutdown is complete by then: a stop on SIGTERM or Ctrl-C is a clean exit (0).
     stops: list[int] = []
@@ -110,6 +161,6 @@ def run(args: argparse.Namespace) -> int:
     if not server.started:
         return 1
     if stops:
-        print(f"authgate forward-auth stopped ({signal.Signals(stops[0]).name}); requests in flight were answered",
+        print(f"authgate {label} stopped ({signal.Signals(stops[0]).name}); requests in flight were answered",
               file=sys.stderr)
     return 0
