@@ -8,8 +8,9 @@ NODE_STAMP := sandbox/node_modules/.authgate-installed
 CDK_CLI_STAMP := node_modules/.authgate-installed
 # checkov pins its own dependency tree; it lives in a separate venv so it cannot move the project's pins.
 CHECKOV_VENV := .venv-checkov
-CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 CHECKOV_VERSION := 3.3.30
+# Named after the version (defined above: := expands now), so bumping the pin reinstalls checkov.
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true

@@ -13,16 +13,11 @@ import pytest
 
 from lambdas.validation import IssuerConfig, TokenRejected, Verifier
 from lambdas.validation.compact import HeaderCache, decode_token, decode_token_fast
-from tests.support.tokens import AUDIENCE, ISSUER, SigningKey, mint
+from tests.support.tokens import AUDIENCE, ISSUER, mint
 
 ALPHABET = set(string.ascii_letters + string.digits + "-_")
 # Every ASCII character that is not base64url, except "." (which changes the segment count; covered elsewhere).
 FOREIGN = [chr(c) for c in range(128) if chr(c) not in ALPHABET and chr(c) != "."]
-
-
-@pytest.fixture(scope="module")
-def key() -> SigningKey:
-    return SigningKey.generate("RS256")
 
 
 @pytest.fixture(scope="module")

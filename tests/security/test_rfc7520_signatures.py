@@ -17,6 +17,7 @@ from lambdas.validation.errors import TokenRejected
 from lambdas.validation.jwk import KeySet, b64url_decode, parse_jwk
 from lambdas.validation.jws import verify_jws
 from lambdas.validation.key_source import StaticKeySource
+from tests.support.required import unavailable
 
 WYCHEPROOF = Path(__file__).resolve().parents[3] / "shared/testdata/wycheproof"
 RFC7520_PAYLOAD_START = "It\u2019s a dangerous business, Frodo, going out your door."
@@ -24,7 +25,8 @@ FIGURES = {345: ("RS256", "4.1"), 346: ("PS384", "4.2"), 347: ("ES512", "4.3")}
 HMAC_FIGURE = 348  # 4.4, HS256
 
 if not WYCHEPROOF.is_dir():
-    pytest.skip(f"Wycheproof vectors not found at {WYCHEPROOF}", allow_module_level=True)
+    unavailable(f"Wycheproof vectors not found at {WYCHEPROOF} (they live in ../shared/testdata next to the repo)",
+                module_level=True)
 
 
 def _figures() -> dict[int, tuple[dict, str]]:

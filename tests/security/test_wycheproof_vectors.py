@@ -28,6 +28,7 @@ from lambdas.validation.errors import TokenRejected
 from lambdas.validation.jwk import KeySet, parse_jwk
 from lambdas.validation.jws import verify_jws
 from lambdas.validation.key_source import StaticKeySource
+from tests.support.required import unavailable
 
 WYCHEPROOF = Path(__file__).resolve().parents[3] / "shared/testdata/wycheproof"
 ALL_ALGS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
@@ -38,8 +39,8 @@ OVERRIDDEN_TO_INVALID = {
 }
 
 if not WYCHEPROOF.is_dir():
-    pytest.skip(f"Wycheproof vectors not found at {WYCHEPROOF} (they live in ../shared/testdata next to the repo)",
-                allow_module_level=True)
+    unavailable(f"Wycheproof vectors not found at {WYCHEPROOF} (they live in ../shared/testdata next to the repo)",
+                module_level=True)
 
 
 def _load(name: str) -> dict:

@@ -2,6 +2,7 @@
 writes them (format authgate.routes/v1), so a test states only the fields it cares about."""
 from __future__ import annotations
 
+from lambdas.validation.route_table import FORMAT, ApiRoutes, RouteTable
 from tests.support.tokens import AUDIENCE, ISSUER, SigningKey
 
 
@@ -30,12 +31,21 @@ ORDERS_ROUTES = [
 ]
 
 
-def table_document(key: SigningKey, routes=None, *, extra_apis=None, issuers=None) -> dict:
+def table_document(key: SigningKey | None, routes=None, *, extra_apis=None, issuers=None, **corp_fields) -> dict:
+    """A table whose one issuer "corp" trusts `key` (no key: an empty key set, for tests that verify nothing);
+    `corp_fields` override that issuer's members (token_use=None accepts either kind of token)."""
+    corp = {"issuer": ISSUER, "audiences": [AUDIENCE], "profile": "generic",
+            "algorithms": [key.alg if key else "RS256"], "jwks_uri": None,
+            "jwks": key.jwks() if key else {"keys": []}, "token_use": "access", "leeway_seconds": 60,
+            "max_token_age_seconds": None, "allow_insecure_http": False, **corp_fields}
     return {
-        "format": "authgate.routes/v1",
-        "issuers": issuers or {"corp": {"issuer": ISSUER, "audiences": [AUDIENCE], "profile": "generic",
-                                        "algorithms": [key.alg], "jwks_uri": None, "jwks": key.jwks(),
-                                        "token_use": "access", "leeway_seconds": 60, "max_token_age_seconds": None,
-                                        "allow_insecure_http": False}},
+        "format": FORMAT,
+        "issuers": issuers or {"corp": corp},
         "apis": {"orders": {"routes": routes if routes is not None else ORDERS_ROUTES}, **(extra_apis or {})},
     }
+
+
+def keyless_api(route_keys, public=()) -> ApiRoutes:
+    """The loaded API "orders" of these route keys (those in `public` public): for routing and policy tests."""
+    routes = [route(key, public=key in public) for key in route_keys]
+    return RouteTable.load(table_document(None, routes)).api("orders")

@@ -25,8 +25,9 @@ AUTHORIZER_RUNTIME = "<the Python building the authorizer asset>"
 
 def normalise(template: dict) -> str:
     """Asset hashes change with every edit of the Lambda code; the template's meaning does not. The authorizers'
-    runtime is the interpreter that builds their asset (stacks/aws/authorizer_asset.py; test_authorizer_asset.py
-    checks it), so it differs between machines and is not part of the snapshot."""
+    runtime is the interpreter that builds their asset (stacks/aws/authorizer_asset.py;
+    tests/infra/aws/test_aws_authorizer_asset.py checks it), so it differs between machines and is not part of the
+    snapshot."""
     template = dict(template)
     template["Resources"] = {k: v for k, v in template["Resources"].items() if v["Type"] != "AWS::CDK::Metadata"}
     for name, resource in template["Resources"].items():

@@ -11,15 +11,10 @@ import json
 import pytest
 
 from tests.support.route_tables import ORDERS_ROUTES, route, table_document  # noqa: F401 (used by the tests here)
-from tests.support.tokens import SigningKey, mint
+from tests.support.tokens import mint
 
 REGION, ACCOUNT, API_ID, STAGE = "eu-west-1", "123456789012", "a1b2c3d4e5", "prod"
 ARN_PREFIX = f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{API_ID}/{STAGE}"
-
-
-@pytest.fixture(scope="session")
-def signing_key() -> SigningKey:
-    return SigningKey.generate("RS256")
 
 
 @pytest.fixture

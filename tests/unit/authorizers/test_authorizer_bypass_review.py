@@ -8,23 +8,11 @@ import random
 import pytest
 
 from lambdas.authorizers.iam_policy import MethodArn, PolicyBuilder, policy_allows
-from lambdas.validation.route_table import RouteTable
+from tests.support.route_tables import keyless_api
 
 PREFIX = "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3d4e5/prod"
 
 
-def _api(route_keys, public=()):
-    routes = []
-    for key in route_keys:
-        method, path = key.split(" ", 1)
-        entry = {"route_key": key, "method": method, "path": path, "issuers": ["corp"]}
-        if key in public:
-            entry.update(public=True, issuers=[])
-        routes.append(entry)
-    return RouteTable.load({"format": "authgate.routes/v1",
-                            "issuers": {"corp": {"issuer": "https://idp.example.test", "audiences": ["x"],
-                                                 "jwks": {"keys": []}}},
-                            "apis": {"t": {"routes": routes}}}).api("t")
 
 
 # --- a wildcard character in the request path must never become a wildcard in an Allow ---------------------------
@@ -43,7 +31,7 @@ def test_public_route_with_star_in_path_does_not_allow_other_routes_for_a_garbag
 
 @pytest.mark.parametrize("path", ["/orders/*", "/orders/?", "/orders/a*b"])
 def test_size_fallback_never_turns_a_star_in_the_path_into_an_allow_pattern(path):
-    api = _api(["GET /orders/{id}", "GET /orders/{id}/refunds", "DELETE /orders/{id}"])
+    api = keyless_api(["GET /orders/{id}", "GET /orders/{id}/refunds", "DELETE /orders/{id}"])
     builder = PolicyBuilder(api, max_bytes=10)  # nothing but the current-route policy fits
     reader = [api.route("GET /orders/{id}")]
     arn = MethodArn.parse(f"{PREFIX}/GET{path}")
@@ -53,7 +41,7 @@ def test_size_fallback_never_turns_a_star_in_the_path_into_an_allow_pattern(path
 
 
 def test_star_in_path_with_a_literal_star_route_table_does_not_allow_other_routes():
-    api = _api(["GET /files/*", "GET /files/{name}", "GET /files/{name}/raw"])
+    api = keyless_api(["GET /files/*", "GET /files/{name}", "GET /files/{name}/raw"])
     assert PolicyBuilder(api).reach.glob_unsafe
     arn = MethodArn.parse(f"{PREFIX}/GET/files/*")
     result = PolicyBuilder(api).build(arn, [api.route("GET /files/*")], current_allowed=True)
@@ -64,7 +52,7 @@ def test_star_in_path_with_a_literal_star_route_table_does_not_allow_other_route
 # --- trailing slashes: API Gateway routes /orders/ to /orders, and the method ARN keeps the slash ---------------
 
 def test_cached_exact_policy_does_not_allow_the_trailing_slash_form_of_an_unsatisfied_route():
-    api = _api(["GET /orders", "GET /orders/{id}"])
+    api = keyless_api(["GET /orders", "GET /orders/{id}"])
     arn = MethodArn.parse(f"{PREFIX}/GET/orders/7")
     result = PolicyBuilder(api).build(arn, [api.route("GET /orders/{id}")], current_allowed=True)
     assert result.strategy == "exact"
@@ -75,7 +63,7 @@ def test_cached_exact_policy_does_not_allow_the_trailing_slash_form_of_an_unsati
 
 def test_deny_list_also_denies_the_trailing_slash_form():
     keys = [f"GET /svc{i}/items" for i in range(40)] + ["GET /admin/users"]
-    api = _api(keys)
+    api = keyless_api(keys)
     satisfied = [r for r in api.routes if r.route_key != "GET /admin/users"]
     builder = PolicyBuilder(api, max_bytes=1200)
     result = builder.build(MethodArn.parse(f"{PREFIX}/GET/svc1/items"), satisfied, current_allowed=True)
@@ -88,14 +76,14 @@ def test_deny_list_also_denies_the_trailing_slash_form():
 
 @pytest.mark.parametrize("path", ["//admin", "/admin//", "/a//admin", "//", "/catalog//"])
 def test_paths_with_empty_segments_match_no_route(path):
-    api = _api(["GET /{proxy+}", "GET /admin", "GET /catalog", "GET /"])
+    api = keyless_api(["GET /{proxy+}", "GET /admin", "GET /catalog", "GET /"])
     assert api.match("GET", path) is None
 
 
 def test_cached_reader_policy_does_not_allow_an_empty_segment_form_of_an_unsatisfied_route():
     # Issue 18 item 4: the router read //admin as /admin while the policy's Deny named only GET/admin and GET/admin/,
     # so the Allow GET/* (from GET /{proxy+}) admitted GET//admin from a policy cached for GET /catalog.
-    api = _api(["GET /{proxy+}", "GET /admin", "GET /catalog"])
+    api = keyless_api(["GET /{proxy+}", "GET /admin", "GET /catalog"])
     reader = [api.route("GET /{proxy+}"), api.route("GET /catalog")]
     for max_bytes in (8192, 700):
         result = PolicyBuilder(api, max_bytes=max_bytes).build(MethodArn.parse(f"{PREFIX}/GET/catalog"), reader,
@@ -107,7 +95,7 @@ def test_cached_reader_policy_does_not_allow_an_empty_segment_form_of_an_unsatis
 
 def test_deny_list_policy_refuses_empty_segments_too():
     keys = [f"GET /svc{i}/items" for i in range(40)] + ["GET /admin/users"]
-    api = _api(keys)
+    api = keyless_api(keys)
     satisfied = [r for r in api.routes if r.route_key != "GET /admin/users"]
     result = PolicyBuilder(api, max_bytes=1200).build(MethodArn.parse(f"{PREFIX}/GET/svc1/items"), satisfied,
                                                       current_allowed=True)
@@ -156,7 +144,7 @@ ALL_REQUESTS = list(_requests())
 @pytest.mark.parametrize("seed", range(25))
 def test_no_cached_policy_ever_admits_an_unsatisfied_route(seed, max_bytes):
     rng = random.Random(seed * 7919 + max_bytes)
-    api = _api(_random_route_keys(rng))
+    api = keyless_api(_random_route_keys(rng))
     builder = PolicyBuilder(api, max_bytes=max_bytes)
     satisfied = [r for r in api.routes if rng.random() < 0.5]
     sat_keys = {r.route_key for r in satisfied}

@@ -11,20 +11,12 @@ import pytest
 
 from lambdas.authorizers.iam_policy import MethodArn, PolicyBuilder, policy_allows
 from lambdas.validation.route_table import RouteTable, RouteTableError, split_request_path
+from tests.support.route_tables import keyless_api
 
 PREFIX = "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3d4e5/prod"
 LITERALS = ["a", "b", "me", "items"]
 
 
-def _table(route_keys):
-    routes = []
-    for key in route_keys:
-        method, path = key.split(" ", 1)
-        routes.append({"route_key": key, "method": method, "path": path, "issuers": ["corp"]})
-    return RouteTable.load({"format": "authgate.routes/v1",
-                            "issuers": {"corp": {"issuer": "https://idp.example.test", "audiences": ["x"],
-                                                 "jwks": {"keys": []}}},
-                            "apis": {"t": {"routes": routes}}}).api("t")
 
 
 def _random_route_keys(rng):
@@ -64,7 +56,7 @@ ALL_REQUESTS = list(_requests())
 @pytest.mark.parametrize("seed", range(60))
 def test_policy_never_allows_an_unsatisfied_route(seed):
     rng = random.Random(seed)
-    api = _table(_random_route_keys(rng))
+    api = keyless_api(_random_route_keys(rng))
     builder = PolicyBuilder(api)
     satisfied = [r for r in api.routes if rng.random() < 0.5]
     sat_keys = {r.route_key for r in satisfied}
@@ -87,7 +79,7 @@ def test_policy_never_allows_an_unsatisfied_route(seed):
 
 
 def test_route_matching_prefers_literal_then_parameter_then_greedy_then_exact_method():
-    api = _table(["GET /users/me", "GET /users/{id}", "ANY /users/{id}", "GET /files/{path+}", "GET /files/a/{id}",
+    api = keyless_api(["GET /users/me", "GET /users/{id}", "ANY /users/{id}", "GET /files/{path+}", "GET /files/a/{id}",
                   "GET /"])
     assert api.match("GET", "/users/me").route_key == "GET /users/me"
     assert api.match("GET", "/users/7").route_key == "GET /users/{id}"
@@ -113,7 +105,7 @@ def _brute_force_match(api, method, path):
 @pytest.mark.parametrize("seed", range(30))
 def test_the_route_tree_matches_as_the_precedence_rules_say(seed):
     rng = random.Random(seed)
-    api = _table(list(dict.fromkeys(_random_route_keys(rng) + _random_route_keys(rng))))
+    api = keyless_api(list(dict.fromkeys(_random_route_keys(rng) + _random_route_keys(rng))))
     for method, path in ALL_REQUESTS:
         assert api.match(method, path) is _brute_force_match(api, method, path), (method, path)
 
@@ -161,7 +153,7 @@ SERVICE_REQUESTS = list(_service_requests())
 @pytest.mark.parametrize("seed", range(40))
 def test_wildcard_encodings_never_allow_an_unsatisfied_route(seed, max_bytes):
     rng = random.Random(seed * 31 + max_bytes)
-    api = _table(_service_route_keys(rng))
+    api = keyless_api(_service_route_keys(rng))
     builder = PolicyBuilder(api, max_bytes=max_bytes)
     builder.reach.analyse_all()
     # whole services and whole methods satisfied or not, so that wildcards apply, with a few exceptions
@@ -206,7 +198,7 @@ def test_the_randomized_runs_exercised_every_wildcard_encoding():
 def test_a_reader_over_thousands_of_routes_gets_one_wildcard_not_a_current_route_policy():
     keys = [f"{m} /svc{i}/items{tail}" for i in range(1250) for m, tail in
             (("GET", ""), ("GET", "/{id}"), ("POST", ""), ("DELETE", "/{id}"))]
-    api = _table(keys)
+    api = keyless_api(keys)
     builder = PolicyBuilder(api)
     builder.reach.analyse_all()
     readers = frozenset(r for r in api.routes if r.method == "GET")
@@ -223,7 +215,7 @@ def test_a_reader_over_thousands_of_routes_gets_one_wildcard_not_a_current_route
 
 def test_large_table_policy_stays_within_budget():
     keys = [f"{m} /svc{i}/items/{{id}}" for i in range(150) for m in ("GET", "POST")]
-    api = _table(keys)
+    api = keyless_api(keys)
     builder = PolicyBuilder(api)
     readers = [r for r in api.routes if r.method == "GET"]
     arn = MethodArn.parse(f"{PREFIX}/GET/svc3/items/1")

@@ -1,16 +1,9 @@
-"""Fixtures the CLI tests share: one RS256 signing key per module and its public JWK set as a file."""
+"""Fixtures the CLI tests share: the run's RS256 signing key (tests/conftest.py) as a JWK set file."""
 from __future__ import annotations
 
 import json
 
 import pytest
-
-from tests.support.tokens import SigningKey
-
-
-@pytest.fixture(scope="module")
-def key() -> SigningKey:
-    return SigningKey.generate("RS256")
 
 
 @pytest.fixture()

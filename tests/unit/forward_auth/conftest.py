@@ -43,11 +43,6 @@ def table_document(key: SigningKey, routes=None, **issuer_overrides) -> dict:
             "apis": {"orders": {"routes": routes if routes is not None else ROUTES}}}
 
 
-@pytest.fixture(scope="session")
-def signing_key() -> SigningKey:
-    return SigningKey.generate("RS256")
-
-
 @pytest.fixture
 def token_for(signing_key):
     def make(scope: str = "orders:read", **claims) -> str:

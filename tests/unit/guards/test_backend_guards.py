@@ -17,6 +17,7 @@ from lambdas.guards.gcp import GcpGatewayGuard, IapGuard, gateway_issuer_config,
 from lambdas.guards.require import BearerGuard, require
 from lambdas.validation import IssuerConfig, TokenRejected, Verifier
 from tests.support.http_server import http_server  # noqa: F401  (fixture)
+from tests.support.route_tables import route, table_document
 from tests.support.tokens import AUDIENCE, ISSUER, SigningKey, mint
 
 ALB_ARN = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/orders-alb/50dc6c495c0c9188"
@@ -210,13 +211,7 @@ def test_easyauth_client_principal():
 
 
 def _route_table(key):
-    def route(key_, **fields):
-        method, path = key_.split(" ", 1)
-        return {"route_key": key_, "method": method, "path": path, "issuers": ["corp"], **fields}
-    return {"format": "authgate.routes/v1",
-            "issuers": {"corp": {"issuer": ISSUER, "audiences": [AUDIENCE], "jwks": key.jwks()}},
-            "apis": {"orders": {"routes": [route("GET /orders/{id}", scopes=["orders:read"]),
-                                           route("GET /health", public=True, issuers=[])]}}}
+    return table_document(key, [route("GET /orders/{id}", scopes=["orders:read"]), route("GET /health", public=True)])
 
 
 async def _call(app, path, headers):

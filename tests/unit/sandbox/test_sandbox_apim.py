@@ -28,11 +28,6 @@ OPERATIONS = [("GET /health", "GET", "/health"), ("GET /orders", "GET", "/orders
 
 
 @pytest.fixture(scope="module")
-def key():
-    return SigningKey.generate()
-
-
-@pytest.fixture(scope="module")
 def apim(key, tmp_path_factory):
     folder = tmp_path_factory.mktemp("apim")
     (folder / "keys.json").write_text(json.dumps(key.jwks()))

@@ -61,11 +61,6 @@ class Clock:
         return self.now
 
 
-@pytest.fixture(scope="module")
-def key():
-    return SigningKey.generate()
-
-
 @pytest.fixture()
 def route_table(tmp_path, key):
     (tmp_path / "keys.json").write_text(json.dumps(key.jwks()))

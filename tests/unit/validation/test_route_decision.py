@@ -16,11 +16,6 @@ from tests.support.tokens import SigningKey, mint
 
 
 @pytest.fixture(scope="module")
-def key() -> SigningKey:
-    return SigningKey.generate("RS256")
-
-
-@pytest.fixture(scope="module")
 def table(key) -> RouteTable:
     routes = ORDERS_ROUTES + [route("GET /profile", token_use="id"),
                               route("GET /audit", scopes_all=["audit:read", "audit:export"], roles=["auditor"])]

@@ -9,14 +9,10 @@ import pytest
 
 from lambdas.validation import IssuerConfig, Requirement, TokenRejected, Verifier
 from lambdas.validation.route_table import RouteTable, RouteTableError
+from tests.support.route_tables import route, table_document
 from tests.support.tokens import AUDIENCE, ISSUER, SigningKey, mint
 
 ARN = "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3d4e5/prod"
-
-
-@pytest.fixture(scope="module")
-def key() -> SigningKey:
-    return SigningKey.generate("RS256")
 
 
 def access_token(key: SigningKey, **claims) -> str:
@@ -84,21 +80,11 @@ def test_explain_reports_the_route_token_use_check(key):
 
 
 def route_entry(route_key: str, **fields) -> dict:
-    method, path = route_key.split(" ", 1)
-    entry = {"route_key": route_key, "method": method, "path": path, "public": False, "issuers": ["corp"],
-             "scopes": [], "scopes_all": [], "roles": [], "roles_all": [], "groups": [], "groups_all": [],
-             "claims": {}, "token_use": None, "enforcement": "lambda", "enforcement_reason": "token_use"}
-    entry.update(fields)
-    return entry
+    return route(route_key, **{"token_use": None, "enforcement_reason": "token_use", **fields})
 
 
 def route_table(key: SigningKey, routes: list[dict]) -> dict:
-    return {"format": "authgate.routes/v1",
-            "issuers": {"corp": {"issuer": ISSUER, "audiences": [AUDIENCE], "profile": "generic",
-                                 "algorithms": ["RS256"], "jwks_uri": None, "jwks": key.jwks(), "token_use": None,
-                                 "leeway_seconds": 60, "max_token_age_seconds": None,
-                                 "allow_insecure_http": False}},
-            "apis": {"orders": {"routes": routes}}}
+    return table_document(key, routes, token_use=None)   # the issuer accepts either kind; routes narrow it
 
 
 ROUTES = [route_entry("GET /orders", token_use="access", scopes=["orders:read"]),

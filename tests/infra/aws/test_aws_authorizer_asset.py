@@ -14,6 +14,8 @@ import pytest
 
 from stacks.aws.authorizer_asset import (MANIFEST_FILE, ROUTE_TABLE_FILE, AssetBuildError, build_authorizer_asset,
                                          compile_bytecode, lambda_runtime_name, read_manifest, zipped_size)
+from tests.support.route_tables import route, table_document
+from tests.support.tokens import SigningKey
 
 ELF_MACHINE = {"x86_64": 0x3E, "arm64": 0xB7}
 
@@ -26,15 +28,9 @@ def _machine(shared_object: Path) -> int:
 
 @pytest.fixture(scope="module")
 def table(tmp_path_factory):
-    from tests.support.tokens import SigningKey
     key = SigningKey.generate("RS256")
-    document = {"format": "authgate.routes/v1",
-                "issuers": {"corp": {"issuer": "https://idp.example.test", "audiences": ["orders-api"],
-                                     "jwks": key.jwks()}},
-                "apis": {"orders": {"routes": [{"route_key": "GET /orders", "method": "GET", "path": "/orders",
-                                                "issuers": ["corp"], "scopes": ["orders:read"]}]},
-                         "stream": {"routes": [{"route_key": "$connect", "issuers": ["corp"],
-                                                "scopes": ["orders:read"]}]}}}
+    document = table_document(key, [route("GET /orders", scopes=["orders:read"])],
+                              extra_apis={"stream": {"routes": [route("$connect", scopes=["orders:read"])]}})
     return key, document
 
 
