@@ -4,6 +4,7 @@ from stacks.gcp.cloud_run import PrivateCloudRunService, PrivateCloudRunServiceA
 from stacks.gcp.github_federation import GithubActionsFederation, GithubActionsFederationArgs
 from stacks.gcp.iap import IapWebBackend, IapWebBackendArgs
 from stacks.gcp.identity_platform import IdentityPlatformIssuer, IdentityPlatformIssuerArgs, OidcFederationProvider
+from stacks.gcp.token_handler import TokenHandlerService, TokenHandlerServiceArgs
 
 __all__ = [
     "ApiGateway", "ApiGatewayArgs",
@@ -11,4 +12,5 @@ __all__ = [
     "IapWebBackend", "IapWebBackendArgs",
     "IdentityPlatformIssuer", "IdentityPlatformIssuerArgs", "OidcFederationProvider",
     "PrivateCloudRunService", "PrivateCloudRunServiceArgs",
+    "TokenHandlerService", "TokenHandlerServiceArgs",
 ]

@@ -45,6 +45,9 @@ class RecordingAzureMocks(RecordingMocks):
             state["name"] = args.inputs["resourceName"]
             state["clientId"] = _guid(f"mi/{args.name}")
             state["principalId"] = _guid(f"mi-principal/{args.name}")
+        elif typ == "azure-native:web:WebApp" and (args.inputs.get("identity") or {}).get("type") == "SystemAssigned":
+            state["identity"] = {**args.inputs["identity"], "principalId": _guid(f"app-principal/{args.name}")}
+            state["defaultHostName"] = f"{args.inputs.get('name')}.azurewebsites.net"
         return None
 
     def call(self, args: pulumi.runtime.MockCallArgs):
