@@ -13,7 +13,7 @@ from lambdas.validation.config import (DEFAULT_DPOP_ALGORITHMS, PROFILE_ALIASES,
                                       BindingConfig, IntrospectionConfig, IssuerConfig, RevocationConfig)
 from lambdas.validation.requirement import Requirement
 from lambdas.validation.route_table import Route
-from lambdas.validation.jwk import ASYMMETRIC_ALGORITHMS
+from lambdas.validation.jwk import ASYMMETRIC_ALGORITHMS, parse_jwk
 from lambdas.validation.profiles import BUILT_IN_SCOPES
 from stacks.policy.errors import Problem
 from stacks.policy.profiles import PROFILES, check_issuer_url, check_key_url
@@ -254,6 +254,13 @@ class IssuerSpec(PolicyModel):
             if private:
                 raise ValueError(f"keys[{index}] holds private key material ({', '.join(private)}); bundle only the "
                                  f"public key set the issuer publishes")
+            if key.get("use", "sig") == "sig":
+                # The runtime's own key checks (size, curve point, ROCA, alg binding...): a bundled signing key it
+                # would refuse is a deployment that cannot verify that issuer's tokens.
+                try:
+                    parse_jwk(key)
+                except ValueError as exc:
+                    raise ValueError(f"keys[{index}] would be refused when tokens are verified: {exc}") from None
         return value
 
     @model_validator(mode="after")

@@ -349,3 +349,24 @@ def test_load_policy_text_and_dict_paths_report_without_a_file():
     with pytest.raises(PolicyError) as info:
         load_policy_text("issuers: {}\napis: {}\n", file="inline.yaml")
     assert "inline.yaml:1: issuers" in str(info.value)
+
+
+def test_bundled_keys_the_runtime_would_refuse_are_refused_at_load(tmp_path):
+    """A 1024-bit RSA key in jwks_file loaded, and the verifier then dropped it: every token of that issuer failed
+    as unknown_kid in production. The policy now applies the runtime's own key checks."""
+    import json
+
+    from tests.support.tokens import SigningKey
+    weak = SigningKey.generate("RS256", kid="weak", rsa_bits=1024)
+    (tmp_path / "keys.json").write_text(json.dumps(weak.jwks()))
+    path = tmp_path / "policy.yaml"
+    path.write_text("""
+issuers:
+  corp: {issuer: "https://idp.example.com", audiences: [orders-api], jwks_file: keys.json}
+apis:
+  a:
+    routes:
+      "GET /x": {issuers: [corp]}
+""")
+    with pytest.raises(PolicyError, match="keys\\[0\\] would be refused when tokens are verified: .*2048"):
+        load_policy(path)
