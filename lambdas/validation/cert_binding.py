@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import re
 from typing import Any, Mapping
-from urllib.parse import unquote
 
 from .errors import TokenRejected
 from .jwk import b64url_encode
@@ -62,6 +61,8 @@ def forwarded_client_certificate(value: str | None) -> str | None:
     first = value.split(",", 1)[0] if "Cert=" in value else value
     match = _XFCC_CERT.search(first)
     encoded = match.group(1) if match else value
+    from urllib.parse import unquote  # only proxies forward certificates: a Lambda decision never gets here
+
     pem = unquote(encoded)
     return pem if "-----BEGIN CERTIFICATE-----" in pem else None
 

@@ -14,7 +14,6 @@ from typing import Any, Callable, Mapping
 
 from .config import DEFAULT_DPOP_ALGORITHMS, IssuerConfig
 from .denylist import Denylist
-from .dpop import check_dpop_proof, www_authenticate_dpop
 from .errors import TokenRejected
 from .principal import Principal
 from .replay import ReplayStore
@@ -116,6 +115,10 @@ class RequestChecks:
             if self.replay is None:
                 raise TokenRejected("replay_store_unavailable", "no DPoP replay store is configured, so a DPoP "
                                     "proof cannot be checked for replay")
+            # Imported here: a decision without a DPoP-bound token never needs it (it pulls in urllib.parse and
+            # ipaddress), and every module imported at init is paid for on each Lambda cold start.
+            from .dpop import check_dpop_proof
+
             check_dpop_proof(facts.dpop_proof, method=facts.method, uri=facts.uri or "", access_token=token,
                              expected_thumbprint=jkt, algorithms=issuer.binding.dpop_algorithms,
                              max_age_seconds=issuer.binding.dpop_proof_max_age_seconds, now=self._clock(),
@@ -188,6 +191,8 @@ def www_authenticate(rejection: TokenRejected | None, *, proof: str, issuer: Iss
     refusals, Bearer's (RFC 6750 3) elsewhere."""
     dpop_codes = ("invalid_dpop_proof", "use_dpop_nonce", "dpop_required", "dpop_bound_token")
     if proof == "dpop" or (rejection is not None and rejection.code in dpop_codes):
+        from .dpop import www_authenticate_dpop
+
         algorithms = issuer.binding.dpop_algorithms if issuer is not None else DEFAULT_DPOP_ALGORITHMS
         return www_authenticate_dpop(rejection, algorithms)
     if rejection is None:

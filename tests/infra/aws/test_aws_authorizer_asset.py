@@ -132,10 +132,11 @@ def test_asset_runs_from_its_bytecode_and_compiles_nothing(tmp_path, built, tabl
     assert sorted(asset.rglob("*.pyc")) == before
 
 
-# Loaded only when a decision needs them: remote keys (bundled here), explanations, logging, TLS and HTTP clients.
+# Loaded only when a decision needs them: remote keys (bundled here), explanations, DPoP proofs (no route or token
+# here uses them), logging, URL parsing, TLS and HTTP clients.
 NOT_FOR_A_DECISION = ("lambdas.validation.explain", "lambdas.validation.fetcher", "lambdas.validation.jwks_cache",
-                      "lambdas.validation.discovery", "http.client", "ssl", "socket", "logging", "email",
-                      "urllib.request", "yaml", "pydantic", "jwt")
+                      "lambdas.validation.discovery", "lambdas.validation.dpop", "http.client", "ssl", "socket",
+                      "logging", "email", "urllib.parse", "urllib.request", "ipaddress", "yaml", "pydantic", "jwt")
 
 
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="runs the x86_64 wheels on this interpreter")
