@@ -75,9 +75,15 @@ def build(app: App, settings: AppSettings) -> ApiPlan:
         HttpApiStack(stage, "HttpApi", authorizer_code=authorizer_code(), backend_url=settings.backend_url,
                      alarm_topic_arn=settings.alarm_topic_arn, web=web_sign_in(settings, policy, issuer_stack),
                      **api_props)
-        RestApiStack(stage, "RestApi", authorizer_code=authorizer_code(), backend_url=settings.backend_url,
-                     authorizer_type=settings.rest_authorizer_type, alarm_topic_arn=settings.alarm_topic_arn,
-                     **api_props)
+        cookie_routes = [r.route_key for r in plan.routes if r.token_source == "cookie"]
+        if cookie_routes:
+            if stage_name == settings.stages[0]:
+                print(f"authgate: no REST API stack: API {settings.api!r} has cookie routes "
+                      f"({', '.join(cookie_routes)}), which only the HTTP API with authgate:web serves", file=sys.stderr)
+        else:
+            RestApiStack(stage, "RestApi", authorizer_code=authorizer_code(), backend_url=settings.backend_url,
+                         authorizer_type=settings.rest_authorizer_type, alarm_topic_arn=settings.alarm_topic_arn,
+                         **api_props)
         if websocket_plan is not None:
             WebSocketApiStack(stage, "WebSocketApi", plan=websocket_plan, route_table_path=ROUTE_TABLE_FILE,
                               authorizer_code=authorizer_code(websocket_plan.table),

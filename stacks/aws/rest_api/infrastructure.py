@@ -90,6 +90,12 @@ class AuthgateRestApi(Construct):
         if authorizer_type not in AUTHORIZER_TYPES:
             raise UnsupportedConfiguration(f"authorizer_type {authorizer_type!r} is not one of "
                                            f"{', '.join(AUTHORIZER_TYPES)}")
+        cookie_routes = [r.route_key for r in plan.routes if r.token_source == "cookie"]
+        if cookie_routes:
+            raise UnsupportedConfiguration(
+                f"API {plan.name!r} has routes that take the token handler's session cookie ({', '.join(cookie_routes)}); "
+                "a REST API authorizer's identity source and cache are keyed on the Authorization header, so deploy "
+                "them on the HTTP API with browser sign-in (context authgate:web)")
         cache_seconds = int(authorizer_cache_ttl.to_seconds())
         require_cache_within_token_lifetime(cache_seconds, int(shortest_token_lifetime.to_seconds()),
                                             what="REST API Lambda authorizer")

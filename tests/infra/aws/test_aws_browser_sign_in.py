@@ -137,6 +137,11 @@ def test_nag_lint_and_checkov_pass_on_the_browser_sign_in_templates(assembly):
     assert failed == []
 
 
+def test_no_rest_api_is_built_for_an_api_with_cookie_routes(assembly):
+    names = [p.name for p in (assembly / "assembly-dev").glob("*.template.json")]
+    assert not [n for n in names if "RestApi" in n] and [n for n in names if "HttpApi" in n]
+
+
 def test_cookie_routes_without_browser_sign_in_are_refused_at_synth(tmp_path, authorizer_asset_dir):
     from aws_cdk import App
 
