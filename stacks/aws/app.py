@@ -106,7 +106,7 @@ def build(app: App, settings: AppSettings) -> ApiPlan:
             if settings.eks.front_door == "http-api-vpc-link":
                 EksFrontDoorStack(stage, "EksFrontDoor", authorizer_code=authorizer_code(),
                                   env=regional_env(settings, region_from_eks_issuer(settings.eks.oidc_issuer)),
-                                  **api_props)
+                                  alarm_topic_arn=settings.alarm_topic_arn, **api_props)
             elif settings.eks.front_door == "in-cluster":
                 in_cluster = settings.eks.in_cluster
                 EksInClusterFrontDoorStack(stage, "EksInCluster", policy=policy, api=settings.api, settings=in_cluster,

@@ -11,6 +11,7 @@ from constructs import Construct
 
 from stacks.aws.alb_oidc.infrastructure import MachineRoute, OidcLogin, OidcLoginLoadBalancer
 from stacks.aws.api_monitoring.infrastructure import GatewayMetrics, monitor_api
+from stacks.aws.authorizer_function.infrastructure import default_metrics_namespace
 from stacks.aws.browser_sign_in.infrastructure import BrowserSignIn, CookieKeys
 from stacks.aws.checkov import add_provider_function_skips
 from stacks.aws.cognito_issuer.infrastructure import (CognitoIssuer, FederatedProviderSpec, ServiceClientSpec,
@@ -148,12 +149,19 @@ class EksFrontDoorStack(AuthgateStack):
     """A VPC with an internal ALB for the cluster, reached only through an HTTP API + VPC link."""
 
     def __init__(self, scope: Construct, id_: str, *, plan: ApiPlan, authorizer_code: lambda_.Code,
-                 route_table_path: str, shortest_token_lifetime: Duration, **kwargs) -> None:
+                 route_table_path: str, shortest_token_lifetime: Duration, alarm_topic_arn: str | None = None,
+                 **kwargs) -> None:
         super().__init__(scope, id_, **kwargs)
         self.vpc = flow_logged_vpc(self, "Vpc")
+        # Its own metrics namespace: the HttpApi stack's authorizer writes the same ApiName and AuthorizerKind.
         self.front_door = HttpApiVpcLinkFrontDoor(self, "FrontDoor", vpc=self.vpc, plan=plan,
                                                   authorizer_code=authorizer_code, route_table_path=route_table_path,
-                                                  shortest_token_lifetime=shortest_token_lifetime)
+                                                  shortest_token_lifetime=shortest_token_lifetime,
+                                                  metrics_namespace=default_metrics_namespace(self, "eks-front-door"))
+        self.monitoring = monitor_api(
+            self, api_name=plan.name, gateway=GatewayMetrics.of_api(self.front_door.http_api.api),
+            authorizer_kind="http_api", authorizer=self.front_door.http_api.authorizer_function,
+            alarm_topic_arn=alarm_topic_arn)
 
 
 class EksInClusterFrontDoorStack(AuthgateStack):

@@ -55,6 +55,15 @@ LAMBDA_CHECKOV_SKIPS = {
 }
 
 
+def default_metrics_namespace(scope: Construct, gateway: str | None = None) -> str:
+    """authgate/<stage name> (plain authgate outside a stage), and /<gateway> for a second gateway of the same API in
+    the stage (the EKS front door beside the HttpApi stack), so no two share a metric."""
+    stage = Stage.of(scope)
+    namespace = f"{DEFAULT_NAMESPACE}/{stage.stage_name}" if stage is not None and stage.stage_name \
+        else DEFAULT_NAMESPACE
+    return f"{namespace}/{gateway}" if gateway else namespace
+
+
 class AuthorizerFunction(Construct):
     """A Lambda authorizer with its own role and log group and nothing else: it needs no AWS API at run time.
 
@@ -82,11 +91,7 @@ class AuthorizerFunction(Construct):
         if not route_table_path or route_table_path.startswith("/"):
             raise ValueError(f"route_table_path {route_table_path!r} must be a path relative to the asset root")
         runtime = self.runtime = authorizer_runtime()
-        if metrics_namespace is None:
-            stage = Stage.of(self)
-            metrics_namespace = (f"{DEFAULT_NAMESPACE}/{stage.stage_name}" if stage is not None and stage.stage_name
-                                 else DEFAULT_NAMESPACE)
-        self.metrics_namespace = check_namespace(metrics_namespace)
+        self.metrics_namespace = check_namespace(metrics_namespace or default_metrics_namespace(self))
         self.log_group = retained_log_group(self, "Logs", retention=log_retention)
         # A role of its own with write access to its own log group only: the authorizer calls no AWS API.
         self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),

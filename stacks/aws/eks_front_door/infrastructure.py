@@ -24,7 +24,8 @@ class HttpApiVpcLinkFrontDoor(Construct):
 
     def __init__(self, scope: Construct, id_: str, *, vpc: ec2.IVpc, plan: ApiPlan,
                  shortest_token_lifetime: Duration, authorizer_code: lambda_.Code | None = None,
-                 route_table_path: str = "authgate_routes.json", target_port: int = 8080) -> None:
+                 route_table_path: str = "authgate_routes.json", target_port: int = 8080,
+                 metrics_namespace: str | None = None) -> None:
         super().__init__(scope, id_)
         private = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
         self.link_security_group = ec2.SecurityGroup(
@@ -61,5 +62,5 @@ class HttpApiVpcLinkFrontDoor(Construct):
                                         security_groups=[self.link_security_group])
         self.http_api = AuthgateHttpApi(
             self, "HttpApi", plan=plan, shortest_token_lifetime=shortest_token_lifetime,
-            authorizer_code=authorizer_code, route_table_path=route_table_path,
+            authorizer_code=authorizer_code, route_table_path=route_table_path, metrics_namespace=metrics_namespace,
             integration=integrations.HttpAlbIntegration("Cluster", self.listener, vpc_link=self.vpc_link))

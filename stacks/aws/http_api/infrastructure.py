@@ -28,6 +28,7 @@ class AuthgateHttpApi(Construct):
     authorizer_code          the authorizer asset (needed only when some route is enforced by Lambda)
     route_table_path         where the rendered route table sits inside that asset
     shortest_token_lifetime  the shortest access-token lifetime of the issuers; bounds the authorizer cache
+    metrics_namespace        the authorizer's CloudWatch metrics namespace (default: AuthorizerFunction's)
     """
 
     def __init__(self, scope: Construct, id_: str, *, plan: ApiPlan, integration: apigwv2.HttpRouteIntegration,
@@ -35,7 +36,8 @@ class AuthgateHttpApi(Construct):
                  route_table_path: str = "authgate_routes.json",
                  authorizer_cache_ttl: Duration = Duration.minutes(5), throttle_rate_limit: float = 100,
                  throttle_burst_limit: int = 200, log_retention: logs.RetentionDays = DEFAULT_RETENTION,
-                 cookie_keys: Any = None, web_origin: str | None = None) -> None:
+                 cookie_keys: Any = None, web_origin: str | None = None,
+                 metrics_namespace: str | None = None) -> None:
         super().__init__(scope, id_)
         self.plan = plan
         cookie_routes = [r.route_key for r in plan.routes if r.token_source == "cookie"]
@@ -71,7 +73,7 @@ class AuthgateHttpApi(Construct):
                                                               response="simple")
             self.authorizer_function = AuthorizerFunction(
                 self, "Authorizer", kind="http_api", code=authorizer_code, route_table_path=route_table_path,
-                api_name=plan.name, log_retention=log_retention,
+                api_name=plan.name, log_retention=log_retention, metrics_namespace=metrics_namespace,
                 settings={"AUTHGATE_RESPONSE": "simple", "AUTHGATE_RESULT_TTL_SECONDS": str(cache_seconds),
                           "AUTHGATE_IDENTITY_SOURCES": ",".join(self.identity_sources),
                           **({"AUTHGATE_WEB_ORIGIN": web_origin} if cookie_routes else {})},

@@ -31,9 +31,10 @@ def metric_stats(alarm: dict) -> list[dict]:
             if "MetricStat" in q]
 
 
-@pytest.mark.parametrize("stack_id, kind", [("RestApi", "rest"), ("HttpApi", "http_api"),
-                                            ("WebSocketApi", "websocket")])
-def test_each_api_stack_has_a_dashboard_and_the_alarms(templates, stack_id, kind):
+@pytest.mark.parametrize("stack_id, kind, namespace", [
+    ("RestApi", "rest", "authgate/dev"), ("HttpApi", "http_api", "authgate/dev"),
+    ("WebSocketApi", "websocket", "authgate/dev"), ("EksFrontDoor", "http_api", "authgate/dev/eks-front-door")])
+def test_each_api_stack_has_a_dashboard_and_the_alarms(templates, stack_id, kind, namespace):
     tpl = templates[stack_id]
     Template.from_json(tpl).resource_count_is("AWS::CloudWatch::Dashboard", 1)
     alarms = list(resources_of(tpl, "AWS::CloudWatch::Alarm").values())
@@ -52,7 +53,7 @@ def test_each_api_stack_has_a_dashboard_and_the_alarms(templates, stack_id, kind
         for stat in metric_stats(props):
             if stat["Namespace"].startswith("AWS/"):
                 continue
-            assert stat["Namespace"] == "authgate/dev"
+            assert stat["Namespace"] == namespace
             assert stat["MetricName"] in EMF_METRICS
             dims = {d["Name"]: d["Value"] for d in stat["Dimensions"]}
             assert frozenset(dims) in EMF_DIMENSION_SETS, dims
@@ -103,10 +104,12 @@ def test_dashboard_shows_decisions_by_code_latency_keys_and_gateway(templates):
         assert metric in body, metric
 
 
-def test_the_authorizer_writes_the_namespace_the_alarms_read(templates):
-    functions = [f["Properties"] for f in resources_of(templates["RestApi"], "AWS::Lambda::Function").values()
+@pytest.mark.parametrize("stack_id, namespace", [("RestApi", "authgate/dev"), ("HttpApi", "authgate/dev"),
+                                                 ("EksFrontDoor", "authgate/dev/eks-front-door")])
+def test_the_authorizer_writes_the_namespace_the_alarms_read(templates, stack_id, namespace):
+    functions = [f["Properties"] for f in resources_of(templates[stack_id], "AWS::Lambda::Function").values()
                  if "AUTHGATE_API" in f["Properties"].get("Environment", {}).get("Variables", {})]
-    assert [f["Environment"]["Variables"]["AUTHGATE_METRICS_NAMESPACE"] for f in functions] == ["authgate/dev"]
+    assert [f["Environment"]["Variables"]["AUTHGATE_METRICS_NAMESPACE"] for f in functions] == [namespace]
 
 
 # --- the construct on its own ------------------------------------------------------------------------------------
