@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Collection, Iterable, Sequence
 
 from lambdas.validation.route_decision import permission_groups
-from lambdas.validation.route_table import GREEDY, LITERAL, ApiRoutes, Route
+from lambdas.validation.route_table import GREEDY, LITERAL, PARAM, ApiRoutes, Route
 
 # API Gateway has no documented limit for REST policies but enforces 8 KB for WebSocket APIs; one budget for all.
 DEFAULT_MAX_POLICY_BYTES = 8192
@@ -238,9 +238,10 @@ class RouteReach:
 
     Routes are indexed by their literal request prefixes (method and leading literal segments, e.g. "GET/svc1/items"):
     a pattern can only reach a route whose prefix and the pattern's own literal prefix agree (one starts with the
-    other), so each pattern is searched against those few routes, not the whole table. That keeps the analysis of a
-    table with thousands of routes near-linear; a pattern starting with `*` (an ANY route's `*/path`) still meets
-    every route."""
+    other), so each pattern is searched against those few routes, not the whole table. A pattern starting with `*`
+    (an ANY route's `*/path`) can place its literals at any depth: it is searched against the routes holding its
+    first run of literals (or parameters) at some depth, found through a (depth, literal) index. That keeps the
+    analysis of a table with thousands of routes near-linear."""
 
     def __init__(self, api: ApiRoutes) -> None:
         self.api = api
@@ -258,6 +259,19 @@ class RouteReach:
             for method, prefix in _request_prefixes(route):
                 self._by_prefix.setdefault(prefix, []).append((route, method))
         self._sorted_prefixes = sorted(self._by_prefix)
+        # Where each literal sits, and which positions take any value: what a pattern starting with `*` (which can
+        # place its literals at any depth) is matched against, instead of every route.
+        self._literal_at: dict[tuple[int, str], set[Route]] = {}
+        self._any_at: list[set[Route]] = [set() for _ in range(self._max_depth + 1)]
+        self._greedy: set[Route] = set()
+        for route in self.routes:
+            for index, (kind, literal) in enumerate(route.template.segments):  # type: ignore[union-attr]
+                if kind == LITERAL:
+                    self._literal_at.setdefault((index, literal), set()).add(route)
+                elif kind == PARAM:
+                    self._any_at[index].add(route)
+                else:
+                    self._greedy.add(route)
 
     def analyse_all(self) -> None:
         """Compute every route's patterns and reach now. Handlers call this at init: reach does not depend on the
@@ -357,6 +371,30 @@ class RouteReach:
             found.update((route.route_key, route) for route, _ in self._by_prefix[prefix])
         return list(found.values())
 
+    def _candidates_anywhere(self, pattern: str) -> list[Route]:
+        """For a pattern starting with `*`: every route that can hold the pattern's first run of literal segments
+        at some depth (each the same literal there, or a parameter), and every greedy route."""
+        segments = pattern.split("/")[1:]
+        run: list[str] = []
+        for segment in segments:
+            if segment and "*" not in segment and "?" not in segment:
+                run.append(segment)
+            elif run:
+                break
+        if not run:
+            return list(self.routes)
+        found = set(self._greedy)
+        empty: set[Route] = set()
+        for start in range(self._max_depth + 1 - len(run)):
+            # (routes with that literal there, routes with a parameter there) per segment of the run; start from the
+            # smallest and test the others by membership, so no large set is copied
+            options = sorted(((self._literal_at.get((start + offset, literal), empty), self._any_at[start + offset])
+                              for offset, literal in enumerate(run)), key=lambda pair: len(pair[0]) + len(pair[1]))
+            (literal_here, any_here), rest = options[0], options[1:]
+            found.update(route for route in (*literal_here, *any_here)
+                         if all(route in literals or route in anything for literals, anything in rest))
+        return sorted(found, key=lambda r: r.route_key)
+
     def _pattern_reach(self, pattern: str) -> frozenset[str]:
         """Route keys of the routes having at least one request that `pattern` matches."""
         cached = self._reach.get(pattern)
@@ -367,7 +405,8 @@ class RouteReach:
             cached = self._reach[pattern] = frozenset(
                 (target.route_key,) if target is not None and target.template is not None else ())
         if cached is None:
-            candidates = self._candidates(_literal_prefix(pattern))
+            fixed = _literal_prefix(pattern)
+            candidates = self._candidates(fixed) if fixed else self._candidates_anywhere(pattern)
             # What can steer the routing of a request the pattern matches: the literals of the routes that could
             # match it at each position (only candidates can), and the pattern's own literals.
             literals_at: list[set[str]] = [set() for _ in range(self._max_depth + 1)]
