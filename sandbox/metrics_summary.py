@@ -14,6 +14,8 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
+from lambdas.authorizers.audit import audit_line
+
 LINES_KEPT = 2000
 
 
@@ -23,8 +25,8 @@ class AuditTap:
     def __init__(self) -> None:
         self.lines: deque[str] = deque(maxlen=LINES_KEPT)
 
-    def __call__(self, record: Mapping[str, Any]) -> None:
-        self.lines.append(json.dumps(record, separators=(",", ":"), default=str))
+    def __call__(self, record: dict) -> None:
+        self.lines.append(audit_line(record))
 
 
 @dataclass

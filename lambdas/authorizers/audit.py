@@ -26,5 +26,15 @@ def audit_record(*, authorizer: str, decision: str, code: str | None, route: str
     return record
 
 
+def audit_line(record: dict) -> str:
+    """The record as one JSON line. The EMF `_aws` member (lambdas.observability.emf.EmfMetadata) goes last, with
+    its pre-encoded directives spliced in."""
+    meta = record.get("_aws")
+    if meta is None or isinstance(meta, dict):
+        return json.dumps(record, separators=(",", ":"), default=str)
+    rest = json.dumps({k: v for k, v in record.items() if k != "_aws"}, separators=(",", ":"), default=str)
+    return f'{rest[:-1]},"_aws":{meta.json_text()}}}'
+
+
 def emit(record: dict) -> None:
-    sys.stdout.write(json.dumps(record, separators=(",", ":"), default=str) + "\n")
+    sys.stdout.write(audit_line(record) + "\n")

@@ -35,6 +35,7 @@ class DocumentCounters:
     document: str
     _lock: threading.Lock = field(repr=False, compare=False)
     _clock: Callable[[], float] = field(repr=False, compare=False)
+    _owner: "KeySetMetrics" = field(repr=False, compare=False)
     fetches: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FETCH_OUTCOMES, 0))
     fetch_seconds_sum: float = 0.0
     fetch_seconds_buckets: list[int] = field(default_factory=lambda: [0] * len(FETCH_SECONDS_BUCKETS))
@@ -60,21 +61,25 @@ class DocumentCounters:
                 self.first_attempt_at = now
             if outcome == "ok":
                 self.last_success_at = now
+            self._owner.events += 1
 
     def served_stale(self) -> None:
         """A caller got the held copy past its freshness because refetching it failed."""
         with self._lock:
             self.stale_served += 1
+            self._owner.events += 1
 
     def refetched_for_unknown_kid(self) -> None:
         """A token's kid was not among the held keys and a refetch was made (or joined) for it."""
         with self._lock:
             self.unknown_kid_refetches += 1
+            self._owner.events += 1
 
     def rotation_seen(self) -> None:
         """A fetched key set holds a kid the previously held one did not: the issuer rotated (or added) a key."""
         with self._lock:
             self.rotations += 1
+            self._owner.events += 1
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,8 @@ class KeySetMetrics:
         # Incremented on the verified-token cache's hit path without a lock: the decision hot path must not pay for
         # one. Lambda runs one request at a time; under threads an increment can rarely be lost, never invented.
         self.verified_cache_hits = 0
+        # Every key-set event (not cache hits) bumps this, so a reader can tell cheaply whether anything moved.
+        self.events = 0
 
     def document(self, issuer: str, document: str) -> DocumentCounters:
         """The counters of the `document` ("jwks" or "discovery") of `issuer`, created on first use."""
@@ -129,7 +136,7 @@ class KeySetMetrics:
         with self._lock:
             counters = self._documents.get(key)
             if counters is None:
-                counters = self._documents[key] = DocumentCounters(issuer, document, self._lock, self._clock)
+                counters = self._documents[key] = DocumentCounters(issuer, document, self._lock, self._clock, self)
             return counters
 
     def snapshot(self) -> MetricsSnapshot:

@@ -30,7 +30,8 @@ def check_emf(line: str) -> dict:
     meta = doc["_aws"]
     assert isinstance(meta, dict) and set(meta) == {"Timestamp", "CloudWatchMetrics"}
     # Timestamp: milliseconds since the epoch; CloudWatch drops metrics more than 2 weeks old or 2 hours ahead.
-    assert type(meta["Timestamp"]) is int and abs(meta["Timestamp"] - time.time() * 1000) < 60_000
+    now_ms = time.time() * 1000
+    assert type(meta["Timestamp"]) is int and now_ms - 14 * 86400_000 < meta["Timestamp"] < now_ms + 7200_000
     directives = meta["CloudWatchMetrics"]
     assert isinstance(directives, list) and directives
     for directive in directives:
@@ -178,6 +179,9 @@ def test_key_set_events_ride_in_the_next_line_as_deltas(signing_key, events, tok
     verifier = Verifier(list(table.issuers.values()), key_sources={"corp": keys}, key_metrics=metrics)
     runtime = AuthorizerRuntime(table, "orders", verifier=verifier)
     runtime.prepare_policies()
+    wall = [0.0]   # seconds added to the real time the EMF Timestamp and the report interval read
+    runtime.metrics = DecisionMetrics("orders", route_keys=[r.route_key for r in runtime.api.routes],
+                                      key_metrics=metrics, clock=lambda: time.time() + wall[0])
 
     def decide(token: str) -> dict:
         rest.authorize(runtime, events.rest_token(f"Bearer {token}", "GET", "/orders"))
@@ -188,10 +192,15 @@ def test_key_set_events_ride_in_the_next_line_as_deltas(signing_key, events, tok
     first = decide(token)
     assert (first["KeyFetches"], first["KeyFetchFailures"], first["VerifiedCacheHits"]) == (1, 0, 0)
     assert first["KeyFetchLatency"] == 0 and first["KeyAge"] == 0
-    second = decide(token)
-    assert (second["KeyFetches"], second["VerifiedCacheHits"], second["KeyAge"]) == (0, 1, 0)
-    assert "KeyFetchLatency" not in second  # no fetch on this line: no latency value rather than a made-up one
-    assert {m["Name"] for m in second["_aws"]["CloudWatchMetrics"][1]["Metrics"]} >= {"KeyFetches", "KeyAge"}
+    second = decide(token)   # a cache hit, no key-set event, within the minute: the line carries the decision only
+    assert "KeyFetches" not in second and "VerifiedCacheHits" not in second
+    assert len(second["_aws"]["CloudWatchMetrics"]) == 1
+    wall[0] += 61
+    third = decide(token)    # a minute on: the key sets are reported, zeros included, with the hits since
+    assert (third["KeyFetches"], third["KeyFetchFailures"], third["VerifiedCacheHits"], third["KeyAge"]) == (
+        0, 0, 2, 0)
+    assert "KeyFetchLatency" not in third  # no fetch since the last report: no latency value rather than a made-up one
+    assert {m["Name"] for m in third["_aws"]["CloudWatchMetrics"][1]["Metrics"]} >= {"KeyFetches", "KeyAge"}
 
     clock[0] += 3600
     server.failing = True
@@ -207,3 +216,14 @@ def test_key_set_events_ride_in_the_next_line_as_deltas(signing_key, events, tok
     (closed,) = emf_lines(capsys.readouterr().out)
     assert (closed["Outcome"], closed["Reason"], closed["KeyFetchFailures"], closed["KeyAge"]) == (
         "unavailable", "jwks_unavailable", 1, 3700)
+
+
+def test_the_pre_encoded_metadata_writes_the_same_json_as_the_plain_value():
+    from lambdas.authorizers.audit import audit_line, audit_record
+    metrics = DecisionMetrics("orders", route_keys=["GET /orders"], key_metrics=KeySetMetrics())
+    for _ in range(2):   # with the key-set directive (first line), then without
+        record = audit_record(authorizer="rest", decision="allow", code=None, route="GET /orders", latency_us=7,
+                              metrics=metrics)
+        line = audit_line(record)
+        assert json.loads(line) == {**record, "_aws": record["_aws"].as_dict()}
+        check_emf(line)
