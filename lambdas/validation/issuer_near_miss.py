@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 from typing import Iterable
-from urllib.parse import urlsplit
 
 _ENTRA_V1 = re.compile(r"https://sts\.windows\.net/([0-9a-fA-F-]{36}|\{tenantid\})/")
 _ENTRA_V2 = re.compile(r"https://login\.microsoftonline\.com/([0-9a-fA-F-]{36}|\{tenantid\})/v2\.0")
@@ -36,13 +35,14 @@ def _difference(iss: str, issuer: str) -> str | None:
     if v2_token and v1_issuer and _same_tenant(v2_token.group(1), v1_issuer.group(1)):
         return (f"this is an Entra ID v2.0 token (iss {iss!r}) and the issuer {issuer!r} is the v1.0 one: set the "
                 f"issuer to https://login.microsoftonline.com/<tenant>/v2.0")
-    token_url, issuer_url = urlsplit(iss), urlsplit(issuer)
     if iss.lower() == issuer.lower():
         return f"the token's iss differs from the trusted issuer {issuer!r} only in letter case; iss is compared exactly"
-    if (token_url.netloc, token_url.path) == (issuer_url.netloc, issuer_url.path) and \
-            token_url.scheme != issuer_url.scheme:
-        return (f"the token's iss uses {token_url.scheme}:// where the trusted issuer {issuer!r} uses "
-                f"{issuer_url.scheme}://; iss is compared exactly")
+    # Plain string work, no URL parser: iss is attacker-chosen text, and urlsplit raises on some of it.
+    token_scheme, token_sep, token_rest = iss.partition("://")
+    issuer_scheme, issuer_sep, issuer_rest = issuer.partition("://")
+    if token_sep and issuer_sep and token_rest == issuer_rest and token_scheme != issuer_scheme:
+        return (f"the token's iss uses {token_scheme[:10]}:// where the trusted issuer {issuer!r} uses "
+                f"{issuer_scheme}://; iss is compared exactly")
     return None
 
 

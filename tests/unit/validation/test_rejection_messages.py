@@ -76,3 +76,10 @@ def test_a_token_of_the_wrong_kind_says_which_claim_decided(key, profile, token_
     exc = rejection(key, issuer, standard_claims(now=NOW, iss=issuer, **token_claims), profile=profile,
                     header={"typ": "JWT"})
     assert exc.code == "wrong_token_use" and says in exc.message
+
+
+@pytest.mark.parametrize("iss", ["http://[", "https://[::1", "://", "https://idp.example.com:99999/", "\x00", "a" * 300,
+                                 "https://sts.windows.net/" + "x" * 36 + "/"])
+def test_hostile_issuers_are_refused_as_unknown_never_raised_on(key, iss):
+    exc = rejection(key, "https://idp.example.com", standard_claims(now=NOW, iss=iss))
+    assert exc.code == "unknown_issuer"
