@@ -6,6 +6,7 @@ would either fail late or, worse, deploy an authorizer that enforces less than t
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 # API Gateway's upper bound for an authorizer's result cache.
@@ -70,3 +71,18 @@ def require_cache_within_token_lifetime(cache_seconds: int, token_lifetime_secon
             f"{token_lifetime_seconds}s")
 
 
+def authorizer_cache_for_api(api_routes: Any, requested_seconds: int | None, default_seconds: int, *,
+                             what: str) -> int:
+    """The authorizer result cache TTL for an API. A route checked on every request (a DPoP proof, a client
+    certificate, the denylist, introspection) cannot be answered from a cached result: a DPoP proof is single-use
+    and a cached Allow would let it be replayed, and a revocation would wait out the cache. Such an API gets no
+    cache by default, and an explicit cache is refused."""
+    per_request = [route.route_key for route in api_routes.routes if route.checked_per_request]
+    if not per_request:
+        return default_seconds if requested_seconds is None else requested_seconds
+    if requested_seconds:
+        raise UnsupportedConfiguration(
+            f"{what} cache TTL {requested_seconds}s is refused: route(s) {', '.join(per_request)} are checked on "
+            f"every request (proof or freshness), and a cached answer would replay a single-use DPoP proof or outlive "
+            f"a revocation. Set the cache TTL to 0 (the default for such APIs)")
+    return 0

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from aws_cdk import Annotations, Duration, Stage, aws_iam as iam, aws_lambda as lambda_, aws_logs as logs
 from constructs import Construct
@@ -65,7 +66,8 @@ def default_metrics_namespace(scope: Construct, gateway: str | None = None) -> s
 
 
 class AuthorizerFunction(Construct):
-    """A Lambda authorizer with its own role and log group and nothing else: it needs no AWS API at run time.
+    """A Lambda authorizer with its own role and log group; the only AWS API it may call is the revocation table,
+    when its API has routes that need it.
 
     code              the authorizer asset (lambdas/ + its runtime dependencies + the rendered route table), built
                       by stacks/aws/authorizer_asset.py; the function runs on the runtime it was built for
@@ -73,6 +75,8 @@ class AuthorizerFunction(Construct):
     route_table_path  where the route table sits inside the asset (becomes AUTHGATE_POLICY)
     api_name          which API of the route table this function guards (becomes AUTHGATE_API)
     settings          further AUTHGATE_* variables the handler reads (e.g. the HTTP API cache settings it checks)
+    revocation_table  the RevocationTable (stacks/aws/revocation_table) when the API has DPoP or denylist routes:
+                      the function gets its name and the narrow grants it needs
     metrics_namespace the CloudWatch namespace of the metrics in its audit lines; default authgate/<stage name>
                       (plain authgate outside a stage), so two stages in one account never share a metric
     """
@@ -82,7 +86,7 @@ class AuthorizerFunction(Construct):
                  memory_size: int = 512, timeout: Duration = Duration.seconds(5),
                  log_retention: logs.RetentionDays = DEFAULT_RETENTION,
                  settings: Mapping[str, str] | None = None, metrics_namespace: str | None = None,
-                 reads_secrets: bool = False) -> None:
+                 reads_secrets: bool = False, revocation_table: Any = None) -> None:
         super().__init__(scope, id_)
         if kind not in AUTHORIZER_HANDLERS:
             raise ValueError(f"authorizer kind {kind!r} is not one of {', '.join(AUTHORIZER_HANDLERS)}")
@@ -97,6 +101,10 @@ class AuthorizerFunction(Construct):
         self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
                              description=f"authgate {kind} authorizer for API {api_name}")
         self.log_group.grant_write(self.role)
+        if revocation_table is not None:
+            # The one AWS API it may call: the shared revocation table (read entries, write DPoP replay records).
+            revocation_table.grant_authorizer(self.role)
+            settings = {**(settings or {}), **revocation_table.environment}
         self.function = lambda_.Function(
             self, "Function", runtime=runtime, architecture=architecture, handler=AUTHORIZER_HANDLERS[kind],
             code=code, role=self.role, memory_size=memory_size, timeout=timeout, log_group=self.log_group,

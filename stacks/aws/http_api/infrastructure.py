@@ -15,10 +15,12 @@ from lambdas.authorizers.identity_sources import DEFAULT_TOKEN_SOURCE, http_api_
 from stacks.aws.authorizer_function.infrastructure import AuthorizerFunction
 from stacks.aws.nag import acknowledge_nag
 from stacks.aws.log_group import DEFAULT_RETENTION, retained_log_group
-from stacks.aws.refusals import UnsupportedConfiguration, require_cache_within_token_lifetime
+from stacks.aws.refusals import UnsupportedConfiguration, authorizer_cache_for_api, require_cache_within_token_lifetime
+from stacks.aws.revocation_table.infrastructure import RevocationTable, needs_revocation_table
 from stacks.aws.route_plan import ApiPlan, IssuerPlan, RoutePlan
 
 TOKEN_IDENTITY_SOURCE = DEFAULT_TOKEN_SOURCE
+DEFAULT_CACHE_SECONDS = 300
 
 
 class AuthgateHttpApi(Construct):
@@ -29,15 +31,17 @@ class AuthgateHttpApi(Construct):
     route_table_path         where the rendered route table sits inside that asset
     shortest_token_lifetime  the shortest access-token lifetime of the issuers; bounds the authorizer cache
     metrics_namespace        the authorizer's CloudWatch metrics namespace (default: AuthorizerFunction's)
+    authorizer_cache_ttl     default 5 minutes; 0 (and nothing else) for an API with routes checked per request
+    revocation_table         the shared RevocationTable; made here when Lambda routes need it and none is given
     """
 
     def __init__(self, scope: Construct, id_: str, *, plan: ApiPlan, integration: apigwv2.HttpRouteIntegration,
                  shortest_token_lifetime: Duration, authorizer_code: lambda_.Code | None = None,
                  route_table_path: str = "authgate_routes.json",
-                 authorizer_cache_ttl: Duration = Duration.minutes(5), throttle_rate_limit: float = 100,
+                 authorizer_cache_ttl: Duration | None = None, throttle_rate_limit: float = 100,
                  throttle_burst_limit: int = 200, log_retention: logs.RetentionDays = DEFAULT_RETENTION,
                  cookie_keys: Any = None, web_origin: str | None = None,
-                 metrics_namespace: str | None = None) -> None:
+                 metrics_namespace: str | None = None, revocation_table: RevocationTable | None = None) -> None:
         super().__init__(scope, id_)
         self.plan = plan
         cookie_routes = [r.route_key for r in plan.routes if r.token_source == "cookie"]
@@ -45,7 +49,14 @@ class AuthgateHttpApi(Construct):
             raise UnsupportedConfiguration(
                 f"API {plan.name!r} has routes that take the token handler's session cookie ({', '.join(cookie_routes)}); "
                 "deploy them with browser sign-in (context authgate:web naming the policy's web client)")
-        cache_seconds = int(min(authorizer_cache_ttl.to_seconds(), shortest_token_lifetime.to_seconds()))
+        api_routes = plan.api
+        requested = None if authorizer_cache_ttl is None else int(authorizer_cache_ttl.to_seconds())
+        cache_seconds = min(authorizer_cache_for_api(api_routes, requested, DEFAULT_CACHE_SECONDS,
+                                                     what="HTTP API Lambda authorizer"),
+                            int(shortest_token_lifetime.to_seconds()))
+        self.revocation_table = revocation_table
+        if self.revocation_table is None and plan.lambda_routes and needs_revocation_table(api_routes):
+            self.revocation_table = RevocationTable(self, "RevocationTable")
         require_cache_within_token_lifetime(cache_seconds, int(shortest_token_lifetime.to_seconds()),
                                             what="HTTP API Lambda authorizer")
         self.api = apigwv2.HttpApi(self, "Api", api_name=f"authgate-{plan.name}", create_default_stage=False,
@@ -74,6 +85,7 @@ class AuthgateHttpApi(Construct):
             self.authorizer_function = AuthorizerFunction(
                 self, "Authorizer", kind="http_api", code=authorizer_code, route_table_path=route_table_path,
                 api_name=plan.name, log_retention=log_retention, metrics_namespace=metrics_namespace,
+                revocation_table=self.revocation_table,
                 settings={"AUTHGATE_RESPONSE": "simple", "AUTHGATE_RESULT_TTL_SECONDS": str(cache_seconds),
                           "AUTHGATE_IDENTITY_SOURCES": ",".join(self.identity_sources),
                           **({"AUTHGATE_WEB_ORIGIN": web_origin} if cookie_routes else {})},

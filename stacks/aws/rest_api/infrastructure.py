@@ -15,11 +15,14 @@ from stacks.aws.authorizer_function.infrastructure import AuthorizerFunction
 from stacks.aws.log_group import DEFAULT_RETENTION, retained_log_group
 from stacks.aws.checkov import skip_checkov
 from stacks.aws.nag import acknowledge_nag
-from stacks.aws.refusals import UnsupportedConfiguration, require_cache_within_token_lifetime
+from stacks.aws.refusals import (UnsupportedConfiguration, authorizer_cache_for_api,
+                                 require_cache_within_token_lifetime)
+from stacks.aws.revocation_table.infrastructure import RevocationTable, needs_revocation_table
 from stacks.aws.route_plan import ApiPlan, RoutePlan
 from stacks.aws.web_acl.infrastructure import DEFAULT_RATE_LIMIT, RateLimitedWebAcl
 
 AUTHORIZER_TYPES = ("request", "token")
+DEFAULT_CACHE_SECONDS = 300
 PATH_PARAMETER = re.compile(r"\{([A-Za-z0-9_.-]+?)\+?\}")
 TOKEN_SOURCE = "Authorization"
 # The request's method and path join the token in the cache key when a policy may name only the current request:
@@ -77,12 +80,15 @@ class AuthgateRestApi(Construct):
     when a check at synth cannot show that, the cache is keyed on the request too (REQUEST) or off (TOKEN), see
     `choose_authorizer_cache`. The cache never outlives the shortest token lifetime.
     authorizer_type  "request" (Authorization header, the default) or "token" (TOKEN authorizer on the same header)
+    authorizer_cache_ttl  default 5 minutes; 0 (and nothing else) for an API with routes checked per request
+    revocation_table the shared RevocationTable; made here when the API has DPoP or denylist routes and none is given
     """
 
     def __init__(self, scope: Construct, id_: str, *, plan: ApiPlan, integration: apigw.Integration,
                  authorizer_code: lambda_.Code, shortest_token_lifetime: Duration,
                  route_table_path: str = "authgate_routes.json", authorizer_type: str = "request",
-                 authorizer_cache_ttl: Duration = Duration.minutes(5), stage_name: str = "v1",
+                 authorizer_cache_ttl: Duration | None = None, stage_name: str = "v1",
+                 revocation_table: RevocationTable | None = None,
                  throttle_rate_limit: float = 100, throttle_burst_limit: int = 200,
                  waf_rate_limit: int = DEFAULT_RATE_LIMIT,
                  log_retention: logs.RetentionDays = DEFAULT_RETENTION) -> None:
@@ -96,7 +102,17 @@ class AuthgateRestApi(Construct):
                 f"API {plan.name!r} has routes that take the token handler's session cookie ({', '.join(cookie_routes)}); "
                 "a REST API authorizer's identity source and cache are keyed on the Authorization header, so deploy "
                 "them on the HTTP API with browser sign-in (context authgate:web)")
-        cache_seconds = int(authorizer_cache_ttl.to_seconds())
+        api_routes = plan.api
+        cache_seconds = authorizer_cache_for_api(
+            api_routes, None if authorizer_cache_ttl is None else int(authorizer_cache_ttl.to_seconds()),
+            DEFAULT_CACHE_SECONDS, what="REST API Lambda authorizer")
+        if authorizer_type == "token" and any(r.proof != "none" for r in api_routes.routes):
+            raise UnsupportedConfiguration(
+                f"API {plan.name}: a TOKEN authorizer sees only the token, not the DPoP header, the request URI or "
+                f"the client certificate its proof routes need; use authorizer_type \"request\"")
+        self.revocation_table = revocation_table
+        if self.revocation_table is None and needs_revocation_table(api_routes):
+            self.revocation_table = RevocationTable(self, "RevocationTable")
         require_cache_within_token_lifetime(cache_seconds, int(shortest_token_lifetime.to_seconds()),
                                             what="REST API Lambda authorizer")
         self.plan = plan
@@ -130,7 +146,7 @@ class AuthgateRestApi(Construct):
         if plan.routes != plan.public_routes:
             self.authorizer_function = AuthorizerFunction(
                 self, "Authorizer", kind="rest", code=authorizer_code, route_table_path=route_table_path,
-                api_name=plan.name, log_retention=log_retention)
+                api_name=plan.name, log_retention=log_retention, revocation_table=self.revocation_table)
             self.cache = choose_authorizer_cache(plan, authorizer_type=authorizer_type, cache_seconds=cache_seconds,
                                                  stage_name=stage_name)
             # `cdk synth` shows this; `authgate synth` prints the same choice.
