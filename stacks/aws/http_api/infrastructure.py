@@ -8,14 +8,17 @@ from typing import Any
 import jsii
 
 from aws_cdk import (CfnOutput, Duration, aws_apigateway as apigw, aws_apigatewayv2 as apigwv2,
-                     aws_apigatewayv2_authorizers as authorizers, aws_lambda as lambda_, aws_logs as logs)
+                     aws_apigatewayv2_authorizers as authorizers, aws_certificatemanager as acm,
+                     aws_lambda as lambda_, aws_logs as logs, aws_s3 as s3)
 from constructs import Construct
 
 from lambdas.authorizers.identity_sources import DEFAULT_TOKEN_SOURCE, http_api_identity_sources
 from stacks.aws.authorizer_function.infrastructure import AuthorizerFunction
 from stacks.aws.nag import acknowledge_nag
 from stacks.aws.log_group import DEFAULT_RETENTION, retained_log_group
-from stacks.aws.refusals import UnsupportedConfiguration, authorizer_cache_for_api, require_cache_within_token_lifetime
+from stacks.aws.mtls_domain.infrastructure import MtlsDomainSettings, require_mtls_domain
+from stacks.aws.refusals import (UnsupportedConfiguration, authorizer_cache_for_api,
+                                 require_cache_within_token_lifetime)
 from stacks.aws.revocation_table.infrastructure import RevocationTable, needs_revocation_table
 from stacks.aws.route_plan import ApiPlan, IssuerPlan, RoutePlan
 
@@ -41,7 +44,8 @@ class AuthgateHttpApi(Construct):
                  authorizer_cache_ttl: Duration | None = None, throttle_rate_limit: float = 100,
                  throttle_burst_limit: int = 200, log_retention: logs.RetentionDays = DEFAULT_RETENTION,
                  cookie_keys: Any = None, web_origin: str | None = None,
-                 metrics_namespace: str | None = None, revocation_table: RevocationTable | None = None) -> None:
+                 metrics_namespace: str | None = None, revocation_table: RevocationTable | None = None,
+                 mtls_domain: MtlsDomainSettings | None = None) -> None:
         super().__init__(scope, id_)
         self.plan = plan
         cookie_routes = [r.route_key for r in plan.routes if r.token_source == "cookie"]
@@ -59,8 +63,9 @@ class AuthgateHttpApi(Construct):
             self.revocation_table = RevocationTable(self, "RevocationTable")
         require_cache_within_token_lifetime(cache_seconds, int(shortest_token_lifetime.to_seconds()),
                                             what="HTTP API Lambda authorizer")
+        uses_mtls = require_mtls_domain(api_routes, mtls_domain, api_name=plan.name)
         self.api = apigwv2.HttpApi(self, "Api", api_name=f"authgate-{plan.name}", create_default_stage=False,
-                                   description=f"authgate API {plan.name}")
+                                   description=f"authgate API {plan.name}", disable_execute_api_endpoint=uses_mtls)
         self.access_logs = retained_log_group(self, "AccessLogs", retention=log_retention)
         self.stage = apigwv2.HttpStage(
             self, "Stage", http_api=self.api, auto_deploy=True,
@@ -104,10 +109,21 @@ class AuthgateHttpApi(Construct):
                 response_types=[authorizers.HttpLambdaResponseType.SIMPLE], results_cache_ttl=Duration.seconds(0),
                 identity_source=[])
 
+        self.domain: apigwv2.DomainName | None = None
+        if uses_mtls:
+            bucket_name, key = mtls_domain.truststore_uri[5:].split("/", 1)
+            self.domain = apigwv2.DomainName(
+                self, "MtlsDomain", domain_name=mtls_domain.domain_name,
+                certificate=acm.Certificate.from_certificate_arn(self, "MtlsCertificate", mtls_domain.certificate_arn),
+                mtls=apigwv2.MTLSConfig(bucket=s3.Bucket.from_bucket_name(self, "Truststore", bucket_name), key=key,
+                                        version=mtls_domain.truststore_version))
+            apigwv2.ApiMapping(self, "MtlsMapping", api=self.api, domain_name=self.domain, stage=self.stage)
+
         self.routes: dict[str, apigwv2.HttpRoute] = {}
         for route in plan.routes:
             self.routes[route.route_key] = self._add_route(route, integration)
-        CfnOutput(self, "Url", value=self.api.api_endpoint, description=f"base URL of API {plan.name}")
+        url = f"https://{mtls_domain.domain_name}" if uses_mtls else self.api.api_endpoint
+        CfnOutput(self, "Url", value=url, description=f"base URL of API {plan.name}")
 
     def _jwt_authorizer(self, issuer: IssuerPlan) -> authorizers.HttpJwtAuthorizer:
         return authorizers.HttpJwtAuthorizer(

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from aws_cdk import Annotations, CfnOutput, Duration, aws_apigateway as apigw, aws_lambda as lambda_, aws_logs as logs
+from aws_cdk import (Annotations, CfnOutput, Duration, aws_apigateway as apigw, aws_certificatemanager as acm,
+                     aws_lambda as lambda_, aws_logs as logs, aws_s3 as s3)
 from constructs import Construct
 
 from lambdas.authorizers.iam_policy import policy_coverage
@@ -17,6 +18,7 @@ from stacks.aws.checkov import skip_checkov
 from stacks.aws.nag import acknowledge_nag
 from stacks.aws.refusals import (UnsupportedConfiguration, authorizer_cache_for_api,
                                  require_cache_within_token_lifetime)
+from stacks.aws.mtls_domain.infrastructure import MtlsDomainSettings, require_mtls_domain
 from stacks.aws.revocation_table.infrastructure import RevocationTable, needs_revocation_table
 from stacks.aws.route_plan import ApiPlan, RoutePlan
 from stacks.aws.web_acl.infrastructure import DEFAULT_RATE_LIMIT, RateLimitedWebAcl
@@ -89,6 +91,7 @@ class AuthgateRestApi(Construct):
                  route_table_path: str = "authgate_routes.json", authorizer_type: str = "request",
                  authorizer_cache_ttl: Duration | None = None, stage_name: str = "v1",
                  revocation_table: RevocationTable | None = None,
+                 mtls_domain: MtlsDomainSettings | None = None,
                  throttle_rate_limit: float = 100, throttle_burst_limit: int = 200,
                  waf_rate_limit: int = DEFAULT_RATE_LIMIT,
                  log_retention: logs.RetentionDays = DEFAULT_RETENTION) -> None:
@@ -115,11 +118,13 @@ class AuthgateRestApi(Construct):
             self.revocation_table = RevocationTable(self, "RevocationTable")
         require_cache_within_token_lifetime(cache_seconds, int(shortest_token_lifetime.to_seconds()),
                                             what="REST API Lambda authorizer")
+        uses_mtls = require_mtls_domain(api_routes, mtls_domain, api_name=plan.name)
         self.plan = plan
         self.access_logs = retained_log_group(self, "AccessLogs", retention=log_retention)
         self.api = apigw.RestApi(
             self, "Api", rest_api_name=f"authgate-{plan.name}", description=f"authgate API {plan.name}",
             endpoint_types=[apigw.EndpointType.REGIONAL], cloud_watch_role=True,
+            disable_execute_api_endpoint=uses_mtls,
             deploy_options=apigw.StageOptions(
                 stage_name=stage_name, throttling_rate_limit=throttle_rate_limit,
                 throttling_burst_limit=throttle_burst_limit, logging_level=apigw.MethodLoggingLevel.ERROR,
@@ -162,10 +167,23 @@ class AuthgateRestApi(Construct):
         for route in plan.routes:
             self.methods[route.route_key] = self._add_method(route, integration)
 
+        self.domain: apigw.DomainName | None = None
+        if uses_mtls:
+            bucket_name, key = mtls_domain.truststore_uri[5:].split("/", 1)
+            self.domain = apigw.DomainName(
+                self, "MtlsDomain", domain_name=mtls_domain.domain_name,
+                certificate=acm.Certificate.from_certificate_arn(self, "MtlsCertificate", mtls_domain.certificate_arn),
+                endpoint_type=apigw.EndpointType.REGIONAL, security_policy=apigw.SecurityPolicy.TLS_1_2,
+                mtls=apigw.MTLSConfig(bucket=s3.Bucket.from_bucket_name(self, "Truststore", bucket_name), key=key,
+                                      version=mtls_domain.truststore_version))
+            self.domain.add_base_path_mapping(self.api, stage=self.api.deployment_stage)
+
         self.web_acl = RateLimitedWebAcl(self, "WebAcl", name=f"authgate-{plan.name}-rest",
                                          rate_limit=waf_rate_limit, log_retention=log_retention)
         self.web_acl.associate("StageAssociation", self.api.deployment_stage.stage_arn)
-        CfnOutput(self, "Url", value=self.api.url, description=f"base URL of API {plan.name}")
+        # With mutual TLS only the custom domain answers (execute-api is off).
+        url = f"https://{mtls_domain.domain_name}/" if uses_mtls else self.api.url
+        CfnOutput(self, "Url", value=url, description=f"base URL of API {plan.name}")
 
     def _add_method(self, route: RoutePlan, integration: apigw.Integration) -> apigw.Method:
         resource = self.api.root.resource_for_path(route.path)

@@ -13,6 +13,7 @@ from aws_cdk import aws_apigateway as apigw
 from aws_cdk.assertions import Match, Template
 
 from stacks.aws.http_api.infrastructure import AuthgateHttpApi
+from stacks.aws.mtls_domain.infrastructure import MtlsDomainSettings
 from stacks.aws.refusals import UnsupportedConfiguration
 from stacks.aws.rest_api.infrastructure import AuthgateRestApi
 from stacks.aws.route_plan import ApiPlan
@@ -108,3 +109,69 @@ def test_an_api_without_such_routes_is_unchanged():
     template.has_resource_properties("AWS::ApiGatewayV2::Authorizer", {"AuthorizerResultTtlInSeconds": 300})
     functions = template.find_resources("AWS::Lambda::Function")
     assert not any("AUTHGATE_DENYLIST_TABLE" in json.dumps(f) for f in functions.values())
+
+
+MTLS = MtlsDomainSettings(domain_name="orders.api.example.com",
+                          certificate_arn="arn:aws:acm:eu-west-1:111122223333:certificate/abc",
+                          truststore_uri="s3://example-truststores/orders/ca.pem", truststore_version="v3")
+
+
+def mtls_table() -> dict:
+    table = bound_table(proof="mtls")
+    table["issuers"]["corp"]["binding"] = {"dpop": False, "mtls": True}
+    return table
+
+
+def test_mtls_routes_need_a_custom_domain():
+    with pytest.raises(UnsupportedConfiguration, match="POST /orders have proof: mtls, which needs a custom domain"):
+        http_api(mtls_table())
+    with pytest.raises(UnsupportedConfiguration, match="needs a custom domain with mutual TLS"):
+        rest_api(mtls_table())
+
+
+def test_http_api_mtls_domain_with_truststore_and_no_execute_api():
+    _, template = http_api(mtls_table(), mtls_domain=MTLS)
+    template.has_resource_properties("AWS::ApiGatewayV2::DomainName", {
+        "DomainName": "orders.api.example.com",
+        "MutualTlsAuthentication": {"TruststoreUri": "s3://example-truststores/orders/ca.pem",
+                                    "TruststoreVersion": "v3"}})
+    template.has_resource_properties("AWS::ApiGatewayV2::Api", {"DisableExecuteApiEndpoint": True})
+    template.resource_count_is("AWS::ApiGatewayV2::ApiMapping", 1)
+
+
+def test_rest_api_mtls_domain_with_truststore_and_no_execute_api():
+    _, template = rest_api(mtls_table(), mtls_domain=MTLS)
+    template.has_resource_properties("AWS::ApiGateway::DomainName", {
+        "DomainName": "orders.api.example.com", "SecurityPolicy": "TLS_1_2",
+        "MutualTlsAuthentication": {"TruststoreUri": "s3://example-truststores/orders/ca.pem",
+                                    "TruststoreVersion": "v3"}})
+    template.has_resource_properties("AWS::ApiGateway::RestApi", {"DisableExecuteApiEndpoint": True})
+
+
+def test_apis_without_mtls_routes_keep_execute_api():
+    _, template = http_api(bound_table())
+    template.resource_count_is("AWS::ApiGatewayV2::DomainName", 0)
+    assert "DisableExecuteApiEndpoint" not in json.dumps(template.find_resources("AWS::ApiGatewayV2::Api")) or \
+        '"DisableExecuteApiEndpoint": false' in json.dumps(template.find_resources("AWS::ApiGatewayV2::Api"))
+
+
+def test_truststore_must_be_an_s3_object():
+    with pytest.raises(UnsupportedConfiguration, match="must be s3://bucket/key"):
+        MtlsDomainSettings(domain_name="x.example.com", certificate_arn="arn:aws:acm:x", truststore_uri="https://x")
+
+
+def test_logout_endpoint_grant_writes_denylist_entries_only():
+    from aws_cdk import aws_iam as iam
+
+    from stacks.aws.revocation_table.infrastructure import RevocationTable
+    stack = Stack(App(), "T")
+    table = RevocationTable(stack, "Revocation")
+    role = iam.Role(stack, "LogoutRole", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+    table.grant_logout_endpoint(role)
+    statements = [s for policy in Template.from_stack(stack).find_resources("AWS::IAM::Policy").values()
+                  for s in policy["Properties"]["PolicyDocument"]["Statement"]]
+    [write] = [s for s in statements if s.get("Sid") == "RevocationWriteDenylist"]
+    assert write["Action"] == "dynamodb:PutItem"
+    assert write["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"] == ["sid|*", "sub|*", "jti|*",
+                                                                                   "logout:*"]
+    assert not any("dynamodb:BatchGetItem" in json.dumps(s) or "Delete" in json.dumps(s) for s in statements)
