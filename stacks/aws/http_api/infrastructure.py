@@ -65,7 +65,8 @@ class AuthgateHttpApi(Construct):
                                             what="HTTP API Lambda authorizer")
         uses_mtls = require_mtls_domain(api_routes, mtls_domain, api_name=plan.name)
         self.api = apigwv2.HttpApi(self, "Api", api_name=f"authgate-{plan.name}", create_default_stage=False,
-                                   description=f"authgate API {plan.name}", disable_execute_api_endpoint=uses_mtls)
+                                   description=f"authgate API {plan.name}",
+                                   disable_execute_api_endpoint=True if uses_mtls else None)
         self.access_logs = retained_log_group(self, "AccessLogs", retention=log_retention)
         self.stage = apigwv2.HttpStage(
             self, "Stage", http_api=self.api, auto_deploy=True,

@@ -124,7 +124,7 @@ class AuthgateRestApi(Construct):
         self.api = apigw.RestApi(
             self, "Api", rest_api_name=f"authgate-{plan.name}", description=f"authgate API {plan.name}",
             endpoint_types=[apigw.EndpointType.REGIONAL], cloud_watch_role=True,
-            disable_execute_api_endpoint=uses_mtls,
+            disable_execute_api_endpoint=True if uses_mtls else None,
             deploy_options=apigw.StageOptions(
                 stage_name=stage_name, throttling_rate_limit=throttle_rate_limit,
                 throttling_burst_limit=throttle_burst_limit, logging_level=apigw.MethodLoggingLevel.ERROR,
