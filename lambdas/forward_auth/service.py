@@ -38,6 +38,7 @@ ENV_IDENTITY_HEADERS = "AUTHGATE_IDENTITY_HEADERS"
 ENV_TOKEN_HEADER = "AUTHGATE_TOKEN_HEADER"
 ENV_REALM = "AUTHGATE_REALM"
 RETRY_AFTER_SECONDS = "5"
+MAX_REQUEST_ID = 128
 DECISION_HEADER = "X-Authgate-Decision"   # the reason code (or "allow"), for the proxy's access log; never a secret
 
 # An observer receives every decision's audit record (a dict) after it is written; metrics hook in here.
@@ -92,6 +93,12 @@ def _quoted(text: str, limit: int = 200) -> str:
     return "".join(c if 0x20 <= ord(c) <= 0x7E and c not in '"\\' else "?" for c in text[:limit])
 
 
+def _loggable_request_id(value: str | None) -> bool:
+    """A request id reaches the audit line only as a short visible-ASCII token: the proxy passes the client's
+    X-Request-Id on, and a client must not write kilobytes of its own text into every audit line."""
+    return bool(value) and len(value) <= MAX_REQUEST_ID and all(0x21 <= ord(c) < 0x7F for c in value)
+
+
 def headers_of(raw: Sequence[tuple[bytes, bytes]]) -> dict[str, tuple[str, ...]]:
     """ASGI headers as lower-case name -> every value received, in order (so a repeated header stays visible)."""
     out: dict[str, tuple[str, ...]] = {}
@@ -137,7 +144,8 @@ class ForwardAuthService:
             sys.stderr.write(f"authgate forward-auth: decision failed ({type(exc).__name__}: {exc})\n")
             answer, route_key, principal = self._unavailable("internal_error"), None, None
         record = audit_record(authorizer="forward_auth", decision=answer.outcome, code=answer.code, route=route_key,
-                              principal=principal, latency_us=elapsed_us(started), request_id=request_id,
+                              principal=principal, latency_us=elapsed_us(started),
+                              request_id=request_id if _loggable_request_id(request_id) else None,
                               status=answer.status, metrics=self.runtime.metrics)
         emit(record)
         for observer in self.observers:

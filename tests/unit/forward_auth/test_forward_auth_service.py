@@ -268,3 +268,13 @@ def test_observers_see_every_decision(make_service, token_for):
     service.check("GET", "/auth", nginx("GET", "/orders", token_for()))
     service.check("GET", "/auth", nginx("GET", "/nowhere"))
     assert [r["decision"] for r in seen] == ["allow", "unauthorized"]
+
+
+def test_a_client_chosen_request_id_is_bounded_in_the_audit_line(service, token_for, capsys):
+    # The proxy passes the client's X-Request-Id on: it is logged only as a short, visible-ASCII token.
+    service.check("GET", "/auth", nginx("GET", "/orders", token_for()), request_id="r-" + "x" * 5000)
+    service.check("GET", "/auth", nginx("GET", "/orders", token_for()), request_id="evil\n{\"decision\":\"allow\"}")
+    service.check("GET", "/auth", nginx("GET", "/orders", token_for()), request_id="abc-123")
+    lines = audit_lines(capsys.readouterr().out)
+    assert "request_id" not in lines[0] and "request_id" not in lines[1]
+    assert lines[2]["request_id"] == "abc-123"
