@@ -364,3 +364,44 @@ def test_gcp_userinfo_whose_iss_is_not_a_string_is_refused(iss):
     with pytest.raises(TokenRejected) as raised:
         guard.authenticate({"x-apigateway-api-userinfo": b64url('{"iss": %s, "sub": "u"}' % iss)})
     assert raised.value.code == "unknown_issuer"
+
+
+# --- item 1 at the entry points: the ASGI middleware answers, it does not raise ----------------------------------
+
+def test_asgi_middleware_answers_a_deeply_nested_token_on_protected_and_public_routes(rsa_key):
+    import asyncio
+
+    from lambdas.guards.asgi import AuthgateMiddleware
+    from lambdas.guards.require import BearerGuard
+
+    def route(key_, **fields):
+        method, path = key_.split(" ", 1)
+        return {"route_key": key_, "method": method, "path": path, "issuers": ["corp"], **fields}
+    table = {"format": "authgate.routes/v1",
+             "issuers": {"corp": {"issuer": ISSUER, "audiences": [AUDIENCE], "jwks": rsa_key.jwks()}},
+             "apis": {"orders": {"routes": [route("GET /orders/{id}", scopes=["orders:read"]),
+                                            route("GET /health", public=True, issuers=[])]}}}
+    guard = BearerGuard.from_route_table(table, "orders")
+
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def call(path, token):
+        sent = []
+
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message):
+            sent.append(message)
+        await AuthgateMiddleware(app, check=guard.check)(
+            {"type": "http", "method": "GET", "path": path,
+             "headers": [(b"authorization", f"Bearer {token}".encode())]}, receive, send)
+        return sent[0]["status"]
+
+    header = raw_b64url(json.dumps({"alg": "RS256", "kid": rsa_key.kid}).encode())
+    claims = json.dumps(standard_claims(scope="orders:read"))[:-1] + ', "x": ' + "[" * 400 + '"\\u0041"' + "]" * 400 + "}"
+    token = f"{header}.{raw_b64url(claims.encode())}.{raw_b64url(bytes(256))}"
+    assert asyncio.run(call("/orders/1", token)) == 401
+    assert asyncio.run(call("/health", token)) in (200, 401)
