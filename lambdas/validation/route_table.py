@@ -373,6 +373,9 @@ class RouteTable:
         except (ValueError, UnicodeDecodeError) as exc:
             raise RouteTableError(f"route table {source!r} is not valid JSON ({exc}); regenerate it with "
                                   f"`authgate render routes`") from None
+        except RecursionError:
+            raise RouteTableError(f"route table {source!r} is nested too deeply to be a route table; regenerate it "
+                                  f"with `authgate render routes`") from None
         return cls._from_document(document, source=source)
 
     @classmethod

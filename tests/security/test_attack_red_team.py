@@ -405,3 +405,11 @@ def test_asgi_middleware_answers_a_deeply_nested_token_on_protected_and_public_r
     token = f"{header}.{raw_b64url(claims.encode())}.{raw_b64url(bytes(256))}"
     assert asyncio.run(call("/orders/1", token)) == 401
     assert asyncio.run(call("/health", token)) in (200, 401)
+
+
+def test_a_deeply_nested_route_table_file_is_a_route_table_error(tmp_path):
+    from lambdas.validation.route_table import RouteTable, RouteTableError
+    path = tmp_path / "routes.json"
+    path.write_text('{"format": "authgate.routes/v1", "x": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(RouteTableError, match="nested too deeply"):
+        RouteTable.load(str(path))
