@@ -125,6 +125,9 @@ def dynamodb():
                             AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
                             KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}])
         yield endpoint
+        # moto keeps its backends in this process, not in the server: a table left behind is there for the next
+        # module's server too (tests/unit/validation/test_denylist_stores.py creates the same one).
+        client.delete_table(TableName=TABLE)
     finally:
         server.stop()
 

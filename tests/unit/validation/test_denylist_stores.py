@@ -43,6 +43,8 @@ def dynamodb():
         client.update_time_to_live(TableName="authgate-denylist",
                                    TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"})
         yield client, server
+        # moto's backends live in this process, not in the server: leave no table for the next module's server.
+        client.delete_table(TableName="authgate-denylist")
     finally:
         server.stop()
 
