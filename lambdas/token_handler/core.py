@@ -124,7 +124,7 @@ class TokenHandler:
     """The core. `handle(request)` answers every request under the configured prefix."""
 
     def __init__(self, config: TokenHandlerConfig, *, clock: Callable[[], float] = time.time,
-                 key_source: Any = None, verifier: Any = None, fetcher: Any = None) -> None:
+                 key_source: Any = None, verifier: Any = None, fetcher: Any = None, denylist: Any = None) -> None:
         from lambdas.validation import IssuerConfig, Verifier
         from lambdas.validation.discovery import DiscoveredKeySource
 
@@ -140,6 +140,10 @@ class TokenHandler:
         self._endpoints: IssuerEndpoints | None = None
         self._fetcher = fetcher or HttpFetcher(allow_insecure_http=config.allow_insecure_http)
         self._flights = RefreshFlights(config.refresh_replay_seconds, clock)
+        # The shared denylist (lambdas.validation.denylist) the authorizers' freshness: denylist routes read: a
+        # logout puts the session's access token (jti) and session (sid) on it. Default: the DynamoDB table named
+        # by AUTHGATE_DENYLIST_TABLE, or none.
+        self._denylist = denylist if denylist is not None else _denylist_from_env()
         self._routes = {
             ("GET", "/login"): self.login, ("GET", "/callback"): self.callback, ("GET", "/session"): self.session,
             ("POST", "/refresh"): self.refresh, ("POST", "/logout"): self.logout,
@@ -356,6 +360,22 @@ class TokenHandler:
         response.cookies += self._session_cookies(request, value)
         return response
 
+    def _deny_session(self, session: Mapping[str, Any]) -> None:
+        """The session's access token and session id onto the denylist. The token came from this handler's own
+        sealed cookie, so its claims are read without verifying it again."""
+        from lambdas.validation.compact import decode_json_object, decode_segment, split_token
+        from lambdas.validation.errors import TokenRejected
+
+        try:
+            claims = decode_json_object(decode_segment(split_token(session["at"])[1], "claims set"), "claims set")
+        except (TokenRejected, KeyError):
+            return  # an opaque access token: only the issuer's revocation (above) can end it
+        lifetime = max(60, int(session.get("at_exp", 0) - self._clock()) + 60)
+        issuer = claims.get("iss") if isinstance(claims.get("iss"), str) else self.config.issuer
+        for kind in ("jti", "sid"):
+            if isinstance(claims.get(kind), str) and claims[kind]:
+                self._denylist.revoke(issuer, kind, claims[kind], lifetime_seconds=lifetime)
+
     def logout(self, request: WebRequest) -> WebResponse:
         session = self._session(request)
         revoked = False
@@ -373,7 +393,18 @@ class TokenHandler:
                 if self.config.post_logout_redirect_uri:
                     params["post_logout_redirect_uri"] = self.config.post_logout_redirect_uri
                 end_session_url = endpoints.end_session + "?" + urlencode(params)
+        if session is not None and self._denylist is not None:
+            self._deny_session(session)
         response = WebResponse.json(200, {"signed_out": True, "refresh_token_revoked": revoked,
                                           "end_session_url": end_session_url})
         response.cookies += self._cleared(request)
         return response
+
+
+def _denylist_from_env() -> Any:
+    import os
+
+    if not os.environ.get("AUTHGATE_DENYLIST_TABLE"):
+        return None
+    from lambdas.validation.possession import request_checks_from_env
+    return request_checks_from_env(os.environ, needs_shared_store=True).denylist

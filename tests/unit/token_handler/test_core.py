@@ -170,6 +170,26 @@ def test_logout_revokes_clears_and_names_the_end_session_url_without_a_token(han
     assert handler.handle(_request("POST", "/auth/refresh", cookies, **CSRF)).status == 401
 
 
+def test_logout_puts_the_sessions_access_token_and_session_on_the_denylist(handler, provider):
+    from lambdas.validation.denylist import Denylist, MemoryDenylistStore
+    from lambdas.validation.errors import TokenRejected
+
+    denylist = Denylist(MemoryDenylistStore())
+    handler._denylist = denylist
+    cookies, _ = _signed_in(handler, provider)
+    import base64
+    import json
+    import time
+    session = unseal(handler.config.cookie_keys, SESSION_COOKIE, cookies[SESSION_COOKIE], now=time.time())
+    payload = session["at"].split(".")[1]
+    at = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    denylist.check(at["iss"], at, cache_seconds=0)
+    assert handler.handle(_request("POST", "/auth/logout", cookies, **CSRF)).status == 200
+    with pytest.raises(TokenRejected) as info:
+        denylist.check(at["iss"], at, cache_seconds=0)
+    assert info.value.code == "revoked"
+
+
 def test_the_lambda_adapter_returns_each_cookie_in_the_cookies_array(handler):
     result = response_to_result(handler.handle(_request("GET", "/auth/login")))
     assert result["statusCode"] == 302 and len(result["cookies"]) == 1
