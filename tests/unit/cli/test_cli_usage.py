@@ -154,21 +154,23 @@ def test_requirement_flag_usage_errors(jwks_file, flags, message, capsys):
 
 # ---- --policy with --jwks: explain a token against a real policy offline ----------------------------------------
 
-@pytest.fixture()
-def remote_keys_policy(tmp_path):
+def orders_policy(tmp_path, *, jwks_uri: str, extra_routes: str = "") -> str:
+    """A one-issuer policy whose keys are at `jwks_uri` (unreachable from the tests), with GET /orders."""
     path = tmp_path / "policy.yaml"
     path.write_text(f"""
 issuers:
-  corp:
-    issuer: {ISSUER}
-    audiences: [{AUDIENCE}]
-    jwks_uri: https://keys.invalid/jwks.json
+  corp: {{issuer: {ISSUER}, audiences: [{AUDIENCE}], jwks_uri: "{jwks_uri}"}}
 apis:
   orders:
     routes:
       "GET /orders": {{issuers: [corp], scopes: [orders:read]}}
-""")
+{extra_routes}""")
     return str(path)
+
+
+@pytest.fixture()
+def remote_keys_policy(tmp_path):
+    return orders_policy(tmp_path, jwks_uri="https://keys.invalid/jwks.json")
 
 
 def test_verify_and_explain_with_a_policy_take_keys_from_jwks(key, jwks_file, remote_keys_policy, capsys):
@@ -206,20 +208,8 @@ def test_paste_mistakes_are_named(key, jwks_file, pasted, message, command, caps
 
 @pytest.fixture()
 def unreachable_keys_policy(tmp_path):
-    path = tmp_path / "policy.yaml"
-    path.write_text(f"""
-issuers:
-  corp:
-    issuer: {ISSUER}
-    audiences: [{AUDIENCE}]
-    jwks_uri: https://127.0.0.1:1/jwks.json
-apis:
-  orders:
-    routes:
-      "GET /orders": {{issuers: [corp], scopes: [orders:read]}}
-      "POST /orders": {{issuers: [corp], scopes_all: [orders:write, orders:admin], roles: [admin]}}
-""")
-    return str(path)
+    return orders_policy(tmp_path, jwks_uri="https://127.0.0.1:1/jwks.json", extra_routes=(
+        '      "POST /orders": {issuers: [corp], scopes_all: [orders:write, orders:admin], roles: [admin]}\n'))
 
 
 def test_explain_with_unreachable_keys_still_checks_claims_and_routes_marked_unverified(key, unreachable_keys_policy,
