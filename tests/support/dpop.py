@@ -59,3 +59,31 @@ def make_proof(key: SigningKey, method: str, uri: str, access_token: str | None,
     signing_input = f"{b64url_json(hdr)}.{b64url_json(body)}".encode("ascii")
     # Signed with the key's own algorithm whatever the header claims, so a test can lie about alg.
     return f"{signing_input.decode()}.{b64url(key.sign(signing_input, alg or key.alg))}"
+
+
+class _FromNow:
+    """A time relative to when the test runs, not to when its module was collected (a long suite collects minutes
+    before it runs): `NOW + 600` in a parameter table, resolved by `at_test_time`."""
+
+    def __init__(self, offset: int = 0) -> None:
+        self.offset = offset
+
+    def __add__(self, seconds: int) -> "_FromNow":
+        return _FromNow(self.offset + seconds)
+
+    def __sub__(self, seconds: int) -> "_FromNow":
+        return _FromNow(self.offset - seconds)
+
+
+NOW = _FromNow()
+
+
+def at_test_time(value: Any) -> Any:
+    """`value` with every NOW-relative time inside it (dicts, lists) turned into epoch seconds now."""
+    if isinstance(value, _FromNow):
+        return int(time.time()) + value.offset
+    if isinstance(value, dict):
+        return {k: at_test_time(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [at_test_time(v) for v in value]
+    return value

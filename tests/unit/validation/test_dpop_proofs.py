@@ -10,9 +10,9 @@ from lambdas.validation.dpop import (access_token_hash, check_dpop_proof, jwk_th
                                      www_authenticate_dpop)
 from lambdas.validation.errors import TokenRejected
 from lambdas.validation.replay import MemoryReplayStore
-from tests.support.dpop import (RFC7638_JWK, RFC7638_THUMBPRINT, RFC9449_ACCESS_TOKEN, RFC9449_ATH, RFC9449_JKT,
+from tests.support.dpop import (NOW, RFC7638_JWK, RFC7638_THUMBPRINT, RFC9449_ACCESS_TOKEN, RFC9449_ATH, RFC9449_JKT,
                                 RFC9449_JWK, RFC9449_PROOF_IAT, RFC9449_RESOURCE_PROOF, RFC9449_RESOURCE_URI,
-                                make_proof, thumbprint)
+                                at_test_time, make_proof, thumbprint)
 from tests.support.tokens import SigningKey, b64url, b64url_json
 
 ALGS = ("ES256", "PS256", "RS256", "EdDSA")
@@ -97,8 +97,8 @@ REFUSALS = {
     "uri": ({"claims": {"htu": "https://api.example.com/admin"}}, "htu is not this request's URI"),
     "other host": ({"claims": {"htu": "https://evil.example.com/orders"}}, "htu is not this request's URI"),
     "no htu": ({"claims": {"htu": None}}, "htu is not this request's URI"),
-    "iat old": ({"claims": {"iat": int(time.time()) - 600}}, "more than 60 s from now"),
-    "iat future": ({"claims": {"iat": int(time.time()) + 600}}, "more than 60 s from now"),
+    "iat old": ({"claims": {"iat": NOW - 600}}, "more than 60 s from now"),
+    "iat future": ({"claims": {"iat": NOW + 600}}, "more than 60 s from now"),
     "iat string": ({"claims": {"iat": "now"}}, "iat is missing"),
     "no jti": ({"claims": {"jti": None}}, "no jti"),
     "no ath": ({"claims": {"ath": None}}, "ath is not the hash"),
@@ -109,7 +109,7 @@ REFUSALS = {
 @pytest.mark.parametrize("name", REFUSALS)
 def test_each_broken_rule_is_refused(client_key, name):
     overrides, message = REFUSALS[name]
-    proof = make_proof(client_key, "GET", URI, TOKEN, **overrides)
+    proof = make_proof(client_key, "GET", URI, TOKEN, **at_test_time(overrides))
     with pytest.raises(TokenRejected, match=message) as info:
         check(proof, client_key)
     assert info.value.code == "invalid_dpop_proof" and info.value.hint

@@ -14,6 +14,7 @@ from lambdas.validation.errors import TokenRejected
 from lambdas.validation.logout_token import (BACKCHANNEL_LOGOUT_EVENT, LogoutTokenValidator,
                                              logout_token_from_form)
 from lambdas.validation.replay import MemoryReplayStore
+from tests.support.dpop import NOW, at_test_time
 from tests.support.tokens import ISSUER, SigningKey, mint
 
 KEY = SigningKey.generate("RS256")
@@ -67,10 +68,10 @@ REFUSALS = {
     "typ of an access token": ({"typ": "at+jwt"}, r"typ is 'at\+jwt'"),
     "another client": ({"aud": "billing-web"}, "addressed to another client"),
     "no aud": ({"aud": None}, "addressed to another client"),
-    "stale iat": ({"iat": int(time.time()) - 600}, "not within the last 120 s"),
-    "future iat": ({"iat": int(time.time()) + 600}, "not within the last 120 s"),
+    "stale iat": ({"iat": NOW - 600}, "not within the last 120 s"),
+    "future iat": ({"iat": NOW + 600}, "not within the last 120 s"),
     "no iat": ({"iat": None}, "no iat"),
-    "expired": ({"exp": int(time.time()) - 300}, "expired"),
+    "expired": ({"exp": NOW - 300}, "expired"),
     "no events": ({"events": None}, "events has no"),
     "other event": ({"events": {"http://schemas.openid.net/event/other": {}}}, "events has no"),
     "event not an object": ({"events": {BACKCHANNEL_LOGOUT_EVENT: "yes"}}, "events has no"),
@@ -85,7 +86,7 @@ REFUSALS = {
 @pytest.mark.parametrize("name", REFUSALS)
 def test_each_rule_refuses(validator, name):
     overrides, message = REFUSALS[name]
-    token = logout_token(**{"typ": "logout+jwt", **overrides})
+    token = logout_token(**{"typ": "logout+jwt", **at_test_time(overrides)})
     with pytest.raises(TokenRejected, match=message) as info:
         validator.validate(token)
     assert info.value.code == "invalid_logout_token"
