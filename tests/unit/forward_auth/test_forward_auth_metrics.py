@@ -125,5 +125,11 @@ def test_metrics_before_the_configuration_loads(tmp_path):
     async def send(message):
         sent.append(message)
 
-    asyncio.run(app({"type": "http", "path": "/metrics", "method": "GET"}, None, send))
+    # A loop of its own, never installed as the thread's: asyncio.run() would leave "no current event loop" behind
+    # for later tests that ask for one (Pulumi's mocks do).
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(app({"type": "http", "path": "/metrics", "method": "GET"}, None, send))
+    finally:
+        loop.close()
     assert sent[0]["status"] == 503
