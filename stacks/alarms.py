@@ -98,8 +98,8 @@ ALARMS = {
         "Raise the account's or the function's concurrency, or the authorizer cache TTL.", clouds=("aws",)),
     "authorizer_errors": Alarm(
         "AuthorizerErrors",
-        "the authorizer function errored. REST and WebSocket authorizers raise for every 401 and 500 by design, so "
-        "compare with Decisions by outcome; errors beyond those are crashes or timeouts.",
+        "the authorizer function errored beyond the errors it raises on purpose (every unavailable answer, and every "
+        "401 on REST and WebSocket, which API Gateway reads from a raise): crashes or timeouts.",
         "Read the function's log (a misconfiguration is logged once at init and every request then fails).",
         clouds=("aws",)),
     "gateway_5xx": Alarm(

@@ -157,8 +157,7 @@ class ApiMonitoring(Construct):
             threshold=t.throttles_count, periods=1,
             description=describe("authorizer_throttles", api, t))
         self._alarm(
-            "AuthorizerErrors", metric=function.metric_errors(period=Duration.minutes(5), statistic="Sum"),
-            threshold=t.errors_count, periods=1,
+            "AuthorizerErrors", metric=self._unexplained_errors(function), threshold=t.errors_count, periods=1,
             description=describe("authorizer_errors", api, t))
         self.dashboard.add_widgets(
             cloudwatch.GraphWidget(title="Decisions by outcome", width=12, stacked=True, left=[
@@ -190,6 +189,19 @@ class ApiMonitoring(Construct):
                 query_lines=['filter authgate = "authorizer"', "stats count(*) as decisions by decision, code",
                              "sort decisions desc"]))
         self.dashboard.add_widgets(*widgets)
+
+    def _unexplained_errors(self, function) -> cloudwatch.MathExpression:
+        """Lambda Errors less the errors the authorizer raises on purpose: every unavailable decision, and every
+        unauthorized one where a 401 is a raise (REST, WebSocket; the HTTP API's simple responses answer false)."""
+        five = Duration.minutes(5)
+        metrics = {"errors": function.metric_errors(period=five, statistic="Sum"),
+                   "unavailable": self.decision_metric(period=five, Outcome="unavailable")}
+        expression = "errors - FILL(unavailable, 0)"
+        if self.authorizer_kind in ("rest", "websocket"):
+            metrics["unauthorized"] = self.decision_metric(period=five, Outcome="unauthorized")
+            expression += " - FILL(unauthorized, 0)"
+        return cloudwatch.MathExpression(expression=f"MAX([0, {expression}])", using_metrics=metrics,
+                                         label="errors beyond the intended raises", period=five)
 
     def _gateway_signals(self, gateway: GatewayMetrics) -> None:
         t = self.thresholds

@@ -88,6 +88,11 @@ def test_alarm_thresholds_and_periods(templates):
         "DecisionLatency", "p99", 250)
     throttles = one("Lambda throttled")
     assert throttles["Namespace"] == "AWS/Lambda" and throttles["MetricName"] == "Throttles"
+    errors = one("errored beyond the errors it raises on purpose")
+    (expression,) = [q["Expression"] for q in errors["Metrics"] if "Expression" in q]
+    assert expression == "MAX([0, errors - FILL(unavailable, 0) - FILL(unauthorized, 0)])"   # REST raises for 401s
+    assert {q["MetricStat"]["Metric"]["MetricName"] for q in errors["Metrics"] if "MetricStat" in q} == {
+        "Errors", "Decisions"}
     gateway = one("API Gateway answered")
     assert gateway["Namespace"] == "AWS/ApiGateway" and gateway["MetricName"] == "5XXError"
     assert gateway["Dimensions"] == [{"Name": "ApiName", "Value": "authgate-orders"}]
