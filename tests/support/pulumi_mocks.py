@@ -41,8 +41,26 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return found[0].inputs
 
     def install(self, stack: str) -> "RecordingMocks":
+        _ensure_event_loop()
         pulumi.runtime.set_mocks(self, project="authgate", stack=stack, preview=False)
         return self
+
+
+def _ensure_event_loop() -> None:
+    """Pulumi's mocks run on the main thread's current event loop. A test earlier in the same process that used
+    asyncio.run() (an ASGI lifespan, say) leaves that thread without one, and every later Pulumi test would then fail
+    with "There is no current event loop", whatever the order the files run in."""
+    import asyncio
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            loop = asyncio.get_event_loop()
+        except RuntimeError:
+            loop = None
+    if loop is None or loop.is_closed():
+        asyncio.set_event_loop(asyncio.new_event_loop())
 
 
 def stack_config(file_name: str, **overrides: Any) -> ConfigSource:
