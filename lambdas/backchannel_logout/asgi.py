@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Awaitable, Callable
 
+from lambdas.asgi_support import answer_lifespan, send_response
+
 from .core import MAX_BODY_BYTES, BackchannelLogout
 
 
@@ -15,13 +17,8 @@ class BackchannelLogoutApp:
     async def __call__(self, scope: dict, receive: Callable[[], Awaitable[dict]],
                        send: Callable[[dict], Awaitable[None]]) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await answer_lifespan(receive, send)
+            return
         if scope["type"] != "http":
             return
         body, more = b"", True
@@ -32,10 +29,7 @@ class BackchannelLogoutApp:
         content_type = next((v.decode("latin-1") for k, v in scope.get("headers") or () if k.lower() ==
                              b"content-type"), None)
         answer = await asyncio.to_thread(self.endpoint.handle, scope.get("method", "GET"), content_type, body)
-        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers.items()]
-        headers.append((b"content-length", str(len(answer.body)).encode()))
-        await send({"type": "http.response.start", "status": answer.status, "headers": headers})
-        await send({"type": "http.response.body", "body": answer.body})
+        await send_response(send, answer.status, answer.headers, answer.body)
 
 
 def create_app(endpoint: BackchannelLogout | None = None) -> Any:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Awaitable, Callable
 
+from lambdas.asgi_support import answer_lifespan, send_response
+
 from .core import TokenHandler
 from .web import WebRequest, parse_cookie_header
 
@@ -32,22 +34,13 @@ class TokenHandlerApp:
     async def __call__(self, scope: dict, receive: Callable[[], Awaitable[dict]],
                        send: Callable[[dict], Awaitable[None]]) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await answer_lifespan(receive, send)
+            return
         if scope["type"] != "http":
             return
         response = await asyncio.to_thread(self.handler.handle, request_from_scope(scope))
-        headers: list[tuple[bytes, bytes]] = [(k.encode("latin-1"), v.encode("latin-1"))
-                                              for k, v in response.headers.items()]
-        headers += [(b"set-cookie", cookie.encode("latin-1")) for cookie in response.cookies]
-        headers.append((b"content-length", str(len(response.body)).encode()))
-        await send({"type": "http.response.start", "status": response.status, "headers": headers})
-        await send({"type": "http.response.body", "body": response.body})
+        await send_response(send, response.status, response.headers, response.body,
+                            repeated=[("set-cookie", cookie) for cookie in response.cookies])
 
 
 def create_app(handler: TokenHandler | None = None) -> Any:

@@ -115,6 +115,7 @@ class CognitoIssuer(Construct):
                     f"Cognito puts '{prefix}<name>' in access tokens, so write it as '{prefix}<name>' in the "
                     "policy, where <name> has no space, quote, slash or backslash")
         self.access_token_lifetime = access_token_lifetime
+        self.refresh_token_lifetime = refresh_token_lifetime
 
         self.user_pool = cognito.UserPool(
             self, "UserPool",
@@ -155,21 +156,10 @@ class CognitoIssuer(Construct):
                                                "code flow needs at least one")
             for url in (*spec.callback_urls, *spec.logout_urls):
                 _check_redirect_url(url, client=spec.name)
-            client = self.user_pool.add_client(
-                f"Spa{_construct_id(spec.name)}", user_pool_client_name=spec.name,
+            client = self._code_flow_client(
+                f"Spa{_construct_id(spec.name)}", spec, sign_in_providers,
                 generate_secret=False,  # a browser cannot keep a secret; PKCE protects the code instead
-                auth_flows=cognito.AuthFlow(user_srp=True),
-                o_auth=cognito.OAuthSettings(
-                    flows=cognito.OAuthFlows(authorization_code_grant=True, implicit_code_grant=False),
-                    scopes=[cognito.OAuthScope.OPENID, cognito.OAuthScope.EMAIL, cognito.OAuthScope.PROFILE,
-                            *self._resource_scopes_for(spec.name, spec.scopes)],
-                    callback_urls=list(spec.callback_urls), logout_urls=list(spec.logout_urls) or None),
-                access_token_validity=access_token_lifetime, id_token_validity=access_token_lifetime,
-                refresh_token_validity=refresh_token_lifetime,
-                refresh_token_rotation_grace_period=Duration.seconds(10),
-                enable_token_revocation=True, prevent_user_existence_errors=True,
-                supported_identity_providers=sign_in_providers)
-            self._after_providers(client)
+                auth_flows=cognito.AuthFlow(user_srp=True), refresh_grace=Duration.seconds(10))
             self.spa_clients[spec.name] = client
 
         self.web_clients: dict[str, cognito.UserPoolClient] = {}
@@ -177,22 +167,12 @@ class CognitoIssuer(Construct):
         for spec in web_clients:
             for url in (*spec.callback_urls, *spec.logout_urls):
                 _check_redirect_url(url, client=spec.name)
-            client = self.user_pool.add_client(
-                f"Web{_construct_id(spec.name)}", user_pool_client_name=spec.name,
+            client = self._code_flow_client(
+                f"Web{_construct_id(spec.name)}", spec, sign_in_providers,
                 generate_secret=True,  # the token handler keeps it server-side; the browser never sees it
                 auth_flows=cognito.AuthFlow(),
-                o_auth=cognito.OAuthSettings(
-                    flows=cognito.OAuthFlows(authorization_code_grant=True, implicit_code_grant=False),
-                    scopes=[cognito.OAuthScope.OPENID, cognito.OAuthScope.EMAIL, cognito.OAuthScope.PROFILE,
-                            *self._resource_scopes_for(spec.name, spec.scopes)],
-                    callback_urls=list(spec.callback_urls), logout_urls=list(spec.logout_urls) or None),
-                access_token_validity=access_token_lifetime, id_token_validity=access_token_lifetime,
-                refresh_token_validity=refresh_token_lifetime,
                 # Concurrent refreshes from several token handler instances present one refresh token twice.
-                refresh_token_rotation_grace_period=Duration.seconds(30),
-                enable_token_revocation=True, prevent_user_existence_errors=True,
-                supported_identity_providers=sign_in_providers)
-            self._after_providers(client)
+                refresh_grace=Duration.seconds(30))
             self.web_clients[spec.name] = client
             self.web_client_secrets[spec.name] = secretsmanager.Secret(
                 self, f"WebSecret{_construct_id(spec.name)}",
@@ -262,10 +242,25 @@ class CognitoIssuer(Construct):
             client_secret=secret.unsafe_unwrap(), issuer_url=spec.issuer, scopes=["openid", "email", "profile"],
             attribute_request_method=cognito.OidcAttributeRequestMethod.GET, attribute_mapping=mapping)
 
-    def _after_providers(self, client: cognito.UserPoolClient) -> None:
+    def _code_flow_client(self, construct_id: str, spec: SpaClientSpec | WebClientSpec,
+                          sign_in_providers: list[cognito.UserPoolClientIdentityProvider], *, generate_secret: bool,
+                          auth_flows: cognito.AuthFlow, refresh_grace: Duration) -> cognito.UserPoolClient:
+        """An authorization code client (no implicit flow) with revocable, rotating refresh tokens."""
+        client = self.user_pool.add_client(
+            construct_id, user_pool_client_name=spec.name, generate_secret=generate_secret, auth_flows=auth_flows,
+            o_auth=cognito.OAuthSettings(
+                flows=cognito.OAuthFlows(authorization_code_grant=True, implicit_code_grant=False),
+                scopes=[cognito.OAuthScope.OPENID, cognito.OAuthScope.EMAIL, cognito.OAuthScope.PROFILE,
+                        *self._resource_scopes_for(spec.name, spec.scopes)],
+                callback_urls=list(spec.callback_urls), logout_urls=list(spec.logout_urls) or None),
+            access_token_validity=self.access_token_lifetime, id_token_validity=self.access_token_lifetime,
+            refresh_token_validity=self.refresh_token_lifetime, refresh_token_rotation_grace_period=refresh_grace,
+            enable_token_revocation=True, prevent_user_existence_errors=True,
+            supported_identity_providers=sign_in_providers)
         # A client naming a provider fails to deploy if the provider does not exist yet.
         for provider in self.federated_providers.values():
             client.node.add_dependency(provider)
+        return client
 
     def _resource_scopes_for(self, client: str, names: Sequence[str]) -> list[cognito.OAuthScope]:
         unknown = sorted(set(names) - set(self.resource_scopes))
