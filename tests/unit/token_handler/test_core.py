@@ -82,6 +82,11 @@ def test_open_redirect_targets_are_refused(handler, target):
     assert answer.status == 400 and b"invalid_return_to" in answer.body
 
 
+def test_a_return_to_given_twice_is_refused(handler):
+    answer = handler.handle(_request("GET", "/auth/login?return_to=/a&return_to=//evil.example"))
+    assert answer.status == 400 and b"invalid_return_to" in answer.body
+
+
 def test_same_origin_paths_are_kept():
     assert safe_return_to("/orders?id=1#top") == "/orders?id=1#top"
     assert safe_return_to(None) == "/" and safe_return_to("") == "/"
