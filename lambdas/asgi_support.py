@@ -1,11 +1,20 @@
-"""What the small ASGI apps of lambdas/ (token handler, back-channel logout) share: the lifespan handshake of an app
-with nothing to start, and sending one whole response."""
+"""What the small ASGI apps of lambdas/ (token handler, back-channel logout) share: the dispatch by scope type, the
+lifespan handshake of an app with nothing to start, and sending one whole response."""
 from __future__ import annotations
 
 from typing import Awaitable, Callable, Iterable, Mapping
 
 Receive = Callable[[], Awaitable[dict]]
 Send = Callable[[dict], Awaitable[None]]
+
+
+async def dispatch(scope: dict, receive: Receive, send: Send,
+                   answer_http: Callable[[dict, Receive, Send], Awaitable[None]]) -> None:
+    """Lifespan events are acknowledged, HTTP requests go to `answer_http`, anything else is ignored."""
+    if scope["type"] == "lifespan":
+        await answer_lifespan(receive, send)
+    elif scope["type"] == "http":
+        await answer_http(scope, receive, send)
 
 
 async def answer_lifespan(receive: Receive, send: Send) -> None:

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Callable
 
+from lambdas.validation.fetcher import is_loopback_host
+
 MAX_REDIRECTS = 15
 TIMEOUT_SECONDS = 10
 
@@ -114,17 +116,9 @@ class _LoopbackIsSecure(http.cookiejar.DefaultCookiePolicy):
 
     def return_ok_secure(self, cookie, request):  # type: ignore[override]
         host = urllib.parse.urlsplit(request.get_full_url()).hostname or ""
-        if cookie.secure and request.type == "http" and (host == "localhost" or host.startswith("127.")):
+        if cookie.secure and request.type == "http" and is_loopback_host(host):
             return True
         return super().return_ok_secure(cookie, request)
-
-    def set_ok(self, cookie, request):  # type: ignore[override]
-        return True if cookie.secure and _loopback(request) else super().set_ok(cookie, request)
-
-
-def _loopback(request) -> bool:
-    host = urllib.parse.urlsplit(request.get_full_url()).hostname or ""
-    return host == "localhost" or host.startswith("127.")
 
 
 class BrowserSession:

@@ -80,10 +80,9 @@ def authorize(runtime: AuthorizerRuntime, event: dict, settings: HttpApiSettings
     iam = settings.response == "iam"
     # The $default route catches many paths under one routeKey. Deciding by the path is right only when no simple
     # answer is cached under that key (IAM policies are evaluated per route ARN; a TTL of 0 caches nothing).
-    if route is None and route_key == "$default" and (iam or settings.result_ttl_seconds == 0):
-        http = request_context.get("http") or {}
-        route = runtime.api.match(str(http.get("method", "")), str(http.get("path", event.get("rawPath", ""))))
     http = request_context.get("http") or {}
+    if route is None and route_key == "$default" and (iam or settings.result_ttl_seconds == 0):
+        route = runtime.api.match(str(http.get("method", "")), str(http.get("path", event.get("rawPath", ""))))
     session_cookie = runtime.session_cookie(route, str(http.get("method", "")), event.get("headers"),
                                             event.get("cookies") or ())
     decision = runtime.decide(header(event.get("headers"), settings.token_header), route, all_routes=iam,

@@ -64,7 +64,7 @@ def authorize(runtime: AuthorizerRuntime, event: dict, *, token_header: str = "A
     # this route, never the principal's others.
     by_cookie = kind == "REQUEST" and route is not None and route.token_source == "cookie"
     session_cookie = runtime.session_cookie(route, arn.method, event.get("headers"), _cookie_values(event)) \
-        if by_cookie else None
+        if kind == "REQUEST" else None
     facts = gateway_request_facts(event, dpop_header=request_header(event, "DPoP")) if kind == "REQUEST" else {}
     decision = runtime.decide(raw_token, None if mismatch else route, all_routes=not (mismatch or by_cookie),
                               session_cookie=session_cookie, **facts)

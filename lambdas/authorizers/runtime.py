@@ -176,10 +176,10 @@ class AuthorizerRuntime:
     def session_cookie(self, route: Route | None, method: str, headers: Mapping[str, Any] | None,
                        cookie_values: Sequence[str]) -> Any:
         """The request's session cookie, read only for a route that takes its token from it (None otherwise)."""
-        if route is None or route.token_source != "cookie" or self.cookie_source is None:
+        if self.cookie_source is None:
             return None
-        lowered = {str(k).lower(): v for k, v in (headers or {}).items() if isinstance(v, str)}
-        return self.cookie_source.credential(method, lowered, list(cookie_values))
+        from lambdas.token_handler.api_side import route_session_cookie
+        return route_session_cookie(self.cookie_source, route, method, headers, cookie_values)
 
 
 def gateway_request_facts(event: Mapping[str, Any], *, dpop_header: str | tuple | None) -> dict[str, Any]:

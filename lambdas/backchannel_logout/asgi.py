@@ -3,9 +3,9 @@ points). The core makes blocking calls (keys, the denylist table), so each reque
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable, Callable
+from typing import Any
 
-from lambdas.asgi_support import answer_lifespan, send_response
+from lambdas.asgi_support import Receive, Send, dispatch, send_response
 
 from .core import MAX_BODY_BYTES, BackchannelLogout
 
@@ -14,13 +14,10 @@ class BackchannelLogoutApp:
     def __init__(self, endpoint: BackchannelLogout) -> None:
         self.endpoint = endpoint
 
-    async def __call__(self, scope: dict, receive: Callable[[], Awaitable[dict]],
-                       send: Callable[[dict], Awaitable[None]]) -> None:
-        if scope["type"] == "lifespan":
-            await answer_lifespan(receive, send)
-            return
-        if scope["type"] != "http":
-            return
+    async def __call__(self, scope: dict, receive: Receive, send: Send) -> None:
+        await dispatch(scope, receive, send, self._answer)
+
+    async def _answer(self, scope: dict, receive: Receive, send: Send) -> None:
         body, more = b"", True
         while more and len(body) <= MAX_BODY_BYTES:
             message = await receive()

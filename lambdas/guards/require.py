@@ -16,7 +16,7 @@ from typing import Any, Iterable, Mapping
 from lambdas.validation.errors import TokenRejected
 from lambdas.validation.possession import RequestChecks, request_checks_from_env
 from lambdas.validation.requirement import Requirement
-from lambdas.validation.route_decision import RouteDecision, bearer_token, decide_request
+from lambdas.validation.route_decision import RouteDecision, bearer_token, decide_route
 from lambdas.validation.route_table import ApiRoutes, RouteTable
 
 
@@ -92,17 +92,18 @@ class BearerGuard:
         """The route decision for `method path` (no query string); a repeated token header is refused."""
         if self.routes is None:
             raise ValueError("BearerGuard needs routes to decide; build it with from_route_table or routes=...")
+        route = self.routes.match(method, path)
         session_cookie = None
         if self.cookie_source is not None:
-            pairs = headers.items() if isinstance(headers, Mapping) else headers
-            lowered = {(k.decode("latin-1") if isinstance(k, bytes) else k).lower():
-                       (v.decode("latin-1") if isinstance(v, bytes) else v) for k, v in pairs}
-            session_cookie = self.cookie_source.credential(method, lowered, list(header_values(headers, "cookie")))
+            from lambdas.token_handler.api_side import route_session_cookie
+            session_cookie = route_session_cookie(self.cookie_source, route, method, headers,
+                                                  header_values(headers, "cookie"))
         host = header_value(headers, "host")
         origin = self.public_origin or (f"https://{host}" if host else None)
-        return decide_request(self.routes, self.verifier, method, path, header_values(headers, self.header),
-                              session_cookie=session_cookie, request_uri=origin + path if origin else None,
-                              dpop_proof=header_values(headers, "dpop") or None, checks=self.checks)
+        return decide_route(self.routes, self.verifier, route, header_values(headers, self.header),
+                            session_cookie=session_cookie, request_method=method,
+                            request_uri=origin + path if origin else None,
+                            dpop_proof=header_values(headers, "dpop") or None, checks=self.checks)
 
     def check(self, headers: Any, method: str, path: str) -> Any:
         """The principal allowed on `method path` (None on a public route without a good token), or the decision's

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from .core import open_session
 from .sealing import CookieKeys
@@ -40,13 +40,34 @@ class SessionCookieSource:
                              "check)")
         return cls(CookieKeys.from_json(keys), origin)
 
-    def credential(self, method: str, headers: Mapping[str, str], cookie_values: list[str]) -> CookieCredential:
-        """`headers` with lower-case names; `cookie_values` the Cookie header value(s) or payload 2.0 cookies."""
-        refusal = csrf_refusal(method, headers, self.origin)
+    def credential(self, method: str, headers: Mapping[str, Any] | Iterable[tuple[Any, Any]] | None,
+                   cookie_values: Iterable[str]) -> CookieCredential:
+        """`headers` a mapping or (name, value) pairs, str or bytes (ASGI), in any case; `cookie_values` the Cookie
+        header value(s) or payload 2.0 cookies."""
+        refusal = csrf_refusal(method, _lower_case(headers), self.origin)
         if refusal is not None:
             return CookieCredential(None, refusal)
-        cookies = unique_cookies(parse_cookie_header(cookie_values))
+        cookies = unique_cookies(parse_cookie_header(list(cookie_values)))
         session = open_session(cookies, self.keys, now=self._clock())
         token = session.get("at") if session else None
         return CookieCredential(token if isinstance(token, str) else None)
 
+
+def route_session_cookie(source: SessionCookieSource | None, route: Any, method: str, headers: Any,
+                         cookie_values: Iterable[str]) -> CookieCredential | None:
+    """The request's session cookie, read only for a route that takes its token from it (None otherwise): the one
+    reading the authorizers and the backend guard share, so a header route never pays for opening a cookie."""
+    if source is None or route is None or route.token_source != "cookie":
+        return None
+    return source.credential(method, headers, cookie_values)
+
+
+def _lower_case(headers: Mapping[str, Any] | Iterable[tuple[Any, Any]] | None) -> dict[str, str]:
+    pairs = headers.items() if isinstance(headers, Mapping) else (headers or ())
+    lowered: dict[str, str] = {}
+    for name, value in pairs:
+        name = name.decode("latin-1") if isinstance(name, bytes) else name
+        value = value.decode("latin-1") if isinstance(value, bytes) else value
+        if isinstance(name, str) and isinstance(value, str):
+            lowered[name.lower()] = value
+    return lowered

@@ -5,9 +5,9 @@ The core makes blocking calls to the issuer, so each request runs in a worker th
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable, Callable
+from typing import Any
 
-from lambdas.asgi_support import answer_lifespan, send_response
+from lambdas.asgi_support import Receive, Send, dispatch, send_response
 
 from .core import TokenHandler
 from .web import WebRequest, parse_cookie_header
@@ -31,13 +31,10 @@ class TokenHandlerApp:
     def __init__(self, handler: TokenHandler) -> None:
         self.handler = handler
 
-    async def __call__(self, scope: dict, receive: Callable[[], Awaitable[dict]],
-                       send: Callable[[dict], Awaitable[None]]) -> None:
-        if scope["type"] == "lifespan":
-            await answer_lifespan(receive, send)
-            return
-        if scope["type"] != "http":
-            return
+    async def __call__(self, scope: dict, receive: Receive, send: Send) -> None:
+        await dispatch(scope, receive, send, self._answer)
+
+    async def _answer(self, scope: dict, receive: Receive, send: Send) -> None:
         response = await asyncio.to_thread(self.handler.handle, request_from_scope(scope))
         await send_response(send, response.status, response.headers, response.body,
                             repeated=[("set-cookie", cookie) for cookie in response.cookies])

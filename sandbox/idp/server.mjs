@@ -58,26 +58,14 @@ function backchannel(c) {
 }
 
 function clientMetadata(c) {
-  if (c.kind === 'spa') {
+  if (c.kind === 'spa' || c.kind === 'web') {
+    // Code + PKCE with refresh. A spa is public; a web client is authgate's token handler, a confidential client.
     return {
       client_id: c.client_id,
+      ...(c.kind === 'web'
+        ? { client_secret: c.client_secret, token_endpoint_auth_method: 'client_secret_basic' }
+        : { token_endpoint_auth_method: 'none' }),
       application_type: 'web',
-      token_endpoint_auth_method: 'none',
-      grant_types: ['authorization_code', 'refresh_token'],
-      response_types: ['code'],
-      redirect_uris: c.redirect_uris,
-      post_logout_redirect_uris: c.post_logout_redirect_uris || [],
-      scope: ['openid', 'profile', 'email', 'offline_access', ...(c.scopes || [])].join(' '),
-      ...backchannel(c),
-    };
-  }
-  if (c.kind === 'web') {
-    // A backend-for-frontend (authgate's token handler): a confidential client doing code + PKCE with refresh.
-    return {
-      client_id: c.client_id,
-      client_secret: c.client_secret,
-      application_type: 'web',
-      token_endpoint_auth_method: 'client_secret_basic',
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
       redirect_uris: c.redirect_uris,
