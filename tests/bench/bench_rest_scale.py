@@ -66,15 +66,9 @@ def any_heavy_analysis_s(size: int) -> float:
     """CPU seconds of the init-time reach analysis for a table where half the routes are ANY (whose `*/path`
     patterns can place their literals at any depth): the case a literal-prefix index alone does not help."""
     from lambdas.authorizers.iam_policy import PolicyBuilder
-    from lambdas.validation.route_table import RouteTable
-    keys = [key for i in range(size // 4) for key in (f"ANY /svc{i}/items/{{id}}", f"GET /svc{i}/items",
-                                                      f"POST /svc{i}/items", f"ANY /svc{i}/status")]
-    api = RouteTable.load({"format": "authgate.routes/v1",
-                           "issuers": {"corp": {"issuer": "https://idp.example.test", "audiences": ["x"],
-                                                "jwks": {"keys": []}}},
-                           "apis": {"t": {"routes": [{"route_key": k, "method": k.split(" ", 1)[0],
-                                                      "path": k.split(" ", 1)[1], "issuers": ["corp"]}
-                                                     for k in keys]}}}).api("t")
+    from tests.support.route_tables import keyless_api
+    api = keyless_api([key for i in range(size // 4) for key in (f"ANY /svc{i}/items/{{id}}", f"GET /svc{i}/items",
+                                                                 f"POST /svc{i}/items", f"ANY /svc{i}/status")])
     started = time.process_time()
     PolicyBuilder(api).reach.analyse_all()
     return time.process_time() - started

@@ -17,7 +17,7 @@ import time
 import pytest
 
 from tests.security.hostile_tokens import ALGORITHMS, ATTACKS, LEEWAY, SCOPE, Forge, Keyring
-from tests.support.tokens import AUDIENCE, ISSUER
+from tests.support.route_tables import route, table_document
 
 ARN_PREFIX = "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3d4e5/prod"
 SWEPT = [name for name, attack in ATTACKS.items() if not attack.trimmed_by_http]
@@ -30,14 +30,10 @@ def keys() -> Keyring:
 
 
 def route_table(keys: Keyring) -> dict:
-    """The rendered route table (authgate.routes/v1) the handlers read: the catalogue's issuer and one route."""
-    route = {"route_key": "GET /orders", "method": "GET", "path": "/orders", "public": False, "issuers": ["corp"],
-             "scopes": [SCOPE], "scopes_all": [], "roles": [], "roles_all": [], "groups": [], "groups_all": [],
-             "claims": {}, "enforcement": "lambda", "enforcement_reason": "attack corpus"}
-    issuer = {"issuer": ISSUER, "audiences": [AUDIENCE], "profile": "generic", "algorithms": list(ALGORITHMS),
-              "jwks_uri": None, "jwks": keys.jwks(), "token_use": "access", "leeway_seconds": LEEWAY,
-              "max_token_age_seconds": None, "allow_insecure_http": False}
-    return {"format": "authgate.routes/v1", "issuers": {"corp": issuer}, "apis": {"orders": {"routes": [route]}}}
+    """The rendered route table the handlers read: the catalogue's issuer (every algorithm, its keys and leeway) and
+    one route."""
+    return table_document(None, [route("GET /orders", scopes=[SCOPE])], algorithms=list(ALGORITHMS),
+                          jwks=keys.jwks(), leeway_seconds=LEEWAY)
 
 
 @pytest.fixture(scope="module")

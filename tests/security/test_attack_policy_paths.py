@@ -14,27 +14,18 @@ import pytest
 from hypothesis import given, strategies as st
 
 from lambdas.authorizers.iam_policy import MethodArn, PolicyBuilder, glob_matches, policy_allows
-from lambdas.validation.route_table import RouteTable
 from sandbox.gateways.iam_policy import policy_effect
 from tests.security.property_budget import property_settings
+from tests.support.route_tables import keyless_api
 
 PREFIX = "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3d4e5/prod"
 # Seconds one decision may take, whatever the path: linear matching needs about 1 ms for the 64 KiB path here.
 DECISION_BOUND_S = 0.5
 
 
-def _api(route_keys):
-    routes = [{"route_key": key, "method": key.split(" ", 1)[0], "path": key.split(" ", 1)[1], "issuers": ["corp"]}
-              for key in route_keys]
-    return RouteTable.load({"format": "authgate.routes/v1",
-                            "issuers": {"corp": {"issuer": "https://idp.example.test", "audiences": ["x"],
-                                                 "jwks": {"keys": []}}},
-                            "apis": {"t": {"routes": routes}}}).api("t")
-
-
 @pytest.mark.parametrize("repeats", [400, 32_768])
 def test_a_long_caller_chosen_path_costs_linear_time_per_decision(repeats):
-    api = _api(["GET /files/{path+}", "ANY /{org}/{repo}/{ref}/status"])
+    api = keyless_api(["GET /files/{path+}", "ANY /{org}/{repo}/{ref}/status"])
     builder = PolicyBuilder(api)
     builder.reach.analyse_all()
     arn = MethodArn.parse(f"{PREFIX}/GET/files" + "/a" * repeats)
@@ -92,7 +83,7 @@ _ROUTE_KEYS = st.lists(st.sampled_from([
 @given(route_keys=_ROUTE_KEYS, segments=st.lists(_SEGMENT, min_size=50, max_size=3000),
        method=st.sampled_from(["GET", "POST", "DELETE"]), satisfied_mask=st.integers(0, 31))
 def test_long_paths_decide_in_bounded_time_and_agree_with_the_router(route_keys, segments, method, satisfied_mask):
-    api = _api(route_keys)
+    api = keyless_api(route_keys)
     builder = PolicyBuilder(api)
     builder.reach.analyse_all()
     satisfied = [route for index, route in enumerate(api.routes) if satisfied_mask >> index & 1]

@@ -21,6 +21,7 @@ from lambdas.guards.gcp import GcpGatewayGuard
 from lambdas.validation import IssuerConfig, StaticKeySource, TokenRejected, Verifier, verify_jws
 from lambdas.validation.jwk import parse_jwk
 from tests.support.http_server import http_server  # noqa: F401  (fixture)
+from tests.support.route_tables import route, table_document
 from tests.support.tokens import AUDIENCE, ISSUER, SigningKey, mint, standard_claims
 
 ALB_ARN = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/orders-alb/50dc6c495c0c9188"
@@ -156,27 +157,22 @@ def test_easyauth_client_principal_is_read_strictly(document):
 
 # --- item 6: a collection of names given as one string --------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def rsa_key() -> SigningKey:
-    return SigningKey.generate("RS256", kid="k1")
-
-
 @pytest.fixture
-def partner_verifier(rsa_key) -> Verifier:
+def partner_verifier(signing_key) -> Verifier:
     # Two issuers of one IdP, named so that one name is a substring of the other.
-    return Verifier([IssuerConfig(ISSUER, [AUDIENCE], jwks=rsa_key.jwks(), name="partner"),
-                     IssuerConfig(ISSUER + "/admin", [AUDIENCE], jwks=rsa_key.jwks(), name="partner-admin")])
+    return Verifier([IssuerConfig(ISSUER, [AUDIENCE], jwks=signing_key.jwks(), name="partner"),
+                     IssuerConfig(ISSUER + "/admin", [AUDIENCE], jwks=signing_key.jwks(), name="partner-admin")])
 
 
 @pytest.mark.parametrize("call", ["authenticate", "verify", "check_signature", "verify_id_token", "explain"])
-def test_issuers_given_as_one_string_is_refused_not_matched_by_substring(partner_verifier, rsa_key, call):
-    token = mint(rsa_key, standard_claims(issuer=ISSUER, scope="orders:read"), typ="JWT")
+def test_issuers_given_as_one_string_is_refused_not_matched_by_substring(partner_verifier, signing_key, call):
+    token = mint(signing_key, standard_claims(issuer=ISSUER, scope="orders:read"), typ="JWT")
     with pytest.raises(ValueError, match=r"not one string.*issuers=\['partner-admin'\]"):
         getattr(partner_verifier, call)(token, issuers="partner-admin")
 
 
-def test_issuers_as_a_collection_still_decides(partner_verifier, rsa_key):
-    token = mint(rsa_key, standard_claims(issuer=ISSUER, scope="orders:read"))
+def test_issuers_as_a_collection_still_decides(partner_verifier, signing_key):
+    token = mint(signing_key, standard_claims(issuer=ISSUER, scope="orders:read"))
     assert partner_verifier.verify(token, issuers=["partner"]).issuer_name == "partner"
     assert partner_verifier.verify(token, issuers=(name for name in ["partner"])).issuer_name == "partner"
     with pytest.raises(TokenRejected) as raised:
@@ -189,9 +185,9 @@ def test_issuers_as_a_collection_still_decides(partner_verifier, rsa_key):
         partner_verifier.verify(token, issuers="partner-admin")
 
 
-def test_verify_jws_algorithms_given_as_one_string_is_refused(rsa_key):
+def test_verify_jws_algorithms_given_as_one_string_is_refused(signing_key):
     with pytest.raises(ValueError, match=r"algorithms=\['RS256'\]"):
-        verify_jws(mint(rsa_key), StaticKeySource.from_jwks(rsa_key.jwks()), algorithms="RS256")
+        verify_jws(mint(signing_key), StaticKeySource.from_jwks(signing_key.jwks()), algorithms="RS256")
 
 
 def test_gcp_guard_issuers_given_as_one_string_is_refused():
@@ -207,8 +203,8 @@ def test_gcp_guard_issuers_given_as_one_string_is_refused():
 # --- item 7: verify_id_token(client_id=...) requires the client among the audiences --------------------------------
 
 @pytest.fixture
-def two_client_verifier(rsa_key) -> Verifier:
-    return Verifier([IssuerConfig(ISSUER, ["mobile-app", "web-app"], jwks=rsa_key.jwks(), token_use="id",
+def two_client_verifier(signing_key) -> Verifier:
+    return Verifier([IssuerConfig(ISSUER, ["mobile-app", "web-app"], jwks=signing_key.jwks(), token_use="id",
                                   name="corp")])
 
 
@@ -216,21 +212,21 @@ def id_token(key, **claims) -> str:
     return mint(key, standard_claims(nonce="n", **claims), typ="JWT")
 
 
-def test_id_token_for_another_client_is_refused_without_azp(two_client_verifier, rsa_key):
+def test_id_token_for_another_client_is_refused_without_azp(two_client_verifier, signing_key):
     # OIDC Core 3.1.3.7 step 3: the aud claim must contain the client's own client_id.
-    token = id_token(rsa_key, audience="mobile-app")
+    token = id_token(signing_key, audience="mobile-app")
     assert two_client_verifier.verify_id_token(token, client_id="mobile-app").subject == "user-123"
     with pytest.raises(TokenRejected) as raised:
         two_client_verifier.verify_id_token(token, client_id="web-app")
     assert raised.value.code == "invalid_audience" and raised.value.expected == "web-app"
 
 
-def test_id_token_naming_the_client_only_in_azp_is_refused(two_client_verifier, rsa_key):
-    token = id_token(rsa_key, audience=["mobile-app", "other-api"], azp="web-app")
+def test_id_token_naming_the_client_only_in_azp_is_refused(two_client_verifier, signing_key):
+    token = id_token(signing_key, audience=["mobile-app", "other-api"], azp="web-app")
     with pytest.raises(TokenRejected) as raised:
         two_client_verifier.verify_id_token(token, client_id="web-app")
     assert raised.value.code == "invalid_audience"
-    both = id_token(rsa_key, audience=["mobile-app", "web-app"], azp="web-app")
+    both = id_token(signing_key, audience=["mobile-app", "web-app"], azp="web-app")
     assert two_client_verifier.verify_id_token(both, client_id="web-app").subject == "user-123"
 
 
@@ -320,8 +316,8 @@ def test_rsa_key_with_a_prime_modulus_is_refused_and_cannot_verify_a_forgery(pri
     assert raised.value.code == "unknown_kid" and "prime" in raised.value.message
 
 
-def test_ordinary_rsa_keys_are_accepted(rsa_key):
-    assert parse_jwk(rsa_key.jwk()).key_size == 2048
+def test_ordinary_rsa_keys_are_accepted(signing_key):
+    assert parse_jwk(signing_key.jwk()).key_size == 2048
 
 
 def test_a_token_naming_a_refused_1024_bit_key_says_the_key_exists_and_why(http_server):
@@ -349,11 +345,11 @@ def test_a_token_naming_a_refused_1024_bit_key_says_the_key_exists_and_why(http_
 
 @pytest.mark.parametrize("text", ['{"keys": [], "x": ' + "[" * 5000 + "]" * 5000 + "}",
                                   '{"keys": [], "keys": [%s]}'], ids=["deep", "duplicate keys"])
-def test_a_bundled_jwks_file_is_read_as_strictly_as_a_fetched_one(tmp_path, rsa_key, text):
+def test_a_bundled_jwks_file_is_read_as_strictly_as_a_fetched_one(tmp_path, signing_key, text):
     # One JSON reader for key documents: the file used json.loads (RecursionError on deep nesting; a duplicate
     # "keys" member read last-wins) where a fetched JWKS is refused.
     path = tmp_path / "jwks.json"
-    path.write_text(text.replace("%s", json.dumps(rsa_key.jwk())) if "%s" in text else text)
+    path.write_text(text.replace("%s", json.dumps(signing_key.jwk())) if "%s" in text else text)
     with pytest.raises(ValueError, match="JWKS file"):
         StaticKeySource.from_file(str(path))
 
@@ -368,19 +364,14 @@ def test_gcp_userinfo_whose_iss_is_not_a_string_is_refused(iss):
 
 # --- item 1 at the entry points: the ASGI middleware answers, it does not raise ----------------------------------
 
-def test_asgi_middleware_answers_a_deeply_nested_token_on_protected_and_public_routes(rsa_key):
+def test_asgi_middleware_answers_a_deeply_nested_token_on_protected_and_public_routes(signing_key):
     import asyncio
 
     from lambdas.guards.asgi import AuthgateMiddleware
     from lambdas.guards.require import BearerGuard
 
-    def route(key_, **fields):
-        method, path = key_.split(" ", 1)
-        return {"route_key": key_, "method": method, "path": path, "issuers": ["corp"], **fields}
-    table = {"format": "authgate.routes/v1",
-             "issuers": {"corp": {"issuer": ISSUER, "audiences": [AUDIENCE], "jwks": rsa_key.jwks()}},
-             "apis": {"orders": {"routes": [route("GET /orders/{id}", scopes=["orders:read"]),
-                                            route("GET /health", public=True, issuers=[])]}}}
+    table = table_document(signing_key, [route("GET /orders/{id}", scopes=["orders:read"]),
+                                     route("GET /health", public=True)])
     guard = BearerGuard.from_route_table(table, "orders")
 
     async def app(scope, receive, send):
@@ -400,7 +391,7 @@ def test_asgi_middleware_answers_a_deeply_nested_token_on_protected_and_public_r
              "headers": [(b"authorization", f"Bearer {token}".encode())]}, receive, send)
         return sent[0]["status"]
 
-    header = raw_b64url(json.dumps({"alg": "RS256", "kid": rsa_key.kid}).encode())
+    header = raw_b64url(json.dumps({"alg": "RS256", "kid": signing_key.kid}).encode())
     claims = json.dumps(standard_claims(scope="orders:read"))[:-1] + ', "x": ' + "[" * 400 + '"\\u0041"' + "]" * 400 + "}"
     token = f"{header}.{raw_b64url(claims.encode())}.{raw_b64url(bytes(256))}"
     assert asyncio.run(call("/orders/1", token)) == 401

@@ -36,7 +36,8 @@ from lambdas.validation.fetcher import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_SECOND
 from lambdas.validation.jwks_cache import JwksCache
 from lambdas.validation.route_table import RouteTable
 from tests.support.http_server import LocalHttpServer
-from tests.support.tokens import AUDIENCE, ISSUER, SigningKey, mint
+from tests.support.route_tables import route, table_document
+from tests.support.tokens import SigningKey, mint
 
 PATH = "/.well-known/jwks.json"
 STAGE_ARN = "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3d4e5/prod"
@@ -143,15 +144,9 @@ class FakeClock:
 
 def route_table(jwks_uri: str) -> dict:
     """What `authgate render routes` writes for an issuer whose keys a local development server holds."""
-    return {
-        "format": "authgate.routes/v1",
-        "issuers": {"corp": {"issuer": ISSUER, "audiences": [AUDIENCE], "profile": "generic", "algorithms": ["RS256"],
-                             "jwks_uri": jwks_uri, "allow_insecure_http": True, "token_use": "access"}},
-        "apis": {
-            "orders": {"routes": [{"route_key": "GET /orders", "issuers": ["corp"], "scopes": ["orders:read"]}]},
-            "stream": {"routes": [{"route_key": "$connect", "issuers": ["corp"], "scopes": ["orders:read"]}]},
-        },
-    }
+    return table_document(None, [route("GET /orders", scopes=["orders:read"])],
+                          extra_apis={"stream": {"routes": [route("$connect", scopes=["orders:read"])]}},
+                          jwks=None, jwks_uri=jwks_uri, allow_insecure_http=True)
 
 
 def write_route_table(directory, jwks_uri: str) -> str:

@@ -3,7 +3,6 @@ principal's policy is route-wide (checked at synth over every combination of the
 method and path too (REQUEST) or off (TOKEN) when not, and it says which and why."""
 from __future__ import annotations
 
-import pytest
 from aws_cdk import App, Duration, Stack, aws_apigateway as apigw, aws_lambda as lambda_
 from aws_cdk.assertions import Annotations, Match, Template
 
@@ -11,36 +10,25 @@ from lambdas.authorizers.iam_policy import MAX_CHECKED_COMBINATIONS, policy_cove
 from lambdas.validation.route_table import RouteTable
 from stacks.aws.rest_api.infrastructure import AuthgateRestApi
 from stacks.aws.route_plan import ApiPlan
-
-ISSUER = {"issuer": "https://idp.example.test", "audiences": ["orders-api"], "profile": "generic",
-          "algorithms": ["RS256"], "jwks_uri": "https://idp.example.test/jwks", "token_use": "access",
-          "leeway_seconds": 60, "max_token_age_seconds": None, "allow_insecure_http": False}
-
-
-def _route(key, **fields):
-    method, path = key.split(" ", 1)
-    entry = {"route_key": key, "method": method, "path": path, "public": False, "issuers": ["corp"], "scopes": [],
-             "scopes_all": [], "roles": [], "roles_all": [], "groups": [], "groups_all": [], "claims": {},
-             "enforcement": "lambda", "enforcement_reason": "test"}
-    entry.update(fields)
-    return entry
+from tests.support.route_tables import route, table_document
 
 
 def _table(routes):
-    return {"format": "authgate.routes/v1", "issuers": {"corp": ISSUER}, "apis": {"orders": {"routes": routes}}}
+    """A table whose issuer's keys come from an https key URL (the CDK plan reads the table; nothing is verified)."""
+    return table_document(None, routes, jwks=None, jwks_uri="https://idp.example.test/jwks")
 
 
 # Four routes per service: every combination of the three permissions gets a wildcard policy.
 SERVICES = _table([r for i in range(25) for r in (
-    _route(f"GET /svc{i}/items", scopes=["read"]), _route(f"GET /svc{i}/items/{{id}}", scopes=["read"]),
-    _route(f"POST /svc{i}/items", scopes=["write"]),
-    _route(f"DELETE /svc{i}/items/{{id}}", scopes=["write"], roles=["admin"]))])
+    route(f"GET /svc{i}/items", scopes=["read"]), route(f"GET /svc{i}/items/{{id}}", scopes=["read"]),
+    route(f"POST /svc{i}/items", scopes=["write"]),
+    route(f"DELETE /svc{i}/items/{{id}}", scopes=["write"], roles=["admin"]))])
 # Readers and auditors interleaved under every service: no wildcard holds only one kind, and 60 such long paths of
 # either kind do not fit in 8 KB. (Small enough for one CloudFormation stack: 500 resources at most.)
 LONG = "x" * 100
 INTERLEAVED = _table([r for i in range(60) for r in (
-    _route(f"GET /svc{i}-{LONG}/summary", scopes=["read"]), _route(f"GET /svc{i}-{LONG}/audit", scopes=["audit"]))])
-MANY_PERMISSIONS = _table([_route(f"GET /r{i}", scopes=[f"scope{i}"]) for i in range(9)])
+    route(f"GET /svc{i}-{LONG}/summary", scopes=["read"]), route(f"GET /svc{i}-{LONG}/audit", scopes=["audit"]))])
+MANY_PERMISSIONS = _table([route(f"GET /r{i}", scopes=[f"scope{i}"]) for i in range(9)])
 
 
 def _api(table):

@@ -10,6 +10,7 @@ import yaml
 
 from lambdas.validation.route_table import RouteTable, RouteTableError
 from stacks.policy.render import render_route_table
+from tests.support.route_tables import route, table_document
 from tests.unit.policy.policy_testing import REPO, load_text, policy_error
 
 BOUND_ISSUER = """
@@ -114,12 +115,10 @@ apis:
 
 
 def test_runtime_refuses_a_table_whose_route_needs_what_the_issuer_lacks():
-    table = {"format": "authgate.routes/v1",
-             "issuers": {"corp": {"issuer": "https://idp.example.com", "audiences": ["a"]}},
-             "apis": {"orders": {"routes": [{"route_key": "GET /o", "issuers": ["corp"], "proof": "dpop"}]}}}
+    table = table_document(None, [route("GET /o", proof="dpop")])
     with pytest.raises(RouteTableError, match=r"proof dpop needs issuer corp to bind its tokens \(binding.dpop\)"):
         RouteTable.load(table)
-    table["apis"]["orders"]["routes"][0] = {"route_key": "GET /o", "issuers": ["corp"], "freshness": "often"}
+    table["apis"]["orders"]["routes"][0] = route("GET /o", freshness="often")
     with pytest.raises(RouteTableError, match="freshness must be one of none, denylist, introspect"):
         RouteTable.load(table)
 
