@@ -31,7 +31,7 @@ class SessionCookieSource:
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> "SessionCookieSource":
-        from .secrets import secret_value
+        from lambdas.validation.secrets import secret_value
 
         keys, origin = secret_value(environ, "AUTHGATE_COOKIE_KEYS"), environ.get("AUTHGATE_WEB_ORIGIN")
         if not keys or not origin:

@@ -90,8 +90,8 @@ class TokenHandlerConfig:
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> "TokenHandlerConfig":
         """AUTHGATE_TOKEN_HANDLER_CONFIG: the rendered config (JSON text; it holds no secret). The secrets:
-        AUTHGATE_CLIENT_SECRET and AUTHGATE_COOKIE_KEYS, or their *_ARN (Secrets Manager, see secrets.py)."""
-        from .secrets import secret_value
+        AUTHGATE_CLIENT_SECRET and AUTHGATE_COOKIE_KEYS, or their *_ARN (Secrets Manager, see lambdas/validation/secrets.py)."""
+        from lambdas.validation.secrets import secret_value
 
         text = environ.get("AUTHGATE_TOKEN_HANDLER_CONFIG")
         if not text:

@@ -12,13 +12,16 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 from urllib.parse import urlsplit
 
 from .compact import check_header, decode_json_object, decode_segment, split_token
 from .errors import TokenRejected
 from .jwk import b64url_encode, parse_jwk
 from .replay import ReplayStore, ReplayStoreUnavailable
+
+if TYPE_CHECKING:
+    from .dpop_nonce import DpopNonces
 
 DPOP_TYP = "dpop+jwt"
 # A proof is a header with one public key and five short claims; 4 KB holds an RSA-4096 key with room to spare.
@@ -103,7 +106,7 @@ def invalid_proof(message: str, *, hint: str | None = None, found: object = None
 
 def check_dpop_proof(proof: Any, *, method: str, uri: str, access_token: str, expected_thumbprint: str,
                      algorithms: Sequence[str], max_age_seconds: int, now: float, replay: ReplayStore,
-                     nonce: str | None = None) -> DpopProof:
+                     nonces: "DpopNonces | None" = None) -> DpopProof:
     """Every check of RFC 9449 section 4.3 (plus the cnf.jkt binding of section 7.1) on the DPoP header of one
     request; raises TokenRejected invalid_dpop_proof (use_dpop_nonce when only the nonce is missing or stale,
     replay_store_unavailable when the replay store cannot record the jti: the caller fails closed).
@@ -111,7 +114,8 @@ def check_dpop_proof(proof: Any, *, method: str, uri: str, access_token: str, ex
     method / uri          what the gateway saw (uri as scheme://host/path; the query is ignored)
     access_token          the token the proof accompanies (its hash must be the proof's ath)
     expected_thumbprint   the token's cnf.jkt
-    nonce                 the server nonce the route requires, or None when it requires none
+    nonces                the server's DPoP nonces when the route requires one (dpop_nonce.DpopNonces), else None:
+                          a proof without the current nonce raises DpopNonceRequired, which carries a fresh one
     """
     if isinstance(proof, tuple):
         raise invalid_proof("the request carries more than one DPoP header", hint="send exactly one DPoP proof")
@@ -172,9 +176,8 @@ def check_dpop_proof(proof: Any, *, method: str, uri: str, access_token: str, ex
     if claims.get("ath") != access_token_hash(access_token):
         raise invalid_proof("the DPoP proof's ath is not the hash of the access token it came with",
                             hint="compute ath over the exact access token sent in Authorization")
-    if nonce is not None and claims.get("nonce") != nonce:
-        raise TokenRejected("use_dpop_nonce", "the route requires the server's current DPoP nonce in the proof",
-                            hint="retry with the nonce from the DPoP-Nonce response header")
+    if nonces is not None:
+        nonces.check(claims.get("nonce"))  # before the jti is recorded: the retry with the nonce is a new proof
     # Recorded last, so a proof that fails any other check cannot spend a legitimate client's jti.
     replay_key = "dpop:" + hashlib.sha256(f"{thumbprint}\n{jti}".encode("utf-8")).hexdigest()
     try:

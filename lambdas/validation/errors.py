@@ -12,9 +12,10 @@ from __future__ import annotations
 AUTHORIZATION_CODES = frozenset({"insufficient_scope", "insufficient_role", "insufficient_group", "claim_mismatch"})
 KEY_SOURCE_CODES = frozenset({"jwks_unavailable"})
 # Every code that means "cannot decide now", not "no": the issuer's keys, its introspection endpoint, the shared
-# denylist or the DPoP replay store could not be reached. Entry points fail closed with 500/503, never cached.
+# denylist or the DPoP replay store could not be reached, or the DPoP nonce key is missing. Entry points fail closed
+# with 500/503, never cached.
 UNAVAILABLE_CODES = KEY_SOURCE_CODES | frozenset({"introspection_unavailable", "denylist_unavailable",
-                                                  "replay_store_unavailable"})
+                                                  "replay_store_unavailable", "dpop_nonce_unavailable"})
 # Refusals of proof of possession (RFC 9449 DPoP, RFC 8705 certificate binding): 401 with WWW-Authenticate.
 POSSESSION_CODES = frozenset({"invalid_dpop_proof", "use_dpop_nonce", "dpop_required", "dpop_bound_token",
                               "certificate_required", "certificate_mismatch"})
@@ -53,6 +54,7 @@ CODES = {
     "dpop_required": "the route requires a DPoP-bound token sent as Authorization: DPoP with a DPoP proof",
     "dpop_bound_token": "a DPoP-bound token (cnf.jkt) sent as a Bearer token; send it with its DPoP proof",
     "replay_store_unavailable": "the DPoP replay store cannot be written right now: fail closed",
+    "dpop_nonce_unavailable": "the route requires DPoP nonces and this entry point has no nonce key: fail closed",
     "certificate_required": "the route (or the token's cnf) needs a mutual TLS client certificate, none was given",
     "certificate_mismatch": "the token is bound to another client certificate (cnf x5t#S256)",
     "invalid_logout_token": "a back-channel logout token failed a check of OpenID Back-Channel Logout 1.0 2.6",

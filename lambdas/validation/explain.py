@@ -253,6 +253,13 @@ def explain_request_checks(route: Any, issuer: Any, token: Any) -> list[Check]:
         checks.append(Check("DPoP binding", False, "this route accepts only DPoP-bound tokens and this token has no "
                                                    "cnf.jkt", "obtain a DPoP-bound token (RFC 9449) from the issuer",
                             "dpop_required"))
+    if route.dpop_nonce == "required":
+        from .dpop_nonce import LIFETIME_SECONDS
+
+        checks.append(Check("DPoP nonce", None, "every DPoP proof on this route must carry the server's current "
+                                                "nonce: a proof without it is refused with use_dpop_nonce and a "
+                                                "DPoP-Nonce header to retry with (a nonce is accepted for at most "
+                                                f"{LIFETIME_SECONDS} s; not checked here: no request)"))
     if x5t is not None:
         checks.append(Check("certificate binding", None, f"the token is bound to client certificate {x5t[:16]}... "
                                                          "(cnf x5t#S256): every request must come over mutual TLS "

@@ -85,26 +85,31 @@ class RequestChecks:
     replay         where DPoP proof jtis are recorded (the DynamoDB table in Lambda, in memory for one process)
     denylist       the shared denylist, for freshness: denylist routes (None: such routes fail closed)
     introspection  issuer name -> IntrospectionClient, for freshness: introspect routes and opaque tokens
+    nonces         the server's DPoP nonces (dpop_nonce.DpopNonces), for dpop_nonce routes (None: they fail closed)
     """
 
     def __init__(self, *, replay: ReplayStore | None = None, denylist: Denylist | None = None,
-                 introspection: Mapping[str, Any] | None = None, clock: Callable[[], float] = time.time) -> None:
+                 introspection: Mapping[str, Any] | None = None, nonces: Any = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.replay = replay
         self.denylist = denylist
         self.introspection = dict(introspection or {})
+        self.nonces = nonces
         self._clock = clock
 
     def check(self, *, proof: str, freshness: str, issuer: IssuerConfig, principal: Principal, token: str,
-              facts: RequestFacts) -> None:
+              facts: RequestFacts, dpop_nonce: bool = False) -> None:
         """Raise TokenRejected unless the request proves possession as the token and the route require and the
-        token is still fresh as the route requires. Codes: dpop_bound_token, dpop_required, invalid_dpop_proof,
-        use_dpop_nonce, certificate_required, certificate_mismatch, revoked, inactive_token; and the "cannot tell
-        now" codes replay_store_unavailable, denylist_unavailable, introspection_unavailable (fail closed)."""
-        self.check_possession(proof, issuer, principal.claims, token, facts)
+        token is still fresh as the route requires (`dpop_nonce`: the route's proofs must carry the server's
+        nonce). Codes: dpop_bound_token, dpop_required, invalid_dpop_proof, use_dpop_nonce (a DpopNonceRequired
+        carrying the nonce to retry with), certificate_required, certificate_mismatch, revoked, inactive_token; and
+        the "cannot tell now" codes replay_store_unavailable, dpop_nonce_unavailable, denylist_unavailable,
+        introspection_unavailable (fail closed)."""
+        self.check_possession(proof, issuer, principal.claims, token, facts, dpop_nonce=dpop_nonce)
         self.check_freshness(freshness, issuer, principal, token)
 
     def check_possession(self, proof: str, issuer: IssuerConfig, claims: Mapping[str, Any], token: str,
-                         facts: RequestFacts) -> None:
+                         facts: RequestFacts, *, dpop_nonce: bool = False) -> None:
         jkt, x5t = confirmation(claims)
         if jkt is not None:
             # RFC 9449 7.2: a DPoP-bound token is refused as a Bearer token on every route, or a thief could drop
@@ -115,6 +120,9 @@ class RequestChecks:
             if self.replay is None:
                 raise TokenRejected("replay_store_unavailable", "no DPoP replay store is configured, so a DPoP "
                                     "proof cannot be checked for replay")
+            if dpop_nonce and self.nonces is None:
+                raise TokenRejected("dpop_nonce_unavailable", "this route requires server-provided DPoP nonces and "
+                                    "no nonce key is configured", hint="set AUTHGATE_DPOP_NONCE_KEY (or its _ARN)")
             # Imported here: a decision without a DPoP-bound token never needs it (it pulls in urllib.parse and
             # ipaddress), and every module imported at init is paid for on each Lambda cold start.
             from .dpop import check_dpop_proof
@@ -122,7 +130,7 @@ class RequestChecks:
             check_dpop_proof(facts.dpop_proof, method=facts.method, uri=facts.uri or "", access_token=token,
                              expected_thumbprint=jkt, algorithms=issuer.binding.dpop_algorithms,
                              max_age_seconds=issuer.binding.dpop_proof_max_age_seconds, now=self._clock(),
-                             replay=self.replay)
+                             replay=self.replay, nonces=self.nonces if dpop_nonce else None)
         elif facts.scheme == "dpop":
             raise TokenRejected("invalid_dpop_proof", "the token was sent with the DPoP scheme but is not bound to a "
                                 "key (no cnf.jkt)", hint="send an unbound token as Authorization: Bearer <token>")
@@ -156,9 +164,10 @@ class RequestChecks:
 
 ENV_DENYLIST_TABLE = "AUTHGATE_DENYLIST_TABLE"
 ENV_DYNAMODB_ENDPOINT = "AUTHGATE_DYNAMODB_ENDPOINT"
+ENV_DPOP_NONCE_KEY = "AUTHGATE_DPOP_NONCE_KEY"
 
 
-def request_checks_from_env(environ: Mapping[str, str], *, needs_shared_store: bool,
+def request_checks_from_env(environ: Mapping[str, str], *, needs_shared_store: bool, needs_dpop_nonces: bool = False,
                             clock: Callable[[], float] = time.time) -> RequestChecks:
     """The stores an entry point uses, from its environment: the DynamoDB table named by AUTHGATE_DENYLIST_TABLE
     (denylist and DPoP replay records, shared by every instance; AUTHGATE_DYNAMODB_ENDPOINT points elsewhere than
@@ -166,7 +175,12 @@ def request_checks_from_env(environ: Mapping[str, str], *, needs_shared_store: b
 
     In Lambda (AWS_LAMBDA_FUNCTION_NAME is set) every concurrent execution environment has its own memory, so a
     replayed DPoP proof or a revocation would go unseen by the others: with `needs_shared_store` (the API has DPoP,
-    denylist or bound-token issuers) and no table, this raises ValueError instead of starting unsafe."""
+    denylist or bound-token issuers) and no table, this raises ValueError instead of starting unsafe.
+
+    The DPoP nonce key comes from AUTHGATE_DPOP_NONCE_KEY (or AUTHGATE_DPOP_NONCE_KEY_ARN, read through secrets.py);
+    with `needs_dpop_nonces` (the API has dpop_nonce routes) and no key, this raises ValueError, in Lambda and
+    elsewhere: a key made up per process would refuse every other instance's nonces."""
+    nonces = _nonces_from_env(environ, needed=needs_dpop_nonces, clock=clock)
     table_name = environ.get(ENV_DENYLIST_TABLE)
     if table_name:
         from .dynamodb_store import DynamoDbTable, dynamodb_client
@@ -174,7 +188,7 @@ def request_checks_from_env(environ: Mapping[str, str], *, needs_shared_store: b
         region, endpoint = environ.get("AWS_REGION"), environ.get(ENV_DYNAMODB_ENDPOINT)
         table = DynamoDbTable(table_name, clock=clock,
                               client_factory=lambda: dynamodb_client(region=region, endpoint_url=endpoint))
-        return RequestChecks(replay=table, denylist=Denylist(table, clock=clock), clock=clock)
+        return RequestChecks(replay=table, denylist=Denylist(table, clock=clock), nonces=nonces, clock=clock)
     if needs_shared_store and environ.get("AWS_LAMBDA_FUNCTION_NAME"):
         raise ValueError(f"this API has routes or issuers that need the shared denylist / DPoP replay table, and "
                          f"{ENV_DENYLIST_TABLE} is not set; deploy with the authgate construct (it creates the table "
@@ -183,7 +197,29 @@ def request_checks_from_env(environ: Mapping[str, str], *, needs_shared_store: b
     from .replay import MemoryReplayStore
 
     return RequestChecks(replay=MemoryReplayStore(clock=clock),
-                         denylist=Denylist(MemoryDenylistStore(clock=clock), clock=clock), clock=clock)
+                         denylist=Denylist(MemoryDenylistStore(clock=clock), clock=clock), nonces=nonces, clock=clock)
+
+
+def _nonces_from_env(environ: Mapping[str, str], *, needed: bool, clock: Callable[[], float]) -> Any:
+    # Imported only when a key is configured or needed: most entry points have no nonce routes.
+    if not (needed or environ.get(ENV_DPOP_NONCE_KEY) or environ.get(f"{ENV_DPOP_NONCE_KEY}_ARN")):
+        return None
+    from .dpop_nonce import DpopNonces
+    from .secrets import secret_value
+
+    text = secret_value(environ, ENV_DPOP_NONCE_KEY)
+    if not text:
+        raise ValueError(f"this API has routes with dpop_nonce: required, and neither {ENV_DPOP_NONCE_KEY} nor "
+                         f"{ENV_DPOP_NONCE_KEY}_ARN is set; set one (base64url of 32 random bytes, the same for every "
+                         f"instance) so that every instance issues and accepts the same nonces")
+    return DpopNonces.from_secret(text, clock=clock)
+
+
+def dpop_nonce_header(rejection: TokenRejected | None) -> tuple[str, str] | None:
+    """("DPoP-Nonce", the nonce to retry with) for a use_dpop_nonce refusal (RFC 9449 section 9: the 401 carries it),
+    None for every other decision. Every entry point that answers the client itself adds it beside WWW-Authenticate."""
+    nonce = getattr(rejection, "dpop_nonce", None)
+    return ("DPoP-Nonce", nonce) if isinstance(nonce, str) and nonce else None
 
 
 def www_authenticate(rejection: TokenRejected | None, *, proof: str, issuer: IssuerConfig | None = None) -> str:
@@ -200,5 +236,5 @@ def www_authenticate(rejection: TokenRejected | None, *, proof: str, issuer: Iss
     return 'Bearer error="invalid_token"'
 
 
-__all__ = ["ENV_DENYLIST_TABLE", "RequestChecks", "RequestFacts", "authorization_credentials", "confirmation",
-           "request_checks_from_env", "www_authenticate"]
+__all__ = ["ENV_DENYLIST_TABLE", "ENV_DPOP_NONCE_KEY", "RequestChecks", "RequestFacts", "authorization_credentials", "confirmation",
+           "dpop_nonce_header", "request_checks_from_env", "www_authenticate"]

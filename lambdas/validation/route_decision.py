@@ -10,7 +10,8 @@ in the same order, so no two of them can disagree about a request:
   5. the route must accept the token's issuer, then its requirement must hold (every unmet condition is listed).
 
   6. proof of possession and freshness (possession.RequestChecks): a DPoP-bound token needs its proof and a
-     certificate-bound one its certificate on every route; a route's `proof` and `freshness` add theirs.
+     certificate-bound one its certificate on every route; a route's `proof` and `freshness` add theirs, and its
+     `dpop_nonce` the server's nonce in the proof (a refusal then carries the nonce to retry with).
 
 Request facts (the DPoP proof, the request URI and method as the gateway saw them, the client certificate) are
 keyword-only arguments of `decide_route`, which `decide_request` forwards them to, so each is checked once, here,
@@ -152,7 +153,7 @@ def decide_route(api: ApiRoutes, verifier: Any, route: Route | None, authorizati
     try:
         (checks or _NO_STORES).check(proof=decision.route.proof, freshness=decision.route.freshness,
                                      issuer=_issuer_config(verifier, principal.issuer_name), principal=principal,
-                                     token=token, facts=facts)
+                                     token=token, facts=facts, dpop_nonce=decision.route.dpop_nonce == "required")
     except TokenRejected as exc:
         outcome = Outcome.UNAVAILABLE if exc.code in UNAVAILABLE_CODES else Outcome.UNAUTHORIZED
         return RouteDecision(outcome, decision.route, principal, exc, satisfied=decision.satisfied)

@@ -27,6 +27,7 @@ _ISSUER_FIELDS = frozenset(ROUTE_TABLE_ISSUER_FIELDS)
 PROTOCOLS = ("http", "websocket")
 FRESHNESS = ("none", "denylist", "introspect")
 PROOFS = ("none", "dpop", "mtls")
+DPOP_NONCES = ("none", "required")
 # Where a route takes its access token from: the Authorization header, or the token handler's session cookie.
 TOKEN_SOURCES = ("header", "cookie")
 
@@ -227,6 +228,7 @@ class Route:
     freshness: str = "none"                # none | denylist | introspect: re-check revocation on every call
     proof: str = "none"                    # none | dpop | mtls: proof of possession the caller must show
     token_source: str = "header"           # header | cookie (the token handler's session cookie)
+    dpop_nonce: str = "none"               # none | required: DPoP proofs must carry the server's nonce (proof dpop)
 
     @property
     def path(self) -> str:
@@ -256,7 +258,7 @@ class Route:
     @classmethod
     def build(cls, route_key: str, *, public: bool, issuers: Sequence[str], requirement: Requirement,
               enforcement: str = "lambda", enforcement_reason: str = "", freshness: str = "none",
-              proof: str = "none", token_source: str = "header") -> "Route":
+              proof: str = "none", token_source: str = "header", dpop_nonce: str = "none") -> "Route":
         """A route from its route key ("GET /orders/{id}", or a "$" key such as $connect); RouteTableError when
         the key is not one."""
         if route_key.startswith(SPECIAL_ROUTE_PREFIX):
@@ -268,7 +270,7 @@ class Route:
             template = PathTemplate.parse(path, where=f"route {route_key!r}")
         return cls(route_key=route_key, method=method, template=template, public=public, issuers=tuple(issuers),
                    requirement=requirement, enforcement=enforcement, enforcement_reason=enforcement_reason,
-                   freshness=freshness, proof=proof, token_source=token_source)
+                   freshness=freshness, proof=proof, token_source=token_source, dpop_nonce=dpop_nonce)
 
     def to_entry(self) -> dict[str, Any]:
         """This route's entry in the route table (what the loader reads back)."""
@@ -286,6 +288,8 @@ class Route:
             entry["proof"] = self.proof
         if self.token_source != "header":
             entry["token_source"] = self.token_source
+        if self.dpop_nonce != "none":
+            entry["dpop_nonce"] = self.dpop_nonce
         return entry
 
 
@@ -326,6 +330,11 @@ class ApiRoutes:
         """Whether deciding this API's requests writes or reads state every instance must share: DPoP replay
         records (a dpop route), the denylist (a denylist route)."""
         return any(route.proof == "dpop" or route.freshness == "denylist" for route in self.routes)
+
+    @property
+    def needs_dpop_nonces(self) -> bool:
+        """Whether a route of this API requires server-provided DPoP nonces (so its entry points need the key)."""
+        return any(route.dpop_nonce == "required" for route in self.routes)
 
     def route(self, route_key: str) -> Route | None:
         """The route with exactly this route key (HTTP API and WebSocket events carry it), or None."""
@@ -518,6 +527,12 @@ def _route(entry: Any, issuers: Mapping[str, IssuerConfig], where: str) -> Route
     proof = entry.get("proof", "none")
     if proof not in PROOFS:
         raise RouteTableError(f"{where}.proof must be one of {', '.join(PROOFS)}, found {proof!r}")
+    dpop_nonce = entry.get("dpop_nonce", "none")
+    if dpop_nonce not in DPOP_NONCES:
+        raise RouteTableError(f"{where}.dpop_nonce must be one of {', '.join(DPOP_NONCES)}, found {dpop_nonce!r}")
+    if dpop_nonce != "none" and proof != "dpop":
+        raise RouteTableError(f"{where}: dpop_nonce {dpop_nonce} applies to DPoP proofs, and the route has proof "
+                              f"{proof}")
     token_source = entry.get("token_source", "header")
     if token_source not in TOKEN_SOURCES:
         raise RouteTableError(f"{where}.token_source must be one of {', '.join(TOKEN_SOURCES)}, found "
@@ -534,7 +549,7 @@ def _route(entry: Any, issuers: Mapping[str, IssuerConfig], where: str) -> Route
         raise RouteTableError(f"{where}: {exc}") from None
     return Route.build(route_key, public=public, issuers=route_issuers, requirement=requirement,
                        enforcement=enforcement, enforcement_reason=str(reason), freshness=freshness, proof=proof,
-                       token_source=token_source)
+                       token_source=token_source, dpop_nonce=dpop_nonce)
 
 
 __all__ = ["FORMAT", "LITERAL", "PARAM", "GREEDY", "RouteTable", "RouteTableError", "ApiRoutes", "Route", "PathTemplate",

@@ -142,6 +142,10 @@ def _revocation_and_proof_problems(loc: tuple, route: "RouteSpec", policy: "Auth
                                    websocket: bool) -> list["Problem"]:
     """A route's freshness and proof need issuers configured for them: introspection, DPoP or certificate binding."""
     problems: list[Problem] = []
+    if route.dpop_nonce != "none" and route.proof != "dpop":
+        problems.append(Problem(loc + ("dpop_nonce",), (
+            f"dpop_nonce: {route.dpop_nonce} asks for server nonces in DPoP proofs, and this route has proof: "
+            f"{route.proof}; set proof: dpop as well, or remove dpop_nonce")))
     if route.proof != "none" and websocket:
         problems.append(Problem(loc + ("proof",), (
             f"proof: {route.proof} is not available on a WebSocket API: API Gateway WebSocket APIs have no mutual "

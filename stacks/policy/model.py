@@ -28,6 +28,7 @@ Enforcement = Literal["auto", "native", "lambda"]
 ApiProtocol = Literal["http", "websocket"]
 Freshness = Literal["none", "denylist", "introspect"]
 Proof = Literal["none", "dpop", "mtls"]
+DpopNonce = Literal["none", "required"]
 TokenSource = Literal["header", "cookie"]
 # RFC 9449 proofs are signed by the client's own key: asymmetric algorithms only (never none or HMAC).
 DpopAlgorithm = Literal["RS256", "PS256", "ES256", "ES384", "EdDSA"]
@@ -355,6 +356,12 @@ class RouteSpec(PolicyModel):
     proof: Proof = Field("none", description=(
         "Proof of possession: none, dpop (RFC 9449: Authorization: DPoP plus a DPoP proof; Bearer refused) or mtls "
         "(RFC 8705: the token is bound to the client certificate of a mutual TLS connection)"))
+    dpop_nonce: DpopNonce = Field("none", description=(
+        "With proof: dpop, required makes every DPoP proof carry a nonce the server provided (RFC 9449 section 9): "
+        "a proof without the current one is refused with error use_dpop_nonce and a fresh DPoP-Nonce header, so a "
+        "proof cannot be made long before it is used. Nonces are HMAC-SHA256 over a 60 s step with the key in "
+        "AUTHGATE_DPOP_NONCE_KEY, accepted for at most 120 s. Served by the forward-auth service and the backend "
+        "guards; API Gateway authorizers cannot send the header, so synth refuses it there"))
     token_source: TokenSource = Field("header", description=(
         "Where the access token comes from: header (Authorization: Bearer) or cookie (the session cookie of "
         "authgate's token handler, for a browser app signed in through a web client; state-changing methods then "
@@ -386,7 +393,7 @@ class RouteSpec(PolicyModel):
                 extra.append("token_use")
             if self.enforcement != "auto":
                 extra.append("enforcement")
-            extra.extend(name for name in ("freshness", "proof") if getattr(self, name) != "none")
+            extra.extend(name for name in ("freshness", "proof", "dpop_nonce") if getattr(self, name) != "none")
             if self.token_source != "header":
                 extra.append("token_source")
             if extra:
@@ -406,7 +413,7 @@ class RouteSpec(PolicyModel):
         """This route as the route table holds it."""
         return Route.build(route_key, public=self.public, issuers=self.issuers, requirement=self.requirement(),
                            enforcement=enforcement, enforcement_reason=reason, freshness=self.freshness,
-                           proof=self.proof, token_source=self.token_source)
+                           proof=self.proof, token_source=self.token_source, dpop_nonce=self.dpop_nonce)
 
     @property
     def requirement_fields(self) -> dict[str, Any]:

@@ -11,6 +11,8 @@ Checklist (issue 13), entry names in brackets:
 - Bearer (unbound) token on a DPoP route; DPoP scheme with an unbound token [unbound-*]
 - certificate-bound token with another certificate, without one, an unbound token on an mtls route [cert-*]
 - revoked jti, Cognito origin_jti, logged-out session, subject revoked before issue [revoked-*]
+- on a dpop_nonce route: proof without the server's nonce, with a stale one, a forged one, one made with another
+  key, a nonce that is not a string [nonce-*]; each refusal carries a fresh nonce for the DPoP-Nonce header
 - logout tokens: wrong typ, audience, stale, replayed, with nonce, without events, sid/sub, jti [logout-*]
 """
 from __future__ import annotations
@@ -22,9 +24,10 @@ from typing import Any, Callable
 import pytest
 
 from lambdas.validation.denylist import Denylist, MemoryDenylistStore
+from lambdas.validation.dpop_nonce import STEP_SECONDS, DpopNonces
 from lambdas.validation.errors import TokenRejected
 from lambdas.validation.logout_token import BACKCHANNEL_LOGOUT_EVENT, LogoutTokenValidator
-from lambdas.validation.possession import RequestChecks
+from lambdas.validation.possession import RequestChecks, dpop_nonce_header
 from lambdas.validation.replay import MemoryReplayStore
 from lambdas.validation.route_decision import Outcome, decide_request
 from lambdas.validation.route_table import RouteTable
@@ -40,10 +43,13 @@ PEM, X5T, _ = client_certificate()
 OTHER_PEM, _, _ = client_certificate("intruder")
 DOCUMENT = table_document(ISSUER_KEY, [route("GET /orders"), route("POST /orders", proof="dpop"),
                                        route("DELETE /orders/{id}", proof="mtls"),
-                                       route("GET /orders/{id}", freshness="denylist")])
+                                       route("GET /orders/{id}", freshness="denylist"),
+                                       route("PUT /orders/{id}", proof="dpop", dpop_nonce="required")])
 DOCUMENT["issuers"]["corp"].update(binding={"dpop": True, "mtls": True},
                                    revocation={"cache_seconds": 0, "logout_audiences": ["orders-web"]})
 TABLE = RouteTable.load(DOCUMENT)
+NONCE_KEY = b"authgate attack corpus nonce key"
+NONCES = DpopNonces(NONCE_KEY)
 
 
 class Request:
@@ -87,6 +93,20 @@ def _hs256_proof() -> Request:
     signature = hmac.new(b"public", signing_input, hashlib.sha256).digest()
     return Request("POST", "/orders", f"DPoP {token}", dpop_proof=f"{signing_input.decode()}.{b64url(signature)}",
                    request_uri=HOST + "/orders")
+
+
+def _nonce_request(nonce: Any) -> Request:
+    """A proof on the dpop_nonce route PUT /orders/{id} whose nonce claim is `nonce` (None: no nonce claim)."""
+    return dpop_request("PUT", "/orders/7", claims={"nonce": nonce})
+
+
+def _nonce_steps_ago(steps: int) -> str:
+    then = time.time() - steps * STEP_SECONDS
+    return DpopNonces(NONCE_KEY, clock=lambda: then).current()
+
+
+def _checks() -> RequestChecks:
+    return RequestChecks(replay=MemoryReplayStore(), denylist=Denylist(MemoryDenylistStore()), nonces=NONCES)
 
 
 def _revoked(kind: str) -> Callable[[RequestChecks], Request]:
@@ -147,6 +167,11 @@ CATALOGUE: dict[str, tuple[str, Callable[..., Request]]] = {
     "revoked-origin-jti": ("revoked", _revoked("origin_jti")),
     "revoked-session": ("revoked", _revoked("sid")),
     "revoked-subject": ("revoked", _revoked("sub")),
+    "nonce-missing": ("use_dpop_nonce", lambda: _nonce_request(None)),
+    "nonce-stale": ("use_dpop_nonce", lambda: _nonce_request(_nonce_steps_ago(2))),
+    "nonce-forged": ("use_dpop_nonce", lambda: _nonce_request(NONCES.current()[:-2] + "AA")),
+    "nonce-from-another-key": ("use_dpop_nonce", lambda: _nonce_request(DpopNonces(b"\x00" * 32).current())),
+    "nonce-not-a-string": ("use_dpop_nonce", lambda: _nonce_request(["n"])),
 }
 
 
@@ -161,7 +186,7 @@ VERIFIER = TABLE.verifier()
 @pytest.mark.parametrize("name", CATALOGUE)
 def test_catalogued_request_is_refused_with_its_code(name):
     code, build = CATALOGUE[name]
-    checks = RequestChecks(replay=MemoryReplayStore(), denylist=Denylist(MemoryDenylistStore()))
+    checks = _checks()
     request = build(checks) if build.__code__.co_argcount == 1 else build()
     decision = decide(request, checks)
     assert decision.outcome is Outcome.UNAUTHORIZED and decision.code == code, (decision.code, decision.message)
@@ -169,11 +194,21 @@ def test_catalogued_request_is_refused_with_its_code(name):
     for secret in (request.authorization or "").split(" ")[-1:] + [request.facts.get("dpop_proof") or ""]:
         if isinstance(secret, str) and len(secret) > 20:
             assert secret not in shown and secret.split(".")[-1] not in shown
+    # RFC 9449 section 9: a use_dpop_nonce refusal hands out the nonce to retry with, and no other refusal does.
+    header = dpop_nonce_header(decision.rejection)
+    assert (header == ("DPoP-Nonce", NONCES.current())) if code == "use_dpop_nonce" else header is None
+
+
+def test_a_nonce_route_without_a_nonce_key_fails_closed():
+    checks = RequestChecks(replay=MemoryReplayStore())
+    decision = decide(_nonce_request(NONCES.current()), checks)
+    assert decision.outcome is Outcome.UNAVAILABLE and decision.code == "dpop_nonce_unavailable"
 
 
 def test_the_same_requests_done_right_are_allowed():
-    checks = RequestChecks(replay=MemoryReplayStore(), denylist=Denylist(MemoryDenylistStore()))
-    for request in (dpop_request(), Request("GET", "/orders", f"Bearer {mint(ISSUER_KEY)}"),
+    checks = _checks()
+    for request in (dpop_request(), _nonce_request(NONCES.current()), _nonce_request(_nonce_steps_ago(1)),
+                    Request("GET", "/orders", f"Bearer {mint(ISSUER_KEY)}"),
                     Request("DELETE", "/orders/1", f"Bearer {mint(ISSUER_KEY, cnf={'x5t#S256': X5T})}",
                             client_certificate=PEM),
                     Request("GET", "/orders/1", f"Bearer {mint(ISSUER_KEY)}")):

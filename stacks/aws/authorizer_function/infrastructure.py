@@ -28,7 +28,7 @@ def authorizer_runtime() -> lambda_.Runtime:
     return lambda_.Runtime(lambda_runtime_name(), lambda_.RuntimeFamily.PYTHON)
 
 def secrets_extension() -> lambda_.ParamsAndSecretsLayerVersion:
-    """The AWS Parameters and Secrets Lambda Extension, how the runtime reads secrets (lambdas/token_handler/secrets.py).
+    """The AWS Parameters and Secrets Lambda Extension, how the runtime reads secrets (lambdas/validation/secrets.py).
     Its cache is off: a rotated cookie key must be picked up by a new execution environment, not after a TTL."""
     return lambda_.ParamsAndSecretsLayerVersion.from_version(lambda_.ParamsAndSecretsVersions.V1_0_103,
                                                              cache_enabled=False)

@@ -1,5 +1,5 @@
 """`authgate explain --route` on routes with proof and freshness: what the token decides (bound or not) passes or
-fails, and what only a request can show is named as such."""
+fails, and what only a request can show (a proof, its server nonce, the denylist) is named as such."""
 from __future__ import annotations
 
 import json
@@ -23,6 +23,7 @@ apis:
     routes:
       "POST /orders": {{issuers: [corp], scopes: [orders:write], proof: dpop, freshness: denylist}}
       "DELETE /orders/{{id}}": {{issuers: [corp], proof: mtls}}
+      "PUT /orders/{{id}}": {{issuers: [corp], proof: dpop, dpop_nonce: required}}
 """)
     return str(path)
 
@@ -53,3 +54,14 @@ def test_mtls_route(key, jwks_file, tmp_path, capsys):
     status, checks = explain(mint(key, cnf={"x5t#S256": "bN7qLJ6KZWv-ggUZlr8V8oZc3IcVjIcjOi8Qq8E6J0A"}), path,
                              "DELETE /orders/{id}", capsys)
     assert status == 0 and "mutual TLS" in checks["certificate binding"]["detail"]
+
+
+def test_a_nonce_route_names_the_nonce_each_proof_needs(key, jwks_file, tmp_path, capsys):
+    path = policy(tmp_path, jwks_file)
+    token = mint(key, cnf={"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"})
+    status, checks = explain(token, path, "PUT /orders/{id}", capsys)
+    nonce = checks["DPoP nonce"]
+    assert status == 0 and nonce["passed"] is None
+    assert "use_dpop_nonce" in nonce["detail"] and "DPoP-Nonce" in nonce["detail"] and "120 s" in nonce["detail"]
+    status, checks = explain(mint(key, scope="orders:write", cnf={"jkt": "x"}), path, "POST /orders", capsys)
+    assert "DPoP nonce" not in checks

@@ -130,3 +130,7 @@ def test_schema_accepts_the_settings_and_flags_bad_values(tmp_path):
     assert [e.message for e in validator.iter_errors(good)] == []
     bad = yaml.safe_load(_policy('      "POST /orders": {issuers: [corp], proof: tls}\n'))
     assert any("'tls' is not one of" in e.message for e in validator.iter_errors(bad))
+    nonce = yaml.safe_load(_policy('      "POST /orders": {issuers: [corp], proof: dpop, dpop_nonce: required}\n'))
+    assert [e.message for e in validator.iter_errors(nonce)] == []
+    nonce["apis"]["orders"]["routes"]["POST /orders"]["dpop_nonce"] = "always"
+    assert any("'always' is not one of" in e.message for e in validator.iter_errors(nonce))

@@ -8,6 +8,7 @@ import pytest
 
 from lambdas.validation.dpop import (access_token_hash, check_dpop_proof, jwk_thumbprint, normalise_htu,
                                      www_authenticate_dpop)
+from lambdas.validation.dpop_nonce import DpopNonceRequired, DpopNonces
 from lambdas.validation.errors import TokenRejected
 from lambdas.validation.replay import MemoryReplayStore
 from tests.support.dpop import (NOW, RFC7638_JWK, RFC7638_THUMBPRINT, RFC9449_ACCESS_TOKEN, RFC9449_ATH, RFC9449_JKT,
@@ -164,11 +165,28 @@ def test_a_refused_proof_does_not_spend_its_jti(client_key):
     assert len(replay) == 1
 
 
-def test_nonce_required_by_the_route(client_key):
+NONCE_KEY = DpopNonces(b"k" * 32)
+
+
+@pytest.mark.parametrize("nonce", [None, "", "stale-or-made-up", 7, DpopNonces(b"o" * 32).current()])
+def test_nonce_required_by_the_route_is_asked_for_with_a_fresh_one(client_key, nonce):
+    replay = MemoryReplayStore()
+    proof = make_proof(client_key, "GET", URI, TOKEN, claims={"nonce": nonce})
+    with pytest.raises(DpopNonceRequired) as info:
+        check(proof, client_key, nonces=NONCE_KEY, replay=replay)
+    assert info.value.code == "use_dpop_nonce" and info.value.dpop_nonce == NONCE_KEY.current()
+    assert len(replay) == 0   # the retry is a new proof; the refused one spent nothing
+    retry = make_proof(client_key, "GET", URI, TOKEN, claims={"nonce": info.value.dpop_nonce})
+    assert check(retry, client_key, nonces=NONCE_KEY, replay=replay).jti
+    assert len(replay) == 1
+
+
+def test_nonce_is_checked_only_after_the_signature(client_key):
+    # A proof signed by another key never learns anything from its nonce: it is refused as the wrong key.
+    other = SigningKey.generate("ES256")
     with pytest.raises(TokenRejected) as info:
-        check(make_proof(client_key, "GET", URI, TOKEN), client_key, nonce="n-1")
-    assert info.value.code == "use_dpop_nonce"
-    check(make_proof(client_key, "GET", URI, TOKEN, claims={"nonce": "n-1"}), client_key, nonce="n-1")
+        check(make_proof(other, "GET", URI, TOKEN), client_key, nonces=NONCE_KEY)
+    assert info.value.code == "invalid_dpop_proof"
 
 
 def test_full_replay_store_fails_closed(client_key):

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from lambdas.token_handler.secrets import SecretUnavailable, read_secret, secret_value
+from lambdas.validation.secrets import SecretUnavailable, read_secret, secret_value
 
 ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:authgate-cookie-keys-AbCdEf"
 

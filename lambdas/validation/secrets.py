@@ -1,5 +1,6 @@
-"""Secrets for the token handler and the cookie-reading authorizers: a value from the environment, or a Secrets
-Manager secret read once at init through the AWS Parameters and Secrets Lambda Extension.
+"""Secrets the runtime is configured with by name (the token handler's client secret and cookie keys, the DPoP nonce
+key of authorizers, guards and the forward-auth service): a value from the environment, or a Secrets Manager secret
+read once at init through the AWS Parameters and Secrets Lambda Extension.
 
     secret_value(environ, "AUTHGATE_COOKIE_KEYS")   # AUTHGATE_COOKIE_KEYS itself, else AUTHGATE_COOKIE_KEYS_ARN read
 
