@@ -107,6 +107,19 @@ ALARMS = {
         "API Gateway answered {gateway_5xx_count} or more 5xx in 5 minutes.",
         "Authorizer failures (Unavailable, AuthorizerThrottles, AuthorizerErrors) or the backend: the access log's "
         "status and authorizer error fields say which.", clouds=("aws",)),
+    "logout_unavailable": Alarm(
+        "LogoutUnavailable",
+        "the back-channel logout endpoint answered 503 in the last 5 minutes: the issuer's keys or the revocation "
+        "table could not be reached, so a logout was not recorded and that session's tokens keep working on "
+        "freshness: denylist routes until the issuer retries (not every issuer does) or they expire.",
+        "Read the function's log (code and reason of each refusal); check the issuer's JWKS and the table "
+        "(throttling, KMS key access).", clouds=("aws",)),
+    "logout_errors": Alarm(
+        "LogoutErrors",
+        "the back-channel logout function errored or was throttled (crash, timeout, concurrency): the issuer got a "
+        "5xx and the logout may not be recorded.",
+        "Read the function's log (a misconfiguration is logged at init and every logout then fails); raise its "
+        "concurrency if throttled.", clouds=("aws",)),
 }
 
 UNAUTHORIZED_ACTIONS = {

@@ -73,7 +73,9 @@ class BackchannelLogout:
             self.validator.record(event, self.checks.denylist)
         except TokenRejected as exc:
             status = 503 if exc.code in UNAVAILABLE_CODES else 400
-            sys.stderr.write(json.dumps({"authgate": "backchannel_logout", "outcome": "refused", "code": exc.code,
+            # "unavailable" (not recorded now; the issuer may retry) is what the deployment's alarm counts.
+            sys.stderr.write(json.dumps({"authgate": "backchannel_logout",
+                                         "outcome": "refused" if status == 400 else "unavailable", "code": exc.code,
                                          "reason": exc.message}) + "\n")
             return _answer(status, {"error": "invalid_request" if status == 400 else "temporarily_unavailable",
                                     "error_description": exc.message})

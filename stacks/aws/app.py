@@ -13,11 +13,12 @@ from stacks.aws.authorizer_code import ROUTE_TABLE_FILE, prebuilt_authorizer_cod
 from stacks.aws.policy_inputs import (alb_login, alb_machine_routes, cognito_clients, cognito_federation,
                                       cognito_scopes)
 from stacks.aws.refusals import UnsupportedConfiguration
+from stacks.aws.mtls_domain.infrastructure import MtlsDomainSettings, mtls_route_keys
 from stacks.aws.route_plan import ApiPlan
-from stacks.aws.settings import AppSettings
+from stacks.aws.settings import MTLS_DOMAIN_EXAMPLE, AppSettings
 from stacks.aws.stacks import (CognitoIssuerStack, EksFrontDoorStack, EksInClusterFrontDoorStack, GithubOidcStack,
-                               HttpApiStack, OidcLoadBalancerStack, RestApiStack, WebSignIn, WebSocketApiStack,
-                               WorkloadIdentityStack, secret_value)
+                               HttpApiStack, OidcLoadBalancerStack, RestApiStack, RevocationStack, WebSignIn,
+                               WebSocketApiStack, WorkloadIdentityStack, secret_value)
 from stacks.aws.websocket_api.infrastructure import WebSocketPlan
 
 
@@ -54,9 +55,17 @@ def build(app: App, settings: AppSettings) -> ApiPlan:
             render_route_table(policy, apis=[settings.websocket.api]), settings.websocket.api)
 
     api_props = dict(plan=plan, route_table_path=ROUTE_TABLE_FILE, shortest_token_lifetime=lifetime)
+    uses_mtls = needs_mtls_domain(settings, plan)
     env = Environment(account=settings.account, region=settings.region) if settings.account else None
     for stage_name in settings.stages:
         stage = Stage(app, stage_name, env=env)
+
+        def mtls_domain(stack_id: str, stage_name: str = stage_name) -> MtlsDomainSettings | None:
+            return settings.mtls_domain.for_stack(stack_id, stage_name) if uses_mtls else None
+
+        # One table per stage: a logout recorded by the endpoint is seen by every API stack's authorizer.
+        shared_table = RevocationStack(stage, "Revocation").revocation \
+            if plan.api.needs_shared_store or plan.logout_issuers else None
         issuer_stack = None
         if settings.cognito and settings.cognito.issuer not in plan.issuers:
             # cdk.json turns the Cognito issuer on for the default API; another API whose routes do not accept
@@ -74,7 +83,7 @@ def build(app: App, settings: AppSettings) -> ApiPlan:
                 federated_providers=cognito_federation(policy, settings.cognito.issuer))
         HttpApiStack(stage, "HttpApi", authorizer_code=authorizer_code(), backend_url=settings.backend_url,
                      alarm_topic_arn=settings.alarm_topic_arn, web=web_sign_in(settings, policy, issuer_stack),
-                     **api_props)
+                     revocation_table=shared_table, mtls_domain=mtls_domain("HttpApi"), **api_props)
         cookie_routes = [r.route_key for r in plan.routes if r.token_source == "cookie"]
         if cookie_routes:
             if stage_name == settings.stages[0]:
@@ -83,7 +92,8 @@ def build(app: App, settings: AppSettings) -> ApiPlan:
         else:
             RestApiStack(stage, "RestApi", authorizer_code=authorizer_code(), backend_url=settings.backend_url,
                          authorizer_type=settings.rest_authorizer_type, alarm_topic_arn=settings.alarm_topic_arn,
-                         **api_props)
+                         revocation_table=shared_table if plan.api.needs_shared_store else None,
+                         mtls_domain=mtls_domain("RestApi"), **api_props)
         if websocket_plan is not None:
             WebSocketApiStack(stage, "WebSocketApi", plan=websocket_plan, route_table_path=ROUTE_TABLE_FILE,
                               authorizer_code=authorizer_code(websocket_plan.table),
@@ -104,9 +114,19 @@ def build(app: App, settings: AppSettings) -> ApiPlan:
                                   machine_routes=alb_machine_routes(settings.alb, issuer))
         if settings.eks:
             if settings.eks.front_door == "http-api-vpc-link":
+                if plan.api.needs_shared_store and not settings.region:
+                    # The front door lives in the cluster's region; the stage's table is read across stacks, which
+                    # CloudFormation allows only within one environment.
+                    raise UnsupportedConfiguration(
+                        f"API {plan.name!r} has routes that read the shared revocation table (freshness: denylist or "
+                        f"proof: dpop) and authgate:eks.front_door is http-api-vpc-link: pin authgate:account and "
+                        f"authgate:region (the cluster's region) so the EksFrontDoor stack and the Revocation stack "
+                        f"share one environment")
                 EksFrontDoorStack(stage, "EksFrontDoor", authorizer_code=authorizer_code(),
                                   env=regional_env(settings, region_from_eks_issuer(settings.eks.oidc_issuer)),
-                                  alarm_topic_arn=settings.alarm_topic_arn, **api_props)
+                                  alarm_topic_arn=settings.alarm_topic_arn,
+                                  revocation_table=shared_table if plan.api.needs_shared_store else None,
+                                  mtls_domain=mtls_domain("EksFrontDoor"), **api_props)
             elif settings.eks.front_door == "in-cluster":
                 in_cluster = settings.eks.in_cluster
                 EksInClusterFrontDoorStack(stage, "EksInCluster", policy=policy, api=settings.api, settings=in_cluster,
@@ -142,6 +162,21 @@ def web_sign_in(settings: AppSettings, policy, issuer_stack) -> WebSignIn | None
     return WebSignIn(config=render_token_handler(policy, settings.web.client),
                      client_id=issuer.web_clients[settings.web.client].user_pool_client_id,
                      client_secret=issuer.web_client_secrets[settings.web.client])
+
+
+def needs_mtls_domain(settings: AppSettings, plan: ApiPlan) -> bool:
+    """Whether the API stacks get their custom domains with mutual TLS: refuses mtls routes without
+    authgate:mtls_domain, and says so when the key is set for an API that has none."""
+    routes = mtls_route_keys(plan.api)
+    if routes and settings.mtls_domain is None:
+        raise UnsupportedConfiguration(
+            f"API {plan.name!r}: route(s) {', '.join(routes)} have proof: mtls, which needs custom domains with mutual "
+            f"TLS (API Gateway passes the client certificate only there, and the execute-api endpoint is switched "
+            f"off); set context authgate:mtls_domain, e.g. -c 'authgate:mtls_domain={MTLS_DOMAIN_EXAMPLE}'")
+    if settings.mtls_domain is not None and not routes:
+        print(f"authgate: no mutual TLS domains: API {plan.name!r} has no proof: mtls routes "
+              f"(authgate:mtls_domain is not used)", file=sys.stderr)
+    return bool(routes)
 
 
 def shortest_token_lifetime_seconds(settings: AppSettings, plan: ApiPlan) -> int:

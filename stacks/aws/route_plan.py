@@ -43,6 +43,7 @@ class IssuerPlan:
     jwks_uri: str | None
     token_use: str | None
     max_token_age_seconds: int | None
+    logout_audiences: tuple[str, ...] = ()   # revocation.logout_audiences: whose logout tokens are accepted
 
     @property
     def jwks_endpoint(self) -> str:
@@ -115,6 +116,12 @@ class ApiPlan:
     def public_routes(self) -> tuple[RoutePlan, ...]:
         return tuple(r for r in self.routes if r.public)
 
+    @property
+    def logout_issuers(self) -> tuple[str, ...]:
+        """The issuers whose back-channel logout tokens the API's logout endpoint records (revocation.logout_audiences
+        in the policy); none means the API gets no logout endpoint."""
+        return tuple(name for name, issuer in sorted(self.issuers.items()) if issuer.logout_audiences)
+
     def issuers_used(self, routes: Sequence[RoutePlan]) -> tuple[IssuerPlan, ...]:
         names = sorted({name for route in routes for name in route.issuers})
         return tuple(self.issuers[name] for name in names)
@@ -135,7 +142,8 @@ def _issuer_plan(name: str, config: IssuerConfig) -> IssuerPlan:
         require_https_url(config.jwks_uri, what=f"jwks_uri of issuer {name!r}")
     return IssuerPlan(name=name, issuer=config.issuer, audiences=tuple(config.audiences),
                       algorithms=tuple(config.algorithms), profile=config.profile, jwks_uri=config.jwks_uri,
-                      token_use=config.token_use, max_token_age_seconds=config.max_token_age_seconds)
+                      token_use=config.token_use, max_token_age_seconds=config.max_token_age_seconds,
+                      logout_audiences=tuple(config.revocation.logout_audiences))
 
 
 def _route_plan(route: Route, issuers: Mapping[str, IssuerConfig]) -> RoutePlan:

@@ -11,11 +11,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from stacks.aws.mtls_domain.infrastructure import MtlsDomainSettings
 from stacks.aws.refusals import UnsupportedConfiguration
 from stacks.policy.render.in_cluster import IN_CLUSTER_GATEWAYS
 
 PREFIX = "authgate:"
 STAGE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,30}")
+ACM_CERTIFICATE_ARN = re.compile(r"arn:aws(-[a-z]+)*:acm:[a-z]{2}(-[a-z]+)+-[0-9]:[0-9]{12}:certificate/[A-Za-z0-9-]+")
+DOMAIN_NAME = re.compile(r"(?=.{1,253}$)([a-z0-9{}]([a-z0-9{}-]{0,61}[a-z0-9{}])?\.)+[a-z]{2,63}")
 SNS_TOPIC_ARN = re.compile(r"arn:aws(-[a-z]+)*:sns:[a-z]{2}(-[a-z]+)+-[0-9]:[0-9]{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?")
 FRONT_DOOR_SHAPES = ("http-api-vpc-link", "alb-oidc", "in-cluster")
 
@@ -90,6 +93,38 @@ class WebSocketApiSettings:
 
 
 @dataclass(frozen=True)
+class MtlsDomainContext:
+    """authgate:mtls_domain: the custom domains with mutual TLS an API with `proof: mtls` routes is served on, one
+    per stack that serves it (a custom domain maps to one API). "{stage}" in a domain is replaced by the stage name."""
+    certificate_arn: str                    # ACM certificate covering every domain below, in the stacks' region
+    truststore_uri: str                     # s3://bucket/key of the PEM bundle of the CAs of client certificates
+    http_api_domain: str                    # the HttpApi stack's domain
+    rest_api_domain: str | None = None      # the RestApi stack's domain (needed unless the API has cookie routes)
+    eks_front_door_domain: str | None = None    # the EksFrontDoor stack's domain (front_door http-api-vpc-link)
+    truststore_version: str | None = None   # the S3 object version: a new bundle then needs a deliberate deploy
+
+    def for_stack(self, stack_id: str, stage: str) -> MtlsDomainSettings:
+        """The construct's settings for one stack of one stage; refuses a stack whose domain is not given."""
+        field_name = MTLS_DOMAIN_FIELDS[stack_id]
+        domain = getattr(self, field_name)
+        if not domain:
+            raise UnsupportedConfiguration(
+                f"context {PREFIX}mtls_domain.{field_name} is not set: the {stack_id} stack serves the API's proof: "
+                f"mtls routes and needs a custom domain of its own (one domain maps to one API); add e.g. "
+                f'"{field_name}": "{stack_id.lower()}-{{stage}}.api.example.com"')
+        return MtlsDomainSettings(domain_name=domain.replace("{stage}", stage), certificate_arn=self.certificate_arn,
+                                  truststore_uri=self.truststore_uri, truststore_version=self.truststore_version)
+
+
+# stack id -> the authgate:mtls_domain field naming its domain
+MTLS_DOMAIN_FIELDS = {"HttpApi": "http_api_domain", "RestApi": "rest_api_domain",
+                      "EksFrontDoor": "eks_front_door_domain"}
+MTLS_DOMAIN_EXAMPLE = ('{"certificate_arn": "arn:aws:acm:<region>:<account>:certificate/<id>", "truststore_uri": '
+                       '"s3://<bucket>/<key>.pem", "http_api_domain": "orders-{stage}.api.example.com", '
+                       '"rest_api_domain": "orders-rest-{stage}.api.example.com"}')
+
+
+@dataclass(frozen=True)
 class AppSettings:
     policy: str
     api: str
@@ -107,6 +142,7 @@ class AppSettings:
     websocket: WebSocketApiSettings | None = None
     alarm_topic_arn: str | None = None    # an existing SNS topic every API's alarms notify
     web: WebSettings | None = None        # browser sign-in: the token handler on the HTTP API (needs cognito)
+    mtls_domain: MtlsDomainContext | None = None    # custom domains with mutual TLS, for APIs with proof: mtls routes
 
     @classmethod
     def from_context(cls, get: Any) -> "AppSettings":
@@ -159,7 +195,8 @@ class AppSettings:
             alb=_section(value("alb"), AlbSettings, "alb"),
             eks=_eks(value("eks")), github=_section(value("github"), GithubSettings, "github"),
             websocket=_section(value("websocket"), WebSocketApiSettings, "websocket"),
-            web=_section(value("web"), WebSettings, "web"))
+            web=_section(value("web"), WebSettings, "web"),
+            mtls_domain=_mtls_domain(value("mtls_domain"), stages=tuple(stages)))
 
 
 def _section(raw: Any, kind: type, key: str) -> Any:
@@ -207,3 +244,37 @@ def _eks(raw: Any) -> EksSettings | None:
                        in_cluster=in_cluster,
                        irsa=_service_accounts(section.irsa, key="irsa"),
                        pod_identity=_service_accounts(section.pod_identity, key="pod_identity"))
+
+
+def _mtls_domain(raw: Any, *, stages: tuple[str, ...]) -> MtlsDomainContext | None:
+    key = f"{PREFIX}mtls_domain"
+    section = _section(raw, MtlsDomainContext, "mtls_domain")
+    if section is None:
+        return None
+    for name in ("certificate_arn", "truststore_uri", "http_api_domain", "rest_api_domain", "eks_front_door_domain",
+                 "truststore_version"):
+        found = getattr(section, name)
+        if found is not None and not (isinstance(found, str) and found):
+            raise UnsupportedConfiguration(f"context {key}.{name} must be a non-empty string, got {found!r}")
+    if not ACM_CERTIFICATE_ARN.fullmatch(section.certificate_arn):
+        raise UnsupportedConfiguration(f"context {key}.certificate_arn must be an ACM certificate ARN "
+                                       f"(arn:aws:acm:<region>:<account>:certificate/<id>), got "
+                                       f"{section.certificate_arn!r}")
+    domains = {name: getattr(section, name) for name in MTLS_DOMAIN_FIELDS.values() if getattr(section, name)}
+    for name, domain in domains.items():
+        if not DOMAIN_NAME.fullmatch(domain) or ("{" in domain.replace("{stage}", "")) or \
+                ("}" in domain.replace("{stage}", "")):
+            raise UnsupportedConfiguration(f"context {key}.{name} {domain!r} is not a domain name (lower-case "
+                                           f"labels, optionally with {{stage}}), e.g. orders-{{stage}}.api.example.com")
+        if len(stages) > 1 and "{stage}" not in domain:
+            raise UnsupportedConfiguration(f"context {key}.{name} {domain!r} would be the same custom domain in every "
+                                           f"stage ({', '.join(stages)}); put {{stage}} in it, e.g. "
+                                           f"orders-{{stage}}.api.example.com")
+    if len(set(domains.values())) != len(domains):
+        raise UnsupportedConfiguration(f"context {key}: each stack needs its own domain (one custom domain maps to "
+                                       f"one API), got {domains}")
+    try:   # the construct's own checks (truststore s3://bucket/key), reported against the context key
+        section.for_stack("HttpApi", stages[0])
+    except UnsupportedConfiguration as exc:
+        raise UnsupportedConfiguration(f"context {key}: {exc}") from None
+    return section

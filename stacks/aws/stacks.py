@@ -12,6 +12,7 @@ from constructs import Construct
 from stacks.aws.alb_oidc.infrastructure import MachineRoute, OidcLogin, OidcLoginLoadBalancer
 from stacks.aws.api_monitoring.infrastructure import GatewayMetrics, monitor_api
 from stacks.aws.authorizer_function.infrastructure import default_metrics_namespace
+from stacks.aws.backchannel_logout.infrastructure import BackchannelLogoutEndpoint
 from stacks.aws.browser_sign_in.infrastructure import BrowserSignIn, CookieKeys
 from stacks.aws.checkov import add_provider_function_skips
 from stacks.aws.cognito_issuer.infrastructure import (CognitoIssuer, FederatedProviderSpec, ServiceClientSpec,
@@ -21,8 +22,10 @@ from stacks.aws.eks_front_door.infrastructure import HttpApiVpcLinkFrontDoor
 from stacks.aws.eks_in_cluster.infrastructure import InClusterFrontDoor
 from stacks.aws.github_oidc.infrastructure import GithubActionsRole
 from stacks.aws.http_api.infrastructure import AuthgateHttpApi
+from stacks.aws.mtls_domain.infrastructure import MtlsDomainSettings
 from stacks.aws.network import flow_logged_vpc
 from stacks.aws.rest_api.infrastructure import AuthgateRestApi
+from stacks.aws.revocation_table.infrastructure import RevocationTable
 from stacks.aws.route_plan import ApiPlan
 from stacks.aws.websocket_api.infrastructure import AuthgateWebSocketApi, WebSocketEchoBackend, WebSocketPlan
 from stacks.aws.workload_identity.infrastructure import ClusterOidcProvider, IrsaRole, PodIdentityRole
@@ -50,6 +53,15 @@ class CognitoIssuerStack(AuthgateStack):
                                     federated_providers=federated_providers)
 
 
+class RevocationStack(AuthgateStack):
+    """The stage's revocation table, shared by every API stack's authorizer and the back-channel logout endpoint: a
+    logout recorded once is seen by the HTTP API, the REST API and the EKS front door alike."""
+
+    def __init__(self, scope: Construct, id_: str, **kwargs) -> None:
+        super().__init__(scope, id_, **kwargs)
+        self.revocation = RevocationTable(self, "Revocation")
+
+
 @dataclass(frozen=True)
 class WebSignIn:
     """Browser sign-in on an HTTP API: the web client's token handler configuration (render_token_handler) and the
@@ -61,11 +73,15 @@ class WebSignIn:
 
 class HttpApiStack(AuthgateStack):
     """One API of the policy as an HTTP API; to backend_url if given, else to the echo backend. With `web`, the token
-    handler answers the web client's auth path and cookie routes are authorized from the session cookie."""
+    handler answers the web client's auth path and cookie routes are authorized from the session cookie. When an
+    issuer of the API lists revocation.logout_audiences, the back-channel logout endpoint answers
+    POST /backchannel-logout and writes to `revocation_table` (the stage's; one is made here when none is given)."""
 
     def __init__(self, scope: Construct, id_: str, *, plan: ApiPlan, authorizer_code: lambda_.Code,
                  route_table_path: str, shortest_token_lifetime: Duration, backend_url: str | None = None,
-                 alarm_topic_arn: str | None = None, web: WebSignIn | None = None, **kwargs) -> None:
+                 alarm_topic_arn: str | None = None, web: WebSignIn | None = None,
+                 revocation_table: RevocationTable | None = None, mtls_domain: MtlsDomainSettings | None = None,
+                 **kwargs) -> None:
         super().__init__(scope, id_, **kwargs)
         cookie_keys = CookieKeys(self, "CookieKeys", description=f"session cookie keys of {web.config['origin']}") \
             if web is not None else None
@@ -77,14 +93,25 @@ class HttpApiStack(AuthgateStack):
         self.http_api = AuthgateHttpApi(self, "HttpApi", plan=plan, integration=integration,
                                         authorizer_code=authorizer_code, route_table_path=route_table_path,
                                         shortest_token_lifetime=shortest_token_lifetime, cookie_keys=cookie_keys,
-                                        web_origin=web.config["origin"] if web is not None else None)
+                                        web_origin=web.config["origin"] if web is not None else None,
+                                        revocation_table=revocation_table if plan.api.needs_shared_store else None,
+                                        mtls_domain=mtls_domain)
         if web is not None:
             self.browser_sign_in = BrowserSignIn(self, "BrowserSignIn", http_api=self.http_api.api,
                                                  code=authorizer_code, config=web.config, client_id=web.client_id,
                                                  client_secret=web.client_secret, cookie_keys=cookie_keys)
+        self.backchannel_logout: BackchannelLogoutEndpoint | None = None
+        if plan.logout_issuers:
+            table = revocation_table or self.http_api.revocation_table or RevocationTable(self, "RevocationTable")
+            self.backchannel_logout = BackchannelLogoutEndpoint(
+                self, "BackchannelLogout", http_api=self.http_api.api, code=authorizer_code,
+                route_table_path=route_table_path, api_name=plan.name, revocation_table=table,
+                route_keys=tuple(route.route_key for route in plan.routes))
         self.monitoring = monitor_api(self, api_name=plan.name, gateway=GatewayMetrics.of_api(self.http_api.api),
                                       authorizer_kind="http_api", authorizer=self.http_api.authorizer_function,
                                       alarm_topic_arn=alarm_topic_arn)
+        if self.backchannel_logout is not None:
+            self.monitoring.watch_logout_endpoint(self.backchannel_logout)
 
 
 class RestApiStack(AuthgateStack):
@@ -92,7 +119,9 @@ class RestApiStack(AuthgateStack):
 
     def __init__(self, scope: Construct, id_: str, *, plan: ApiPlan, authorizer_code: lambda_.Code,
                  route_table_path: str, shortest_token_lifetime: Duration, backend_url: str | None = None,
-                 authorizer_type: str = "request", alarm_topic_arn: str | None = None, **kwargs) -> None:
+                 authorizer_type: str = "request", alarm_topic_arn: str | None = None,
+                 revocation_table: RevocationTable | None = None, mtls_domain: MtlsDomainSettings | None = None,
+                 **kwargs) -> None:
         super().__init__(scope, id_, **kwargs)
         if backend_url:
             integration: apigw.Integration = apigw.HttpIntegration(backend_url, proxy=True, http_method="ANY")
@@ -102,7 +131,8 @@ class RestApiStack(AuthgateStack):
         self.rest_api = AuthgateRestApi(self, "RestApi", plan=plan, integration=integration,
                                         authorizer_code=authorizer_code, route_table_path=route_table_path,
                                         shortest_token_lifetime=shortest_token_lifetime,
-                                        authorizer_type=authorizer_type)
+                                        authorizer_type=authorizer_type, revocation_table=revocation_table,
+                                        mtls_domain=mtls_domain)
         self.monitoring = monitor_api(self, api_name=plan.name, gateway=GatewayMetrics.of_api(self.rest_api.api),
                                       authorizer_kind="rest", authorizer=self.rest_api.authorizer_function,
                                       alarm_topic_arn=alarm_topic_arn)
@@ -150,6 +180,7 @@ class EksFrontDoorStack(AuthgateStack):
 
     def __init__(self, scope: Construct, id_: str, *, plan: ApiPlan, authorizer_code: lambda_.Code,
                  route_table_path: str, shortest_token_lifetime: Duration, alarm_topic_arn: str | None = None,
+                 revocation_table: RevocationTable | None = None, mtls_domain: MtlsDomainSettings | None = None,
                  **kwargs) -> None:
         super().__init__(scope, id_, **kwargs)
         self.vpc = flow_logged_vpc(self, "Vpc")
@@ -157,7 +188,8 @@ class EksFrontDoorStack(AuthgateStack):
         self.front_door = HttpApiVpcLinkFrontDoor(self, "FrontDoor", vpc=self.vpc, plan=plan,
                                                   authorizer_code=authorizer_code, route_table_path=route_table_path,
                                                   shortest_token_lifetime=shortest_token_lifetime,
-                                                  metrics_namespace=default_metrics_namespace(self, "eks-front-door"))
+                                                  metrics_namespace=default_metrics_namespace(self, "eks-front-door"),
+                                                  revocation_table=revocation_table, mtls_domain=mtls_domain)
         self.monitoring = monitor_api(
             self, api_name=plan.name, gateway=GatewayMetrics.of_api(self.front_door.http_api.api),
             authorizer_kind="http_api", authorizer=self.front_door.http_api.authorizer_function,

@@ -218,6 +218,26 @@ class ApiMonitoring(Construct):
 
 
 
+    def watch_logout_endpoint(self, endpoint) -> None:
+        """The back-channel logout endpoint's alarms (stacks/aws/backchannel_logout): answers it could not record
+        (503) and function failures, beside the API's own on its dashboard."""
+        t = self.thresholds
+        function = endpoint.function
+        self._alarm("LogoutUnavailable", metric=endpoint.unavailable_metric, threshold=1, periods=1,
+                    description=describe("logout_unavailable", self.api_name, t))
+        failures = cloudwatch.MathExpression(
+            expression="FILL(errors, 0) + FILL(throttles, 0)", period=Duration.minutes(5),
+            using_metrics={"errors": function.metric_errors(period=Duration.minutes(5), statistic="Sum"),
+                           "throttles": function.metric_throttles(period=Duration.minutes(5), statistic="Sum")},
+            label="logout function errors and throttles")
+        self._alarm("LogoutErrors", metric=failures, threshold=t.errors_count, periods=1,
+                    description=describe("logout_errors", self.api_name, t))
+        self.dashboard.add_widgets(cloudwatch.GraphWidget(title="Back-channel logout", width=24, left=[
+            function.metric_invocations(statistic="Sum", label="logouts received"),
+            endpoint.unavailable_metric.with_(label="not recorded (503)"),
+            function.metric_errors(statistic="Sum", label="errors")]))
+
+
 def monitor_api(scope: Construct, *, api_name: str, gateway: GatewayMetrics, authorizer_kind: str,
                 authorizer=None, alarm_topic_arn: str | None = None,
                 thresholds: AlarmThresholds = AlarmThresholds()) -> ApiMonitoring:

@@ -13,19 +13,24 @@ from constructs import Construct
 from stacks.aws.http_api.infrastructure import AuthgateHttpApi
 from stacks.aws.load_balancer_logs import load_balancer_log_bucket
 from stacks.aws.checkov import skip_checkov
+from stacks.aws.mtls_domain.infrastructure import MtlsDomainSettings
+from stacks.aws.revocation_table.infrastructure import RevocationTable
 from stacks.aws.route_plan import ApiPlan
 
 
 class HttpApiVpcLinkFrontDoor(Construct):
     """HTTP API -> VPC link -> internal ALB -> cluster pods (IP target group filled by TargetGroupBinding).
 
-    target_port  the pods' port the ALB forwards to
+    target_port       the pods' port the ALB forwards to
+    mtls_domain       the custom domain with mutual TLS, for an API with proof: mtls routes (see AuthgateHttpApi)
+    revocation_table  the stage's shared RevocationTable, for an API with DPoP or denylist routes
     """
 
     def __init__(self, scope: Construct, id_: str, *, vpc: ec2.IVpc, plan: ApiPlan,
                  shortest_token_lifetime: Duration, authorizer_code: lambda_.Code | None = None,
                  route_table_path: str = "authgate_routes.json", target_port: int = 8080,
-                 metrics_namespace: str | None = None) -> None:
+                 metrics_namespace: str | None = None, mtls_domain: MtlsDomainSettings | None = None,
+                 revocation_table: RevocationTable | None = None) -> None:
         super().__init__(scope, id_)
         private = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
         self.link_security_group = ec2.SecurityGroup(
@@ -63,4 +68,5 @@ class HttpApiVpcLinkFrontDoor(Construct):
         self.http_api = AuthgateHttpApi(
             self, "HttpApi", plan=plan, shortest_token_lifetime=shortest_token_lifetime,
             authorizer_code=authorizer_code, route_table_path=route_table_path, metrics_namespace=metrics_namespace,
+            mtls_domain=mtls_domain, revocation_table=revocation_table,
             integration=integrations.HttpAlbIntegration("Cluster", self.listener, vpc_link=self.vpc_link))

@@ -29,9 +29,14 @@ class MtlsDomainSettings:
             raise UnsupportedConfiguration(f"certificate_arn {self.certificate_arn!r} must be an ACM certificate ARN")
 
 
+def mtls_route_keys(api_routes) -> list[str]:
+    """The API's routes with `proof: mtls`: they need the mutual TLS domain."""
+    return [route.route_key for route in api_routes.routes if route.proof == "mtls"]
+
+
 def require_mtls_domain(api_routes, settings: MtlsDomainSettings | None, *, api_name: str) -> bool:
     """Whether the API needs the mutual TLS domain; refuses an API with mtls routes and no settings."""
-    needed = [route.route_key for route in api_routes.routes if route.proof == "mtls"]
+    needed = mtls_route_keys(api_routes)
     if needed and settings is None:
         raise UnsupportedConfiguration(
             f"API {api_name}: route(s) {', '.join(needed)} have proof: mtls, which needs a custom domain with mutual "

@@ -78,7 +78,7 @@ def test_replay_and_a_token_for_another_client_are_400(endpoint):
     assert endpoint.handle("POST", FORM, form(logout_token(aud="billing-web"))).status == 400
 
 
-def test_denylist_down_is_503_so_the_issuer_retries(endpoint):
+def test_denylist_down_is_503_so_the_issuer_retries(endpoint, capsys):
     class Down:
         def put(self, *a, **k):
             raise OSError("down")
@@ -89,6 +89,11 @@ def test_denylist_down_is_503_so_the_issuer_retries(endpoint):
     endpoint.checks.denylist.store = Down()
     answer = endpoint.handle("POST", FORM, form(logout_token()))
     assert answer.status == 503 and json.loads(answer.body)["error"] == "temporarily_unavailable"
+    # The deployment's LogoutUnavailable alarm counts these lines (stacks/aws/backchannel_logout); a 400 is "refused".
+    line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    assert line["authgate"] == "backchannel_logout" and line["outcome"] == "unavailable"
+    endpoint.handle("POST", FORM, b"logout_token=not-a-jwt")
+    assert json.loads(capsys.readouterr().err.strip().splitlines()[-1])["outcome"] == "refused"
 
 
 def test_lambda_handler_reads_the_http_api_event(monkeypatch, tmp_path):
