@@ -10,7 +10,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from stacks.gcp.cloud_run import INGRESS_BEHIND_API_GATEWAY, PrivateCloudRunService, PrivateCloudRunServiceArgs
-from stacks.gcp.naming import require_id
+from stacks.gcp.naming import require_id, require_region
 
 # Builds the gateway's OpenAPI 2.0 document once the backend's URL is known (the document's x-google-backend
 # address and jwt_audience are that URL). In the program this is stacks.policy.render.render_openapi bound to a
@@ -41,8 +41,7 @@ class ApiGatewayArgs:
     def __post_init__(self) -> None:
         # The api id also names the gateway's service account (6-30 chars, "gw-" prefix) and the config prefix.
         require_id(self.api_id, field="api_id", min_len=3, max_len=27, example="orders")
-        if not self.region:
-            raise ValueError("region must name an API Gateway region, for example 'europe-west1'")
+        require_region(self.region, field="region", service="API Gateway")
         if not callable(self.openapi_for_backend):
             raise ValueError("openapi_for_backend must be a function from the backend URL to an OpenAPI 2.0 document")
 

@@ -7,7 +7,7 @@ from typing import Mapping, Sequence
 import pulumi
 import pulumi_gcp as gcp
 
-from stacks.gcp.naming import require_id, require_members
+from stacks.gcp.naming import require_id, require_members, require_region
 
 # The two ingress settings a gated backend can use. "all" is needed behind API Gateway, which reaches Cloud Run from
 # Google's front end rather than from a VPC; the invoker binding is then what keeps the service private.
@@ -37,8 +37,7 @@ class PrivateCloudRunServiceArgs:
 
     def __post_init__(self) -> None:
         require_id(self.service_name, field="service_name", min_len=1, max_len=49, example="orders-backend")
-        if not self.location:
-            raise ValueError("location must name a Cloud Run region, for example 'europe-west1'")
+        require_region(self.location, field="location", service="Cloud Run")
         object.__setattr__(self, "invokers", require_members(self.invokers, field="invokers"))
         if self.ingress not in _INGRESS:
             raise ValueError(f"ingress must be one of {', '.join(_INGRESS)}; got {self.ingress!r}")

@@ -8,7 +8,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from stacks.gcp.cloud_run import INGRESS_BEHIND_LOAD_BALANCER, PrivateCloudRunService, PrivateCloudRunServiceArgs
-from stacks.gcp.naming import require_domain, require_id, require_members
+from stacks.gcp.naming import require_domain, require_id, require_members, require_region
 
 IAP_ACCESSOR_ROLE = "roles/iap.httpsResourceAccessor"
 _DEFAULT_RULE_PRIORITY = 2147483647
@@ -38,8 +38,7 @@ class IapWebBackendArgs:
 
     def __post_init__(self) -> None:
         require_id(self.name_prefix, field="name_prefix", min_len=1, max_len=40, example="portal")
-        if not self.region:
-            raise ValueError("region must name a Cloud Run region, for example 'europe-west1'")
+        require_region(self.region, field="region", service="Cloud Run")
         if not self.domains:
             raise ValueError("domains must list the host names for the managed certificate, "
                              "e.g. ['portal.example.com']")

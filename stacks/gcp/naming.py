@@ -21,6 +21,13 @@ def require_id(value: str, *, field: str, min_len: int, max_len: int, example: s
     return value
 
 
+def require_region(value: str, *, field: str, service: str) -> str:
+    """Return value if it names a region, else raise ValueError naming the field and the service it is a region of."""
+    if not value:
+        raise ValueError(f"{field} must name the {service} region to deploy to, for example 'europe-west1'")
+    return value
+
+
 def require_members(members, *, field: str) -> tuple:
     """Check IAM member strings: at least one, each 'kind:identity', never allUsers/allAuthenticatedUsers."""
     members = tuple(members)

@@ -10,7 +10,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from stacks.gcp.cloud_run import INGRESS_BEHIND_LOAD_BALANCER, INVOKER_ROLE
-from stacks.gcp.naming import require_id
+from stacks.gcp.naming import require_id, require_region
 
 SECRET_ACCESSOR_ROLE = "roles/secretmanager.secretAccessor"
 # Browsers call it through the load balancer without a Google identity; ingress keeps the run.app URL closed.
@@ -35,8 +35,7 @@ class TokenHandlerServiceArgs:
 
     def __post_init__(self) -> None:
         require_id(self.service_name, field="service_name", min_len=1, max_len=49, example="shop-auth")
-        if not self.location:
-            raise ValueError("location must name a Cloud Run region, for example 'europe-west1'")
+        require_region(self.location, field="location", service="Cloud Run")
         if self.config.get("format") != "authgate.token-handler/v1":
             raise ValueError("config must be the token handler configuration `authgate render token-handler` writes")
         if not str(self.config.get("origin", "")).startswith("https://"):

@@ -14,6 +14,7 @@ from stacks.gcp import (ApiGateway, ApiGatewayArgs, GithubActionsFederation, Git
                         IapWebBackend, IapWebBackendArgs, IdentityPlatformIssuer, IdentityPlatformIssuerArgs,
                         OidcFederationProvider, PrivateCloudRunServiceArgs)
 from stacks.gcp.github_federation import github_attribute_condition
+from stacks.gcp.token_handler import TokenHandlerServiceArgs
 
 
 def _openapi_for(backend_url: str) -> dict:
@@ -239,3 +240,21 @@ def test_component_args_name_the_bad_field():
     with pytest.raises(ValueError, match="rate_limit_action"):
         IapWebBackendArgs(name_prefix="portal", region="r", image="i", domains=["a.example.com"],
                           iap_members=["user:a@example.com"], rate_limit_action="deny")
+
+
+@pytest.mark.parametrize("make_args, field, service", [
+    (lambda region: PrivateCloudRunServiceArgs(service_name="svc", location=region, image="img",
+                                               invokers=["user:a@example.com"], ingress="INGRESS_TRAFFIC_ALL"),
+     "location", "Cloud Run"),
+    (lambda region: TokenHandlerServiceArgs(
+        service_name="shop-auth", location=region, image="img", client_secret_id="s", cookie_keys_id="k",
+        config={"format": "authgate.token-handler/v1", "origin": "https://shop.example.com"}), "location", "Cloud Run"),
+    (lambda region: IapWebBackendArgs(name_prefix="portal", region=region, image="i", domains=["a.example.com"],
+                                      iap_members=["user:a@example.com"]), "region", "Cloud Run"),
+    (lambda region: ApiGatewayArgs(api_id="orders", region=region, backend_image="img",
+                                   openapi_for_backend=_openapi_for), "region", "API Gateway"),
+])
+def test_component_args_refuse_an_empty_region_naming_the_field(make_args, field, service):
+    with pytest.raises(ValueError, match=f"^{field} must name the {service} region to deploy to, for example "):
+        make_args("")
+    make_args("europe-west1")
