@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from sandbox.lifecycle import StoppedOnExit
+
 REGION = "eu-west-1"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The emulator accepts any credentials; explicit dummy ones mean no real account's credentials are ever looked up.
@@ -128,7 +130,7 @@ class UserPool:
         return answer["AuthenticationResult"]
 
 
-class MotoCognito:
+class MotoCognito(StoppedOnExit):
     """moto's server on 127.0.0.1 with an ephemeral port; a context manager (stopped on leaving, also on errors)."""
 
     def __init__(self, region: str = REGION) -> None:
@@ -136,16 +138,6 @@ class MotoCognito:
         self._process: subprocess.Popen | None = None
         self._client: Any = None
         self.endpoint = ""
-
-    def __enter__(self) -> "MotoCognito":
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def start(self) -> "MotoCognito":
         errors = tempfile.TemporaryFile()

@@ -15,6 +15,7 @@ from sandbox.backend import Backend
 from sandbox.gateways.server import GatewayServer
 from sandbox.idp.config import IdpSetup, build_idp_setup
 from sandbox.idp.launcher import IdpProcess
+from sandbox.lifecycle import StoppedOnExit
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_POLICY = REPO_ROOT / "policies" / "local.yaml"
@@ -76,7 +77,7 @@ class GatewayHandle:
 
 
 @dataclass
-class Sandbox:
+class Sandbox(StoppedOnExit):
     policy_path: Path = DEFAULT_POLICY
     api: str = "orders"
     issuer_name: str = "local"
@@ -97,16 +98,6 @@ class Sandbox:
     cognito_error: str = ""           # why the Cognito flow could not start (then cognito is None)
     not_started: dict[str, str] = field(default_factory=dict)   # gateway -> why it was left out (nginx missing)
     _tmp: tempfile.TemporaryDirectory | None = None
-
-    def __enter__(self) -> "Sandbox":
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def start(self) -> "Sandbox":
         from stacks.policy import load_policy

@@ -13,6 +13,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from sandbox.lifecycle import StoppedOnExit
+
 SANDBOX_DIR = Path(__file__).resolve().parent.parent
 SERVER_SCRIPT = SANDBOX_DIR / "idp" / "server.mjs"
 NODE_MODULES = SANDBOX_DIR / "node_modules"
@@ -23,7 +25,7 @@ class IdpError(RuntimeError):
     """The provider could not be started or refused an admin request."""
 
 
-class IdpProcess:
+class IdpProcess(StoppedOnExit):
     """A running oidc-provider on 127.0.0.1 with an ephemeral port.
 
     Use as a context manager. `config` is the JSON document server.mjs reads (clients, resources, users); see
@@ -114,12 +116,6 @@ class IdpProcess:
         if self._workdir is not None:
             self._workdir.cleanup()
             self._workdir = None
-
-    def __enter__(self) -> "IdpProcess":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     @property
     def running(self) -> bool:
