@@ -13,13 +13,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aws_cdk import (CfnOutput, Duration, aws_apigateway as apigw, aws_apigatewayv2 as apigwv2,
-                     aws_apigatewayv2_authorizers as authorizers, aws_iam as iam, aws_lambda as lambda_,
-                     aws_logs as logs)
+from aws_cdk import (CfnOutput, aws_apigateway as apigw, aws_apigatewayv2 as apigwv2,
+                     aws_apigatewayv2_authorizers as authorizers, aws_lambda as lambda_, aws_logs as logs)
 from constructs import Construct
 
-from stacks.aws.authorizer_function.infrastructure import LAMBDA_CHECKOV_SKIPS, AuthorizerFunction
+from stacks.aws.authorizer_function.infrastructure import AuthorizerFunction
 from stacks.aws.checkov import skip_checkov
+from stacks.aws.echo_backend.infrastructure import EchoBackend
 from stacks.aws.http_api.infrastructure import _AccessLogSettings
 from stacks.aws.log_group import DEFAULT_RETENTION, retained_log_group
 from stacks.aws.nag import acknowledge_nag
@@ -161,24 +161,14 @@ class AuthgateWebSocketApi(Construct):
                   description="where clients put the access token when connecting")
 
 
-class WebSocketEchoBackend(Construct):
+class WebSocketEchoBackend(EchoBackend):
     """A Lambda answering each message with the identity $connect admitted (and the subprotocol handshake)."""
 
     def __init__(self, scope: Construct, id_: str, *,
                  log_retention: logs.RetentionDays = DEFAULT_RETENTION) -> None:
-        super().__init__(scope, id_)
-        self.log_group = retained_log_group(self, "Logs", retention=log_retention)
-        self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-                             description="authgate WebSocket echo backend")
-        self.log_group.grant_write(self.role)
-        self.function = lambda_.Function(
-            self, "Function", runtime=lambda_.Runtime.PYTHON_3_14, architecture=lambda_.Architecture.ARM_64,
-            handler="connection_echo.handler", code=lambda_.Code.from_asset(str(RUNTIME_DIR)), role=self.role,
-            memory_size=128, timeout=Duration.seconds(3), log_group=self.log_group,
-            logging_format=lambda_.LoggingFormat.JSON, description="authgate WebSocket echo backend",
-            environment={"AUTHGATE_WS_PROTOCOL_MARKER": PROTOCOL_MARKER})
-        for check_id in ("CKV_AWS_115", "CKV_AWS_116", "CKV_AWS_117"):
-            skip_checkov(self.function, check_id, LAMBDA_CHECKOV_SKIPS[check_id])
+        super().__init__(scope, id_, log_retention=log_retention, handler="connection_echo.handler",
+                         code_dir=RUNTIME_DIR, description="authgate WebSocket echo backend",
+                         environment={"AUTHGATE_WS_PROTOCOL_MARKER": PROTOCOL_MARKER})
         skip_checkov(self.function, "CKV_AWS_173", "the environment holds only the subprotocol marker's name; no "
                                                    "secret")
 
