@@ -150,10 +150,14 @@ class ForwardAuthApp:
                 return
         headers = headers_of(scope.get("headers") or [])
         request_id = (headers.get("x-request-id") or (None,))[0]
+        # The TCP peer, which decides whether forwarded URL and certificate headers are read. The server must not
+        # rewrite it from X-Forwarded-For (uvicorn's proxy_headers is off wherever authgate starts uvicorn).
+        client = scope.get("client")
+        peer = client[0] if client else None
         loop = asyncio.get_running_loop()
         try:
             answer = await loop.run_in_executor(self._executor, lambda: self.service.check(  # type: ignore[union-attr]
-                method, path, headers, request_id=request_id))
+                method, path, headers, request_id=request_id, peer=peer))
         except RuntimeError:  # the pool is shut down: the server is stopping
             await _reply(send, 503, [("content-type", "application/json"), ("retry-after", "1")],
                          _json({"error": "shutting_down", "message": "the service is stopping; try again"}))

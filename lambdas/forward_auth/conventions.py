@@ -43,7 +43,8 @@ class OriginalRequest:
     convention: str
 
 
-def _single(headers: Mapping[str, Sequence[str]], name: str) -> str | None:
+def single_header(headers: Mapping[str, Sequence[str]], name: str) -> str | None:
+    """The one value of header `name` (None when absent); BadCheckRequest when it arrived more than once."""
     values = headers.get(name)
     if not values:
         return None
@@ -84,7 +85,7 @@ def original_request(method: str, path: str, headers: Mapping[str, Sequence[str]
     for name, (method_header, uri_header) in _HEADER_PAIRS.items():
         if convention not in ("auto", name):
             continue
-        original_method, original_uri = _single(headers, method_header), _single(headers, uri_header)
+        original_method, original_uri = single_header(headers, method_header), single_header(headers, uri_header)
         if original_method is None and original_uri is None:
             continue
         if original_method is None or original_uri is None:

@@ -3,15 +3,18 @@
 This is the core every adapter shares (the ASGI app in app.py serves it; tests call it directly). It loads the
 route table and its Verifier like the authorizers (`AuthorizerRuntime`) and decides through the one route decision
 (`lambdas.validation.route_decision.decide_request`), so a request is decided here exactly as the Lambda authorizers
-and the backend guards decide it.
+and the backend guards decide it, DPoP proofs and certificate binding included: the URL and client certificate
+come from the proxy's forwarded headers when the check request's peer is a trusted proxy (proxy_facts.py).
 
 Answers (RFC 6750 3.1 for the WWW-Authenticate forms):
   200  allowed; identity headers (subject, client id, scopes, roles, groups, tenant, issuer) for the proxy to pass on
   401  no token (`Bearer realm=...`, no error code, as RFC 6750 3.1 asks), or a bad token, a token sent twice, an
-       issuer the route does not accept, an ID token on an access route (`error="invalid_token"`)
+       issuer the route does not accept, an ID token on an access route (`error="invalid_token"`); a missing or
+       bad DPoP proof gets DPoP's challenge (`DPoP error="invalid_dpop_proof", algs="..."`, RFC 9449 7.1)
   403  a good token lacking what the route needs (`error="insufficient_scope"`, with `scope=` when a scope is
        missing), or a route the table does not know (refused, never allowed)
-  400  the check request does not say unambiguously which request to decide (conventions.py)
+  400  the check request does not say unambiguously which request to decide (conventions.py), or a trusted
+       proxy's forwarded URL or client certificate cannot be read one way only (proxy_facts.py)
   503  the issuer's keys cannot be had: fail closed, `Retry-After`
 Never 200 on an error of any kind: an unexpected exception is a 503 with code `internal_error`.
 """
@@ -27,10 +30,14 @@ from typing import Any, Callable, Mapping, Sequence
 from lambdas.authorizers.audit import audit_record, emit
 from lambdas.authorizers.runtime import AuthorizerMisconfigured, AuthorizerRuntime, elapsed_us
 from lambdas.observability.prometheus import DecisionCounters, render_prometheus
+from lambdas.validation.errors import DPOP_CODES, POSSESSION_CODES
+from lambdas.validation.possession import www_authenticate
 from lambdas.validation.route_decision import Outcome, RouteDecision, decide_request
 
 from .conventions import CONVENTIONS, DEFAULT_ENVOY_PATH_PREFIX, BadCheckRequest, original_request
 from .identity_headers import identity_headers, parse_header_names
+from .proxy_facts import (ENV_PUBLIC_ORIGIN, ENV_TRUSTED_PROXIES, TrustedProxies, parse_public_origin,
+                          parse_trusted_proxies, proxy_facts)
 
 ENV_CONVENTION = "AUTHGATE_FORWARD_AUTH_CONVENTION"
 ENV_PATH_PREFIX = "AUTHGATE_FORWARD_AUTH_PATH_PREFIX"
@@ -38,6 +45,7 @@ ENV_IDENTITY_HEADERS = "AUTHGATE_IDENTITY_HEADERS"
 ENV_TOKEN_HEADER = "AUTHGATE_TOKEN_HEADER"
 ENV_REALM = "AUTHGATE_REALM"
 RETRY_AFTER_SECONDS = "5"
+
 MAX_REQUEST_ID = 128
 DECISION_HEADER = "X-Authgate-Decision"   # the reason code (or "allow"), for the proxy's access log; never a secret
 
@@ -54,6 +62,9 @@ class ForwardAuthSettings:
     header_names: Mapping[str, str] = field(default_factory=lambda: parse_header_names(None))
     token_header: str = "authorization"
     realm: str = "authgate"
+    # Peers whose forwarded URL and client certificate headers are read (proxy_facts.py); none by default.
+    trusted_proxies: TrustedProxies = ()
+    public_origin: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> "ForwardAuthSettings":
@@ -72,9 +83,14 @@ class ForwardAuthSettings:
         realm = environ.get(ENV_REALM, "authgate")
         if not realm or any(c in realm for c in '"\\') or not realm.isprintable() or not realm.isascii():
             raise AuthorizerMisconfigured(f"{ENV_REALM} must be printable ASCII without quotes, found {realm!r}")
+        try:
+            trusted = parse_trusted_proxies(environ.get(ENV_TRUSTED_PROXIES))
+            public_origin = parse_public_origin(environ.get(ENV_PUBLIC_ORIGIN))
+        except ValueError as exc:
+            raise AuthorizerMisconfigured(str(exc)) from None
         return cls(convention=convention, envoy_path_prefix=prefix.rstrip("/"), header_names=names,
                    token_header=environ.get(ENV_TOKEN_HEADER, "authorization").strip().lower() or "authorization",
-                   realm=realm)
+                   realm=realm, trusted_proxies=trusted, public_origin=public_origin)
 
 
 @dataclass(frozen=True)
@@ -136,10 +152,12 @@ class ForwardAuthService:
         return render_prometheus(self.decision_counters, self.runtime.verifier.key_metrics)
 
     def check(self, method: str, path: str, headers: Mapping[str, Sequence[str]], *,
-              request_id: str | None = None) -> Answer:
+              request_id: str | None = None, peer: str | None = None) -> Answer:
+        """Decide one check request. `peer` is its TCP peer's address: forwarded URL and certificate headers are
+        read only when it is a trusted proxy (proxy_facts.py)."""
         started = time.perf_counter_ns()
         try:
-            answer, route_key, principal = self._check(method, path, headers)
+            answer, route_key, principal = self._check(method, path, headers, peer)
         except Exception as exc:  # noqa: BLE001 - whatever went wrong, the answer is closed, never 200
             sys.stderr.write(f"authgate forward-auth: decision failed ({type(exc).__name__}: {exc})\n")
             answer, route_key, principal = self._unavailable("internal_error"), None, None
@@ -152,25 +170,27 @@ class ForwardAuthService:
             observer(record)
         return answer
 
-    def _check(self, method: str, path: str, headers: Mapping[str, Sequence[str]]):
+    def _check(self, method: str, path: str, headers: Mapping[str, Sequence[str]], peer: str | None):
         settings = self.settings
         try:
             original = original_request(method, path, headers, convention=settings.convention,
                                         envoy_path_prefix=settings.envoy_path_prefix)
+            proxy = proxy_facts(original, headers, peer=peer, trusted=settings.trusted_proxies,
+                                public_origin=settings.public_origin)
         except BadCheckRequest as exc:
             body = json.dumps({"error": "bad_check_request", "message": str(exc)}).encode()
             return Answer(400, (("content-type", "application/json"), (DECISION_HEADER, "bad_check_request")), body,
                           "bad_request", "bad_check_request"), None, None
         tokens = headers.get(settings.token_header) or None   # every value: a repeated header is refused
-        # DPoP proofs and the denylist go through the same checks as the authorizers'. The proof's htu and a
-        # forwarded client certificate need the proxy's trusted forwarded headers, which this service does not
-        # read yet: DPoP-bound and certificate-bound tokens are refused here until it does (fail closed).
+        # DPoP proofs, certificate binding and the denylist go through the same checks as the authorizers', with
+        # the URL and certificate the trusted proxy vouched for (None otherwise: bound tokens are then refused).
         decision = decide_request(self.runtime.api, self.runtime.verifier, original.method, original.path, tokens,
-                                  dpop_proof=headers.get("dpop") or None, checks=self.runtime.request_checks)
+                                  dpop_proof=headers.get("dpop") or None, request_uri=proxy.request_uri,
+                                  client_certificate=proxy.client_certificate, checks=self.runtime.request_checks)
         route_key = decision.route.route_key if decision.route else f"{original.method} {original.path[:200]}"
-        return self._answer(decision, tokens), route_key, decision.principal
+        return self._answer(decision, tokens, unread=proxy.unread), route_key, decision.principal
 
-    def _answer(self, decision: RouteDecision, tokens: Any) -> Answer:
+    def _answer(self, decision: RouteDecision, tokens: Any, *, unread: str | None = None) -> Answer:
         if decision.allowed:
             headers = [(DECISION_HEADER, decision.outcome.value)]
             if decision.principal is not None:
@@ -181,8 +201,15 @@ class ForwardAuthService:
         rejection = decision.rejection
         code = rejection.code if rejection is not None else "denied"
         message = rejection.message if rejection is not None else code
+        if unread and code in POSSESSION_CODES:
+            message = f"{message} ({unread})"   # the operator's clue: the proxy is not trusted, or sent too little
         realm = f'realm="{self.settings.realm}"'
-        if decision.outcome is Outcome.UNAUTHORIZED:
+        if decision.outcome is Outcome.UNAUTHORIZED and code in DPOP_CODES:
+            # RFC 9449 7.1: a DPoP refusal is answered with DPoP's challenge and the algorithms accepted.
+            status = 401
+            challenge = (f'{www_authenticate(rejection, proof="dpop", issuer=self._issuer(decision))}, {realm}, '
+                         f'error_description="{_quoted(f"{code}: {message}")}"')
+        elif decision.outcome is Outcome.UNAUTHORIZED:
             status = 401
             described = f'error="invalid_token", error_description="{_quoted(f"{code}: {message}")}"'
             challenge = f"Bearer {realm}" if tokens is None else f"Bearer {realm}, {described}"
@@ -198,6 +225,11 @@ class ForwardAuthService:
         if code != "route_not_found":  # no token would open an unknown route: no challenge to answer
             headers.append(("www-authenticate", challenge))
         return Answer(status, tuple(headers), body, decision.outcome.value, code)
+
+    def _issuer(self, decision: RouteDecision) -> Any:
+        """The IssuerConfig of the decision's principal (its DPoP algorithms), None when unknown."""
+        name = getattr(decision.principal, "issuer_name", None)
+        return next((config for config in self.runtime.verifier.issuers if config.display_name == name), None)
 
     @staticmethod
     def _unavailable(code: str) -> Answer:

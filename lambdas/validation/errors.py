@@ -17,8 +17,9 @@ KEY_SOURCE_CODES = frozenset({"jwks_unavailable"})
 UNAVAILABLE_CODES = KEY_SOURCE_CODES | frozenset({"introspection_unavailable", "denylist_unavailable",
                                                   "replay_store_unavailable", "dpop_nonce_unavailable"})
 # Refusals of proof of possession (RFC 9449 DPoP, RFC 8705 certificate binding): 401 with WWW-Authenticate.
-POSSESSION_CODES = frozenset({"invalid_dpop_proof", "use_dpop_nonce", "dpop_required", "dpop_bound_token",
-                              "certificate_required", "certificate_mismatch"})
+# Refusals for a missing or bad DPoP proof: answered with DPoP's challenge (RFC 9449 7.1), not Bearer's.
+DPOP_CODES = frozenset({"invalid_dpop_proof", "use_dpop_nonce", "dpop_required", "dpop_bound_token"})
+POSSESSION_CODES = DPOP_CODES | {"certificate_required", "certificate_mismatch"}
 
 # Every code a TokenRejected can carry, with what it means. The set is stable: callers and dashboards key on it.
 CODES = {

@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping
 
 from .config import DEFAULT_DPOP_ALGORITHMS, IssuerConfig
 from .denylist import Denylist
-from .errors import TokenRejected
+from .errors import DPOP_CODES, TokenRejected
 from .principal import Principal
 from .replay import ReplayStore
 
@@ -225,8 +225,7 @@ def dpop_nonce_header(rejection: TokenRejected | None) -> tuple[str, str] | None
 def www_authenticate(rejection: TokenRejected | None, *, proof: str, issuer: IssuerConfig | None = None) -> str:
     """The WWW-Authenticate header of a 401 on a route: DPoP's challenge (with algs) on DPoP routes and for DPoP
     refusals, Bearer's (RFC 6750 3) elsewhere."""
-    dpop_codes = ("invalid_dpop_proof", "use_dpop_nonce", "dpop_required", "dpop_bound_token")
-    if proof == "dpop" or (rejection is not None and rejection.code in dpop_codes):
+    if proof == "dpop" or (rejection is not None and rejection.code in DPOP_CODES):
         from .dpop import www_authenticate_dpop
 
         algorithms = issuer.binding.dpop_algorithms if issuer is not None else DEFAULT_DPOP_ALGORITHMS

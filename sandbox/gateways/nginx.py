@@ -61,7 +61,8 @@ class ForwardAuthThread:
         import uvicorn
 
         self.app = app
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="on",
+        # proxy_headers off, as `authgate serve` and the image run it: the peer is the TCP peer (trusted proxies).
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="on", proxy_headers=False,
                                                     log_level="warning", access_log=False))
         self.thread = threading.Thread(target=self.server.run, name="forward-auth", daemon=True)
 

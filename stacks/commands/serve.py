@@ -40,6 +40,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          help="which proxy convention to read (default: AUTHGATE_FORWARD_AUTH_CONVENTION or auto)")
     forward.add_argument("--path-prefix", metavar="PATH",
                          help="ext_authz path prefix (default: AUTHGATE_FORWARD_AUTH_PATH_PREFIX or /ext-authz)")
+    forward.add_argument("--trusted-proxies", metavar="CIDRS",
+                         help="addresses or CIDR ranges of the proxies whose forwarded URL and client certificate "
+                              "headers are read, e.g. 127.0.0.1,10.0.0.0/8 (default: "
+                              "AUTHGATE_FORWARD_AUTH_TRUSTED_PROXIES, else none)")
+    forward.add_argument("--public-origin", metavar="URL",
+                         help="the origin clients call, e.g. https://api.example.com, for DPoP proofs' htu "
+                              "(default: AUTHGATE_FORWARD_AUTH_PUBLIC_ORIGIN, else from the trusted proxy)")
     forward.add_argument("--graceful-seconds", type=float, default=10.0, metavar="S",
                          help="how long requests in flight may finish after SIGTERM (default 10)")
     handler = kinds.add_parser("token-handler", help="the browser sign-in backend-for-frontend (tokens in HttpOnly "
@@ -107,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
         return _run_under_uvicorn(app, args, "token-handler", "")
     from lambdas.authorizers.runtime import AuthorizerMisconfigured, AuthorizerRuntime
     from lambdas.forward_auth.app import ForwardAuthApp
+    from lambdas.forward_auth.proxy_facts import ENV_PUBLIC_ORIGIN, ENV_TRUSTED_PROXIES
     from lambdas.forward_auth.service import (ENV_CONVENTION, ENV_PATH_PREFIX, ForwardAuthService,
                                               ForwardAuthSettings)
     from lambdas.validation.route_table import RouteTableError
@@ -118,6 +126,10 @@ def run(args: argparse.Namespace) -> int:
             environ[ENV_CONVENTION] = args.convention
         if args.path_prefix:
             environ[ENV_PATH_PREFIX] = args.path_prefix
+        if args.trusted_proxies is not None:
+            environ[ENV_TRUSTED_PROXIES] = args.trusted_proxies
+        if args.public_origin is not None:
+            environ[ENV_PUBLIC_ORIGIN] = args.public_origin
         service = ForwardAuthService(AuthorizerRuntime(_route_table(args), args.api),
                                      ForwardAuthSettings.from_env(environ))
     except (UsageError, ValueError, RouteTableError, AuthorizerMisconfigured) as exc:
@@ -144,7 +156,9 @@ def _run_under_uvicorn(app, args: argparse.Namespace, label: str, detail: str) -
         print(f"authgate serve: cannot listen on {args.listen}: {exc.strerror}", file=sys.stderr)
         return 1
     bound_host, bound_port = listener.getsockname()[:2]
-    config = uvicorn.Config(app, lifespan="on", access_log=False, log_level="warning",
+    # proxy_headers off: uvicorn would otherwise take the peer address from a client's X-Forwarded-For (a proxy
+    # passes it on), and the forward-auth service trusts forwarded URL and certificate headers by that address.
+    config = uvicorn.Config(app, lifespan="on", access_log=False, log_level="warning", proxy_headers=False,
                             timeout_graceful_shutdown=args.graceful_seconds, server_header=False)
     server = uvicorn.Server(config)
     print(f"authgate {label} listening on http://{bound_host}:{bound_port}{detail}", file=sys.stderr, flush=True)

@@ -14,15 +14,22 @@ Checklist (issue 13), entry names in brackets:
 - on a dpop_nonce route: proof without the server's nonce, with a stale one, a forged one, one made with another
   key, a nonce that is not a string [nonce-*]; each refusal carries a fresh nonce for the DPoP-Nonce header
 - logout tokens: wrong typ, audience, stale, replayed, with nonce, without events, sid/sub, jti [logout-*]
+- the forward-auth service's forwarded request facts: a client certificate (XFCC or X-Client-Cert) or a forwarded
+  host from a peer that is not a trusted proxy, a spoofed forwarded host changing htu, two certificates, malformed
+  or repeated headers [forwarded-*]
 """
 from __future__ import annotations
 
 import time
 import uuid
+from urllib.parse import quote
 from typing import Any, Callable
 
 import pytest
 
+from lambdas.authorizers.runtime import AuthorizerRuntime
+from lambdas.forward_auth.proxy_facts import parse_public_origin, parse_trusted_proxies
+from lambdas.forward_auth.service import ForwardAuthService, ForwardAuthSettings
 from lambdas.validation.denylist import Denylist, MemoryDenylistStore
 from lambdas.validation.dpop_nonce import STEP_SECONDS, DpopNonces
 from lambdas.validation.errors import TokenRejected
@@ -255,3 +262,119 @@ def test_a_replayed_logout_token_is_refused():
     validator.validate(token)
     with pytest.raises(TokenRejected, match="already received"):
         validator.validate(token)
+
+
+# --- the forward-auth service: request facts forwarded by a proxy ----------------------------------------------
+PROXY, STRANGER = "10.0.0.7", "10.9.9.9"
+FORWARD_HOST = "api.example.com"
+
+
+def forward_auth(public_origin: str | None = None) -> ForwardAuthService:
+    checks = RequestChecks(replay=MemoryReplayStore(), denylist=Denylist(MemoryDenylistStore()))
+    settings = ForwardAuthSettings(convention="auto", trusted_proxies=parse_trusted_proxies(f"{PROXY}/32"),
+                                   public_origin=parse_public_origin(public_origin))
+    return ForwardAuthService(AuthorizerRuntime(TABLE, "orders", request_checks=checks), settings)
+
+
+def _headers(authorization: str, base: dict, extra: dict) -> dict:
+    out = {**base, "authorization": (authorization,)}
+    out.update({name.replace("_", "-"): value if isinstance(value, tuple) else (value,)
+                for name, value in extra.items()})
+    return out
+
+
+def nginx_check(method: str, path: str, authorization: str, **headers: str | tuple) -> tuple[str, str, dict]:
+    """A check request as the rendered NGINX block sends it (auth_request)."""
+    return "GET", "/nginx-auth-request", _headers(authorization, {
+        "x-original-method": (method,), "x-original-uri": (path,), "x-forwarded-proto": ("https",),
+        "x-forwarded-host": (FORWARD_HOST,)}, headers)
+
+
+def envoy_check(method: str, path: str, authorization: str, **headers: str | tuple) -> tuple[str, str, dict]:
+    """A check request as Envoy's HTTP ext_authz sends it (Envoy Gateway extAuth, Istio CUSTOM)."""
+    return method, "/ext-authz" + path, _headers(authorization, {"host": (FORWARD_HOST,),
+                                                                 "x-forwarded-proto": ("https",)}, headers)
+
+
+def xfcc(*pems: str) -> str:
+    return ",".join(f'By=spiffe://cluster/ns/edge;Cert="{quote(pem, safe="")}"' for pem in pems)
+
+
+def cert_bound() -> str:
+    return f"Bearer {mint(ISSUER_KEY, cnf={'x5t#S256': X5T})}"
+
+
+def dpop_check(proof_host: str = FORWARD_HOST, **headers: str) -> tuple[str, str, dict]:
+    token = bound()
+    proof = make_proof(CLIENT_KEY, "POST", f"https://{proof_host}/orders", token)
+    return nginx_check("POST", "/orders", f"DPoP {token}", dpop=proof, **headers)
+
+
+def _without(check: tuple[str, str, dict], name: str) -> tuple[str, str, dict]:
+    method, path, headers = check
+    return method, path, {key: value for key, value in headers.items() if key != name}
+
+
+# name -> (status, code, peer, public origin, check request)
+FORWARDED_CATALOGUE: dict[str, tuple[int, str, str, str | None, Callable[[], tuple]]] = {
+    "forwarded-xfcc-from-an-untrusted-peer": (401, "certificate_required", STRANGER, None, lambda: envoy_check(
+        "DELETE", "/orders/1", cert_bound(), x_forwarded_client_cert=xfcc(PEM))),
+    "forwarded-escaped-cert-from-an-untrusted-peer": (401, "certificate_required", STRANGER, None, lambda: nginx_check(
+        "DELETE", "/orders/1", cert_bound(), x_client_cert=quote(PEM, safe=""))),
+    "forwarded-host-from-an-untrusted-peer": (401, "invalid_dpop_proof", STRANGER, None, lambda: dpop_check()),
+    # A proof made for another host; the client (or an untrusted peer) names that host to match it.
+    "forwarded-spoofed-host-changing-htu-untrusted": (401, "invalid_dpop_proof", STRANGER, "https://api.example.com",
+                                                      lambda: dpop_check("evil.example",
+                                                                         x_forwarded_host="evil.example")),
+    "forwarded-spoofed-host-against-the-public-origin": (401, "invalid_dpop_proof", PROXY, "https://api.example.com",
+                                                         lambda: dpop_check("evil.example",
+                                                                            x_forwarded_host="evil.example")),
+    "forwarded-two-certificates-in-xfcc": (400, "bad_check_request", PROXY, None, lambda: envoy_check(
+        "DELETE", "/orders/1", cert_bound(), x_forwarded_client_cert=xfcc(PEM, OTHER_PEM))),
+    "forwarded-client-xfcc-appended-to": (400, "bad_check_request", PROXY, None, lambda: envoy_check(
+        "DELETE", "/orders/1", cert_bound(), x_forwarded_client_cert="By=client;Hash=00," + xfcc(PEM))),
+    "forwarded-malformed-xfcc": (400, "bad_check_request", PROXY, None, lambda: envoy_check(
+        "DELETE", "/orders/1", cert_bound(), x_forwarded_client_cert=xfcc(PEM)[:-1])),
+    "forwarded-xfcc-with-garbage-cert": (400, "bad_check_request", PROXY, None, lambda: envoy_check(
+        "DELETE", "/orders/1", cert_bound(), x_forwarded_client_cert='Cert="not-a-certificate"')),
+    "forwarded-xfcc-sent-twice": (400, "bad_check_request", PROXY, None, lambda: envoy_check(
+        "DELETE", "/orders/1", cert_bound(), x_forwarded_client_cert=(xfcc(PEM), xfcc(PEM)))),
+    "forwarded-escaped-cert-sent-twice": (400, "bad_check_request", PROXY, None, lambda: nginx_check(
+        "DELETE", "/orders/1", cert_bound(), x_client_cert=(quote(PEM, safe=""), quote(OTHER_PEM, safe="")))),
+    # NGINX passes a client's own XFCC on to auth_request: under the nginx convention it is never read.
+    "forwarded-client-xfcc-through-nginx": (401, "certificate_required", PROXY, None, lambda: nginx_check(
+        "DELETE", "/orders/1", cert_bound(), x_forwarded_client_cert=xfcc(PEM))),
+    "forwarded-other-certificate": (401, "certificate_mismatch", PROXY, None, lambda: envoy_check(
+        "DELETE", "/orders/1", cert_bound(), x_forwarded_client_cert=xfcc(OTHER_PEM))),
+    "forwarded-host-list": (400, "bad_check_request", PROXY, None, lambda: dpop_check(
+        x_forwarded_host=f"{FORWARD_HOST}, evil.example")),
+    "forwarded-host-sent-twice": (400, "bad_check_request", PROXY, None, lambda: dpop_check(
+        x_forwarded_host=(FORWARD_HOST, "evil.example"))),
+    "forwarded-proto-not-http": (400, "bad_check_request", PROXY, None, lambda: dpop_check(x_forwarded_proto="ftp")),
+    "forwarded-no-host-from-the-proxy": (401, "invalid_dpop_proof", PROXY, None,
+                                         lambda: _without(dpop_check(), "x-forwarded-host")),
+}
+
+
+@pytest.mark.parametrize("name", FORWARDED_CATALOGUE)
+def test_catalogued_forwarded_facts_are_refused(name):
+    status, code, peer, public_origin, build = FORWARDED_CATALOGUE[name]
+    method, path, headers = build()
+    answer = forward_auth(public_origin).check(method, path, headers, peer=peer)
+    assert (answer.status, answer.code) == (status, code), answer.body
+    if peer == STRANGER and status == 401:
+        assert b"not a trusted proxy" in answer.body   # the refusal says why the proxy's headers went unread
+
+
+def test_forwarded_facts_done_right_are_allowed():
+    service = forward_auth()
+    for method, path, headers in (
+            envoy_check("DELETE", "/orders/1", cert_bound(), x_forwarded_client_cert=xfcc(PEM)),
+            nginx_check("DELETE", "/orders/1", cert_bound(), x_client_cert=quote(PEM, safe="")),
+            dpop_check()):
+        answer = service.check(method, path, headers, peer=PROXY)
+        assert answer.status == 200, answer.body
+    # A public origin needs no forwarded host: the proof for it passes from any peer, the proxy's host is not read.
+    answer = forward_auth("https://api.example.com").check(*dpop_check(x_forwarded_host="evil.example"),
+                                                         peer=STRANGER)
+    assert answer.status == 200, answer.body

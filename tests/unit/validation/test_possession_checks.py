@@ -2,14 +2,17 @@
 DPoP proofs and real X.509 client certificates."""
 from __future__ import annotations
 
+import hashlib
 import time
 from urllib.parse import quote
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from lambdas.validation import IssuerConfig, Verifier
 from lambdas.validation.cert_binding import (api_gateway_client_certificate, certificate_thumbprint,
-                                             forwarded_client_certificate)
+                                             escaped_client_certificate, xfcc_client_certificate, xfcc_elements)
 from lambdas.validation.config import BindingConfig
 from lambdas.validation.denylist import Denylist, MemoryDenylistStore
 from lambdas.validation.errors import TokenRejected
@@ -28,6 +31,7 @@ CONFIG = IssuerConfig(ISSUER, [AUDIENCE], jwks=ISSUER_KEY.jwks(), name="corp",
 VERIFIER = Verifier([CONFIG])
 PEM, X5T, _ = client_certificate()
 OTHER_PEM, _, _ = client_certificate("intruder")
+DER = x509.load_pem_x509_certificate(PEM.encode()).public_bytes(Encoding.DER)
 
 
 def token(**claims) -> tuple[str, object]:
@@ -162,10 +166,13 @@ def test_certificate_thumbprint_and_where_certificates_come_from():
     http = {"requestContext": {"authentication": {"clientCert": {"clientCertPem": PEM}}}}
     assert api_gateway_client_certificate(rest) == PEM == api_gateway_client_certificate(http)
     assert api_gateway_client_certificate({"requestContext": {}}) is None
-    xfcc = f'By=spiffe://cluster/ns/a;Hash=abc;Cert="{quote(PEM, safe="")}";Subject="CN=x",By=other;Cert="zzz"'
-    assert forwarded_client_certificate(xfcc) == PEM
-    assert forwarded_client_certificate(quote(PEM, safe="")) == PEM  # NGINX $ssl_client_escaped_cert
-    assert forwarded_client_certificate("Hash=abc") is None
+    # Envoy's XFCC: the edge's element first (Cert, its Hash), then an Istio sidecar's own hop (no Cert).
+    xfcc = (f'By=spiffe://cluster/ns/a;Hash={hashlib.sha256(DER).hexdigest()};Cert="{quote(PEM, safe="")}";'
+            f'Subject="CN=x",By=spiffe://cluster/ns/b;Hash=00;URI=spiffe://cluster/ns/gateway')
+    assert xfcc_client_certificate(xfcc) == PEM
+    assert escaped_client_certificate(quote(PEM, safe="")) == PEM  # NGINX $ssl_client_escaped_cert
+    assert xfcc_client_certificate("Hash=abc;URI=spiffe://x") is None
+    assert xfcc_client_certificate(None) is None and escaped_client_certificate("") is None
     with pytest.raises(ValueError, match="no PEM certificate"):
         certificate_thumbprint("-----BEGIN CERTIFICATE-----garbage")
 
@@ -193,3 +200,35 @@ def test_www_authenticate_per_route_kind():
 def test_proof_time_window_comes_from_the_issuer():
     raw, principal = token(cnf={"jkt": thumbprint(CLIENT_KEY)})
     refused("invalid_dpop_proof", raw, principal, dpop_facts(raw, now=time.time() - 120), proof="dpop")
+
+
+def test_xfcc_grammar_quotes_escapes_and_repeated_keys():
+    assert xfcc_elements('By=a;Subject="CN=x, O=\\"q\\"";URI=u1;URI=u2, Hash=h') == [
+        {"by": ["a"], "subject": ['CN=x, O="q"'], "uri": ["u1", "u2"]}, {"hash": ["h"]}]
+
+
+@pytest.mark.parametrize("value, message", [
+    ("Cert", "KEY=VALUE"),
+    ('Cert="%s', "not closed"),
+    ('Cert="%s"x', "text after"),
+    ('Cert="%s";', "KEY=VALUE"),
+    ('Hash=a"b', "unquoted"),
+    ('By=edge,Cert="%s"', "more than one client certificate"),
+    ('Cert="%s",Cert="%s"', "more than one client certificate"),
+    ('Cert="%s";Cert="%s"', "more than one client certificate"),
+    ('Hash=00;Cert="%s"', "Hash is not the SHA-256"),
+    ('Cert="-----BEGIN%20CERTIFICATE-----%0AAAAA%0A-----END%20CERTIFICATE-----"', "cannot be parsed"),
+    ('Cert="hello"', "exactly one"),
+    ('Cert="%s%s"', "exactly one"),
+])
+def test_xfcc_refusals(value, message):
+    filled = value.replace("%s", quote(PEM, safe=""))
+    with pytest.raises(ValueError, match=message):
+        xfcc_client_certificate(filled)
+
+
+def test_escaped_certificate_refusals():
+    with pytest.raises(ValueError, match="exactly one"):
+        escaped_client_certificate("garbage")
+    with pytest.raises(ValueError, match="exactly one"):
+        escaped_client_certificate(quote(PEM + PEM, safe=""))
