@@ -118,6 +118,7 @@ def start_nginx(sandbox: "Sandbox", door: str = "bearer"):
 
     from lambdas.authorizers.runtime import AuthorizerRuntime
     from lambdas.forward_auth.app import ForwardAuthApp
+    from lambdas.forward_auth.proxy_facts import parse_trusted_proxies
     from lambdas.forward_auth.service import ForwardAuthService, ForwardAuthSettings
     from lambdas.validation.route_table import RouteTable
     from sandbox.gateways.nginx import INSTALL_HINT, ForwardAuthThread, NginxGateway, free_loopback_port, nginx_binary
@@ -129,8 +130,10 @@ def start_nginx(sandbox: "Sandbox", door: str = "bearer"):
     from sandbox.metrics_summary import AuditTap
 
     # The tap keeps the service's audit lines for the demo's metrics summary.
-    service = ForwardAuthService(AuthorizerRuntime(RouteTable.load(sandbox.route_table), sandbox.api),
-                                 ForwardAuthSettings(convention="nginx"), observers=[AuditTap()])
+    # NGINX reaches the service from 127.0.0.1: its forwarded URL and client certificate are trusted from there.
+    settings = ForwardAuthSettings(convention="nginx", trusted_proxies=parse_trusted_proxies("127.0.0.1"))
+    service = ForwardAuthService(AuthorizerRuntime(RouteTable.load(sandbox.route_table), sandbox.api), settings,
+                                 observers=[AuditTap()])
     forward_auth = ForwardAuthThread(ForwardAuthApp(service)).start()
     try:
         backend = urlsplit(sandbox.backend.url(door)).netloc

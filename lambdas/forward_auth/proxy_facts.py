@@ -43,6 +43,9 @@ FORWARDED_HEADERS = ("x-forwarded-proto", "x-forwarded-host", XFCC_HEADER, ESCAP
 # client's own X-Forwarded-Client-Cert on to auth_request unless told otherwise, and Traefik's ForwardAuth passes
 # every client header (its passTLSClientCert header is not read: certificate-bound tokens are refused there).
 CERTIFICATE_HEADERS = {"nginx": ESCAPED_CERT_HEADER, "envoy": XFCC_HEADER}
+# The client request headers an Envoy-based gateway must include in its ext_authz check (Envoy always adds Host,
+# method and path): the token, its DPoP proof, and the facts above. The renderers write this list.
+ENVOY_CHECK_HEADERS = ("authorization", "dpop", "x-forwarded-proto", XFCC_HEADER)
 _HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 _ORIGIN = re.compile(r"(https?)://(" + _HOST.pattern + r")/?")
 
@@ -149,5 +152,5 @@ def proxy_facts(original: OriginalRequest, headers: Mapping[str, Sequence[str]],
     return ProxyFacts(origin + original.path if origin else None, certificate, unread)
 
 
-__all__ = ["ENV_PUBLIC_ORIGIN", "ENV_TRUSTED_PROXIES", "ESCAPED_CERT_HEADER", "ProxyFacts", "XFCC_HEADER",
+__all__ = ["ENVOY_CHECK_HEADERS", "ENV_PUBLIC_ORIGIN", "ENV_TRUSTED_PROXIES", "ESCAPED_CERT_HEADER", "ProxyFacts", "XFCC_HEADER",
            "is_trusted", "parse_public_origin", "parse_trusted_proxies", "proxy_facts"]

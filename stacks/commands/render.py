@@ -46,6 +46,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="the forward-auth decision service (default authgate-forward-auth:9100)")
     nginx.add_argument("--listen", default="8080", help="the server's listen value (default 8080)")
     nginx.add_argument("--server-name", default="_", help="the server_name (default _)")
+    nginx.add_argument("--tls-certificate", metavar="FILE", help="the server certificate (PEM): NGINX terminates TLS "
+                       "(needed when the API receives certificate-bound tokens)")
+    nginx.add_argument("--tls-key", metavar="FILE", help="the server certificate's key (PEM)")
+    nginx.add_argument("--client-ca", metavar="FILE", help="CA certificates (PEM) client certificates must chain "
+                       "to (default: any certificate; the token binds to its thumbprint)")
     token_handler = kinds.add_parser("token-handler", help="the browser sign-in token handler's config "
                                                            "(AUTHGATE_TOKEN_HANDLER_CONFIG) for a web client")
     _common(token_handler)
@@ -79,6 +84,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     k8s.add_argument("--replicas", type=int, default=2, help="replicas, spread across zones (default: 2)")
     k8s.add_argument("--eks-role-arn", help="IRSA role for the service account (EKS), when keys need it")
     k8s.add_argument("--aks-client-id", help="workload identity client id (AKS), when keys need it")
+    k8s.add_argument("--trusted-proxies", metavar="CIDRS", help="the gateway pods' addresses or CIDR range, whose "
+                     "forwarded URL and client certificate the service reads (DPoP- and certificate-bound tokens)")
+    k8s.add_argument("--public-origin", metavar="URL", help="the origin clients call (https://api.example.com), "
+                     "for DPoP proofs' htu")
 
 
 def _write(text: str, output: str | None) -> None:
@@ -138,7 +147,8 @@ def _render(args: argparse.Namespace, policy) -> str:
     if args.artefact == "nginx":
         from stacks.policy.render.nginx import render_nginx
         return render_nginx(policy, args.api, backend=args.backend, forward_auth=args.forward_auth,
-                            listen=args.listen, server_name=args.server_name)
+                            listen=args.listen, server_name=args.server_name, tls_certificate=args.tls_certificate,
+                            tls_key=args.tls_key, client_ca=args.client_ca)
     if args.artefact == "token-handler":
         from stacks.policy.render.token_handler import token_handler_json
         return token_handler_json(policy, args.client, client_id=args.client_id)
@@ -168,4 +178,5 @@ def _render_in_cluster(args: argparse.Namespace, policy) -> str:
     return manifests_yaml(render_k8s(policy, args.api, image=args.image, namespace=args.namespace,
                                      gateway_namespace=args.gateway_namespace, convention=args.convention,
                                      replicas=args.replicas, eks_role_arn=args.eks_role_arn,
-                                     aks_client_id=args.aks_client_id), header=header)
+                                     aks_client_id=args.aks_client_id, trusted_proxies=args.trusted_proxies,
+                                     public_origin=args.public_origin), header=header)

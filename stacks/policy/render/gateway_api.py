@@ -8,8 +8,13 @@
   `extAuth` to the forward-auth service (HTTP, path prefix /ext-authz, failOpen false, identity headers back to the
   backend), which decides with the route table. Public routes get no SecurityPolicy.
 - A ClientTrafficPolicy on the Gateway removes client-sent identity headers before routing, so only the gateway's
-  JWT filter or the forward-auth answer can set them; a ReferenceGrant lets the SecurityPolicies reach the
-  forward-auth Service when it lives in another namespace.
+  JWT filter or the forward-auth answer can set them, and sets X-Forwarded-Client-Cert itself (SanitizeSet, the
+  client certificate as `Cert`), so a client's own never reaches the service; a ReferenceGrant lets the
+  SecurityPolicies reach the forward-auth Service when it lives in another namespace.
+- extAuth sends the service the token, the DPoP proof, X-Forwarded-Proto and X-Forwarded-Client-Cert (Host is
+  always sent): the URL and certificate DPoP-bound and certificate-bound tokens are checked against. The Gateway's
+  listener must ask for client certificates (a ClientTrafficPolicy `tls.clientValidation`, optional, with the CA)
+  for certificate-bound tokens to pass; without, they are refused.
 Each resource is annotated with the route it serves, its enforcement and why (`authgate.dev/enforcement`,
 `authgate.dev/reason`). The forward-auth service must read the `envoy` convention with this prefix.
 """
@@ -20,6 +25,7 @@ from typing import Any
 
 from lambdas.forward_auth.conventions import DEFAULT_ENVOY_PATH_PREFIX
 from lambdas.forward_auth.identity_headers import DEFAULT_NAMES
+from lambdas.forward_auth.proxy_facts import ENVOY_CHECK_HEADERS
 from lambdas.validation.route_table import GREEDY, LITERAL, PathTemplate
 from stacks.policy.model import AuthPolicy
 from stacks.policy.render.in_cluster import (FORWARD_AUTH, NATIVE, RoutePlan, ServiceRef, check_dns_label,
@@ -98,7 +104,10 @@ def render_gateway_api(policy: AuthPolicy, api: str, *, backend: str, namespace:
                      "annotations": {"authgate.dev/reason": "identity headers are set only by the gateway's JWT "
                                                             "filter or the forward-auth answer; client copies go"}},
         "spec": {"targetRefs": [{"group": GATEWAY_API, "kind": "Gateway", "name": gateway_name}],
-                 "headers": {"earlyRequestHeaders": {"remove": list(DEFAULT_NAMES.values())}}},
+                 "headers": {"earlyRequestHeaders": {"remove": list(DEFAULT_NAMES.values())},
+                             # The gateway writes XFCC itself (a client's own is dropped), with the client's
+                             # certificate when its listener asked for one: what certificate binding reads.
+                             "xForwardedClientCert": {"mode": "SanitizeSet", "certDetailsToAdd": ["Cert"]}}},
     }]
     uses_forward_auth = False
     for plan in plans:
@@ -127,7 +136,7 @@ def render_gateway_api(policy: AuthPolicy, api: str, *, backend: str, namespace:
                 ref["namespace"] = auth_ref.namespace
             spec["extAuth"] = {"http": {"backendRefs": [ref], "path": ext_authz_prefix,
                                         "headersToBackend": list(DEFAULT_NAMES.values())},
-                               "headersToExtAuth": ["authorization"], "failOpen": False}
+                               "headersToExtAuth": list(ENVOY_CHECK_HEADERS), "failOpen": False}
         out.append({"apiVersion": f"{ENVOY_GATEWAY}/v1alpha1", "kind": "SecurityPolicy",
                     "metadata": {"name": name, "namespace": namespace, "annotations": _annotations(plan)},
                     "spec": spec})

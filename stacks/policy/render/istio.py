@@ -12,8 +12,12 @@ never writes one without the ALLOW AuthorizationPolicy over the same workloads; 
   rule allows are denied: unknown routes are refused.
 - AuthorizationPolicy CUSTOM with the forward-auth provider on the routes Istio cannot express (in_cluster.
   native_blockers, plus greedy paths: Istio's `{**}` also matches zero segments).
-- The `extensionProviders` entry (envoyExtAuthzHttp: service, port, pathPrefix, the token header in the check,
-  identity headers to the upstream, failOpen false) for istiod's mesh config: returned separately.
+- The `extensionProviders` entry (envoyExtAuthzHttp: service, port, pathPrefix, the headers the check needs:
+  the token, the DPoP proof, X-Forwarded-Proto and X-Forwarded-Client-Cert; identity headers to the upstream,
+  failOpen false) for istiod's mesh config: returned separately.
+Certificate-bound tokens need the client's certificate in XFCC's first element, which only an ingress gateway that
+terminates the client's TLS can write (gateway topology forwardClientCertDetails SANITIZE_SET, with the certificate
+in the details); this renderer does not configure the ingress gateway. Without it they are refused.
 Not covered: removing client-sent identity headers on public and native routes needs an EnvoyFilter; on those
 routes only the outputClaimToHeaders headers (subject, client id, scopes, issuer) are set by Istio.
 """
@@ -23,6 +27,7 @@ from typing import Any, Iterable, Mapping
 
 from lambdas.forward_auth.conventions import DEFAULT_ENVOY_PATH_PREFIX
 from lambdas.forward_auth.identity_headers import DEFAULT_NAMES
+from lambdas.forward_auth.proxy_facts import ENVOY_CHECK_HEADERS
 from lambdas.validation.route_table import GREEDY, LITERAL, PathTemplate
 from stacks.policy.model import AuthPolicy
 from stacks.policy.render.gateway_api import NATIVE_CLAIM_HEADERS
@@ -134,7 +139,7 @@ def render_istio(policy: AuthPolicy, api: str, *, selector: Mapping[str, str], n
                       "spec": {"selector": {"matchLabels": dict(selector)}, "action": "ALLOW", "rules": allow_rules}})
     mesh = {"extensionProviders": [{"name": PROVIDER, "envoyExtAuthzHttp": {
         "service": auth_ref.host, "port": auth_ref.port, "pathPrefix": ext_authz_prefix,
-        "includeRequestHeadersInCheck": ["authorization"],
+        "includeRequestHeadersInCheck": list(ENVOY_CHECK_HEADERS),
         "headersToUpstreamOnAllow": list(DEFAULT_NAMES.values()), "failOpen": False}}]}
     problems = pairing_problems(manifests)
     if problems:

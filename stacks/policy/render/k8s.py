@@ -16,6 +16,8 @@ from typing import Any
 
 from lambdas.forward_auth.service import ENV_CONVENTION, ENV_PATH_PREFIX
 from lambdas.forward_auth.conventions import CONVENTIONS, DEFAULT_ENVOY_PATH_PREFIX
+from lambdas.forward_auth.proxy_facts import (ENV_PUBLIC_ORIGIN, ENV_TRUSTED_PROXIES, parse_public_origin,
+                                              parse_trusted_proxies)
 from stacks.policy.model import AuthPolicy
 from stacks.policy.render.in_cluster import check_dns_label, http_api
 
@@ -31,12 +33,17 @@ _GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 def render_k8s(policy: AuthPolicy, api: str, *, image: str, namespace: str = "authgate",
                gateway_namespace: str = "ingress", convention: str = "nginx", replicas: int = 2,
                eks_role_arn: str | None = None, aks_client_id: str | None = None,
-               ext_authz_prefix: str = DEFAULT_ENVOY_PATH_PREFIX) -> list[dict[str, Any]]:
+               ext_authz_prefix: str = DEFAULT_ENVOY_PATH_PREFIX, trusted_proxies: str | None = None,
+               public_origin: str | None = None) -> list[dict[str, Any]]:
     """The manifests that run the forward-auth service for `api` in `namespace`.
 
     image              the service image (`lambdas/forward_auth/Dockerfile`), pinned by digest: NAME@sha256:...
     gateway_namespace  the only namespace whose pods may call the service (the NGINX / Envoy Gateway / Istio one)
     convention         the proxy convention the service reads (nginx, traefik, envoy)
+    trusted_proxies    the gateway pods' addresses or CIDR range (the pod network), whose forwarded URL and client
+                       certificate the service reads (DPoP- and certificate-bound tokens); unset: none, and such
+                       tokens are refused
+    public_origin      the origin clients call (https://api.example.com), for DPoP htu instead of forwarded headers
     """
     from stacks.policy.render.route_table import route_table_json
 
@@ -56,6 +63,15 @@ def render_k8s(policy: AuthPolicy, api: str, *, image: str, namespace: str = "au
         raise ValueError(f"--eks-role-arn {eks_role_arn!r} is not an IAM role ARN (arn:aws:iam::<account>:role/NAME)")
     if aks_client_id and not _GUID.fullmatch(aks_client_id):
         raise ValueError(f"--aks-client-id {aks_client_id!r} is not a client id (a lower-case GUID)")
+
+    try:
+        parse_trusted_proxies(trusted_proxies)
+        parse_public_origin(public_origin)
+    except ValueError as exc:
+        raise ValueError(str(exc).replace(ENV_TRUSTED_PROXIES, "--trusted-proxies")
+                         .replace(ENV_PUBLIC_ORIGIN, "--public-origin")) from None
+    proxy_env = [{"name": name, "value": value} for name, value in ((ENV_TRUSTED_PROXIES, trusted_proxies),
+                                                                    (ENV_PUBLIC_ORIGIN, public_origin)) if value]
 
     labels = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/instance": f"{NAME}-{api}".lower()[:63],
               "app.kubernetes.io/part-of": "authgate"}
@@ -84,7 +100,7 @@ def render_k8s(policy: AuthPolicy, api: str, *, image: str, namespace: str = "au
         "env": [{"name": "AUTHGATE_POLICY", "value": f"{CONFIG_DIR}/{ROUTES_FILE}"},
                 {"name": "AUTHGATE_API", "value": api},
                 {"name": ENV_CONVENTION, "value": convention},
-                {"name": ENV_PATH_PREFIX, "value": ext_authz_prefix}],
+                {"name": ENV_PATH_PREFIX, "value": ext_authz_prefix}, *proxy_env],
         "resources": {"requests": {"cpu": "100m", "memory": "96Mi"}, "limits": {"cpu": "1", "memory": "256Mi"}},
         "livenessProbe": probe,
         "readinessProbe": {**probe, "httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5},

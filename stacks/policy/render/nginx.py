@@ -14,6 +14,16 @@ What it writes, and why:
   (`limit_except`), with the identity headers cleared. A path with both public and protected routes is decided by
   the service, which admits the public ones without a token.
 - Everything else: `location /` answers 404 without reaching the backend (a route the table does not know is refused).
+- Request facts for bound tokens: the subrequest carries `X-Forwarded-Proto` / `X-Forwarded-Host` ($scheme,
+  $http_host: the URL the client called, a DPoP proof's htu) and `X-Client-Cert` ($ssl_client_escaped_cert, empty
+  and so not sent without a client certificate), each replacing any copy the client sent, and clears a client's
+  `X-Forwarded-Client-Cert`. The service reads them only from its trusted proxies
+  (AUTHGATE_FORWARD_AUTH_TRUSTED_PROXIES: NGINX's address).
+- TLS: with `tls_certificate`/`tls_key` the server listens with TLS; when the API can receive certificate-bound
+  tokens (a `proof: mtls` route, or an issuer with `binding.mtls`) it asks for client certificates
+  (`ssl_verify_client optional`, checked against `client_ca` when given, else `optional_no_ca`: RFC 8705 binds the
+  token to the certificate's thumbprint, not to a CA). Such an API without TLS here is refused: NGINX sees no client
+  certificate when TLS ends in front of it.
 The forward-auth service must read the `nginx` convention (AUTHGATE_FORWARD_AUTH_CONVENTION=nginx).
 """
 from __future__ import annotations
@@ -30,6 +40,11 @@ AUTH_LOCATION = "/_authgate/auth"
 FORWARD_AUTH_PATH = "/nginx-auth-request"
 # Headers a client may send that describe "the original request" under some convention; cleared on the subrequest.
 FOREIGN_CONVENTION_HEADERS = ("X-Forwarded-Method", "X-Forwarded-Uri")
+# What the subrequest tells the service about the client's connection (lambdas/forward_auth/proxy_facts.py).
+REQUEST_FACT_HEADERS = (("X-Forwarded-Proto", "$scheme"), ("X-Forwarded-Host", "$http_host"),
+                        ("X-Client-Cert", "$ssl_client_escaped_cert"), ("X-Forwarded-Client-Cert", '""'))
+# A file path NGINX reads unquoted in a directive.
+_FILE_PATH = re.compile(r"/[A-Za-z0-9._/+-]+")
 _HOST_PORT = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}")
 _NAME = re.compile(r"(?:_|[A-Za-z0-9*](?:[A-Za-z0-9.*-]{0,251}[A-Za-z0-9])?)")
 # Path characters NGINX reads as part of an unquoted `location` regex: the route table's literal segment characters
@@ -116,13 +131,53 @@ def _proxy_to_backend(upstream: str, *, identity: bool) -> list[str]:
     return lines
 
 
+def _mtls_needs(policy: AuthPolicy, api: str, routes: list[dict]) -> list[str]:
+    """What makes `api` receive certificate-bound tokens: its proof: mtls routes and its issuers that bind to
+    certificates (a bound token is checked against its certificate on every route)."""
+    needs = [f"route {route['route_key']} has proof: mtls" for route in routes if route.get("proof") == "mtls"]
+    issuers = dict.fromkeys(name for route in routes for name in route["issuers"])
+    needs += [f"issuer {name} binds tokens to certificates (binding.mtls)" for name in issuers
+              if policy.issuers[name].binding.mtls]
+    return needs
+
+
+def _tls_lines(policy: AuthPolicy, api: str, routes: list[dict], tls_certificate: str | None, tls_key: str | None,
+               client_ca: str | None) -> list[str]:
+    for value, option in ((tls_certificate, "--tls-certificate"), (tls_key, "--tls-key"), (client_ca, "--client-ca")):
+        if value is not None and not _FILE_PATH.fullmatch(value):
+            raise ValueError(f"{option} {value!r}: an absolute file path of letters, digits and ._/+-")
+    if (tls_certificate is None) != (tls_key is None):
+        raise ValueError("--tls-certificate and --tls-key go together: the server's certificate and its key")
+    needs = _mtls_needs(policy, api, routes)
+    if tls_certificate is None:
+        if needs:
+            raise ValueError(f"API {api!r} receives certificate-bound tokens ({'; '.join(needs)}), and NGINX sees "
+                             f"the client certificate only when it terminates TLS itself: give --tls-certificate "
+                             f"and --tls-key (and --client-ca to check client certificates against a CA)")
+        if client_ca is not None:
+            raise ValueError("--client-ca needs --tls-certificate and --tls-key: client certificates come with TLS")
+        return []
+    lines = [f"ssl_certificate {tls_certificate};", f"ssl_certificate_key {tls_key};"]
+    if needs:
+        # optional: routes that take unbound tokens stay reachable without a certificate.
+        lines += ([f"ssl_client_certificate {client_ca};", "ssl_verify_client optional;"] if client_ca
+                  else ["ssl_verify_client optional_no_ca;"])
+    elif client_ca is not None:
+        raise ValueError(f"--client-ca: API {api!r} has no route or issuer that binds tokens to certificates, so "
+                         f"NGINX would ask for client certificates no decision reads")
+    return lines
+
+
 def render_nginx(policy: AuthPolicy, api: str, *, backend: str, forward_auth: str, listen: str = "8080",
-                 server_name: str = "_") -> str:
+                 server_name: str = "_", tls_certificate: str | None = None, tls_key: str | None = None,
+                 client_ca: str | None = None) -> str:
     """The NGINX configuration for `api`: include it in the `http {}` context (e.g. /etc/nginx/conf.d/).
 
     backend        HOST:PORT of the service behind NGINX
     forward_auth   HOST:PORT of the forward-auth decision service (`authgate serve forward-auth`, the k8s Service)
     listen         what the server listens on (an NGINX `listen` value: a port, or ADDRESS:PORT)
+    tls_certificate, tls_key   PEM files: the server terminates TLS (needed for certificate-bound tokens)
+    client_ca      PEM file of the CA(s) client certificates must chain to (default: any, optional_no_ca)
     """
     from stacks.policy.render.route_table import render_route_table
 
@@ -134,6 +189,7 @@ def render_nginx(policy: AuthPolicy, api: str, *, backend: str, forward_auth: st
     if not _NAME.fullmatch(server_name):
         raise ValueError(f"--server-name {server_name!r}: a DNS name, a wildcard name or _")
     routes = render_route_table(policy, apis=[api])["apis"][api]["routes"]
+    tls = _tls_lines(policy, api, routes, tls_certificate, tls_key, client_ca)
     safe_api = re.sub(r"[^A-Za-z0-9_]", "_", api)
     backend_upstream, auth_upstream = f"authgate_{safe_api}_backend", f"authgate_{safe_api}_forward_auth"
     challenge_var = f"$authgate_{safe_api}_forbidden_challenge"
@@ -146,13 +202,15 @@ def render_nginx(policy: AuthPolicy, api: str, *, backend: str, forward_auth: st
         f"upstream {auth_upstream} {{", f"{INDENT}server {forward_auth};", f"{INDENT}keepalive 32;", "}",
         "# NGINX copies a 401's WWW-Authenticate from the decision itself; a 403's is added here.",
         f"map $status {challenge_var} {{", f"{INDENT}403 $authgate_challenge;", f'{INDENT}default "";', "}",
-        "server {", f"{INDENT}listen {listen};", f"{INDENT}server_name {server_name};", "",
+        "server {", f"{INDENT}listen {listen}{' ssl' if tls else ''};", f"{INDENT}server_name {server_name};",
+        *(f"{INDENT}{line}" for line in tls), "",
         f"{INDENT}location = {AUTH_LOCATION} {{", f"{INDENT * 2}internal;",
         f"{INDENT * 2}proxy_pass http://{auth_upstream}{FORWARD_AUTH_PATH};",
         f"{INDENT * 2}proxy_pass_request_body off;", f'{INDENT * 2}proxy_set_header Content-Length "";',
         f"{INDENT * 2}proxy_set_header X-Original-Method $request_method;",
         f"{INDENT * 2}proxy_set_header X-Original-URI $request_uri;",
         *(f'{INDENT * 2}proxy_set_header {h} "";' for h in FOREIGN_CONVENTION_HEADERS),
+        *(f"{INDENT * 2}proxy_set_header {h} {value};" for h, value in REQUEST_FACT_HEADERS),
         f"{INDENT * 2}proxy_http_version 1.1;", f'{INDENT * 2}proxy_set_header Connection "";',
         f"{INDENT * 2}proxy_connect_timeout 2s;", f"{INDENT * 2}proxy_read_timeout 5s;",
         f"{INDENT}}}",

@@ -218,12 +218,23 @@ def test_deployment_hardening_and_cloud_identity(mesh):
         is False
 
 
+def test_k8s_trusted_proxies_and_public_origin_reach_the_service(mesh):
+    env = {e["name"]: e["value"] for e in by_kind(render_k8s(
+        mesh, "catalog", image=IMAGE, trusted_proxies="10.244.0.0/16", public_origin="https://api.example.com"),
+        "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["AUTHGATE_FORWARD_AUTH_TRUSTED_PROXIES"] == "10.244.0.0/16"
+    assert env["AUTHGATE_FORWARD_AUTH_PUBLIC_ORIGIN"] == "https://api.example.com"
+    plain = by_kind(render_k8s(mesh, "catalog", image=IMAGE), "Deployment")[0]
+    assert "AUTHGATE_FORWARD_AUTH_TRUSTED_PROXIES" not in str(plain)   # unset: no proxy is trusted
+
+
 @pytest.mark.parametrize("options, message", [
     ({"image": "authgate-forward-auth:latest"}, "digest"), ({"replicas": 1}, "at least 2"),
     ({"convention": "auto"}, "convention"), ({"eks_role_arn": "role"}, "IAM role"),
     ({"aks_client_id": "NOT-A-GUID"}, "GUID"),
     ({"eks_role_arn": "arn:aws:iam::123456789012:role/x", "aks_client_id": "0d9e8f7a-6b5c-4d3e-8f1a-2b3c4d5e6f7a"},
-     "not both")])
+     "not both"), ({"trusted_proxies": "10.0.0.0/33"}, "--trusted-proxies"),
+    ({"public_origin": "https://api.example.com/base"}, "--public-origin")])
 def test_k8s_refusals(mesh, options, message):
     with pytest.raises(ValueError, match=message):
         render_k8s(mesh, "catalog", **{"image": IMAGE, **options})

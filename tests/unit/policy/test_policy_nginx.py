@@ -115,3 +115,65 @@ def test_websocket_and_unknown_apis_are_refused():
         render_nginx(example(), "notifications", **K8S)
     with pytest.raises(KeyError, match="no API named"):
         render_nginx(example(), "nope", **K8S)
+
+
+MTLS_POLICY = ISSUER_BLOCK + """    binding: {mtls: true}
+apis:
+  shop:
+    routes:
+      "GET /orders": {issuers: [corp]}
+      "DELETE /orders/{id}": {issuers: [corp], proof: mtls}
+"""
+
+
+def test_the_subrequest_carries_the_request_facts_and_clears_client_copies():
+    config = render_nginx(example(), "orders", **K8S)
+    auth = config[config.index("location = /_authgate/auth {"):config.index("}", config.index("_authgate/auth {"))]
+    for line in ("proxy_set_header X-Forwarded-Proto $scheme;", "proxy_set_header X-Forwarded-Host $http_host;",
+                 "proxy_set_header X-Client-Cert $ssl_client_escaped_cert;",
+                 'proxy_set_header X-Forwarded-Client-Cert "";'):
+        assert line in auth
+    assert "ssl" not in config.split("location")[0].replace("$ssl_client", "")   # no TLS asked for: none written
+
+
+def test_certificate_bound_apis_terminate_tls_and_ask_for_client_certificates(tmp_path):
+    policy = load_text(tmp_path, MTLS_POLICY)
+    with pytest.raises(ValueError, match=r"proof: mtls.*binding.mtls.*--tls-certificate"):
+        render_nginx(policy, "shop", backend="b:1", forward_auth="f:2")
+    tls = {"tls_certificate": "/etc/nginx/tls/server.pem", "tls_key": "/etc/nginx/tls/server.key"}
+    server = render_nginx(policy, "shop", backend="b:1", forward_auth="f:2", **tls).split("location")[0]
+    assert "listen 8080 ssl;" in server and "ssl_verify_client optional_no_ca;" in server
+    server = render_nginx(policy, "shop", backend="b:1", forward_auth="f:2", client_ca="/etc/nginx/tls/ca.pem",
+                          **tls).split("location")[0]
+    assert "ssl_client_certificate /etc/nginx/tls/ca.pem;" in server and "ssl_verify_client optional;" in server
+    # TLS for an API without certificate binding: no client certificates asked for.
+    plain = render_nginx(example(), "orders", **K8S, **tls).split("location")[0]
+    assert "listen 8080 ssl;" in plain and "ssl_verify_client" not in plain
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"tls_certificate": "/a.pem"}, "go together"),
+    ({"client_ca": "/ca.pem"}, "needs --tls-certificate"),
+    ({"tls_certificate": "/a.pem", "tls_key": "/a.key", "client_ca": "/ca.pem"}, "no route or issuer"),
+    ({"tls_certificate": "/a.pem; include /x", "tls_key": "/a.key"}, "--tls-certificate"),
+    ({"tls_certificate": "relative.pem", "tls_key": "/a.key"}, "absolute"),
+])
+def test_bad_tls_options_are_refused(options, message):
+    with pytest.raises(ValueError, match=message):
+        render_nginx(example(), "orders", **{**K8S, **options})
+
+
+@pytest.mark.skipif(nginx_binary() is None, reason="nginx is not installed")
+def test_nginx_accepts_the_tls_configuration(tmp_path):
+    from tests.support.client_certs import ThrowawayCa
+
+    ca = ThrowawayCa(tmp_path / "tls")
+    server = ca.issue("nginx", server=True)
+    config = render_nginx(load_text(tmp_path, MTLS_POLICY), "shop", backend="127.0.0.1:8080",
+                          forward_auth="127.0.0.1:9100", listen="127.0.0.1:18443", tls_certificate=str(server.path),
+                          tls_key=str(server.key_path), client_ca=str(ca.path))
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(main_config(config, tmp_path))
+    result = subprocess.run([nginx_binary(), "-t", "-e", "stderr", "-p", str(tmp_path), "-c", str(conf)],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
