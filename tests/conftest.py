@@ -1,18 +1,18 @@
-"""Fixtures every test kind shares: signing keys generated once per run (an RSA-2048 key takes tens of
-milliseconds; most tests need one trusted key, not their own). Route-table builders are in
-tests/support/route_tables.py, tokens in tests/support/tokens.py. A test that needs a key of its own (rotation, a
-stranger's key, a fixed kid) still generates it."""
+"""Fixtures every test kind shares: the run's trusted signing key (tests/support/keys.py; most tests need one trusted
+key, not their own). Route-table builders are in tests/support/route_tables.py, tokens in tests/support/tokens.py. A
+test that needs a key of its own (rotation, a stranger's key, a fixed kid) still generates it."""
 from __future__ import annotations
 
 import pytest
 
+from tests.support.keys import SIGNING_KEY
 from tests.support.tokens import SigningKey
 
 
 @pytest.fixture(scope="session")
 def signing_key() -> SigningKey:
     """The trusted RS256 key of the route tables tests build (tests.support.route_tables.table_document)."""
-    return SigningKey.generate("RS256")
+    return SIGNING_KEY
 
 
 @pytest.fixture(scope="session")

@@ -40,10 +40,10 @@ from lambdas.validation.route_decision import Outcome, decide_request
 from lambdas.validation.route_table import RouteTable
 from tests.support.client_certs import client_certificate
 from tests.support.dpop import make_proof, public_jwk, thumbprint
+from tests.support.keys import SIGNING_KEY as ISSUER_KEY  # the run's trusted key
 from tests.support.route_tables import route, table_document
 from tests.support.tokens import ISSUER, SigningKey, b64url, b64url_json, mint
 
-ISSUER_KEY = SigningKey.generate("RS256")
 CLIENT_KEY = SigningKey.generate("ES256")
 HOST = "https://api.example.com"
 PEM, X5T, _ = client_certificate()

@@ -85,8 +85,8 @@ def test_alb_unknown_kid_and_endpoint_outage(http_server, alb_key):
     assert raised.value.code == "unknown_kid"
 
 
-def test_alb_access_token_goes_through_the_shared_verifier(http_server, alb_key):
-    idp = SigningKey.generate("RS256")
+def test_alb_access_token_goes_through_the_shared_verifier(http_server, alb_key, signing_key):
+    idp = signing_key
     verifier = Verifier([IssuerConfig(ISSUER, [AUDIENCE], jwks=idp.jwks(), name="corp")])
     pem = alb_key.private_key.public_key().public_bytes(serialization.Encoding.PEM,
                                                         serialization.PublicFormat.SubjectPublicKeyInfo)
@@ -112,11 +112,6 @@ def _b64url_json(obj, pad=False) -> str:
     return text if pad else text.rstrip("=")
 
 
-@pytest.fixture(scope="module")
-def google_key() -> SigningKey:
-    return SigningKey.generate("RS256")
-
-
 GATEWAY_SA = "orders-gateway@my-project.iam.gserviceaccount.com"
 BACKEND = "https://orders-backend-abc123-ew.a.run.app"
 
@@ -126,13 +121,13 @@ def _gateway_token(key, email=GATEWAY_SA):
                 email_verified=True, azp=email)
 
 
-def test_gcp_userinfo_with_verified_gateway_token(google_key):
+def test_gcp_userinfo_with_verified_gateway_token(signing_key):
     guard = GcpGatewayGuard(issuers=[ISSUER], gateway_service_account=GATEWAY_SA,
-                            gateway_verifier=Verifier([gateway_issuer_config(BACKEND, jwks=google_key.jwks())]))
+                            gateway_verifier=Verifier([gateway_issuer_config(BACKEND, jwks=signing_key.jwks())]))
     userinfo = {"iss": ISSUER, "sub": "user-9", "aud": AUDIENCE, "scope": "orders:read", "roles": ["auditor"],
                 "exp": int(time.time()) + 60}
     for padded in (False, True):
-        principal = guard.authenticate({"Authorization": f"Bearer {_gateway_token(google_key)}",
+        principal = guard.authenticate({"Authorization": f"Bearer {_gateway_token(signing_key)}",
                                         "X-Apigateway-Api-Userinfo": _b64url_json(userinfo, padded)})
         assert principal.subject == "user-9" and principal.roles == ("auditor",)
         require(principal, roles=["auditor"])
@@ -140,14 +135,14 @@ def test_gcp_userinfo_with_verified_gateway_token(google_key):
             require(principal, roles=["admin"])
         assert raised.value.status == 403
     # written by someone calling the backend directly: no gateway token, or another service account's
-    for auth in (None, f"Bearer {_gateway_token(google_key, email='attacker@evil.iam.gserviceaccount.com')}"):
+    for auth in (None, f"Bearer {_gateway_token(signing_key, email='attacker@evil.iam.gserviceaccount.com')}"):
         headers = {"X-Apigateway-Api-Userinfo": _b64url_json(userinfo)}
         if auth:
             headers["Authorization"] = auth
         with pytest.raises(TokenRejected):
             guard.authenticate(headers)
     with pytest.raises(TokenRejected) as raised:
-        guard.authenticate({"Authorization": f"Bearer {_gateway_token(google_key)}",
+        guard.authenticate({"Authorization": f"Bearer {_gateway_token(signing_key)}",
                             "X-Apigateway-Api-Userinfo": _b64url_json({**userinfo, "iss": "https://evil.test"})})
     assert raised.value.code == "unknown_issuer"
 
@@ -229,8 +224,7 @@ async def _call(app, path, headers):
     return sent
 
 
-def test_asgi_middleware_guards_a_plain_asgi_app():
-    key = SigningKey.generate("RS256")
+def test_asgi_middleware_guards_a_plain_asgi_app(key):
     guard = BearerGuard.from_route_table(_route_table(key), "orders")
 
     async def app(scope, receive, send):

@@ -13,7 +13,7 @@ from lambdas.guards.gcp import GcpGatewayGuard
 from lambdas.guards.require import BearerGuard, header_value
 from lambdas.validation import IssuerConfig, TokenRejected, Verifier
 from tests.support.http_server import http_server  # noqa: F401  (fixture)
-from tests.support.tokens import AUDIENCE, ISSUER, SigningKey, mint
+from tests.support.tokens import AUDIENCE, ISSUER, mint
 
 ALB_ARN = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/orders-alb/50dc6c495c0c9188"
 
@@ -33,12 +33,11 @@ def test_a_repeated_identity_header_is_refused_not_read_first_come():
     assert raised.value.code == "malformed" and "more than once" in raised.value.message
 
 
-def test_repeated_easyauth_and_authorization_headers_are_refused():
+def test_repeated_easyauth_and_authorization_headers_are_refused(key):
     principal = base64.b64encode(json.dumps({"claims": [{"typ": "oid", "val": "u"}]}).encode()).decode()
     with pytest.raises(TokenRejected, match="more than once"):
         EasyAuthGuard(insecure_accept_any_tenant=True, insecure_accept_any_audience=True).authenticate(
             [("X-MS-CLIENT-PRINCIPAL", principal), ("x-ms-client-principal", principal)])
-    key = SigningKey.generate("RS256")
     guard = BearerGuard(Verifier([IssuerConfig(ISSUER, [AUDIENCE], jwks=key.jwks(), name="corp")]))
     token = mint(key, scope="orders:read")
     assert guard.authenticate([(b"authorization", f"Bearer {token}".encode())]).subject

@@ -7,7 +7,6 @@ import pytest
 
 from stacks.policy import load_policy
 from stacks.policy.compiler import compile_policy
-from tests.support.tokens import SigningKey
 from tests.unit.policy.policy_testing import REPO, load_text, policy_error
 
 ISSUERS = """
@@ -71,8 +70,8 @@ def test_ten_scopes_is_still_native(tmp_path):
     assert route.enforcement == "native" and len(route.native_scopes) == 10
 
 
-def test_bundled_and_loopback_keys_cannot_be_native(tmp_path):
-    (tmp_path / "keys.json").write_text(json.dumps(SigningKey.generate().jwks()))
+def test_bundled_and_loopback_keys_cannot_be_native(tmp_path, signing_key):
+    (tmp_path / "keys.json").write_text(json.dumps(signing_key.jwks()))
     policy = load_text(tmp_path, """
         issuers:
           bundled: {issuer: https://idp.example.com, audiences: [a], jwks_file: keys.json}

@@ -12,7 +12,7 @@ from sandbox.gateways.http_api import HttpApiEmulator
 from stacks.policy import load_policy_text
 from stacks.policy.render import render_route_table
 from tests.support.http_server import http_server  # noqa: F401  (fixture)
-from tests.support.tokens import SigningKey, mint
+from tests.support.tokens import mint
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -47,8 +47,7 @@ def http_template(issuer):
 
 
 @pytest.fixture()
-def setup(http_server, tmp_path):  # noqa: F811
-    key = SigningKey.generate()
+def setup(http_server, tmp_path, key):  # noqa: F811
     issuer = http_server.base_url.rstrip("/")
     http_server.serve_json("/.well-known/openid-configuration", {"issuer": issuer, "jwks_uri": issuer + "/jwks"})
     http_server.serve_json("/jwks", key.jwks())

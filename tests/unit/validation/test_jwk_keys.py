@@ -11,11 +11,6 @@ from tests.support.tokens import SigningKey, b64url
 ALL_ALGS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
 
 
-@pytest.fixture(scope="module")
-def rsa_key():
-    return SigningKey.generate("RS256", kid="rsa-1")
-
-
 @pytest.mark.parametrize("alg", ALL_ALGS)
 def test_every_algorithm_verifies_its_own_signature_and_rejects_a_tampered_one(alg):
     key = SigningKey.generate(alg)
@@ -29,18 +24,18 @@ def test_every_algorithm_verifies_its_own_signature_and_rejects_a_tampered_one(a
     assert not jwk.verify(alg, message, tampered)
 
 
-def test_rsa_key_without_alg_supports_every_rsa_algorithm_but_no_other(rsa_key):
-    jwk = parse_jwk(rsa_key.jwk(include_alg=False))
+def test_rsa_key_without_alg_supports_every_rsa_algorithm_but_no_other(signing_key):
+    jwk = parse_jwk(signing_key.jwk(include_alg=False))
     assert set(jwk.algorithms) == {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
     for alg in ("ES256", "EdDSA", "HS256", "none"):
         assert not jwk.supports(alg)
         assert not jwk.verify(alg, b"m", b"s")
 
 
-def test_a_jwk_alg_member_narrows_the_key_to_that_algorithm(rsa_key):
-    jwk = parse_jwk(rsa_key.jwk())
+def test_a_jwk_alg_member_narrows_the_key_to_that_algorithm(signing_key):
+    jwk = parse_jwk(signing_key.jwk())
     assert jwk.algorithms == ("RS256",)
-    ps_signature = rsa_key.sign(b"m", "PS256")
+    ps_signature = signing_key.sign(b"m", "PS256")
     assert not jwk.verify("PS256", b"m", ps_signature)
 
 
@@ -60,16 +55,16 @@ def test_ecdsa_signature_of_wrong_length_is_invalid_not_an_error():
     assert not jwk.verify("ES256", b"m", b"")
 
 
-def test_rsa_alg_member_incompatible_with_key_type_is_refused(rsa_key):
-    jwk = rsa_key.jwk()
+def test_rsa_alg_member_incompatible_with_key_type_is_refused(signing_key):
+    jwk = signing_key.jwk()
     jwk["alg"] = "ES256"
     with pytest.raises(ValueError, match="cannot verify"):
         parse_jwk(jwk)
 
 
 @pytest.mark.parametrize("member", ["d", "p", "q", "dp", "dq", "qi"])
-def test_private_rsa_members_are_refused(rsa_key, member):
-    jwk = dict(rsa_key.jwk(), **{member: "AQAB"})
+def test_private_rsa_members_are_refused(signing_key, member):
+    jwk = dict(signing_key.jwk(), **{member: "AQAB"})
     with pytest.raises(ValueError, match="private key member"):
         parse_jwk(jwk)
 
@@ -123,8 +118,8 @@ def test_ec_coordinates_must_be_full_length():
         parse_jwk(jwk)
 
 
-def test_keys_are_immutable(rsa_key):
-    jwk = parse_jwk(rsa_key.jwk())
+def test_keys_are_immutable(signing_key):
+    jwk = parse_jwk(signing_key.jwk())
     with pytest.raises(AttributeError):
         jwk.alg = "PS256"
 
@@ -142,13 +137,13 @@ def test_base64url_is_strict_and_canonical(text, ok):
             b64url_decode(text)
 
 
-def test_key_set_skips_and_explains_unusable_keys(rsa_key):
-    enc = dict(rsa_key.jwk(), kid="enc", use="enc")
-    wrap = dict(rsa_key.jwk(), kid="wrap", key_ops=["wrapKey"])
+def test_key_set_skips_and_explains_unusable_keys(signing_key):
+    enc = dict(signing_key.jwk(), kid="enc", use="enc")
+    wrap = dict(signing_key.jwk(), kid="wrap", key_ops=["wrapKey"])
     weird = {"kty": "oct", "kid": "hmac", "k": "c2VjcmV0"}
-    good = rsa_key.jwk()
+    good = signing_key.jwk()
     ks = KeySet.from_jwks({"keys": [enc, wrap, weird, good, "junk"]}, source="test")
-    assert ks.kids == ("rsa-1",)
+    assert ks.kids == (signing_key.kid,)
     assert len(ks.skipped) == 4
     assert any("use is 'enc'" in s for s in ks.skipped)
     assert any("key_ops" in s for s in ks.skipped)

@@ -15,9 +15,9 @@ from lambdas.validation.logout_token import (BACKCHANNEL_LOGOUT_EVENT, LogoutTok
                                              logout_token_from_form)
 from lambdas.validation.replay import MemoryReplayStore
 from tests.support.dpop import NOW, at_test_time
+from tests.support.keys import SIGNING_KEY as KEY  # the run's trusted key
 from tests.support.tokens import ISSUER, SigningKey, mint
 
-KEY = SigningKey.generate("RS256")
 CONFIG = IssuerConfig(ISSUER, ["orders-api"], jwks=KEY.jwks(), name="corp",
                       revocation=RevocationConfig(logout_audiences=("orders-web",)))
 SILENT = IssuerConfig("https://silent.example.com", ["orders-api"], jwks=KEY.jwks(), name="silent")

@@ -21,10 +21,10 @@ from lambdas.validation.possession import (RequestChecks, RequestFacts, authoriz
 from lambdas.validation.replay import MemoryReplayStore
 from tests.support.client_certs import client_certificate
 from tests.support.dpop import make_proof, thumbprint
+from tests.support.keys import SIGNING_KEY as ISSUER_KEY  # the run's trusted key
 from tests.support.tokens import AUDIENCE, ISSUER, SigningKey, mint
 
 URI = "https://api.example.com/orders"
-ISSUER_KEY = SigningKey.generate("RS256")
 CLIENT_KEY = SigningKey.generate("ES256")
 CONFIG = IssuerConfig(ISSUER, [AUDIENCE], jwks=ISSUER_KEY.jwks(), name="corp",
                       binding=BindingConfig(dpop=True, mtls=True))

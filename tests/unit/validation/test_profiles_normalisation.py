@@ -4,15 +4,10 @@ from __future__ import annotations
 import pytest
 
 from lambdas.validation import IssuerConfig, TokenRejected, Verifier
-from tests.support.tokens import SigningKey, mint
+from tests.support.tokens import mint
 
 NOW = 1_800_000_000
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
-
-
-@pytest.fixture(scope="module")
-def key():
-    return SigningKey.generate("RS256", kid="k")
 
 
 def verifier(key, issuer, audiences, profile, **kw):

@@ -5,15 +5,10 @@ from __future__ import annotations
 import pytest
 
 from lambdas.validation import IssuerConfig, TokenRejected, Verifier
-from tests.support.tokens import AUDIENCE, SigningKey, mint, standard_claims
+from tests.support.tokens import AUDIENCE, mint, standard_claims
 
 NOW = 1_800_000_000          # 2027-01-15T08:00:00Z
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
-
-
-@pytest.fixture(scope="module")
-def key():
-    return SigningKey.generate("RS256", kid="k1")
 
 
 def rejection(key, issuer, token_claims, *, profile="generic", header=None, **config) -> TokenRejected:

@@ -8,9 +8,9 @@ import pytest
 from lambdas.validation.route_decision import permission_groups, routes_satisfied_by, satisfied_routes
 from lambdas.validation.route_table import RouteTable
 from tests.support.route_tables import route, table_document
+from tests.support.keys import SIGNING_KEY as KEY  # the run's trusted key
 from tests.support.tokens import SigningKey, mint
 
-KEY = SigningKey.generate("RS256")
 DOCUMENT = table_document(KEY, [
     route("GET /orders"), route("GET /orders/{id}", freshness="denylist"), route("POST /orders", proof="dpop"),
     route("GET /reports", scopes=["reports:read"]), route("GET /admin", roles=["admin"]),
