@@ -87,7 +87,8 @@ class AuthorizerRuntime:
         # DPoP replay records, the denylist, introspection clients: every request's possession and freshness checks.
         try:
             self.request_checks = request_checks if request_checks is not None else request_checks_from_env(
-                os.environ, needs_shared_store=self.api.needs_shared_store or self._binds_tokens())
+                os.environ, needs_shared_store=self.api.needs_shared_store or self._binds_tokens(),
+                needs_dpop_nonces=self.api.needs_dpop_nonces)
         except ValueError as exc:
             raise AuthorizerMisconfigured(str(exc)) from None
         # The CloudWatch EMF members of every audit line (decision counts, latency, key-set events).

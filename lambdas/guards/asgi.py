@@ -4,7 +4,8 @@
 
 The principal lands in scope["state"]["principal"] (Starlette/FastAPI read `request.state.principal`) and in
 scope["authgate.principal"]. A rejected request gets a JSON body with the code and message (never the token):
-401 with WWW-Authenticate: Bearer for a bad or missing token, 403 for a token lacking what the route needs, 404 for
+401 with WWW-Authenticate: Bearer for a bad or missing token (DPoP's challenge for a refused DPoP proof, with a
+DPoP-Nonce header when the route wants the server's nonce), 403 for a token lacking what the route needs, 404 for
 an unknown route and 503 when the issuer's keys cannot be had (fail closed).
 """
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 from typing import Any, Awaitable, Callable
 
 from lambdas.validation.errors import POSSESSION_CODES, UNAVAILABLE_CODES, TokenRejected
-from lambdas.validation.possession import www_authenticate
+from lambdas.validation.possession import dpop_nonce_header, www_authenticate
 
 Check = Callable[[list, str, str], Any]
 
@@ -56,6 +57,9 @@ class AuthgateMiddleware:
         if status == 401 and error.code in POSSESSION_CODES:
             # RFC 9449 7.1 / RFC 6750 3: the challenge for the proof the request lacked.
             headers.append((b"www-authenticate", www_authenticate(error, proof="none").encode()))
+            nonce = dpop_nonce_header(error)
+            if nonce is not None:   # RFC 9449 9: use_dpop_nonce comes with the nonce to retry with
+                headers.append((nonce[0].lower().encode(), nonce[1].encode("ascii")))
         elif status == 401:
             headers.append((b"www-authenticate", f'Bearer error="invalid_token", error_description="{error.code}"'
                             .encode()))

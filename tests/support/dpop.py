@@ -87,3 +87,17 @@ def at_test_time(value: Any) -> Any:
     if isinstance(value, list):
         return [at_test_time(v) for v in value]
     return value
+
+
+def dpop_request(send, key: SigningKey, method: str, uri: str, access_token: str, *,
+                 nonce: str | None = None) -> tuple[int, dict, str | None]:
+    """One request as an RFC 9449 client makes it: a fresh proof (carrying `nonce`, the last DPoP-Nonce the server
+    gave, when there is one); when the answer is 401 with `error="use_dpop_nonce"` and a DPoP-Nonce header, a new
+    proof with that nonce, sent once more (section 9). `send(proof)` performs the request and returns (status,
+    headers with lower-case names). Returns (status, headers, the nonce to send next time)."""
+    claims = {"nonce": nonce} if nonce else None
+    status, headers = send(make_proof(key, method, uri, access_token, claims=claims))
+    fresh = headers.get("dpop-nonce")
+    if status == 401 and fresh and 'error="use_dpop_nonce"' in headers.get("www-authenticate", ""):
+        status, headers = send(make_proof(key, method, uri, access_token, claims={"nonce": fresh}))
+    return status, headers, headers.get("dpop-nonce") or fresh or nonce

@@ -6,7 +6,9 @@
   provider per issuer: issuer, remoteJWKS, audiences, claimToHeaders) and `authorization` (default Deny; one Allow
   rule per accepted issuer and any-of scope, each rule's `scopes` all required). Every other protected route gets
   `extAuth` to the forward-auth service (HTTP, path prefix /ext-authz, failOpen false, identity headers back to the
-  backend), which decides with the route table. Public routes get no SecurityPolicy.
+  backend), which decides with the route table. On a refusal Envoy hands every header of the service's answer to
+  the client (ext_authz's default when no allowed_client_headers are set, which Envoy Gateway leaves unset), so the
+  DPoP challenge and a `dpop_nonce` route's DPoP-Nonce reach it. Public routes get no SecurityPolicy.
 - A ClientTrafficPolicy on the Gateway removes client-sent identity headers before routing, so only the gateway's
   JWT filter or the forward-auth answer can set them, and sets X-Forwarded-Client-Cert itself (SanitizeSet, the
   client certificate as `Cert`), so a client's own never reaches the service; a ReferenceGrant lets the

@@ -18,6 +18,8 @@ never writes one without the ALLOW AuthorizationPolicy over the same workloads; 
 Certificate-bound tokens need the client's certificate in XFCC's first element, which only an ingress gateway that
 terminates the client's TLS can write (gateway topology forwardClientCertDetails SANITIZE_SET, with the certificate
 in the details); this renderer does not configure the ingress gateway. Without it they are refused.
+headersToDownstreamOnDeny stays unset, so a refusal's headers (the DPoP challenge, a dpop_nonce route's DPoP-Nonce)
+all reach the client.
 Not covered: removing client-sent identity headers on public and native routes needs an EnvoyFilter; on those
 routes only the outputClaimToHeaders headers (subject, client id, scopes, issuer) are set by Istio.
 """

@@ -10,6 +10,7 @@ What it writes, and why:
   replaced or cleared, so the service never sees two descriptions); the identity headers of its answer are copied
   with `auth_request_set` and passed to the backend with `proxy_set_header`, which also drops any copy the client
   sent. A 403's challenge (`error="insufficient_scope"`, `scope=`) is added to the answer; NGINX copies a 401's itself.
+  A path with a `dpop_nonce: required` route also passes the service's `DPoP-Nonce` header back to the client.
 - Public locations: a path whose every route is public is served without `auth_request`, limited to its methods
   (`limit_except`), with the identity headers cleared. A path with both public and protected routes is decided by
   the service, which admits the public ones without a token.
@@ -231,6 +232,11 @@ def render_nginx(policy: AuthPolicy, api: str, *, backend: str, forward_auth: st
                      "auth_request_set $authgate_decision $upstream_http_x_authgate_decision;",
                      "auth_request_set $authgate_challenge $upstream_http_www_authenticate;",
                      f"add_header WWW-Authenticate {challenge_var} always;"]
+            if any(route.get("dpop_nonce", "none") != "none" for route in group.routes):
+                # RFC 9449 9: the service's use_dpop_nonce 401 carries the nonce to retry with; auth_request passes
+                # only WWW-Authenticate on by itself (add_header leaves an empty value out).
+                body += ["auth_request_set $authgate_dpop_nonce $upstream_http_dpop_nonce;",
+                         "add_header DPoP-Nonce $authgate_dpop_nonce always;"]
             body += _proxy_to_backend(backend_upstream, identity=True)
         out.extend(f"{INDENT * 2}{line}" for line in body)
         out.append(f"{INDENT}}}")

@@ -1,0 +1,119 @@
+"""In-cluster gateways in front of DPoP routes. NGINX passes the decision service's DPoP-Nonce header (beside its
+DPoP challenge) back to the client on a 401 for a path with a dpop_nonce: required route, as RFC 9449 9 needs, and
+paths without the setting render as before; the real-NGINX case runs Debian's nginx with the rendered configuration
+against a decision service on 127.0.0.1 that answers use_dpop_nonce. Envoy Gateway and Istio send the DPoP proof
+header in the check request, and nothing narrows the refusal headers handed to the client, so the DPoP challenge and
+DPoP-Nonce reach it (ext_authz passes every header of a denial when no client-header list is set)."""
+from __future__ import annotations
+
+import re
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from sandbox.gateways.nginx import free_loopback_port, main_config, nginx_binary
+from stacks.policy.render.gateway_api import render_gateway_api
+from stacks.policy.render.istio import render_istio
+from stacks.policy.render.nginx import render_nginx
+from tests.unit.policy.policy_testing import load_text
+
+POLICY = """
+issuers:
+  corp:
+    issuer: https://idp.example.com
+    audiences: [orders-api]
+    binding: {dpop: true}
+apis:
+  shop:
+    routes:
+      "POST /orders": {issuers: [corp], proof: dpop, dpop_nonce: required}
+      "GET /orders": {issuers: [corp], proof: dpop}
+      "GET /items": {issuers: [corp]}
+"""
+NONCE = "eyJ7S_zG.yH6t8kKtw2gdYx2lZ4UuQ-NONCE"
+CHALLENGE = 'DPoP error="use_dpop_nonce", algs="ES256"'
+
+
+def blocks(config: str) -> dict[str, str]:
+    return dict(re.findall(r"location ~ (\S+) \{\n(.*?)\n    \}", config, re.DOTALL))
+
+
+def test_only_a_path_with_a_nonce_route_passes_the_header(tmp_path):
+    config = render_nginx(load_text(tmp_path, POLICY), "shop", backend="b:1", forward_auth="f:2")
+    found = blocks(config)
+    orders, items = found[r"^/orders/?$"], found[r"^/items/?$"]
+    assert "auth_request_set $authgate_dpop_nonce $upstream_http_dpop_nonce;" in orders
+    assert "add_header DPoP-Nonce $authgate_dpop_nonce always;" in orders
+    assert "dpop_nonce" not in items and "DPoP-Nonce" not in items
+
+
+class _Decisions(BaseHTTPRequestHandler):
+    """The decision service's side of auth_request: 401 use_dpop_nonce with a nonce, whatever is asked."""
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        self.send_response(401)
+        self.send_header("WWW-Authenticate", CHALLENGE)
+        self.send_header("DPoP-Nonce", NONCE)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.mark.skipif(nginx_binary() is None, reason="nginx is not installed")
+def test_a_real_nginx_hands_the_nonce_and_challenge_to_the_client(tmp_path):
+    decisions = ThreadingHTTPServer(("127.0.0.1", 0), _Decisions)
+    threading.Thread(target=decisions.serve_forever, daemon=True).start()
+    port = free_loopback_port()
+    config = render_nginx(load_text(tmp_path, POLICY), "shop", backend="127.0.0.1:9",
+                          forward_auth=f"127.0.0.1:{decisions.server_address[1]}", listen=f"127.0.0.1:{port}")
+    workdir = tmp_path / "nginx"
+    workdir.mkdir()
+    (workdir / "nginx.conf").write_text(main_config(config, workdir))
+    process = subprocess.Popen([nginx_binary(), "-e", "stderr", "-p", str(workdir), "-c", str(workdir / "nginx.conf")],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        answers = {}
+        deadline = time.monotonic() + 15
+        for method, path in (("POST", "/orders"), ("GET", "/items")):
+            while True:
+                try:
+                    urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method,
+                                                                  data=b"" if method == "POST" else None), timeout=5)
+                    pytest.fail("the decision service refused; nginx must not answer 2xx")
+                except urllib.error.HTTPError as err:
+                    answers[path] = (err.code, err.headers)
+                    break
+                except OSError:
+                    assert process.poll() is None and time.monotonic() < deadline, "nginx did not start"
+                    time.sleep(0.05)
+        status, headers = answers["/orders"]
+        assert status == 401 and headers["DPoP-Nonce"] == NONCE and headers["WWW-Authenticate"] == CHALLENGE
+        status, headers = answers["/items"]
+        assert status == 401 and headers["DPoP-Nonce"] is None and headers["WWW-Authenticate"] == CHALLENGE
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        decisions.shutdown()
+        decisions.server_close()
+
+
+def test_envoy_gateway_sends_the_proof_and_filters_no_denial_header(tmp_path):
+    manifests = render_gateway_api(load_text(tmp_path, POLICY), "shop", backend="shop:8080")
+    ext_auth = {doc["metadata"]["annotations"]["authgate.dev/route"]: doc["spec"]["extAuth"] for doc in manifests
+                if doc["kind"] == "SecurityPolicy"}
+    assert "dpop" in ext_auth["POST /orders"]["headersToExtAuth"]
+    assert set(ext_auth["POST /orders"]["http"]) == {"backendRefs", "path", "headersToBackend"}  # no client filter
+
+
+def test_istio_sends_the_proof_and_passes_every_denial_header(tmp_path):
+    _, mesh = render_istio(load_text(tmp_path, POLICY), "shop", selector={"app": "shop"})
+    provider = mesh["extensionProviders"][0]["envoyExtAuthzHttp"]
+    assert "dpop" in provider["includeRequestHeadersInCheck"]
+    assert "headersToDownstreamOnDeny" not in provider
