@@ -37,6 +37,7 @@ class IdpProcess(StoppedOnExit):
         self.log_path = log_path
         self.issuer: str = ""
         self.signing_kid: str = ""
+        self.tls_origin: str = ""   # https://127.0.0.1:PORT when the config has `tls` (certificate-bound tokens)
         self._admin_token = secrets.token_urlsafe(24)
         self._process: subprocess.Popen | None = None
         self._workdir: tempfile.TemporaryDirectory | None = None
@@ -62,6 +63,7 @@ class IdpProcess(StoppedOnExit):
         ready = self._wait_for_ready()
         self.issuer = ready["issuer"]
         self.signing_kid = ready["signing_kid"]
+        self.tls_origin = ready.get("tls_origin", "")
         return self
 
     def _drain_stderr(self) -> None:

@@ -5,11 +5,18 @@
 // Env:   AUTHGATE_IDP_ADMIN_TOKEN  shared secret for the /__sandbox admin endpoints (required)
 // On readiness it prints one JSON line: {"event":"ready","issuer":"http://127.0.0.1:PORT", ...}.
 //
+// Certificate-bound access tokens (RFC 8705): with `tls: {cert_file, key_file}` in the config, a second listener on
+// 127.0.0.1 speaks TLS and asks every client for a certificate; the ready line gains "tls_origin". A client whose
+// metadata sets `certificate_bound: true` must call the token endpoint there, with its certificate, and gets an
+// access token whose cnf["x5t#S256"] is that certificate's thumbprint. The certificate is not checked against a
+// CA (the binding is to this certificate, whoever issued it), as RFC 8705 section 3 allows.
+//
 // Key rotation: POST /__sandbox/rotate-key builds a fresh provider instance that signs with the key it has been
 // publishing as "next" since the previous rotation, publishes a new next key, and keeps every earlier key in the
 // JWKS: pre-publication, which is how a real issuer rotates without refusing a single token. Sessions, grants and tokens
 // survive because oidc-provider's in-memory adapter keeps its storage at module level, shared by every instance.
 import { createServer } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import { generateKeyPairSync, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 
@@ -83,6 +90,7 @@ function clientMetadata(c) {
       response_types: [],
       redirect_uris: [],
       scope: (c.scopes || []).join(' '),
+      ...(c.certificate_bound ? { tls_client_certificate_bound_access_tokens: true } : {}),
     };
   }
   throw new Error(`client ${c.client_id}: kind must be "spa", "web" or "service", got ${JSON.stringify(c.kind)}`);
@@ -127,6 +135,8 @@ function buildProvider(issuer, keys) {
       backchannelLogout: { enabled: true },
       // DPoP-bound access tokens (cnf.jkt) for any client that sends a DPoP proof to the token endpoint.
       dPoP: { enabled: true },
+      ...(config.tls ? { mTLS: { enabled: true, certificateBoundAccessTokens: true, getCertificate: peerCertificate } }
+        : {}),
       rpInitiatedLogout: { enabled: true },
       resourceIndicators: {
         enabled: true,
@@ -186,6 +196,15 @@ function buildProvider(issuer, keys) {
   provider.on('backchannel.error', (ctx, err, client) => process.stderr.write(
     `authgate idp: back-channel logout to ${client.clientId} failed: ${err.message}\n`));
   return provider;
+}
+
+// The TLS client certificate of the request's connection, as PEM; undefined on the plain listener or without one.
+function peerCertificate(ctx) {
+  const socket = ctx.req.socket;
+  const peer = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate() : undefined;
+  if (!peer || !peer.raw) return undefined;
+  const body = peer.raw.toString('base64').match(/.{1,64}/g).join('\n');
+  return `-----BEGIN CERTIFICATE-----\n${body}\n-----END CERTIFICATE-----\n`;
 }
 
 function adminAuthorized(req) {
@@ -314,7 +333,7 @@ async function checkLoginThenHandle(req, res) {
   handler(req, res);
 }
 
-const server = createServer((req, res) => {
+function route(req, res) {
   if (req.url.startsWith(ADMIN_PREFIX)) {
     handleAdmin(req, res);
     return;
@@ -324,7 +343,24 @@ const server = createServer((req, res) => {
     return;
   }
   handler(req, res);
-});
+}
+
+const server = createServer(route);
+let tlsServer;
+if (config.tls) {
+  try {
+    tlsServer = createTlsServer({
+      cert: readFileSync(config.tls.cert_file), key: readFileSync(config.tls.key_file),
+      requestCert: true, rejectUnauthorized: false,
+    }, route);
+  } catch (err) {
+    fail(`cannot read the TLS listener's certificate or key: ${err.message}`);
+  }
+}
+
+function ready(extra) {
+  process.stdout.write(`${JSON.stringify({ event: 'ready', issuer, signing_kid: keys[0].kid, ...extra })}\n`);
+}
 
 server.listen(0, '127.0.0.1', () => {
   const { port } = server.address();
@@ -335,12 +371,20 @@ server.listen(0, '127.0.0.1', () => {
   } catch (err) {
     fail(`bad provider configuration: ${err.message}`);
   }
-  process.stdout.write(`${JSON.stringify({ event: 'ready', issuer, signing_kid: keys[0].kid })}\n`);
+  if (!tlsServer) {
+    ready({});
+    return;
+  }
+  tlsServer.listen(0, '127.0.0.1', () => ready({ tls_origin: `https://127.0.0.1:${tlsServer.address().port}` }));
 });
 
 function shutdown() {
   server.close();
   server.closeAllConnections();
+  if (tlsServer) {
+    tlsServer.close();
+    tlsServer.closeAllConnections();
+  }
   process.exit(0);
 }
 process.on('SIGTERM', shutdown);
