@@ -10,7 +10,9 @@ Answers (RFC 6750 3.1 for the WWW-Authenticate forms):
   200  allowed; identity headers (subject, client id, scopes, roles, groups, tenant, issuer) for the proxy to pass on
   401  no token (`Bearer realm=...`, no error code, as RFC 6750 3.1 asks), or a bad token, a token sent twice, an
        issuer the route does not accept, an ID token on an access route (`error="invalid_token"`); a missing or
-       bad DPoP proof gets DPoP's challenge (`DPoP error="invalid_dpop_proof", algs="..."`, RFC 9449 7.1)
+       bad DPoP proof gets DPoP's challenge (`DPoP error="invalid_dpop_proof", algs="..."`, RFC 9449 7.1), and a
+       proof without the server's nonce on a dpop_nonce route `DPoP error="use_dpop_nonce"` with a DPoP-Nonce
+       header to retry with (RFC 9449 9; the proxy passes both back to the client)
   403  a good token lacking what the route needs (`error="insufficient_scope"`, with `scope=` when a scope is
        missing), or a route the table does not know (refused, never allowed)
   400  the check request does not say unambiguously which request to decide (conventions.py), or a trusted
@@ -31,7 +33,7 @@ from lambdas.authorizers.audit import audit_record, emit
 from lambdas.authorizers.runtime import AuthorizerMisconfigured, AuthorizerRuntime, elapsed_us
 from lambdas.observability.prometheus import DecisionCounters, render_prometheus
 from lambdas.validation.errors import DPOP_CODES, POSSESSION_CODES
-from lambdas.validation.possession import www_authenticate
+from lambdas.validation.possession import dpop_nonce_header, www_authenticate
 from lambdas.validation.route_decision import Outcome, RouteDecision, decide_request
 
 from .conventions import CONVENTIONS, DEFAULT_ENVOY_PATH_PREFIX, BadCheckRequest, original_request
@@ -224,6 +226,9 @@ class ForwardAuthService:
         headers = [("content-type", "application/json"), (DECISION_HEADER, code)]
         if code != "route_not_found":  # no token would open an unknown route: no challenge to answer
             headers.append(("www-authenticate", challenge))
+        nonce = dpop_nonce_header(rejection)
+        if nonce is not None:   # RFC 9449 9: use_dpop_nonce comes with the nonce to retry with
+            headers.append((nonce[0].lower(), nonce[1]))
         return Answer(status, tuple(headers), body, decision.outcome.value, code)
 
     def _issuer(self, decision: RouteDecision) -> Any:
