@@ -9,6 +9,7 @@ import pytest
 
 from lambdas.validation.route_table import RouteTable, RouteTableError
 from stacks.policy.render import render_route_table
+from tests.support.route_tables import route, table_document
 from tests.unit.policy.policy_testing import load_text, policy_error
 
 ISSUERS = """
@@ -54,10 +55,7 @@ def test_problems_name_the_file_line_and_field(tmp_path, route, field, expected)
 
 
 def test_the_runtime_refuses_a_table_with_a_nonce_but_no_dpop_proof():
-    table = {"format": "authgate.routes/v1",
-             "issuers": {"corp": {"issuer": "https://idp.example.com", "audiences": ["a"],
-                                  "binding": {"dpop": True}}},
-             "apis": {"orders": {"routes": [{"route_key": "GET /o", "issuers": ["corp"], "dpop_nonce": "required"}]}}}
+    table = table_document(None, [route("GET /o", dpop_nonce="required")], binding={"dpop": True})
     with pytest.raises(RouteTableError, match="dpop_nonce required applies to DPoP proofs, and the route has proof "
                                               "none"):
         RouteTable.load(table)
