@@ -112,7 +112,7 @@ class AuthgateHttpApi(Construct):
 
         self.domain: apigwv2.DomainName | None = None
         if uses_mtls:
-            bucket_name, key = mtls_domain.truststore_uri[5:].split("/", 1)
+            bucket_name, key = mtls_domain.truststore_location
             self.domain = apigwv2.DomainName(
                 self, "MtlsDomain", domain_name=mtls_domain.domain_name,
                 certificate=acm.Certificate.from_certificate_arn(self, "MtlsCertificate", mtls_domain.certificate_arn),

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 from stacks.aws.refusals import UnsupportedConfiguration
 
+S3_SCHEME = "s3://"
+
 
 @dataclass(frozen=True)
 class MtlsDomainSettings:
@@ -22,11 +24,18 @@ class MtlsDomainSettings:
     truststore_version: str | None = None
 
     def __post_init__(self) -> None:
-        if not self.truststore_uri.startswith("s3://") or "/" not in self.truststore_uri[5:]:
+        bucket, _, key = self.truststore_uri.removeprefix(S3_SCHEME).partition("/")
+        if not self.truststore_uri.startswith(S3_SCHEME) or not bucket or not key:
             raise UnsupportedConfiguration(f"truststore_uri {self.truststore_uri!r} must be s3://bucket/key of a PEM "
                                            f"bundle")
         if not self.certificate_arn.startswith("arn:"):
             raise UnsupportedConfiguration(f"certificate_arn {self.certificate_arn!r} must be an ACM certificate ARN")
+
+    @property
+    def truststore_location(self) -> tuple[str, str]:
+        """The truststore's S3 bucket name and object key, as the API Gateway constructs' MTLSConfig takes them."""
+        bucket, _, key = self.truststore_uri.removeprefix(S3_SCHEME).partition("/")
+        return bucket, key
 
 
 def mtls_route_keys(api_routes) -> list[str]:

@@ -169,7 +169,7 @@ class AuthgateRestApi(Construct):
 
         self.domain: apigw.DomainName | None = None
         if uses_mtls:
-            bucket_name, key = mtls_domain.truststore_uri[5:].split("/", 1)
+            bucket_name, key = mtls_domain.truststore_location
             self.domain = apigw.DomainName(
                 self, "MtlsDomain", domain_name=mtls_domain.domain_name,
                 certificate=acm.Certificate.from_certificate_arn(self, "MtlsCertificate", mtls_domain.certificate_arn),

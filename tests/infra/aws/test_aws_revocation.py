@@ -155,9 +155,11 @@ def test_apis_without_mtls_routes_keep_execute_api():
         '"DisableExecuteApiEndpoint": false' in json.dumps(template.find_resources("AWS::ApiGatewayV2::Api"))
 
 
-def test_truststore_must_be_an_s3_object():
+@pytest.mark.parametrize("uri", ["https://x", "s3://bucket-only", "s3://bucket/", "s3:///ca.pem"])
+def test_truststore_must_be_an_s3_object(uri):
     with pytest.raises(UnsupportedConfiguration, match="must be s3://bucket/key"):
-        MtlsDomainSettings(domain_name="x.example.com", certificate_arn="arn:aws:acm:x", truststore_uri="https://x")
+        MtlsDomainSettings(domain_name="x.example.com", certificate_arn="arn:aws:acm:x", truststore_uri=uri)
+    assert MTLS.truststore_location == ("example-truststores", "orders/ca.pem")
 
 
 def test_logout_endpoint_grant_writes_denylist_entries_only():
