@@ -86,3 +86,22 @@ def authorizer_cache_for_api(api_routes: Any, requested_seconds: int | None, def
             f"every request (proof or freshness), and a cached answer would replay a single-use DPoP proof or outlive "
             f"a revocation. Set the cache TTL to 0 (the default for such APIs)")
     return 0
+
+
+def refuse_dpop_nonce_routes(api_routes: Any, *, what: str) -> None:
+    """API Gateway cannot deliver server-provided DPoP nonces: RFC 9449 section 9 has the resource server answer a
+    proof without its nonce with 401, `WWW-Authenticate: DPoP error="use_dpop_nonce"` and a `DPoP-Nonce` header, and
+    no Lambda authorizer can put a value of its own in a refusal's headers. An HTTP API answers an authorizer's
+    refusal with its fixed 401/403 and has no gateway responses; a REST API's gateway responses set headers only
+    from static values and request parameters (the authorizer's context reaches body templates, on a Deny, as a
+    403). A client would never learn the nonce and every request to the route would fail, so synth refuses."""
+    routes = [route.route_key for route in api_routes.routes if route.dpop_nonce != "none"]
+    if routes:
+        raise UnsupportedConfiguration(
+            f"{what}: route(s) {', '.join(routes)} have dpop_nonce: required, and API Gateway cannot send a "
+            f"Lambda authorizer's DPoP-Nonce header to the client (a refusal's headers are fixed: HTTP APIs have no "
+            f"gateway responses, REST gateway responses map only static values and request parameters into "
+            f"headers), so no client could ever present the nonce. Remove dpop_nonce from these routes for API "
+            f"Gateway (their DPoP proofs are still checked, iat within binding.dpop_proof_max_age_seconds), or serve "
+            f"the API where authgate answers the client itself: the forward-auth service behind NGINX, Envoy "
+            f"Gateway or Istio (authgate render nginx | gateway-api | istio), or the backend guard (lambdas.guards)")

@@ -17,7 +17,7 @@ from stacks.aws.authorizer_function.infrastructure import AuthorizerFunction
 from stacks.aws.nag import acknowledge_nag
 from stacks.aws.log_group import DEFAULT_RETENTION, retained_log_group
 from stacks.aws.mtls_domain.infrastructure import MtlsDomainSettings, require_mtls_domain
-from stacks.aws.refusals import (UnsupportedConfiguration, authorizer_cache_for_api,
+from stacks.aws.refusals import (UnsupportedConfiguration, authorizer_cache_for_api, refuse_dpop_nonce_routes,
                                  require_cache_within_token_lifetime)
 from stacks.aws.revocation_table.infrastructure import RevocationTable, needs_revocation_table
 from stacks.aws.route_plan import ApiPlan, IssuerPlan, RoutePlan
@@ -54,6 +54,7 @@ class AuthgateHttpApi(Construct):
                 f"API {plan.name!r} has routes that take the token handler's session cookie ({', '.join(cookie_routes)}); "
                 "deploy them with browser sign-in (context authgate:web naming the policy's web client)")
         api_routes = plan.api
+        refuse_dpop_nonce_routes(api_routes, what=f"API {plan.name} (HTTP API)")
         requested = None if authorizer_cache_ttl is None else int(authorizer_cache_ttl.to_seconds())
         cache_seconds = min(authorizer_cache_for_api(api_routes, requested, DEFAULT_CACHE_SECONDS,
                                                      what="HTTP API Lambda authorizer"),

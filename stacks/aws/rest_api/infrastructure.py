@@ -16,7 +16,7 @@ from stacks.aws.authorizer_function.infrastructure import AuthorizerFunction
 from stacks.aws.log_group import DEFAULT_RETENTION, retained_log_group
 from stacks.aws.checkov import skip_checkov
 from stacks.aws.nag import acknowledge_nag
-from stacks.aws.refusals import (UnsupportedConfiguration, authorizer_cache_for_api,
+from stacks.aws.refusals import (UnsupportedConfiguration, authorizer_cache_for_api, refuse_dpop_nonce_routes,
                                  require_cache_within_token_lifetime)
 from stacks.aws.mtls_domain.infrastructure import MtlsDomainSettings, require_mtls_domain
 from stacks.aws.revocation_table.infrastructure import RevocationTable, needs_revocation_table
@@ -106,6 +106,7 @@ class AuthgateRestApi(Construct):
                 "a REST API authorizer's identity source and cache are keyed on the Authorization header, so deploy "
                 "them on the HTTP API with browser sign-in (context authgate:web)")
         api_routes = plan.api
+        refuse_dpop_nonce_routes(api_routes, what=f"API {plan.name} (REST API)")
         cache_seconds = authorizer_cache_for_api(
             api_routes, None if authorizer_cache_ttl is None else int(authorizer_cache_ttl.to_seconds()),
             DEFAULT_CACHE_SECONDS, what="REST API Lambda authorizer")
