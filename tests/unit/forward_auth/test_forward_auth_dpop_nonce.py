@@ -14,12 +14,12 @@ from lambdas.forward_auth.service import ForwardAuthService, ForwardAuthSettings
 from lambdas.validation.dpop_nonce import DpopNonces
 from lambdas.validation.route_table import RouteTable
 from tests.support.dpop import dpop_request, make_proof, thumbprint
+from tests.support.keys import SIGNING_KEY as ISSUER_KEY  # the run's trusted key
 from tests.support.route_tables import route, table_document
 from tests.support.tokens import SigningKey, mint
 
 KEY = b"forward-auth nonce key, 32 bytes"
 URL = "https://api.example.com/orders"
-ISSUER_KEY = SigningKey.generate("RS256")
 CLIENT_KEY = SigningKey.generate("ES256")
 DOCUMENT = table_document(ISSUER_KEY, [route("POST /orders", proof="dpop", dpop_nonce="required")])
 DOCUMENT["issuers"]["corp"]["binding"] = {"dpop": True, "dpop_algorithms": ["ES256"]}

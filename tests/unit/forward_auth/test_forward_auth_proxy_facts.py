@@ -23,6 +23,7 @@ from lambdas.validation.route_table import RouteTable
 from tests.support.client_certs import client_certificate
 from tests.support.dpop import make_proof, thumbprint
 from tests.support.http_server import LocalHttpServer
+from tests.support.keys import SIGNING_KEY as ISSUER_KEY  # the run's trusted key
 from tests.support.route_tables import route, table_document
 from tests.support.tokens import SigningKey, mint
 
@@ -111,7 +112,6 @@ def test_a_trusted_proxys_repeated_or_unreadable_facts_are_refused():
 
 
 # --- through the service and the ASGI app ------------------------------------------------------------------------
-ISSUER_KEY = SigningKey.generate("RS256")
 DOCUMENT = table_document(ISSUER_KEY, [route("GET /orders"), route("POST /orders", proof="dpop"),
                                        route("DELETE /orders/{id}", proof="mtls")])
 DOCUMENT["issuers"]["corp"]["binding"] = {"dpop": True, "mtls": True, "dpop_algorithms": ["ES256"]}

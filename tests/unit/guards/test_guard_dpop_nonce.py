@@ -15,12 +15,12 @@ from lambdas.guards.require import BearerGuard
 from lambdas.validation.dpop_nonce import STEP_SECONDS, DpopNonces
 from lambdas.validation.route_table import RouteTable
 from tests.support.dpop import dpop_request, make_proof, thumbprint
+from tests.support.keys import SIGNING_KEY as ISSUER_KEY  # the run's trusted key
 from tests.support.route_tables import route, table_document
 from tests.support.tokens import SigningKey, mint
 
 ORIGIN = "https://api.example.com"
 KEY = b"guard test nonce key, 32 bytes.."
-ISSUER_KEY = SigningKey.generate("RS256")
 CLIENT_KEY = SigningKey.generate("ES256")
 
 
