@@ -4,7 +4,9 @@ ServiceAccount, ConfigMap (the rendered route table, `routes.json`), Deployment,
 NetworkPolicy that admits only the gateway's namespace. The Deployment runs two replicas (by default) spread across
 zones and nodes, non-root (the image's UID 10001), read-only root filesystem, no capabilities, RuntimeDefault seccomp,
 no service-account token unless a cloud identity needs one, requests and limits, `/healthz` liveness and `/readyz`
-readiness (keys loaded), and a short preStop pause so endpoints are gone before uvicorn stops on SIGTERM.
+readiness (keys loaded), and a short preStop pause so endpoints are gone before uvicorn stops on SIGTERM. An API with
+`dpop_nonce: required` routes reads AUTHGATE_DPOP_NONCE_KEY from the Secret `authgate-forward-auth-dpop-nonce` (key
+`key`, base64url of 32 random bytes), which the operator creates: one key for every replica, never in a manifest.
 Cloud identity, only when the keys need one (a private JWKS endpoint reached through the cloud's identity): EKS IRSA
 (`eks.amazonaws.com/role-arn` on the ServiceAccount) or AKS workload identity (`azure.workload.identity/client-id`
 on it, `azure.workload.identity/use: "true"` on the pods).
@@ -16,12 +18,14 @@ from typing import Any
 
 from lambdas.forward_auth.service import ENV_CONVENTION, ENV_PATH_PREFIX
 from lambdas.forward_auth.conventions import CONVENTIONS, DEFAULT_ENVOY_PATH_PREFIX
+from lambdas.validation.possession import ENV_DPOP_NONCE_KEY
 from lambdas.forward_auth.proxy_facts import (ENV_PUBLIC_ORIGIN, ENV_TRUSTED_PROXIES, parse_public_origin,
                                               parse_trusted_proxies)
 from stacks.policy.model import AuthPolicy
 from stacks.policy.render.in_cluster import check_dns_label, http_api
 
 NAME = "authgate-forward-auth"
+DPOP_NONCE_SECRET = f"{NAME}-dpop-nonce"   # kubectl create secret generic ... --from-literal=key=<base64url 32 bytes>
 PORT = 9100
 ROUTES_FILE = "routes.json"
 CONFIG_DIR = "/etc/authgate"
@@ -72,6 +76,11 @@ def render_k8s(policy: AuthPolicy, api: str, *, image: str, namespace: str = "au
                          .replace(ENV_PUBLIC_ORIGIN, "--public-origin")) from None
     proxy_env = [{"name": name, "value": value} for name, value in ((ENV_TRUSTED_PROXIES, trusted_proxies),
                                                                     (ENV_PUBLIC_ORIGIN, public_origin)) if value]
+    if any(route.dpop_nonce != "none" for route in http_api(policy, api).routes.values()):
+        # Every replica must issue and accept the same nonces: one key for all, from a Secret the operator creates
+        # (key material never goes into rendered manifests).
+        proxy_env.append({"name": ENV_DPOP_NONCE_KEY, "valueFrom": {"secretKeyRef": {
+            "name": DPOP_NONCE_SECRET, "key": "key"}}})
 
     labels = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/instance": f"{NAME}-{api}".lower()[:63],
               "app.kubernetes.io/part-of": "authgate"}

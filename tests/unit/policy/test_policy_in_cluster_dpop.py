@@ -3,7 +3,8 @@ DPoP challenge) back to the client on a 401 for a path with a dpop_nonce: requir
 paths without the setting render as before; the real-NGINX case runs Debian's nginx with the rendered configuration
 against a decision service on 127.0.0.1 that answers use_dpop_nonce. Envoy Gateway and Istio send the DPoP proof
 header in the check request, and nothing narrows the refusal headers handed to the client, so the DPoP challenge and
-DPoP-Nonce reach it (ext_authz passes every header of a denial when no client-header list is set)."""
+DPoP-Nonce reach it (ext_authz passes every header of a denial when no client-header list is set). The forward-auth
+Deployment of such an API reads its one nonce key from a Secret."""
 from __future__ import annotations
 
 import re
@@ -19,6 +20,7 @@ import pytest
 from sandbox.gateways.nginx import free_loopback_port, main_config, nginx_binary
 from stacks.policy.render.gateway_api import render_gateway_api
 from stacks.policy.render.istio import render_istio
+from stacks.policy.render.k8s import render_k8s
 from stacks.policy.render.nginx import render_nginx
 from tests.unit.policy.policy_testing import load_text
 
@@ -117,3 +119,18 @@ def test_istio_sends_the_proof_and_passes_every_denial_header(tmp_path):
     provider = mesh["extensionProviders"][0]["envoyExtAuthzHttp"]
     assert "dpop" in provider["includeRequestHeadersInCheck"]
     assert "headersToDownstreamOnDeny" not in provider
+
+
+def test_the_forward_auth_deployment_reads_one_nonce_key_from_a_secret(tmp_path):
+    image = "registry.example.com/authgate/forward-auth@sha256:" + "0" * 64
+    manifests = render_k8s(load_text(tmp_path, POLICY), "shop", image=image)
+    deployment = next(doc for doc in manifests if doc["kind"] == "Deployment")
+    env = {item["name"]: item for item in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["AUTHGATE_DPOP_NONCE_KEY"] == {"name": "AUTHGATE_DPOP_NONCE_KEY", "valueFrom": {"secretKeyRef": {
+        "name": "authgate-forward-auth-dpop-nonce", "key": "key"}}}
+    assert not any(doc["kind"] == "Secret" for doc in manifests)   # the operator creates it; no key in manifests
+    without = POLICY.replace(", dpop_nonce: required", "")
+    deployment = next(doc for doc in render_k8s(load_text(tmp_path, without), "shop", image=image)
+                      if doc["kind"] == "Deployment")
+    assert "AUTHGATE_DPOP_NONCE_KEY" not in {item["name"] for item in
+                                             deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
