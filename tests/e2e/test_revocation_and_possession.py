@@ -6,7 +6,10 @@ through the loader and the route table renderer.
 Shown: a revoked token refused on `freshness: introspect` routes and still accepted on `none` routes; a logout at the
 provider delivers a logout token to the back-channel endpoint and the session's tokens are then refused on
 `freshness: denylist` routes; a DPoP-bound token used as a Bearer token, with a proof for another method or URL,
-with a replayed proof or with another key's proof is refused.
+with a replayed proof or with another key's proof is refused; on a `dpop_nonce: required` route served by two
+backend-guard replicas over real HTTP, the provider's DPoP-bound token is first answered `use_dpop_nonce` with a
+DPoP-Nonce header, the client retries with it (as RFC 9449 clients do) and is allowed, the other replica accepts the
+same nonce, and a stale one is refused.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ import logging
 import shutil
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,7 +34,8 @@ from sandbox.oidc_client import BrowserSession, LoginTrace, _FormParser, _redeem
     sign_in
 from stacks.policy import load_policy
 from stacks.policy.render import route_table_json
-from tests.support.dpop import make_proof, thumbprint
+from lambdas.validation.dpop_nonce import STEP_SECONDS, DpopNonces
+from tests.support.dpop import dpop_request, make_proof, thumbprint
 from tests.support.tokens import SigningKey
 
 pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="the sandbox provider needs Node.js")
@@ -60,6 +65,9 @@ apis:
       "GET /orders/{id}": {issuers: [local], scopes: [orders:read], freshness: introspect}
       "GET /reports": {issuers: [local], freshness: denylist}
       "POST /orders": {issuers: [local], scopes: [orders:read], proof: dpop}
+  orders-cluster:
+    routes:
+      "POST /orders": {issuers: [local], scopes: [orders:read], proof: dpop, dpop_nonce: required}
 clients:
   demo-web:
     kind: spa
@@ -286,3 +294,75 @@ def test_dpop_bound_token_from_the_provider(world, authorize):
     assert not call(make_proof(key, "POST", uri + "/1", token))                      # another URL
     assert not call(make_proof(SigningKey.generate("ES256"), "POST", uri, token))    # another key
     assert call(make_proof(key, "POST", uri, token))                                 # a fresh proof passes
+
+
+NONCE_KEY = b"e2e DPoP nonce key, one per replica set"
+
+
+class GuardedBackend:
+    """A backend behind the ASGI guard for API orders-cluster, under uvicorn on 127.0.0.1 (an ephemeral port)."""
+
+    def __init__(self, table_path: str) -> None:
+        import uvicorn
+
+        from lambdas.guards.asgi import AuthgateMiddleware
+        from lambdas.guards.require import BearerGuard
+
+        guard = BearerGuard.from_route_table(table_path, "orders-cluster", public_origin=f"https://{HOST}")
+
+        async def backend(scope, receive, send):
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+            await send({"type": "http.response.body", "body": b"order created"})
+
+        self.server = uvicorn.Server(uvicorn.Config(AuthgateMiddleware(backend, check=guard.check), host="127.0.0.1",
+                                                    port=0, log_level="warning", access_log=False, lifespan="off"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> "GuardedBackend":
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started:
+            assert self.thread.is_alive() and time.monotonic() < deadline, "the guarded backend did not start"
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+    def sender(self, token: str):
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+
+        def send(proof: str) -> tuple[int, dict]:
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/orders", data=b"{}", method="POST",
+                                             headers={"authorization": f"DPoP {token}", "dpop": proof})
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    return response.status, {k.lower(): v for k, v in response.headers.items()}
+            except urllib.error.HTTPError as error:
+                return error.code, {k.lower(): v for k, v in error.headers.items()}
+        return send
+
+
+def test_dpop_nonce_route_behind_guard_replicas(world, monkeypatch):
+    pytest.importorskip("uvicorn")
+    _, _, env, _ = world
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AUTHGATE_DPOP_NONCE_KEY", base64.urlsafe_b64encode(NONCE_KEY).rstrip(b"=").decode())
+    key = SigningKey.generate("ES256")
+    token, token_type = worker_token(world, dpop_key=key)
+    assert token_type == "DPoP"
+    uri = f"https://{HOST}/orders"
+    with GuardedBackend(env["AUTHGATE_POLICY"]) as first, GuardedBackend(env["AUTHGATE_POLICY"]) as second:
+        status, headers = first.sender(token)(make_proof(key, "POST", uri, token))
+        assert status == 401 and headers["www-authenticate"].startswith('DPoP error="use_dpop_nonce"')
+        assert headers["dpop-nonce"]
+        status, _, nonce = dpop_request(first.sender(token), key, "POST", uri, token)
+        assert status == 200 and nonce == headers["dpop-nonce"]
+        # The other replica: the same nonce, a proof of its own (the jti store, DynamoDB, is shared too).
+        status, _ = second.sender(token)(make_proof(key, "POST", uri, token, claims={"nonce": nonce}))
+        assert status == 200
+        stale = DpopNonces(NONCE_KEY, clock=lambda: time.time() - 2 * STEP_SECONDS).current()
+        status, headers = second.sender(token)(make_proof(key, "POST", uri, token, claims={"nonce": stale}))
+        assert status == 401 and headers["dpop-nonce"] not in ("", stale)
