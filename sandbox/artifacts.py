@@ -58,8 +58,11 @@ def _aws_stack(sandbox: "Sandbox", stack_id: str):
         tables[function_id] = path
         return str(path)
 
+    # The authorizer, not the stack's other functions running the same asset (the back-channel logout endpoint):
+    # they share its bundled route table, so the localized copy serves them too.
     functions = {fid for fid, _ in template.of_type("AWS::Lambda::Function")
-                 if "AUTHGATE_POLICY" in template.lambda_environment(fid)}
+                 if "AUTHGATE_POLICY" in template.lambda_environment(fid)
+                 and template.function_handler(fid).startswith("lambdas.authorizers.")}
     if len(functions) != 1:
         raise ValueError(f"{stack_id}: expected one authorizer function, found {sorted(functions)}")
     (function_id,) = functions

@@ -130,24 +130,28 @@ class UserPool:
         return answer["AuthenticationResult"]
 
 
-class MotoCognito(StoppedOnExit):
-    """moto's server on 127.0.0.1 with an ephemeral port; a context manager (stopped on leaving, also on errors)."""
+class MotoServer(StoppedOnExit):
+    """moto's server (every AWS service it emulates) in a child process on 127.0.0.1 with an ephemeral port; a
+    context manager (stopped on leaving, also on errors). `client(service)` talks to it with dummy credentials."""
 
     def __init__(self, region: str = REGION) -> None:
         self.region = region
         self._process: subprocess.Popen | None = None
-        self._client: Any = None
         self.endpoint = ""
 
-    def start(self) -> "MotoCognito":
+    def start(self):
         errors = tempfile.TemporaryFile()
         self._process = subprocess.Popen([sys.executable, "-m", "sandbox.cognito"], cwd=REPO_ROOT,
                                          env=isolated_environment(os.environ, self.region), stdin=subprocess.PIPE,
                                          stdout=subprocess.PIPE, stderr=errors)
         port = _read_port(self._process, errors)
         self.endpoint = f"http://127.0.0.1:{port}"
-        self._client = isolated_boto3_session(self.region).client("cognito-idp", endpoint_url=self.endpoint)
         return self
+
+    def client(self, service: str) -> Any:
+        if not self.endpoint:
+            raise RuntimeError("moto's server is not running")
+        return isolated_boto3_session(self.region).client(service, endpoint_url=self.endpoint)
 
     def stop(self) -> None:
         process, self._process = self._process, None
@@ -162,6 +166,19 @@ class MotoCognito(StoppedOnExit):
             process.wait()
         if process.stdout:
             process.stdout.close()
+
+
+class MotoCognito(MotoServer):
+    """moto's server used for Cognito user pools."""
+
+    def __init__(self, region: str = REGION) -> None:
+        super().__init__(region)
+        self._client: Any = None
+
+    def start(self) -> "MotoCognito":
+        super().start()
+        self._client = self.client("cognito-idp")
+        return self
 
     def create_pool(self, name: str) -> UserPool:
         if self._client is None:
@@ -181,7 +198,7 @@ def _read_port(process: subprocess.Popen, errors: Any) -> int:
         process.wait()
         errors.seek(0)
         tail = errors.read().decode(errors="replace").strip().splitlines()[-5:]
-        raise RuntimeError("moto's Cognito emulator did not start" + (": " + " | ".join(tail) if tail else
+        raise RuntimeError("moto's server did not start" + (": " + " | ".join(tail) if tail else
                                                                      f" within {STARTUP_TIMEOUT_SECONDS}s"))
     errors.close()
     return int(line)

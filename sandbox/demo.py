@@ -8,6 +8,9 @@
    Cognito policy (client_id, token_use), its ID token, another app client's token and an altered token refused.
 5. Browser sign-in: the token handler (tokens in HttpOnly cookies) and a cookie-authorized API, in a real Chromium
    when installed (else the headless HTTP client, saying so): refresh at expiry, cross-site forms, logout.
+6. Back-channel logout: sign in, a `freshness: denylist` route allowed, logout at the provider, the logout token
+   delivered to the emulated HTTP API's logout endpoint (the real handler, moto's DynamoDB as the shared table), then
+   the same token refused on the denylist route and still accepted on a `freshness: none` route.
 Exit status: 0 when every expectation held, 1 when any failed, 2 when the sandbox could not start.
 `--keep-running` leaves it up and prints ready-to-paste curl commands (that is `authgate local`).
 """
@@ -20,12 +23,11 @@ import signal
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
 from lambdas.validation import IssuerConfig, TokenRejected, Verifier
+from sandbox.gateway_calls import CallResult, call_through, expect_call, stopped_at  # noqa: F401 - also for tests
+from sandbox.logout_demo import backchannel_logout
 from sandbox.web_demo import browser_sign_in
 from sandbox.cognito_api import APP_CLIENT_NAME, OTHER_CLIENT_NAME, AuthorizerAnswer, CognitoApi
 from sandbox.cognito_api import PASSWORD as COGNITO_PASSWORD
@@ -43,44 +45,6 @@ WRITE_ROUTE = ("POST", "/orders")
 COGNITO_AUTHORIZER = "REST authorizer (Cognito)"
 
 
-@dataclass(frozen=True)
-class CallResult:
-    status: int
-    body: dict
-    arrived: int            # how many requests reached the backend because of this call (0 or 1)
-    checked: str
-    code: str
-
-
-def call_through(sandbox: Sandbox, gateway: GatewayHandle, method: str, path: str, token: str | None) -> CallResult:
-    headers = {"authorization": f"Bearer {token}"} if token else {}
-    before = sandbox.backend.total_arrivals
-    seen_events = len(gateway.server.events)
-    request = urllib.request.Request(gateway.url + path, method=method, headers=headers,
-                                     data=b"{}" if method in ("POST", "PUT", "PATCH") else None)
-    try:
-        with urllib.request.urlopen(request, timeout=15) as resp:
-            status, raw = resp.status, resp.read()
-    except urllib.error.HTTPError as err:
-        status, raw = err.code, err.read()
-    try:
-        body = json.loads(raw or b"{}")
-    except ValueError:
-        body = {"raw": raw[:200].decode(errors="replace")}
-    if hasattr(gateway.server, "wait_for_events"):  # a real proxy logs the request after answering it
-        gateway.server.wait_for_events(seen_events + 1)
-    events = gateway.server.events[seen_events:]
-    decision = events[-1].decision if events else None
-    return CallResult(status, body, sandbox.backend.total_arrivals - before,
-                      decision.checked if decision else "", decision.code if decision else "")
-
-
-def stopped_at(result: CallResult) -> str:
-    if result.status < 400:
-        return "backend"
-    return "backend guard" if result.arrived else "gateway"
-
-
 class Demo:
     def __init__(self, sandbox: Sandbox, narrator: Narrator) -> None:
         self.sandbox = sandbox
@@ -94,15 +58,7 @@ class Demo:
     # -- helpers ------------------------------------------------------------------------------------------------
     def expect_call(self, step: str, caller: str, gateway: GatewayHandle, route: tuple[str, str], token: str | None,
                     status: int, where: str) -> CallResult:
-        method, path = route
-        result = call_through(self.sandbox, gateway, method, path, token)
-        answer = f"{result.status}" + (f" {result.code}" if result.code else "") + f", stopped at: {stopped_at(result)}"
-        shown = describe_token(token) if token else "no token"
-        self.n.hop(f"{caller} -> {gateway.title}", f"{method} {path} with {shown}", answer)
-        if result.checked:
-            self.n.note(f"    checked: {result.checked}")
-        self.n.expect(step, gateway.title, f"{status} at {where}", f"{result.status} at {stopped_at(result)}")
-        return result
+        return expect_call(self.n, self.sandbox, step, caller, gateway, route, token, status, where)
 
     def worker_token(self, audience: str = "orders-api", scope: str | None = None) -> str:
         scope = scope or " ".join(self.worker.scopes)
@@ -357,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
             demo.enforcement()
             demo.cognito()
             browser_sign_in(narrator)
+            backchannel_logout(narrator)
             narrator.summary()
             print_metrics_summary(sandbox, narrator)
             narrator.note(f"took {time.monotonic() - started:.1f}s")

@@ -182,8 +182,10 @@ def sign_in(browser: BrowserSession, url: str, *, username: str, password: str, 
 def login_with_pkce(discovery: dict, *, client_id: str, redirect_uri: str, username: str, password: str,
                     scope: str, resource: str | None = None,
                     trace: LoginTrace | None = None,
-                    on_page: Callable[[str, str], None] | None = None) -> tuple[TokenResponse, str]:
-    """Authorization code + PKCE, driven headlessly. Returns the tokens and the nonce sent (to check the ID token)."""
+                    on_page: Callable[[str, str], None] | None = None,
+                    browser: BrowserSession | None = None) -> tuple[TokenResponse, str]:
+    """Authorization code + PKCE, driven headlessly. Returns the tokens and the nonce sent (to check the ID token).
+    Pass `browser` to keep its session at the provider (e.g. to log out of it afterwards)."""
     trace = trace or LoginTrace()
     verifier, challenge = pkce_pair()
     state, nonce = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
@@ -192,13 +194,35 @@ def login_with_pkce(discovery: dict, *, client_id: str, redirect_uri: str, usern
               "prompt": "consent"}
     if resource:
         params["resource"] = resource
-    browser = BrowserSession()
+    browser = browser or BrowserSession()
     url = discovery["authorization_endpoint"] + "?" + urllib.parse.urlencode(params)
     trace.add("browser -> IdP", f"GET /authorize (code + PKCE S256, scope {scope!r})", "redirect to login")
     target = sign_in(browser, url, username=username, password=password,
                      until=lambda u: u.startswith(redirect_uri), trace=trace, on_page=on_page)
     return _redeem(discovery, browser, target, client_id=client_id, redirect_uri=redirect_uri,
                    verifier=verifier, state=state, resource=resource, trace=trace), nonce
+
+
+def rp_initiated_logout(discovery: dict, browser: BrowserSession, *, client_id: str,
+                        trace: LoginTrace | None = None) -> None:
+    """OpenID Connect RP-Initiated Logout in the browser that signed in: the provider's end_session_endpoint, then its
+    confirmation form. The provider ends the session (and, with back-channel logout, notifies the clients)."""
+    trace = trace or LoginTrace()
+    endpoint = discovery["end_session_endpoint"]
+    status, _, page = browser.request(endpoint + "?" + urllib.parse.urlencode({"client_id": client_id}))
+    if status != 200:
+        raise OidcFlowError(f"logout: {endpoint} answered {status}: {page[:200]}")
+    parser = _FormParser()
+    parser.feed(page)
+    form = next((f for f in parser.forms if "xsrf" in f["inputs"]), None)
+    if form is None:
+        raise OidcFlowError(f"logout: {endpoint} showed no logout confirmation form")
+    trace.add("browser -> IdP", "GET /session/end (RP-initiated logout)", "confirmation form")
+    status, _, page = browser.request(urllib.parse.urljoin(endpoint, form["action"]),
+                                      dict(form["inputs"], logout="yes"))
+    if status not in (200, 302, 303):
+        raise OidcFlowError(f"logout: confirming at the provider answered {status}: {page[:200]}")
+    trace.add("browser -> IdP", "POST the logout confirmation", f"{status}: session ended")
 
 
 def _redeem(discovery: dict, browser: BrowserSession, callback_url: str, *, client_id: str, redirect_uri: str,

@@ -6,6 +6,9 @@ from typing import Any, Mapping
 
 from .core import BackchannelLogout
 
+# Where the stacks deploy this handler on the HTTP API (stacks/aws/backchannel_logout), the path to register as the
+# client's backchannel_logout_uri at the issuer.
+LOGOUT_PATH = "/backchannel-logout"
 _endpoint: BackchannelLogout | None = None
 
 

@@ -6,14 +6,19 @@ responses, and the Lambda function it invokes, whose environment names the route
 JWT routes are decided by the validation module configured from the authorizer's issuer and audience, with the
 route's scopes as any-of (what the native authorizer does); Lambda routes invoke lambdas/authorizers/http_api.py
 in-process with a payload 2.0 event and honour its answer and the result cache.
+Integrations (AWS::ApiGatewayV2::Integration behind each route's Target): a Lambda proxy integration whose function
+runs one of authgate's own endpoints (AUTHGATE_ENDPOINT_HANDLERS, e.g. the back-channel logout endpoint) is invoked
+in-process from its bundled code with a payload 2.0 event, and its answer is the response; every other integration
+(the echo backend, a URL) is stood in for by the sandbox's backend.
 """
 from __future__ import annotations
 
+import base64
 import datetime
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 from urllib.parse import parse_qsl, urlsplit
@@ -28,6 +33,8 @@ from sandbox.gateways.server import Decision
 
 NAME = HTTP_API
 ACCOUNT, REGION, STAGE = "123456789012", "us-east-1", "$default"
+# Handlers of authgate's own endpoints the emulator runs in-process behind their routes (not the API's backend).
+AUTHGATE_ENDPOINT_HANDLERS = frozenset({"lambdas.backchannel_logout.http_api.handler"})
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,7 @@ class HttpRoute:
     authorization: str            # NONE | JWT | CUSTOM
     authorizer_id: str | None
     scopes: tuple[str, ...]
+    endpoint: InProcessLambda | None = None   # an authgate endpoint answering this route itself
 
 
 @dataclass(frozen=True)
@@ -56,9 +64,12 @@ class HttpApiEmulator:
 
     def __init__(self, template: Template, *, code_root_of: Callable[[str], Path], route_table_path: str,
                  api_logical_id: str | None = None, verifier_options: Mapping[str, Any] | None = None,
+                 function_environment: Mapping[str, str] | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         """code_root_of(function logical id) is the directory the function's code was bundled from;
-        route_table_path replaces the function's AUTHGATE_POLICY (the bundled table pointed at the local issuer)."""
+        route_table_path replaces the functions' AUTHGATE_POLICY (the bundled table pointed at the local issuer);
+        function_environment is added to every function run in-process: the emulated account's resources, which the
+        template names only through references (e.g. AUTHGATE_DENYLIST_TABLE and the endpoint serving it)."""
         apis = [lid for lid, props in template.of_type("AWS::ApiGatewayV2::Api") if props.get("ProtocolType") == "HTTP"]
         if api_logical_id is None:
             if len(apis) != 1:
@@ -87,8 +98,8 @@ class HttpApiEmulator:
                     allow_insecure_http=host in ("127.0.0.1", "localhost", "::1")))
             elif kind == "REQUEST":
                 function_id = template.function_behind(props.get("AuthorizerUri"), where=f"{lid}.AuthorizerUri")
-                env = template.lambda_environment(function_id)
-                env["AUTHGATE_POLICY"] = route_table_path
+                env = {**template.lambda_environment(function_id), "AUTHGATE_POLICY": route_table_path,
+                       **dict(function_environment or {})}
                 if props.get("AuthorizerPayloadFormatVersion") != "2.0":
                     raise TemplateError(f"{template.source}: authorizer {lid} uses payload format "
                                         f"{props.get('AuthorizerPayloadFormatVersion')!r}; the sandbox emulates 2.0")
@@ -111,12 +122,39 @@ class HttpApiEmulator:
             self.routes.append(HttpRoute(
                 key, method, path, props.get("AuthorizationType", "NONE"),
                 template.ref_target(authorizer, where=f"{lid}.AuthorizerId") if authorizer else None,
-                tuple(template.literal(props.get("AuthorizationScopes") or [], where=f"{lid}.AuthorizationScopes"))))
+                tuple(template.literal(props.get("AuthorizationScopes") or [], where=f"{lid}.AuthorizationScopes")),
+                endpoint=self._endpoint_behind(template, lid, props, code_root_of, route_table_path,
+                                               function_environment)))
         routing = GATEWAYS[HTTP_API]
         self.router = routing.router(((r.method, r.path, r) for r in self.routes if r.path),
                                      catch_all=next((r for r in self.routes if r.route_key == routing.catch_all), None))
         self._cache: dict[tuple, tuple[float, Any, str]] = {}
         self._cache_lock = threading.Lock()
+
+    def _endpoint_behind(self, template: Template, route_id: str, props: Mapping[str, Any],
+                         code_root_of: Callable[[str], Path], route_table_path: str,
+                         function_environment: Mapping[str, str] | None) -> InProcessLambda | None:
+        """The authgate endpoint a route's Lambda proxy integration runs, loaded from its bundled code; None for
+        any other integration (the backend stands in for it)."""
+        target = props.get("Target")
+        if target is None:
+            return None
+        integration_id = template.ref_target(_integration_ref(target), where=f"{route_id}.Target")
+        integration = (template.resources.get(integration_id) or {}).get("Properties") or {}
+        if integration.get("IntegrationType") != "AWS_PROXY":
+            return None
+        function_id = template.function_behind(integration.get("IntegrationUri"),
+                                               where=f"{integration_id}.IntegrationUri")
+        handler = template.function_handler(function_id)
+        if handler not in AUTHGATE_ENDPOINT_HANDLERS:
+            return None
+        if integration.get("PayloadFormatVersion") != "2.0":
+            raise TemplateError(f"{template.source}: integration {integration_id} uses payload format "
+                                f"{integration.get('PayloadFormatVersion')!r}; the sandbox emulates 2.0")
+        env = {**template.lambda_environment(function_id), "AUTHGATE_POLICY": route_table_path,
+               **dict(function_environment or {})}
+        return InProcessLambda(handler, code_root=code_root_of(function_id), environment=env,
+                               function_name=function_id)
 
     def match(self, method: str, path: str) -> tuple[HttpRoute, dict[str, str]] | None:
         """The route and path parameters, selected as the runtime selects (sandbox/gateways/routing.py)."""
@@ -131,13 +169,20 @@ class HttpApiEmulator:
             return Decision.refuse(404, "Not Found", code="no_route", checked="route lookup")
         route, params = matched
         if route.authorization == "NONE":
-            return Decision(allowed=True, checked=f"{route.route_key}: no authorizer")
-        if route.authorization == "JWT":
-            return self._jwt(route, headers)
-        if route.authorization == "CUSTOM":
-            return self._lambda(route, raw_path, query, params, method, headers)
-        return Decision.refuse(500, f"route {route.route_key} uses {route.authorization}, not emulated",
-                               code="emulator_error")
+            decision = Decision(allowed=True, checked=f"{route.route_key}: no authorizer")
+        elif route.authorization == "JWT":
+            decision = self._jwt(route, headers)
+        elif route.authorization == "CUSTOM":
+            decision = self._lambda(route, raw_path, query, params, method, headers)
+        else:
+            return Decision.refuse(500, f"route {route.route_key} uses {route.authorization}, not emulated",
+                                   code="emulator_error")
+        if decision.allowed and route.endpoint is not None:
+            endpoint = route.endpoint
+            return replace(decision, checked=f"{decision.checked}; answered by {endpoint.handler_name}",
+                           respond=lambda body: _invoke_endpoint(endpoint, route, raw_path, query, params, method,
+                                                                 headers, body, self.api_id, self.clock()))
+        return decision
 
     def _jwt(self, route: HttpRoute, headers: Mapping[str, str]) -> Decision:
         scopes = f", scope any-of {list(route.scopes)}" if route.scopes else ""
@@ -236,3 +281,32 @@ def _payload_v2(route: HttpRoute, raw_path: str, query: str, params: dict[str, s
             "timeEpoch": int(now * 1000)},
         "pathParameters": params or None, "stageVariables": None,
     }
+
+
+def _integration_ref(target: Any) -> Any:
+    """The integration a route's Target ("integrations/<id>", which CDK writes as an Fn::Join) refers to."""
+    if isinstance(target, Mapping) and "Fn::Join" in target:
+        parts = [part for part in target["Fn::Join"][1] if isinstance(part, Mapping)]
+        if len(parts) == 1:
+            return parts[0]
+    return target
+
+
+def _invoke_endpoint(endpoint: InProcessLambda, route: HttpRoute, raw_path: str, query: str, params: dict[str, str],
+                     method: str, headers: Mapping[str, str], body: bytes | None, api_id: str,
+                     now: float) -> tuple[int, dict[str, str], bytes]:
+    """A Lambda proxy integration, payload 2.0: the request in (body base64-encoded), the function's answer out."""
+    event = _payload_v2(route, raw_path, query, params, method, headers, [], api_id, now)
+    for authorizer_only in ("type", "identitySource", "routeArn"):
+        event.pop(authorizer_only)
+    event["body"] = base64.b64encode(body or b"").decode("ascii")
+    event["isBase64Encoded"] = True
+    try:
+        answer = endpoint.invoke(event)
+    except LambdaInvocationError:
+        return 500, {"content-type": "application/json"}, b'{"message":"Internal Server Error"}'
+    if not isinstance(answer, Mapping) or not isinstance(answer.get("statusCode"), int):
+        return 502, {"content-type": "application/json"}, b'{"message":"Internal Server Error"}'
+    raw = answer.get("body") or ""
+    payload = base64.b64decode(raw) if answer.get("isBase64Encoded") else str(raw).encode("utf-8")
+    return answer["statusCode"], {str(k): str(v) for k, v in (answer.get("headers") or {}).items()}, payload

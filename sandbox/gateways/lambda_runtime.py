@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from contextlib import contextmanager, redirect_stdout
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -104,13 +104,14 @@ class InProcessLambda:
             raise ValueError(f"handler {handler!r}: {path} defines no function {function!r}")
 
     def invoke(self, event: Mapping[str, Any]) -> Any:
-        """Run the handler once. What it prints goes to `log` (Lambda sends it to CloudWatch), not to the terminal."""
+        """Run the handler once. What it prints (stdout and stderr) goes to `log` (Lambda sends both to CloudWatch),
+        not to the terminal."""
         with _environment(self.environment):
             self.invocations += 1
             context = LambdaContext(self.function_name, str(uuid.uuid4()), time.monotonic() + self.timeout_seconds)
             captured = io.StringIO()
             try:
-                with redirect_stdout(captured):
+                with redirect_stdout(captured), redirect_stderr(captured):
                     return self.handler(dict(event), context)
             except Exception as exc:
                 raise LambdaInvocationError(exc) from exc

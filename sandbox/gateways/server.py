@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Mapping, Protocol
+from typing import Callable, Mapping, Protocol
 
 from sandbox.report import fingerprint
 
@@ -36,6 +36,9 @@ class Decision:
     code             the validation module's reason code when refused (e.g. "expired"), else ""
     set_headers      headers to add or replace on the forwarded request (e.g. X-Apigateway-Api-Userinfo)
     drop_headers     headers to remove from the forwarded request (lower case)
+    respond          when allowed: the route's own integration answers instead of the backend (authgate's endpoints
+                     behind a Lambda proxy integration, run in-process); called with the request body, returns
+                     (status, headers, body)
     """
 
     allowed: bool
@@ -45,6 +48,7 @@ class Decision:
     code: str = ""
     set_headers: Mapping[str, str] = field(default_factory=dict)
     drop_headers: frozenset[str] = frozenset()
+    respond: Callable[[bytes | None], tuple[int, Mapping[str, str], bytes]] | None = None
 
     @classmethod
     def refuse(cls, status: int, message: str, *, code: str = "", checked: str = "") -> "Decision":
@@ -147,7 +151,14 @@ class GatewayServer:
                 except Exception as exc:  # an emulator bug must never turn into an allow
                     decision = Decision.refuse(500, f"gateway emulator error: {type(exc).__name__}: {exc}",
                                                code="emulator_error")
-                if decision.allowed:
+                if decision.allowed and decision.respond is not None:
+                    try:
+                        status, resp_headers, resp_body = decision.respond(body)
+                    except Exception as exc:  # API Gateway answers 500 when the integration fails
+                        status, resp_headers = 500, {"content-type": "application/json"}
+                        resp_body = json.dumps({"message": f"integration failure: {type(exc).__name__}"}).encode()
+                    resp_headers = {k.lower(): v for k, v in resp_headers.items()}
+                elif decision.allowed:
                     status, resp_headers, resp_body = gateway._forward(self.command, self.path, headers, body,
                                                                        decision)
                     resp_headers = {k.lower(): v for k, v in resp_headers.items()

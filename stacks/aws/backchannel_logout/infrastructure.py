@@ -12,6 +12,7 @@ from aws_cdk import Duration, aws_apigatewayv2 as apigwv2, aws_apigatewayv2_inte
 from aws_cdk import aws_iam as iam, aws_lambda as lambda_, aws_logs as logs
 from constructs import Construct
 
+from lambdas.backchannel_logout.http_api import LOGOUT_PATH
 from stacks.aws.authorizer_function.infrastructure import (LAMBDA_CHECKOV_SKIPS, acknowledge_asset_runtime,
                                                            authorizer_runtime, default_metrics_namespace)
 from stacks.aws.checkov import skip_checkov
@@ -21,7 +22,6 @@ from stacks.aws.refusals import UnsupportedConfiguration
 from stacks.aws.revocation_table.infrastructure import RevocationTable
 
 LOGOUT_HANDLER = "lambdas.backchannel_logout.http_api.handler"
-LOGOUT_PATH = "/backchannel-logout"
 # What the core writes on stderr for a logout it could not record now (issuer keys or the table unreachable).
 UNAVAILABLE_FILTER = '{ $.authgate = "backchannel_logout" && $.outcome = "unavailable" }'
 

@@ -9,12 +9,14 @@ from sandbox.gateways.lambda_runtime import InProcessLambda, LambdaInvocationErr
 
 HANDLER_SOURCE = '''
 import os
+import sys
 LOADED_WITH = os.environ.get("SANDBOX_TEST_SETTING")
 calls = []
 
 def handler(event, context):
     calls.append(event["n"])
     print('{"decision": "allow", "code": null, "n": %d}' % event["n"])
+    sys.stderr.write("to stderr %d\\n" % event["n"])
     if event.get("fail"):
         raise Exception("Unauthorized")
     return {"setting": os.environ["SANDBOX_TEST_SETTING"], "loaded_with": LOADED_WITH, "calls": list(calls),
@@ -59,8 +61,9 @@ def test_printed_lines_are_the_function_log_and_errors_are_wrapped(code_root, ca
     with pytest.raises(LambdaInvocationError) as raised:
         function.invoke({"n": 7, "fail": True})
     assert str(raised.value.cause) == "Unauthorized"
-    assert capsys.readouterr().out == ""
+    assert capsys.readouterr() == ("", "")   # stderr too: Lambda sends both streams to the function's log
     assert function.last_audit() == {"decision": "allow", "code": None, "n": 7}
+    assert "to stderr 7" in function.log
 
 
 def test_a_handler_that_does_not_exist_is_refused(code_root):
