@@ -18,7 +18,7 @@ from stacks.policy.render.in_cluster import IN_CLUSTER_GATEWAYS
 PREFIX = "authgate:"
 STAGE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,30}")
 ACM_CERTIFICATE_ARN = re.compile(r"arn:aws(-[a-z]+)*:acm:[a-z]{2}(-[a-z]+)+-[0-9]:[0-9]{12}:certificate/[A-Za-z0-9-]+")
-DOMAIN_NAME = re.compile(r"(?=.{1,253}$)([a-z0-9{}]([a-z0-9{}-]{0,61}[a-z0-9{}])?\.)+[a-z]{2,63}")
+DOMAIN_NAME = re.compile(r"(?=.{1,253}\Z)([a-z0-9{}]([a-z0-9{}-]{0,61}[a-z0-9{}])?\.)+[a-z]{2,63}")
 SNS_TOPIC_ARN = re.compile(r"arn:aws(-[a-z]+)*:sns:[a-z]{2}(-[a-z]+)+-[0-9]:[0-9]{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?")
 FRONT_DOOR_SHAPES = ("http-api-vpc-link", "alb-oidc", "in-cluster")
 
