@@ -31,9 +31,9 @@ import bisect
 import functools
 import json
 import re
-from dataclasses import dataclass
 from typing import Collection, Iterable, Sequence
 
+from lambdas.validation.records import Record, set_field
 from lambdas.validation.route_decision import permission_groups
 from lambdas.validation.route_table import GREEDY, LITERAL, PARAM, ApiRoutes, Route
 
@@ -56,13 +56,19 @@ class MethodArnError(ValueError):
     """The event's methodArn/routeArn is not an execute-api ARN."""
 
 
-@dataclass(frozen=True)
-class MethodArn:
-    """arn:<partition>:execute-api:<region>:<account>:<api-id>/<stage>/<METHOD>/<path> split into its parts."""
+class MethodArn(Record):
+    """arn:<partition>:execute-api:<region>:<account>:<api-id>/<stage>/<METHOD>/<path> split into its parts.
 
-    prefix: str      # arn:...:<api-id>/<stage>
-    method: str      # GET, POST, ..., or a WebSocket route key such as $connect
-    path: str        # "/orders/1" ("/" for the root); "" for WebSocket route keys
+    prefix   arn:...:<api-id>/<stage>
+    method   GET, POST, ..., or a WebSocket route key such as $connect
+    path     "/orders/1" ("/" for the root); "" for WebSocket route keys"""
+
+    __slots__ = ("prefix", "method", "path")
+
+    def __init__(self, prefix: str, method: str, path: str) -> None:
+        set_field(self, "prefix", prefix)
+        set_field(self, "method", method)
+        set_field(self, "path", path)
 
     @classmethod
     def parse(cls, arn: str) -> "MethodArn":
@@ -91,12 +97,17 @@ class MethodArn:
         return f"{self.prefix}/*"
 
 
-@dataclass(frozen=True)
-class PolicyResult:
-    document: dict
-    strategy: str
-    size: int
-    conflicts: int = 0      # satisfied routes whose requests a Deny pattern partly covers (see module docstring)
+class PolicyResult(Record):
+    """An IAM policy document, the strategy that built it, its size in bytes, and `conflicts`: satisfied routes
+    whose requests a Deny pattern partly covers (see the module docstring)."""
+
+    __slots__ = ("document", "strategy", "size", "conflicts")
+
+    def __init__(self, document: dict, strategy: str, size: int, conflicts: int = 0) -> None:
+        set_field(self, "document", document)
+        set_field(self, "strategy", strategy)
+        set_field(self, "size", size)
+        set_field(self, "conflicts", conflicts)
 
 
 class _Glob:
@@ -496,8 +507,7 @@ class RouteReach:
         return self.api.match(method, "/" + "/".join(chosen)) is target
 
 
-@dataclass(frozen=True)
-class _PrefixNode:
+class _PrefixNode(Record):
     """What the wildcard pattern `<fixed>*` means for the table.
 
     pattern   the pattern, relative to the stage ("GET/svc1/*")
@@ -508,10 +518,14 @@ class _PrefixNode:
     children  the next level: `fixed` plus each next literal segment of a covered route, with '/'
     """
 
-    pattern: str
-    covered: tuple[tuple[str, str], ...]
-    reached: frozenset[str]
-    children: tuple[str, ...]
+    __slots__ = ("pattern", "covered", "reached", "children")
+
+    def __init__(self, pattern: str, covered: tuple[tuple[str, str], ...], reached: frozenset[str],
+                 children: tuple[str, ...]) -> None:
+        set_field(self, "pattern", pattern)
+        set_field(self, "covered", covered)
+        set_field(self, "reached", reached)
+        set_field(self, "children", children)
 
 
 def _literal_prefix(pattern: str) -> str:
@@ -648,8 +662,7 @@ _LONGEST_ARN_HEAD = "arn:aws-us-gov:execute-api:ap-southeast-4:123456789012:abcd
 MAX_CHECKED_COMBINATIONS = 256
 
 
-@dataclass(frozen=True)
-class PolicyCoverage:
+class PolicyCoverage(Record):
     """Whether every principal of an API gets a route-wide policy (so a policy cached per token is right for every
     route), as far as a synth-time check can tell.
 
@@ -657,8 +670,11 @@ class PolicyCoverage:
     reason      one sentence for the operator: what was checked and, when not route-wide, what failed
     """
 
-    route_wide: bool
-    reason: str
+    __slots__ = ("route_wide", "reason")
+
+    def __init__(self, route_wide: bool, reason: str) -> None:
+        set_field(self, "route_wide", route_wide)
+        set_field(self, "reason", reason)
 
 
 def policy_coverage(api: ApiRoutes, *, stage: str, max_bytes: int = DEFAULT_MAX_POLICY_BYTES) -> PolicyCoverage:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import replace
 
 from lambdas.validation.errors import TokenRejected
 from lambdas.validation.route_decision import Outcome
@@ -69,7 +68,7 @@ def authorize(runtime: AuthorizerRuntime, event: dict, *, token_header: str = "A
     decision = runtime.decide(raw_token, None if mismatch else route, all_routes=not (mismatch or by_cookie),
                               session_cookie=session_cookie, **facts)
     if mismatch and decision.outcome is Outcome.FORBIDDEN:
-        decision = replace(decision, rejection=TokenRejected(
+        decision = decision.replace(rejection=TokenRejected(
             "route_mismatch", "the method ARN and the resource API Gateway routed to name different routes",
             hint="deploy the route table rendered from the same policy as the API"))
     request_id = (event.get("requestContext") or {}).get("requestId")

@@ -26,6 +26,7 @@ from typing import Any, Callable, Mapping, Sequence
 from lambdas.observability.emf import DEFAULT_NAMESPACE, DecisionMetrics, check_namespace
 from lambdas.validation.cert_binding import api_gateway_client_certificate
 from lambdas.validation.possession import RequestChecks, request_checks_from_env
+from lambdas.validation.vetted_keys import trust_vetted_keys_beside
 from lambdas.validation.route_decision import RouteDecision, decide_route
 from lambdas.validation.route_table import ApiRoutes, Route, RouteTable, RouteTableError
 
@@ -129,6 +130,8 @@ class AuthorizerRuntime:
                 options.setdefault("cookie_source", SessionCookieSource.from_environment(environ))
             except ValueError as exc:
                 raise AuthorizerMisconfigured(str(exc)) from None
+        # The asset's record of the bundled keys its builder tested spares the cold start their prime-modulus test.
+        trust_vetted_keys_beside(path)
         try:
             table = RouteTable.load(path)
             return cls(table, api_name, **options)

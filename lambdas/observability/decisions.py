@@ -7,9 +7,10 @@ its set becomes "unmatched" (routes), "other" (outcomes, codes) or "none" (no ve
 """
 from __future__ import annotations
 
-from typing import Iterable, NamedTuple
+from typing import Iterable
 
 from lambdas.validation.errors import CODES
+from lambdas.validation.records import Record, set_field
 from lambdas.validation.route_decision import Outcome
 
 # The route decision's outcomes, and the forward-auth service's answer to a check request naming no single request.
@@ -24,14 +25,18 @@ NO_ISSUER = "none"
 UNMATCHED_ROUTE = "unmatched"
 
 
-class DecisionLabels(NamedTuple):
-    # A tuple: built on every decision, so it must cost next to nothing.
-    api: str
-    authorizer: str
-    outcome: str
-    reason: str
-    issuer: str
-    route: str
+class DecisionLabels(Record):
+    """The labels of one decision (built on every decision: a Record, which costs nothing at import)."""
+
+    __slots__ = ("api", "authorizer", "outcome", "reason", "issuer", "route")
+
+    def __init__(self, api: str, authorizer: str, outcome: str, reason: str, issuer: str, route: str) -> None:
+        set_field(self, "api", api)
+        set_field(self, "authorizer", authorizer)
+        set_field(self, "outcome", outcome)
+        set_field(self, "reason", reason)
+        set_field(self, "issuer", issuer)
+        set_field(self, "route", route)
 
     def as_dict(self) -> dict[str, str]:
         return {"api": self.api, "authorizer": self.authorizer, "outcome": self.outcome, "reason": self.reason,

@@ -217,7 +217,7 @@ def _rsa_key(obj: Mapping, kid: str | None):
     if has_roca_fingerprint(n):
         raise ValueError(f"JWK {kid!r}: RSA key has the ROCA fingerprint (CVE-2017-15361): its private key can be "
                          "computed from the public key; the issuer must replace it")
-    if modulus_is_probably_prime(n):
+    if not _tested_at_build(n_bytes) and modulus_is_probably_prime(n):
         raise ValueError(f"JWK {kid!r}: RSA modulus is a prime, not a product of two primes: anyone can compute its "
                          "private exponent (d = e^-1 mod n-1) and forge tokens; the issuer must replace the key")
     try:
@@ -269,6 +269,24 @@ def modulus_is_probably_prime(n: int) -> bool:
             _prime_verdicts.clear()  # more distinct moduli than any issuer publishes: start over
         _prime_verdicts[n] = verdict
     return verdict
+
+
+# SHA-256 (hex) of the moduli the deployment's builder tested composite with modulus_is_probably_prime (see
+# vetted_keys.py, which fills it at a cold start from the record beside the route table).
+_build_tested_moduli: set[str] = set()
+
+
+def trust_tested_moduli(digests) -> None:
+    """Skip the prime-modulus test for the moduli with these SHA-256 digests: a builder tested them (vetted_keys)."""
+    _build_tested_moduli.update(digests)
+
+
+def _tested_at_build(n_bytes: bytes) -> bool:
+    if not _build_tested_moduli:
+        return False
+    import hashlib
+
+    return hashlib.sha256(n_bytes).hexdigest() in _build_tested_moduli
 
 
 def _openssl_shows_composite(n: int) -> bool:

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Callable
+
+from .records import Record, set_field
 
 # Every way one fetch of a remote document can end. FetchError.kind carries the failure ones.
 FETCH_OUTCOMES = ("ok", "timeout", "http_error", "over_cap", "malformed", "transport_error")
@@ -26,24 +27,29 @@ DOCUMENT_KINDS = ("jwks", "discovery")
 FETCH_SECONDS_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.5)
 
 
-@dataclass
 class DocumentCounters:
     """What happened to one remote document. Mutated only through its methods (under the owner's lock); read through
     KeySetMetrics.snapshot()."""
 
-    issuer: str
-    document: str
-    _lock: threading.Lock = field(repr=False, compare=False)
-    _clock: Callable[[], float] = field(repr=False, compare=False)
-    _owner: "KeySetMetrics" = field(repr=False, compare=False)
-    fetches: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FETCH_OUTCOMES, 0))
-    fetch_seconds_sum: float = 0.0
-    fetch_seconds_buckets: list[int] = field(default_factory=lambda: [0] * len(FETCH_SECONDS_BUCKETS))
-    stale_served: int = 0
-    unknown_kid_refetches: int = 0
-    rotations: int = 0
-    first_attempt_at: float | None = None
-    last_success_at: float | None = None
+    __slots__ = ("issuer", "document", "_lock", "_clock", "_owner", "fetches", "fetch_seconds_sum",
+                 "fetch_seconds_buckets", "stale_served", "unknown_kid_refetches", "rotations", "first_attempt_at",
+                 "last_success_at")
+
+    def __init__(self, issuer: str, document: str, lock: threading.Lock, clock: Callable[[], float],
+                 owner: "KeySetMetrics") -> None:
+        self.issuer = issuer
+        self.document = document
+        self._lock = lock
+        self._clock = clock
+        self._owner = owner
+        self.fetches: dict[str, int] = dict.fromkeys(FETCH_OUTCOMES, 0)
+        self.fetch_seconds_sum = 0.0
+        self.fetch_seconds_buckets: list[int] = [0] * len(FETCH_SECONDS_BUCKETS)
+        self.stale_served = 0
+        self.unknown_kid_refetches = 0
+        self.rotations = 0
+        self.first_attempt_at: float | None = None
+        self.last_success_at: float | None = None
 
     def fetched(self, outcome: str, seconds: float) -> None:
         """One fetch ended with `outcome` (one of FETCH_OUTCOMES) after `seconds`."""
@@ -82,20 +88,27 @@ class DocumentCounters:
             self._owner.events += 1
 
 
-@dataclass(frozen=True)
-class DocumentSnapshot:
-    """The counters of one document at one moment (copies, safe to read without a lock)."""
+class DocumentSnapshot(Record):
+    """The counters of one document at one moment (copies, safe to read without a lock).
 
-    issuer: str
-    document: str
-    fetches: dict[str, int]
-    fetch_seconds_sum: float
-    fetch_seconds_buckets: tuple[int, ...]
-    stale_served: int
-    unknown_kid_refetches: int
-    rotations: int
-    seconds_since_success: float | None   # None: no fetch was ever attempted
-    ever_succeeded: bool
+    seconds_since_success   None: no fetch was ever attempted"""
+
+    __slots__ = ("issuer", "document", "fetches", "fetch_seconds_sum", "fetch_seconds_buckets", "stale_served",
+                 "unknown_kid_refetches", "rotations", "seconds_since_success", "ever_succeeded")
+
+    def __init__(self, issuer: str, document: str, fetches: dict[str, int], fetch_seconds_sum: float,
+                 fetch_seconds_buckets: tuple[int, ...], stale_served: int, unknown_kid_refetches: int, rotations: int,
+                 seconds_since_success: float | None, ever_succeeded: bool) -> None:
+        set_field(self, "issuer", issuer)
+        set_field(self, "document", document)
+        set_field(self, "fetches", fetches)
+        set_field(self, "fetch_seconds_sum", fetch_seconds_sum)
+        set_field(self, "fetch_seconds_buckets", fetch_seconds_buckets)
+        set_field(self, "stale_served", stale_served)
+        set_field(self, "unknown_kid_refetches", unknown_kid_refetches)
+        set_field(self, "rotations", rotations)
+        set_field(self, "seconds_since_success", seconds_since_success)
+        set_field(self, "ever_succeeded", ever_succeeded)
 
     @property
     def fetch_count(self) -> int:
@@ -106,10 +119,14 @@ class DocumentSnapshot:
         return sum(self.fetches[outcome] for outcome in FETCH_FAILURES)
 
 
-@dataclass(frozen=True)
-class MetricsSnapshot:
-    documents: tuple[DocumentSnapshot, ...]
-    verified_cache_hits: int
+class MetricsSnapshot(Record):
+    """Every document's counters and the verified-token cache hits, at one moment."""
+
+    __slots__ = ("documents", "verified_cache_hits")
+
+    def __init__(self, documents: tuple[DocumentSnapshot, ...], verified_cache_hits: int) -> None:
+        set_field(self, "documents", documents)
+        set_field(self, "verified_cache_hits", verified_cache_hits)
 
 
 class KeySetMetrics:

@@ -1,13 +1,13 @@
 """Principal: the caller's identity after a token passed, normalised the same way whichever IdP issued it."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from .records import Record, set_field
 
-@dataclass(frozen=True)
-class Principal:
+
+class Principal(Record):
     """Who the token says the caller is.
 
     subject      `sub`
@@ -36,6 +36,18 @@ class Principal:
     expires_at: int
     claims: Mapping[str, Any]
 
+    # No __slots__: a Principal keeps its fields in its __dict__, which build_principal fills in one step.
+    _fields = ("subject", "issuer", "issuer_name", "client_id", "audience", "scopes", "roles", "groups", "tenant",
+               "token_use", "jti", "expires_at", "claims")
+
+    def __init__(self, subject: str, issuer: str, issuer_name: str, client_id: str | None, audience: tuple[str, ...],
+                 scopes: tuple[str, ...], roles: tuple[str, ...], groups: tuple[str, ...], tenant: str | None,
+                 token_use: str, jti: str | None, expires_at: int, claims: Mapping[str, Any]) -> None:
+        set_field(self, "__dict__", {"subject": subject, "issuer": issuer, "issuer_name": issuer_name,
+                                     "client_id": client_id, "audience": audience, "scopes": scopes, "roles": roles,
+                                     "groups": groups, "tenant": tenant, "token_use": token_use, "jti": jti,
+                                     "expires_at": expires_at, "claims": claims})
+
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes
 
@@ -49,17 +61,16 @@ class Principal:
 
 
 _new = object.__new__
-_set = object.__setattr__
 
 
 def build_principal(subject: str, issuer: str, issuer_name: str, client_id: str | None, audience: tuple,
                     scopes: tuple, roles: tuple, groups: tuple, tenant: str | None, token_use: str,
                     jti: str | None, expires_at: int, claims: dict) -> Principal:
-    """A Principal without the frozen-dataclass __init__ (13 object.__setattr__ calls): this runs once per verified
-    token on the hot path. Same fields, same class, same immutability."""
+    """A Principal from a verified token's facts, its claims made read-only; without the keyword-binding call of
+    __init__, since this runs once per verified token on the hot path. Same fields, same class, same immutability."""
     principal = _new(Principal)
-    _set(principal, "__dict__", {"subject": subject, "issuer": issuer, "issuer_name": issuer_name,
-                                 "client_id": client_id, "audience": audience, "scopes": scopes, "roles": roles,
-                                 "groups": groups, "tenant": tenant, "token_use": token_use, "jti": jti,
-                                 "expires_at": expires_at, "claims": MappingProxyType(claims)})
+    set_field(principal, "__dict__", {"subject": subject, "issuer": issuer, "issuer_name": issuer_name,
+                                      "client_id": client_id, "audience": audience, "scopes": scopes, "roles": roles,
+                                      "groups": groups, "tenant": tenant, "token_use": token_use, "jti": jti,
+                                      "expires_at": expires_at, "claims": MappingProxyType(claims)})
     return principal

@@ -19,12 +19,12 @@ for every entry point.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Iterable, Sequence
 
 from .errors import UNAVAILABLE_CODES, TokenRejected
 from .possession import RequestChecks, RequestFacts, authorization_credentials
+from .records import Record, set_field
 from .route_table import ApiRoutes, Route
 
 _BEARER_HINT = "send the access token as: Authorization: Bearer <token>"
@@ -44,8 +44,7 @@ _STATUS = {Outcome.ALLOW: 200, Outcome.PUBLIC: 200, Outcome.UNAUTHORIZED: 401, O
            Outcome.UNAVAILABLE: 503}
 
 
-@dataclass(frozen=True)
-class RouteDecision:
+class RouteDecision(Record):
     """One request's decision.
 
     outcome    an Outcome
@@ -57,12 +56,17 @@ class RouteDecision:
                frozenset per combination of permissions, see `satisfied_routes`)
     """
 
-    outcome: Outcome
-    route: Route | None
-    principal: Any = None
-    rejection: TokenRejected | None = None
-    missing: tuple[TokenRejected, ...] = ()
-    satisfied: frozenset[Route] = frozenset()
+    __slots__ = ("outcome", "route", "principal", "rejection", "missing", "satisfied")
+
+    def __init__(self, outcome: Outcome, route: Route | None, principal: Any = None,
+                 rejection: TokenRejected | None = None, missing: tuple[TokenRejected, ...] = (),
+                 satisfied: frozenset[Route] = frozenset()) -> None:
+        set_field(self, "outcome", outcome)
+        set_field(self, "route", route)
+        set_field(self, "principal", principal)
+        set_field(self, "rejection", rejection)
+        set_field(self, "missing", missing)
+        set_field(self, "satisfied", satisfied)
 
     @property
     def allowed(self) -> bool:
@@ -242,10 +246,7 @@ def satisfied_routes(api: ApiRoutes, principal: Any) -> frozenset[Route]:
     principal, and each combination of permissions met maps to one frozenset, built once. So a decision over
     thousands of routes costs what a few permissions cost, and the same object (its hash cached) comes back for
     every principal with the same permissions, which is what the IAM policy cache is keyed by."""
-    permissions = api.__dict__.get("_permissions")
-    if permissions is None:
-        permissions = api.__dict__["_permissions"] = _Permissions(api.routes)  # ApiRoutes is frozen: memo aside
-    return permissions.satisfied(principal)
+    return api.derived("permissions", lambda: _Permissions(api.routes)).satisfied(principal)
 
 
 def permission_groups(routes: Iterable[Route]) -> list[tuple[Route, ...]]:

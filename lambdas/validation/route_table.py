@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
-from typing import Any, Generic, Iterable, Mapping, Sequence, TypeVar
+from typing import Any, Callable, Generic, Iterable, Mapping, Sequence, TypeVar
 
 from .config import ROUTE_TABLE_ISSUER_FIELDS, IssuerConfig
+from .records import Record, set_field
 from .requirement import Requirement
 
 FORMAT = "authgate.routes/v1"
@@ -39,12 +39,14 @@ class RouteTableError(ValueError):
     """The route table file is missing, unreadable or malformed. The message names the file, the field and the fix."""
 
 
-@dataclass(frozen=True)
-class PathTemplate:
+class PathTemplate(Record):
     """A route path in API Gateway syntax, compiled for matching: one (kind, literal) pair per segment."""
 
-    path: str
-    segments: tuple[tuple[int, str], ...]
+    __slots__ = ("path", "segments")
+
+    def __init__(self, path: str, segments: tuple[tuple[int, str], ...]) -> None:
+        set_field(self, "path", path)
+        set_field(self, "segments", segments)
 
     @classmethod
     def parse(cls, path: str, *, where: str) -> "PathTemplate":
@@ -133,13 +135,15 @@ def split_request_path(path: str) -> tuple[str, ...] | None:
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class RouteMatch(Generic[T]):
+class RouteMatch(Record, Generic[T]):
     """What a request was routed to: the entry's value, its template and the request's path parameters."""
 
-    value: T
-    template: PathTemplate | None
-    parameters: Mapping[str, str]
+    __slots__ = ("value", "template", "parameters")
+
+    def __init__(self, value: T, template: PathTemplate | None, parameters: Mapping[str, str]) -> None:
+        set_field(self, "value", value)
+        set_field(self, "template", template)
+        set_field(self, "parameters", parameters)
 
 
 class Router(Generic[T]):
@@ -213,22 +217,39 @@ class _RouteTree:
         return found
 
 
-@dataclass(frozen=True)
-class Route:
-    """One route of an API: what a request to it must present. `public` routes need no token at all."""
+class Route(Record):
+    """One route of an API: what a request to it must present. `public` routes need no token at all.
 
-    route_key: str
-    method: str
-    template: PathTemplate | None          # None for special route keys such as $connect or $default
-    public: bool
-    issuers: tuple[str, ...]
-    requirement: Requirement
-    enforcement: str
-    enforcement_reason: str = ""
-    freshness: str = "none"                # none | denylist | introspect: re-check revocation on every call
-    proof: str = "none"                    # none | dpop | mtls: proof of possession the caller must show
-    token_source: str = "header"           # header | cookie (the token handler's session cookie)
-    dpop_nonce: str = "none"               # none | required: DPoP proofs must carry the server's nonce (proof dpop)
+    template      None for special route keys such as $connect or $default
+    freshness     none | denylist | introspect: re-check revocation on every call
+    proof         none | dpop | mtls: proof of possession the caller must show
+    token_source  header | cookie (the token handler's session cookie)
+    dpop_nonce    none | required: DPoP proofs must carry the server's nonce (proof dpop)"""
+
+    __slots__ = ("route_key", "method", "template", "public", "issuers", "requirement", "enforcement",
+                 "enforcement_reason", "freshness", "proof", "token_source", "dpop_nonce", "_hash")
+
+    def __init__(self, route_key: str, method: str, template: PathTemplate | None, public: bool,
+                 issuers: tuple[str, ...], requirement: Requirement, enforcement: str, enforcement_reason: str = "",
+                 freshness: str = "none", proof: str = "none", token_source: str = "header",
+                 dpop_nonce: str = "none") -> None:
+        set_field(self, "route_key", route_key)
+        set_field(self, "method", method)
+        set_field(self, "template", template)
+        set_field(self, "public", public)
+        set_field(self, "issuers", issuers)
+        set_field(self, "requirement", requirement)
+        set_field(self, "enforcement", enforcement)
+        set_field(self, "enforcement_reason", enforcement_reason)
+        set_field(self, "freshness", freshness)
+        set_field(self, "proof", proof)
+        set_field(self, "token_source", token_source)
+        set_field(self, "dpop_nonce", dpop_nonce)
+        # Routes are hashed whenever a set of satisfied routes is built or consulted: hash the fields once.
+        set_field(self, "_hash", Record.__hash__(self))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     @property
     def path(self) -> str:
@@ -293,17 +314,23 @@ class Route:
         return entry
 
 
-@dataclass(frozen=True)
-class ApiRoutes:
-    """The routes of one API, in table order, with lookups by route key and by request."""
+class ApiRoutes(Record):
+    """The routes of one API, in table order, with lookups by route key and by request.
 
-    name: str
-    routes: tuple[Route, ...]
-    _by_key: Mapping[str, Route] = field(repr=False, compare=False, default_factory=dict)
-    protocol: str = "http"                         # http | websocket
-    # A WebSocket API's message routes ($disconnect, $default, actions): no authorizer runs on them, but a deployment
-    # creates them.
-    connection_routes: tuple[str, ...] = ()
+    protocol           http | websocket
+    connection_routes  a WebSocket API's message routes ($disconnect, $default, actions): no authorizer runs on
+                       them, but a deployment creates them"""
+
+    __slots__ = ("name", "routes", "protocol", "connection_routes", "_by_key", "_derived")
+
+    def __init__(self, name: str, routes: tuple[Route, ...], protocol: str = "http",
+                 connection_routes: tuple[str, ...] = ()) -> None:
+        set_field(self, "name", name)
+        set_field(self, "routes", routes)
+        set_field(self, "protocol", protocol)
+        set_field(self, "connection_routes", connection_routes)
+        set_field(self, "_by_key", {route.route_key: route for route in routes})
+        set_field(self, "_derived", {})
 
     @classmethod
     def of(cls, name: str, routes: Iterable[Route], *, protocol: str = "http",
@@ -316,7 +343,7 @@ class ApiRoutes:
             by_key[route.route_key] = route
         if protocol not in PROTOCOLS:
             raise RouteTableError(f"API {name!r}: protocol must be one of {', '.join(PROTOCOLS)}, found {protocol!r}")
-        return cls(name, tuple(by_key.values()), by_key, protocol, tuple(connection_routes))
+        return cls(name, tuple(by_key.values()), protocol, tuple(connection_routes))
 
     def to_entry(self) -> dict[str, Any]:
         """This API's entry in the route table. An HTTP API carries no protocol member (tables always read so)."""
@@ -347,12 +374,17 @@ class ApiRoutes:
 
     @property
     def router(self) -> "Router[Route]":
-        router = self.__dict__.get("_router")
-        if router is None:
-            router = Router(((r.method, r.template, r) for r in self.routes if r.template is not None),
-                            catch_all=self._by_key.get("$default"))
-            object.__setattr__(self, "_router", router)  # built once; the routes never change
-        return router
+        return self.derived("router", lambda: Router(((r.method, r.template, r) for r in self.routes
+                                                      if r.template is not None),
+                                                     catch_all=self._by_key.get("$default")))
+
+    def derived(self, name: str, build: Callable[[], T]) -> T:
+        """What `build()` computes from these routes (the router, the route decision's index of permissions),
+        computed once: the routes never change."""
+        value = self._derived.get(name)
+        if value is None:
+            value = self._derived[name] = build()
+        return value
 
 
 class RouteTable:

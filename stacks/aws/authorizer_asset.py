@@ -38,6 +38,8 @@ import zipfile
 from pathlib import Path
 from typing import Any, Mapping
 
+from lambdas.validation.vetted_keys import write_vetted_keys
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ROUTE_TABLE_FILE = "authgate_routes.json"
 MANIFEST_FILE = "authgate_asset.json"
@@ -141,6 +143,7 @@ def build_authorizer_asset(out_dir: str | Path, *, architecture: str = "x86_64",
     compile_bytecode(out, python_version=version)
     if route_table is not None:
         (out / ROUTE_TABLE_FILE).write_text(json.dumps(route_table, indent=2) + "\n")
+        write_vetted_keys(out, route_table)
     write_manifest(out, architecture=architecture, python_version=version)
     return out
 

@@ -11,6 +11,7 @@ from aws_cdk import aws_lambda as lambda_
 
 from stacks.aws.authorizer_asset import (MANIFEST_FILE, ROUTE_TABLE_FILE, lambda_runtime_name, read_manifest,
                                          stale_bytecode)
+from lambdas.validation.vetted_keys import write_vetted_keys
 from stacks.aws.refusals import UnsupportedConfiguration
 
 
@@ -69,5 +70,6 @@ def prebuilt_authorizer_code(prebuilt_dir: str | Path, route_table: Mapping, *, 
         ignore = None if manifest is not None else shutil.ignore_patterns("__pycache__", "*.pyc")
         shutil.copytree(source, partial, ignore=ignore)
         (partial / ROUTE_TABLE_FILE).write_bytes(table)
+        write_vetted_keys(partial, route_table)
         partial.rename(staged)
     return lambda_.Code.from_asset(str(staged))

@@ -316,6 +316,28 @@ def test_rsa_key_with_a_prime_modulus_is_refused_and_cannot_verify_a_forgery(pri
     assert raised.value.code == "unknown_kid" and "prime" in raised.value.message
 
 
+def test_a_prime_modulus_bundled_in_a_table_is_left_out_of_the_vetted_record_and_refused_at_a_cold_start(
+        prime_2048, tmp_path, monkeypatch):
+    # The builder's record lets a cold start skip the prime-modulus test for the moduli it names; a key that fails
+    # the test must never get into it, however the table lists it.
+    from lambdas.authorizers.runtime import AuthorizerRuntime
+    from lambdas.validation import jwk as jwk_module
+    from lambdas.validation.vetted_keys import VETTED_KEYS_FILE, write_vetted_keys
+    from tests.support.route_tables import table_document
+    monkeypatch.setattr(jwk_module, "_build_tested_moduli", set())
+    good = SigningKey.generate("RS256", kid="good")
+    prime = {"kty": "RSA", "kid": "prime-n", "n": raw_b64url(prime_2048.to_bytes(256, "big")), "e": "AQAB"}
+    document = table_document(good)
+    document["issuers"]["corp"]["jwks"] = {"keys": [prime, good.jwk()]}
+    (tmp_path / "routes.json").write_text(json.dumps(document))
+    write_vetted_keys(tmp_path, document)
+    assert len(json.loads((tmp_path / VETTED_KEYS_FILE).read_text())["rsa_moduli_sha256"]) == 1
+    runtime = AuthorizerRuntime.from_env({"AUTHGATE_POLICY": str(tmp_path / "routes.json"), "AUTHGATE_API": "orders"})
+    with pytest.raises(TokenRejected) as raised:
+        runtime.verifier.verify(forged_token("RS256", "prime-n", bytes(256)))
+    assert raised.value.code == "unknown_kid" and "prime" in raised.value.message
+
+
 def test_ordinary_rsa_keys_are_accepted(signing_key):
     assert parse_jwk(signing_key.jwk()).key_size == 2048
 

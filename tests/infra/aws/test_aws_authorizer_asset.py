@@ -2,6 +2,8 @@
 runtime, runnable as Lambda runs it (read-only, nothing compiled at run time)."""
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import platform
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from lambdas.validation.vetted_keys import VETTED_KEYS_FILE, vetted_keys_record
 from stacks.aws.authorizer_asset import (MANIFEST_FILE, ROUTE_TABLE_FILE, AssetBuildError, build_authorizer_asset,
                                          compile_bytecode, lambda_runtime_name, read_manifest, zipped_size)
 from tests.support.route_tables import route, table_document
@@ -133,10 +136,12 @@ def test_asset_runs_from_its_bytecode_and_compiles_nothing(tmp_path, built, tabl
 
 
 # Loaded only when a decision needs them: remote keys (bundled here), explanations, DPoP proofs (no route or token
-# here uses them), logging, URL parsing, TLS and HTTP clients.
+# here uses them), logging, URL parsing, TLS and HTTP clients. Never: dataclasses (and the inspect, ast, dis and
+# tokenize it loads), which the decision path's records (lambdas/validation/records.py) replace for cold start.
 NOT_FOR_A_DECISION = ("lambdas.validation.explain", "lambdas.validation.fetcher", "lambdas.validation.jwks_cache",
                       "lambdas.validation.discovery", "lambdas.validation.dpop", "http.client", "ssl", "socket",
-                      "logging", "email", "urllib.parse", "urllib.request", "ipaddress", "yaml", "pydantic", "jwt")
+                      "logging", "email", "urllib.parse", "urllib.request", "ipaddress", "yaml", "pydantic", "jwt",
+                      "dataclasses", "inspect", "ast", "dis", "tokenize")
 
 
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="runs the x86_64 wheels on this interpreter")
@@ -222,6 +227,13 @@ def test_prebuilt_asset_keeps_its_bytecode_when_built_for_the_deployed_runtime(t
     [staged] = [p for p in tmp_path.iterdir() if p.is_dir()]
     assert Path(code.path) == staged
     assert len(list(staged.rglob("*.pyc"))) == len(list(built.rglob("*.pyc"))) > 100
+    assert json.loads((staged / VETTED_KEYS_FILE).read_text()) == vetted_keys_record(table[1])
+
+
+def test_the_asset_records_the_bundled_keys_it_vetted_beside_the_route_table(built, table):
+    record = json.loads((built / VETTED_KEYS_FILE).read_text())
+    modulus = base64.urlsafe_b64decode(table[0].jwk()["n"] + "==")
+    assert record["rsa_moduli_sha256"] == [hashlib.sha256(modulus).hexdigest()]
 
 
 @pytest.mark.parametrize("change", [{"runtime": "python3.14"}, {"architecture": "sparc"}])

@@ -183,7 +183,11 @@ def test_authorization_schemes(value, expected):
     assert authorization_credentials(value) == expected
 
 
-@pytest.mark.parametrize("value", ["Basic abc", ("Bearer a", "Bearer b"), ["a", "b"], (), "", None, "DPoP a b"])
+@pytest.mark.parametrize("value", ["Basic abc", ("Bearer a", "Bearer b"), ["a", "b"], (), "", None, "DPoP a b",
+                                   # whitespace of every kind inside the token, and control characters
+                                   "Bearer a\tb", "Bearer a\nb", "Bearer a\x0bb", "Bearer a\x1fb", "Bearer a\x85b",
+                                   "Bearer a\xa0b", "Bearer a\u2003b", "Bearer a\u2028b", "Bearer a\u3000b",
+                                   "Bearer a\x00b", "Bearer a\x7fb"])
 def test_authorization_refusals(value):
     with pytest.raises(TokenRejected) as info:
         authorization_credentials(value)
