@@ -136,6 +136,28 @@ class ForwardAuthService:
         # Counts every decision for /metrics, labelled like the authorizers' EMF metrics.
         self.decision_counters = DecisionCounters(runtime.metrics.labeller)
         self.observers = [self.decision_counters, *observers]
+        unverifiable = self.unverifiable_bindings()
+        if unverifiable:
+            sys.stderr.write(f"authgate forward-auth: {unverifiable}\n")
+
+    def unverifiable_bindings(self) -> str | None:
+        """Why bound tokens will be refused whatever the proxy sends (no proxy trusted, no public origin), when the
+        API can receive them; None when it cannot or when they can be checked. Said once at start: a deployment
+        that forgot AUTHGATE_FORWARD_AUTH_TRUSTED_PROXIES refuses them closed, and the operator should know why."""
+        settings = self.settings
+        if settings.trusted_proxies:
+            return None
+        routes = self.runtime.api.routes
+        issuers = {name for route in routes for name in route.issuers}
+        bindings = [config.binding for config in self.runtime.verifier.issuers if config.display_name in issuers]
+        certificates = any(r.proof == "mtls" for r in routes) or any(b.mtls for b in bindings)
+        dpop = (any(r.proof == "dpop" for r in routes) or any(b.dpop for b in bindings)) and not settings.public_origin
+        if not (certificates or dpop):
+            return None
+        kinds = " and ".join(k for k, on in (("certificate-bound", certificates), ("DPoP-bound", dpop)) if on)
+        return (f"{kinds} tokens will be refused: no trusted proxy is configured ({ENV_TRUSTED_PROXIES}), so no "
+                f"forwarded {'client certificate' if certificates else 'URL'} is read"
+                + ("" if not dpop else f" (or set {ENV_PUBLIC_ORIGIN} for DPoP)"))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **options: Any) -> "ForwardAuthService":

@@ -206,3 +206,18 @@ def test_serve_trusts_the_tcp_peer_never_a_clients_x_forwarded_for(tmp_path, sig
             finally:
                 proc.terminate()
                 proc.wait(timeout=15)
+
+
+def test_a_service_that_can_check_no_bound_token_says_so_at_start(capsys):
+    service()
+    said = capsys.readouterr().err
+    assert "certificate-bound and DPoP-bound tokens will be refused" in said
+    assert "AUTHGATE_FORWARD_AUTH_TRUSTED_PROXIES" in said
+    service(public_origin="https://api.example.com")
+    said = capsys.readouterr().err
+    assert "certificate-bound tokens will be refused" in said and "DPoP-bound" not in said
+    service(trusted_proxies=TRUSTED)
+    assert capsys.readouterr().err == ""
+    unbound = table_document(ISSUER_KEY, [route("GET /orders")])
+    ForwardAuthService(AuthorizerRuntime(RouteTable.load(unbound), "orders"), ForwardAuthSettings())
+    assert capsys.readouterr().err == ""
