@@ -77,6 +77,27 @@ def describe_routes(plan, *, rest_authorizer_type: str) -> str:
     return "\n".join(lines)
 
 
+def revocation_lines(plan, settings) -> list[str]:
+    """What the app deploys for revocation and proof of possession: the logout endpoint and the mutual TLS domains."""
+    from lambdas.backchannel_logout.http_api import LOGOUT_PATH
+    from stacks.aws.mtls_domain.infrastructure import mtls_route_keys
+
+    lines = []
+    if plan.logout_issuers:
+        audiences = sorted({a for name in plan.logout_issuers for a in plan.issuers[name].logout_audiences})
+        lines.append(f"api {plan.name}: back-channel logout: POST {LOGOUT_PATH} on the HTTP API, no authorizer (the "
+                     f"logout token is checked), for issuer(s) {', '.join(plan.logout_issuers)} and client(s) "
+                     f"{', '.join(audiences)}; register https://<HTTP API domain>{LOGOUT_PATH} as their "
+                     f"backchannel_logout_uri")
+    if mtls_route_keys(plan.api) and settings.mtls_domain is not None:
+        from stacks.aws.settings import MTLS_DOMAIN_FIELDS
+        domains = ", ".join(f"{stack} on https://{getattr(settings.mtls_domain, field)}"
+                            for stack, field in MTLS_DOMAIN_FIELDS.items() if getattr(settings.mtls_domain, field))
+        lines.append(f"api {plan.name}: mutual TLS (proof: mtls routes): {domains}; the execute-api endpoints are "
+                     f"off")
+    return lines
+
+
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     os.environ.setdefault("CDK_DISABLE_CLI_TELEMETRY", "true")
@@ -124,6 +145,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"authorizer functions: {runtime_line}")
         if websocket_line:
             print(f"api {settings.websocket.api}: WebSocket API: {websocket_line}")
+        for line in revocation_lines(plan, settings):
+            print(line)
     try:
         assembly = app.synth()
     except RuntimeError as exc:
@@ -138,7 +161,8 @@ def run(args: argparse.Namespace) -> int:
                     "rest_authorizer_cache": rest_cache,
                     "authorizer_functions": runtime_line,
                     "websocket_api": {"api": settings.websocket.api, "authorizer": websocket_line}
-                    if settings.websocket else None, "output": args.output, "templates": templates}
+                    if settings.websocket else None, "revocation": revocation_lines(plan, settings),
+                    "output": args.output, "templates": templates}
         print(json.dumps(document, indent=2))
         return 0
     print(f"{len(templates)} templates in {args.output} (cdk-nag AwsSolutions: no unacknowledged findings):")

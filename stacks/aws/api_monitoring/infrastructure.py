@@ -232,10 +232,13 @@ class ApiMonitoring(Construct):
             label="logout function errors and throttles")
         self._alarm("LogoutErrors", metric=failures, threshold=t.errors_count, periods=1,
                     description=describe("logout_errors", self.api_name, t))
-        self.dashboard.add_widgets(cloudwatch.GraphWidget(title="Back-channel logout", width=24, left=[
-            function.metric_invocations(statistic="Sum", label="logouts received"),
-            endpoint.unavailable_metric.with_(label="not recorded (503)"),
-            function.metric_errors(statistic="Sum", label="errors")]))
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(title="Back-channel logout", width=18, left=[
+                function.metric_invocations(statistic="Sum", label="logouts received"),
+                endpoint.unavailable_metric.with_(label="not recorded (503)"),
+                function.metric_errors(statistic="Sum", label="errors")]),
+            cloudwatch.AlarmStatusWidget(title="Logout alarms", width=6, height=6, alarms=[
+                self.alarms["LogoutUnavailable"], self.alarms["LogoutErrors"]]))
 
 
 def monitor_api(scope: Construct, *, api_name: str, gateway: GatewayMetrics, authorizer_kind: str,

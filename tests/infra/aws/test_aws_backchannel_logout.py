@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from stacks.aws.refusals import UnsupportedConfiguration
+from tests.support.cfn_gates import assert_cfn_lint_and_checkov_pass
 
 HERE = Path(__file__).resolve().parent
 POLICY = HERE / "revocation_policy.yaml"
@@ -118,11 +119,14 @@ def test_the_logout_endpoint_has_alarms(assembly):
     [metric_filter] = resources(http, "AWS::Logs::MetricFilter").values()
     assert '$.outcome = "unavailable"' in metric_filter["FilterPattern"]
     assert metric_filter["MetricTransformations"][0]["MetricNamespace"] == "authgate/dev"
+    [dashboard] = resources(http, "AWS::CloudWatch::Dashboard").values()
+    assert "Logout alarms" in json.dumps(dashboard["DashboardBody"])
 
 
-def test_nag_is_clean(assembly):
+def test_nag_lint_and_checkov_pass(assembly):
     report = json.loads((assembly / "validation-report.json").read_text())
     assert [v for plugin in report["pluginReports"] for v in plugin.get("violations", [])] == []
+    assert_cfn_lint_and_checkov_pass(assembly / "assembly-dev")
 
 
 def test_mtls_routes_without_the_context_key_are_refused_naming_it(tmp_path, authorizer_asset_dir):
@@ -177,3 +181,20 @@ def test_the_eks_front_door_with_shared_table_routes_needs_a_pinned_environment(
            "oidc_issuer": "https://oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE"}
     with pytest.raises(UnsupportedConfiguration, match=r"pin authgate:account and authgate:region"):
         build_app(tmp_path, authorizer_asset_dir, **{"authgate:mtls_domain": MTLS, "authgate:eks": eks})
+
+
+def test_authgate_synth_says_what_it_deploys_for_logout_and_mutual_tls():
+    from stacks.aws.route_plan import ApiPlan
+    from stacks.aws.settings import AppSettings
+    from stacks.commands.synth import revocation_lines
+    from stacks.policy import load_policy
+    from stacks.policy.render.route_table import render_route_table
+
+    plan = ApiPlan.from_route_table(render_route_table(load_policy(POLICY), apis=["orders"]), "orders")
+    settings = AppSettings.from_context({"authgate:policy": str(POLICY), "authgate:api": "orders",
+                                         "authgate:mtls_domain": MTLS}.get)
+    logout, mtls = revocation_lines(plan, settings)
+    assert logout.startswith("api orders: back-channel logout: POST /backchannel-logout on the HTTP API, no "
+                             "authorizer") and "issuer(s) corp and client(s) orders-web" in logout
+    assert mtls == ("api orders: mutual TLS (proof: mtls routes): HttpApi on https://orders-{stage}.api.example.com, "
+                    "RestApi on https://orders-rest-{stage}.api.example.com; the execute-api endpoints are off")

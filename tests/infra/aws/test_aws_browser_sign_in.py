@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support.cfn_gates import assert_cfn_lint_and_checkov_pass
+
 REPO = Path(__file__).resolve().parents[3]
 HERE = Path(__file__).resolve().parent
-CHECKOV = REPO / ".venv-checkov" / "bin" / "checkov"
 
 
 @pytest.fixture(scope="module")
@@ -119,22 +118,7 @@ def test_cognito_has_a_confidential_web_client_and_federates_the_policy_provider
 def test_nag_lint_and_checkov_pass_on_the_browser_sign_in_templates(assembly):
     report = json.loads((assembly / "validation-report.json").read_text())
     assert [v for plugin in report["pluginReports"] for v in plugin.get("violations", [])] == []
-    templates = sorted(map(str, (assembly / "assembly-dev").glob("*.template.json")))
-    cfn_lint = Path(sys.executable).parent / "cfn-lint"
-    lint = subprocess.run([str(cfn_lint), "--format", "parseable", "--ignore-checks", "W3005", "--", *templates],
-                          capture_output=True, text=True, timeout=240)
-    assert lint.returncode == 0, lint.stdout + lint.stderr
-    if not CHECKOV.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{CHECKOV} is missing; `make setup` installs it")
-        pytest.skip(f"{CHECKOV} is not installed")
-    result = subprocess.run([str(CHECKOV), "-d", str(assembly / "assembly-dev"), "--framework", "cloudformation",
-                             "--skip-download", "--compact", "-o", "json"], capture_output=True, text=True,
-                            timeout=300, env={**os.environ, "BC_SKIP_MAPPING": "TRUE"})
-    reports = json.loads(result.stdout)
-    reports = reports if isinstance(reports, list) else [reports]
-    failed = [(f["check_id"], f["resource"]) for r in reports for f in r["results"]["failed_checks"]]
-    assert failed == []
+    assert_cfn_lint_and_checkov_pass(assembly / "assembly-dev")
 
 
 def test_no_rest_api_is_built_for_an_api_with_cookie_routes(assembly):
