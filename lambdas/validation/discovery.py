@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
@@ -30,6 +29,7 @@ from .fetcher import (DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_SECONDS, Fetcher, Fetch
 from .jwk import JsonWebKey
 from .jwks_cache import CachePolicy, JwksCache, RemoteDocument, make_fetcher
 from .key_metrics import KeySetMetrics
+from .records import Record, set_field
 
 WELL_KNOWN_OPENID_CONFIGURATION = "/.well-known/openid-configuration"
 
@@ -44,13 +44,15 @@ def discovery_url_for(issuer: str) -> str:
     return base + WELL_KNOWN_OPENID_CONFIGURATION
 
 
-@dataclass(frozen=True)
-class ProviderMetadata:
+class ProviderMetadata(Record):
     """The parts of a discovery document authgate uses, plus the whole document for callers that want more."""
 
-    issuer: str
-    jwks_uri: str
-    document: Mapping[str, Any]
+    __slots__ = ("issuer", "jwks_uri", "document")
+
+    def __init__(self, issuer: str, jwks_uri: str, document: Mapping[str, Any]) -> None:
+        set_field(self, "issuer", issuer)
+        set_field(self, "jwks_uri", jwks_uri)
+        set_field(self, "document", document)
 
 
 def parse_provider_metadata(doc: Mapping[str, Any], *, expected_issuer: str, allow_insecure_http: bool,

@@ -11,13 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 from urllib.parse import urlsplit
 
 from .compact import check_header, decode_json_object, decode_segment, split_token
 from .errors import TokenRejected
 from .jwk import b64url_encode, parse_jwk
+from .records import Record, set_field
 from .replay import ReplayStore, ReplayStoreUnavailable
 
 if TYPE_CHECKING:
@@ -90,13 +90,15 @@ def _remove_dot_segments(path: str) -> str:
     return "/".join(output)
 
 
-@dataclass(frozen=True)
-class DpopProof:
+class DpopProof(Record):
     """A proof that passed every check: the key's thumbprint and the proof's jti and iat."""
 
-    thumbprint: str
-    jti: str
-    issued_at: float
+    __slots__ = ("thumbprint", "jti", "issued_at")
+
+    def __init__(self, thumbprint: str, jti: str, issued_at: float) -> None:
+        set_field(self, "thumbprint", thumbprint)
+        set_field(self, "jti", jti)
+        set_field(self, "issued_at", issued_at)
 
 
 def invalid_proof(message: str, *, hint: str | None = None, found: object = None) -> TokenRejected:

@@ -29,9 +29,10 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import dataclass, field
 from typing import Any, Mapping, Protocol, runtime_checkable
 from urllib.parse import urlsplit
+
+from .records import Record, set_field
 
 DEFAULT_TIMEOUT_SECONDS = 1.0
 DEFAULT_MAX_BYTES = 512 * 1024
@@ -63,8 +64,7 @@ class InsecureUrlError(ValueError):
     """A key or discovery URL that authgate will not fetch from (not https, or http to a non-loopback host...)."""
 
 
-@dataclass(frozen=True)
-class FetchResult:
+class FetchResult(Record):
     """What a fetcher got back.
 
     status        the HTTP status code
@@ -76,13 +76,17 @@ class FetchResult:
     headers       response headers, names lower-cased
     """
 
-    url: str
-    status: int
-    body: bytes = b""
-    max_age: int | None = None
-    no_cache: bool = False
-    location: str | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
+    __slots__ = ("url", "status", "body", "max_age", "no_cache", "location", "headers")
+
+    def __init__(self, url: str, status: int, body: bytes = b"", max_age: int | None = None, no_cache: bool = False,
+                 location: str | None = None, headers: Mapping[str, str] | None = None) -> None:
+        set_field(self, "url", url)
+        set_field(self, "status", status)
+        set_field(self, "body", body)
+        set_field(self, "max_age", max_age)
+        set_field(self, "no_cache", no_cache)
+        set_field(self, "location", location)
+        set_field(self, "headers", {} if headers is None else headers)
 
 
 @runtime_checkable

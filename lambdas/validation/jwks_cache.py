@@ -35,7 +35,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
 from typing import Callable, Generic, TypeVar
 
 from .errors import TokenRejected
@@ -44,6 +43,7 @@ from .fetcher import (DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_SECONDS, FetchError, Fe
 from .jwk import JsonWebKey, KeySet
 from .key_metrics import DocumentCounters, KeySetMetrics
 from .key_source import key_not_found
+from .records import Record, set_field
 
 logger = logging.getLogger("authgate.keys")
 
@@ -54,8 +54,7 @@ T = TypeVar("T")
 _FLIGHT_WAIT_MARGIN_SECONDS = 1.0
 
 
-@dataclass(frozen=True)
-class CachePolicy:
+class CachePolicy(Record):
     """How long remote key material is trusted and how hard the issuer is asked for it. All values in seconds.
 
     min_ttl           shortest freshness, whatever the server says (no-store/no-cache included)
@@ -68,27 +67,27 @@ class CachePolicy:
     max_bytes         largest accepted response body
     """
 
-    min_ttl: float = 60.0
-    max_ttl: float = 86400.0
-    default_ttl: float = 600.0
-    refetch_cooldown: float = 30.0
-    stale_if_error: float = 3600.0
-    error_backoff: float = 5.0
-    timeout: float = DEFAULT_TIMEOUT_SECONDS
-    max_bytes: int = DEFAULT_MAX_BYTES
+    __slots__ = ("min_ttl", "max_ttl", "default_ttl", "refetch_cooldown", "stale_if_error", "error_backoff",
+                 "timeout", "max_bytes")
 
-    def __post_init__(self) -> None:
-        for name in ("min_ttl", "max_ttl", "default_ttl", "refetch_cooldown", "stale_if_error", "error_backoff"):
-            value = getattr(self, name)
+    def __init__(self, min_ttl: float = 60.0, max_ttl: float = 86400.0, default_ttl: float = 600.0,
+                 refetch_cooldown: float = 30.0, stale_if_error: float = 3600.0, error_backoff: float = 5.0,
+                 timeout: float = DEFAULT_TIMEOUT_SECONDS, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        for name, value in (("min_ttl", min_ttl), ("max_ttl", max_ttl), ("default_ttl", default_ttl),
+                            ("refetch_cooldown", refetch_cooldown), ("stale_if_error", stale_if_error),
+                            ("error_backoff", error_backoff)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f"{name} must be a number of seconds >= 0, got {value!r}")
-        if self.min_ttl > self.max_ttl:
-            raise ValueError(f"min_ttl ({self.min_ttl}) must not exceed max_ttl ({self.max_ttl})")
-        if isinstance(self.timeout, bool) or not isinstance(self.timeout, (int, float)) or not 0 < self.timeout <= 30:
-            raise ValueError(f"timeout must be seconds in (0, 30], got {self.timeout!r}; keep it under 1.5 s "
+            set_field(self, name, value)
+        if min_ttl > max_ttl:
+            raise ValueError(f"min_ttl ({min_ttl}) must not exceed max_ttl ({max_ttl})")
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 30:
+            raise ValueError(f"timeout must be seconds in (0, 30], got {timeout!r}; keep it under 1.5 s "
                              "behind API Gateway")
-        if isinstance(self.max_bytes, bool) or not isinstance(self.max_bytes, int) or self.max_bytes < 1024:
-            raise ValueError(f"max_bytes must be an integer >= 1024, got {self.max_bytes!r}")
+        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1024:
+            raise ValueError(f"max_bytes must be an integer >= 1024, got {max_bytes!r}")
+        set_field(self, "timeout", timeout)
+        set_field(self, "max_bytes", max_bytes)
 
     def ttl_for(self, result: FetchResult) -> float:
         """Seconds a document fetched with `result` stays fresh."""
@@ -98,13 +97,15 @@ class CachePolicy:
         return min(self.max_ttl, max(self.min_ttl, granted))
 
 
-@dataclass(frozen=True)
-class _Held(Generic[T]):
+class _Held(Record, Generic[T]):
     """A parsed document and the times that bound its use; replaced as a whole so readers need no lock."""
 
-    value: T
-    fresh_until: float
-    stale_until: float
+    __slots__ = ("value", "fresh_until", "stale_until")
+
+    def __init__(self, value: T, fresh_until: float, stale_until: float) -> None:
+        set_field(self, "value", value)
+        set_field(self, "fresh_until", fresh_until)
+        set_field(self, "stale_until", stale_until)
 
 
 class _Flight:

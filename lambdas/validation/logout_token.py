@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass
 from typing import Any, Callable
 
 from .config import IssuerConfig
 from .denylist import Denylist, DenylistUnavailable
 from .errors import TokenRejected
 from .jws import verify_jws
+from .records import Record, set_field
 from .replay import ReplayStore, ReplayStoreUnavailable
 
 BACKCHANNEL_LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
@@ -33,16 +33,19 @@ def _invalid(message: str, *, hint: str | None = None, found: object = None) -> 
                                       "describes")
 
 
-@dataclass(frozen=True)
-class LogoutEvent:
+class LogoutEvent(Record):
     """A verified logout: which issuer, and the session and/or subject it ends."""
 
-    issuer_name: str
-    issuer: str
-    sid: str | None
-    sub: str | None
-    jti: str
-    issued_at: float
+    __slots__ = ("issuer_name", "issuer", "sid", "sub", "jti", "issued_at")
+
+    def __init__(self, issuer_name: str, issuer: str, sid: str | None, sub: str | None, jti: str,
+                 issued_at: float) -> None:
+        set_field(self, "issuer_name", issuer_name)
+        set_field(self, "issuer", issuer)
+        set_field(self, "sid", sid)
+        set_field(self, "sub", sub)
+        set_field(self, "jti", jti)
+        set_field(self, "issued_at", issued_at)
 
 
 class LogoutTokenValidator:

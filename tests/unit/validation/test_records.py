@@ -51,3 +51,19 @@ def test_replace_builds_through_init_so_its_checks_still_run():
 def test_records_stay_hashable_as_sets_of_routes_need():
     template = PathTemplate.parse("/orders/{id}", where="test")
     assert {template, PathTemplate.parse("/orders/{id}", where="test")} == {template}
+
+
+def test_no_module_of_the_validation_package_or_the_authorizers_imports_dataclasses():
+    # Remote keys (fetcher, jwks_cache, discovery), DPoP proofs and logout tokens are on some deployments' decision
+    # path too; none of them may bring back the ~10 ms import of dataclasses (and inspect, ast, dis, tokenize).
+    # explain.py is left out: only the CLI and `Verifier.explain` load it, never a decision.
+    import pathlib
+    import subprocess
+    import sys
+    root = pathlib.Path(__file__).resolve().parents[3]
+    modules = sorted(f"lambdas.{path.parent.name}.{path.stem}" for folder in ("validation", "authorizers")
+                     for path in (root / "lambdas" / folder).glob("*.py") if path.stem not in ("__init__", "explain"))
+    code = (f"import importlib, sys\nfor name in {modules!r}:\n    importlib.import_module(name)\n"
+            "print(sorted(m for m in ('dataclasses', 'inspect') if m in sys.modules))")
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
+    assert found.stdout.strip() == "[]", found.stdout
