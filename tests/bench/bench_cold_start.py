@@ -189,8 +189,8 @@ STAGES = [
     ("+ hashlib", "import json, hashlib; import cryptography.exceptions; "
      "from cryptography.hazmat.primitives import hashes; "
      "from cryptography.hazmat.primitives.asymmetric import padding, rsa"),
-    ("+ dataclasses", "import json, hashlib, dataclasses; import cryptography.exceptions; "
-     "from cryptography.hazmat.primitives import hashes; "
+    ("+ typing, threading (the decision's own stdlib)", "import json, hashlib, typing, threading; "
+     "import cryptography.exceptions; from cryptography.hazmat.primitives import hashes; "
      "from cryptography.hazmat.primitives.asymmetric import padding, rsa"),
     ("import the handler (init included)", "import lambdas.authorizers.http_api"),
 ]
