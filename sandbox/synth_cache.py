@@ -21,7 +21,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import yaml
 
@@ -119,9 +119,10 @@ class SynthesizedApp:
         return (manifest_path.parent / entry["source"]["path"]).resolve()
 
 
-def cache_key(policy_text: str, api: str) -> str:
+def cache_key(policy_text: str, api: str, context: Mapping[str, Any] | None = None) -> str:
     digest = hashlib.sha256()
-    for part in (CACHE_FORMAT, sys.version.split()[0], api, policy_text):
+    for part in (CACHE_FORMAT, sys.version.split()[0], api, policy_text,
+                 json.dumps(dict(context or {}), sort_keys=True)):
         digest.update(part.encode())
         digest.update(b"\0")
     paths = [REPO_ROOT / f for f in SYNTH_INPUT_FILES]
@@ -136,11 +137,12 @@ def cache_key(policy_text: str, api: str) -> str:
 
 
 def synthesize(policy_path: Path, api: str, *, variable: str, log: Callable[[str], None] = lambda line: None,
-               cache_root: Path = CACHE_ROOT) -> SynthesizedApp:
-    """The HttpApi and RestApi templates for `api` of the policy, from the cache or from a fresh `authgate synth`."""
+               cache_root: Path = CACHE_ROOT, context: Mapping[str, Any] | None = None) -> SynthesizedApp:
+    """The HttpApi and RestApi templates for `api` of the policy, from the cache or from a fresh `authgate synth`.
+    `context` adds CDK context keys (e.g. authgate:mtls_domain) to the project's cdk.json for this synth."""
     started = time.monotonic()
     policy_text = deploy_shaped_policy(policy_path, variable=variable)
-    key = cache_key(policy_text, api)
+    key = cache_key(policy_text, api, context)
     entry = cache_root / key
     if (entry / "done").is_file():
         os.utime(entry)   # most recently used: kept by the pruning below
@@ -150,7 +152,7 @@ def synthesize(policy_path: Path, api: str, *, variable: str, log: Callable[[str
     cache_root.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f"{key}.", suffix=".partial", dir=cache_root))
     try:
-        _synth_into(work, policy_text, api)
+        _synth_into(work, policy_text, api, context)
         (work / "done").write_text(json.dumps({"format": CACHE_FORMAT, "policy": str(policy_path), "api": api}))
         try:
             work.rename(entry)
@@ -166,13 +168,14 @@ def synthesize(policy_path: Path, api: str, *, variable: str, log: Callable[[str
     return SynthesizedApp(entry / "cdk.out", cached=False, seconds=time.monotonic() - started)
 
 
-def _synth_into(work: Path, policy_text: str, api: str) -> None:
+def _synth_into(work: Path, policy_text: str, api: str, context: Mapping[str, Any] | None = None) -> None:
     policy = work / "policy.yaml"
     policy.write_text(policy_text, encoding="utf-8")
     # The project's cdk.json (feature flags and defaults) minus the optional sections the sandbox does not emulate.
     cdk = json.loads((REPO_ROOT / "cdk.json").read_text(encoding="utf-8"))
     for optional in ("authgate:cognito", "authgate:alb", "authgate:eks", "authgate:github", "authgate:backend_url"):
         cdk.get("context", {}).pop(optional, None)
+    cdk.setdefault("context", {}).update(dict(context or {}))
     (work / "cdk.json").write_text(json.dumps(cdk, indent=2), encoding="utf-8")
     # The authorizer asset: the lambdas package without its Linux wheels. The sandbox runs the handler in this
     # process, so the arm64 cryptography wheels (a pip download) would never be used.

@@ -52,6 +52,22 @@ class Template:
             return [self.literal(v, where=where) for v in value]
         return value
 
+    def mtls_domain(self, api_logical_id: str) -> str | None:
+        """The custom domain with mutual TLS mapped to the API (HTTP API: ApiGatewayV2 DomainName + ApiMapping;
+        REST: ApiGateway DomainName + BasePathMapping), None when it has none. Only there does API Gateway ask
+        for a client certificate and pass it to the authorizer (requestContext ... clientCert)."""
+        domains = {lid: props for kind in ("AWS::ApiGatewayV2::DomainName", "AWS::ApiGateway::DomainName")
+                   for lid, props in self.of_type(kind) if props.get("MutualTlsAuthentication")}
+        for kind, api_key in (("AWS::ApiGatewayV2::ApiMapping", "ApiId"), ("AWS::ApiGateway::BasePathMapping",
+                                                                           "RestApiId")):
+            for lid, props in self.of_type(kind):
+                if self.ref_target(props.get(api_key), where=f"{lid}.{api_key}") != api_logical_id:
+                    continue
+                domain = domains.get(self.ref_target(props.get("DomainName"), where=f"{lid}.DomainName"))
+                if domain is not None:
+                    return self.literal(domain.get("DomainName"), where=f"{lid}.DomainName")
+        return None
+
     def lambda_environment(self, function_logical_id: str) -> dict[str, str]:
         function = self.resources.get(function_logical_id) or {}
         env = ((function.get("Properties") or {}).get("Environment") or {}).get("Variables") or {}

@@ -29,7 +29,7 @@ from sandbox.gateways.cfn import Template, TemplateError
 from sandbox.gateways.iam_policy import policy_allows
 from sandbox.gateways.lambda_runtime import InProcessLambda, LambdaInvocationError
 from sandbox.gateways.routing import GATEWAYS, HTTP_API
-from sandbox.gateways.server import Decision
+from sandbox.gateways.server import Decision, client_cert_context
 
 NAME = HTTP_API
 ACCOUNT, REGION, STAGE = "123456789012", "us-east-1", "$default"
@@ -80,6 +80,8 @@ class HttpApiEmulator:
             raise TemplateError(f"{template.source}: no HTTP API {api_logical_id!r} (have {apis})")
         self.api_id = api_logical_id
         self.clock = clock
+        # The mutual TLS custom domain, when the API has one: events then name it and carry the client certificate.
+        self.mtls_domain = template.mtls_domain(api_logical_id)
         belongs = lambda props, where: template.ref_target(props.get("ApiId"), where=where) == api_logical_id  # noqa
         issuers: list[IssuerConfig] = []
         self.lambda_authorizers: dict[str, LambdaAuthorizer] = {}
@@ -162,7 +164,9 @@ class HttpApiEmulator:
         return None if found is None else (found.value, dict(found.parameters))
 
     def decide(self, method: str, path: str, headers: Mapping[str, str], *,
-               client_ip: str = "127.0.0.1") -> Decision:
+               client_ip: str = "127.0.0.1", client_certificate: str | None = None) -> Decision:
+        """`client_certificate`: the PEM the client presented over mutual TLS (GatewayServer with tls=), which API
+        Gateway passes to the authorizer only on the API's mutual TLS domain."""
         raw_path, _, query = path.partition("?")
         matched = self.match(method, raw_path)
         if matched is None:
@@ -173,7 +177,7 @@ class HttpApiEmulator:
         elif route.authorization == "JWT":
             decision = self._jwt(route, headers)
         elif route.authorization == "CUSTOM":
-            decision = self._lambda(route, raw_path, query, params, method, headers)
+            decision = self._lambda(route, raw_path, query, params, method, headers, client_certificate)
         else:
             return Decision.refuse(500, f"route {route.route_key} uses {route.authorization}, not emulated",
                                    code="emulator_error")
@@ -209,7 +213,7 @@ class HttpApiEmulator:
         raise TemplateError(f"identity source {source!r} is not emulated")
 
     def _lambda(self, route: HttpRoute, raw_path: str, query: str, params: dict[str, str], method: str,
-                headers: Mapping[str, str]) -> Decision:
+                headers: Mapping[str, str], client_certificate: str | None = None) -> Decision:
         authorizer = self.lambda_authorizers[route.authorizer_id]
         checked = (f"{route.route_key}: Lambda authorizer ({authorizer.function.handler_name}, payload 2.0, identity "
                    f"{', '.join(authorizer.identity_sources)})")
@@ -220,6 +224,10 @@ class HttpApiEmulator:
         cache_key = (authorizer.logical_id, *identity)
         now = self.clock()
         event = _payload_v2(route, raw_path, query, params, method, headers, identity, self.api_id, now)
+        if self.mtls_domain is not None:
+            event["requestContext"]["domainName"] = self.mtls_domain
+            if client_certificate is not None:
+                event["requestContext"]["authentication"] = {"clientCert": client_cert_context(client_certificate)}
         cached = None
         if authorizer.cache_ttl_seconds:
             with self._cache_lock:

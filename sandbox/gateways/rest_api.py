@@ -25,7 +25,7 @@ from sandbox.gateways.cfn import Template, TemplateError
 from sandbox.gateways.iam_policy import policy_effect
 from sandbox.gateways.lambda_runtime import InProcessLambda, LambdaInvocationError
 from sandbox.gateways.routing import GATEWAYS, REST_API
-from sandbox.gateways.server import Decision
+from sandbox.gateways.server import Decision, client_cert_context
 
 NAME = REST_API
 ACCOUNT, REGION = "123456789012", "us-east-1"
@@ -85,6 +85,8 @@ class RestApiEmulator:
             raise TemplateError(f"{template.source}: expected one AWS::ApiGateway::Stage, found {len(stages)}")
         self.stage = stages[0]
         self.api_key = re.sub(r"[^a-z0-9]", "", self.api_id.lower())[:10]
+        # The mutual TLS custom domain, when the API has one: events then name it and carry the client certificate.
+        self.mtls_domain = template.mtls_domain(self.api_id)
         paths = self._resource_paths(template)
         self.authorizers: dict[str, RestAuthorizer] = {}
         for lid, props in template.of_type("AWS::ApiGateway::Authorizer"):
@@ -155,7 +157,9 @@ class RestApiEmulator:
         return f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{self.api_key}/{self.stage}/{method}/{path.lstrip('/')}"
 
     def decide(self, method: str, path: str, headers: Mapping[str, str], *,
-               client_ip: str = "127.0.0.1") -> Decision:
+               client_ip: str = "127.0.0.1", client_certificate: str | None = None) -> Decision:
+        """`client_certificate`: the PEM the client presented over mutual TLS (GatewayServer with tls=), which API
+        Gateway passes to a REQUEST authorizer only on the API's mutual TLS domain."""
         raw_path, _, query = path.partition("?")
         matched = self.match(method, raw_path)
         if matched is None:
@@ -187,6 +191,10 @@ class RestApiEmulator:
                         "authorizer not invoked]")
         else:
             event = self._event(authorizer, rest_method, method, raw_path, query, params, headers, arn, now)
+            if self.mtls_domain is not None and event["type"] == "REQUEST":
+                event["requestContext"]["domainName"] = self.mtls_domain
+                if client_certificate is not None:
+                    event["requestContext"]["identity"]["clientCert"] = client_cert_context(client_certificate)
             try:
                 answer = authorizer.function.invoke(event)
             except LambdaInvocationError as err:

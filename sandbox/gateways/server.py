@@ -7,6 +7,7 @@ answers refused ones itself, so a refused request provably never reaches the bac
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import urllib.error
 import urllib.request
@@ -80,22 +81,42 @@ class GatewayEvent:
     final_status: int
 
 
-class GatewayServer:
-    """A loopback HTTP server in front of `backend_url` that applies `emulator`'s decisions."""
+def client_cert_context(pem: str) -> dict:
+    """What API Gateway's mutual TLS puts in an authorizer event for the client certificate (HTTP API:
+    requestContext.authentication.clientCert; REST: requestContext.identity.clientCert)."""
+    from cryptography import x509
 
-    def __init__(self, emulator: GatewayEmulator, backend_url: str) -> None:
+    certificate = x509.load_pem_x509_certificate(pem.encode("ascii"))
+    return {"clientCertPem": pem, "subjectDN": certificate.subject.rfc4514_string(),
+            "issuerDN": certificate.issuer.rfc4514_string(), "serialNumber": format(certificate.serial_number, "x"),
+            "validity": {"notBefore": certificate.not_valid_before_utc.strftime("%b %d %H:%M:%S %Y GMT"),
+                         "notAfter": certificate.not_valid_after_utc.strftime("%b %d %H:%M:%S %Y GMT")}}
+
+
+class GatewayServer:
+    """A loopback HTTP server in front of `backend_url` that applies `emulator`'s decisions.
+
+    With `tls` (an ssl.SSLContext for the server side) it speaks TLS; a context that asks for client certificates
+    (verify_mode CERT_REQUIRED with the CAs of a truststore) plays an API Gateway mutual TLS domain: the handshake
+    fails without a certificate from those CAs, and the emulator gets each request's certificate as
+    `client_certificate` (emulators served this way take that argument: the HTTP and REST API ones)."""
+
+    def __init__(self, emulator: GatewayEmulator, backend_url: str, *, tls: ssl.SSLContext | None = None) -> None:
         self.emulator = emulator
         self.backend_url = backend_url.rstrip("/")
         self.events: list[GatewayEvent] = []
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._httpd.daemon_threads = True
+        self._tls = tls
+        if tls is not None:
+            self._httpd.socket = tls.wrap_socket(self._httpd.socket, server_side=True)
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{'https' if self._tls else 'http'}://{host}:{port}"
 
     def start(self) -> "GatewayServer":
         self._thread = threading.Thread(target=self._httpd.serve_forever, name=f"gateway-{self.emulator.name}",
@@ -145,9 +166,13 @@ class GatewayServer:
                     return
                 body = self.rfile.read(length) if length else None
                 headers = {k.lower(): v for k, v in self.headers.items()}
+                mtls = {}
+                if gateway._tls is not None:
+                    der = self.connection.getpeercert(binary_form=True)
+                    mtls["client_certificate"] = ssl.DER_cert_to_PEM_cert(der) if der else None
                 try:
                     decision = gateway.emulator.decide(self.command, self.path, headers,
-                                                       client_ip=self.client_address[0])
+                                                       client_ip=self.client_address[0], **mtls)
                 except Exception as exc:  # an emulator bug must never turn into an allow
                     decision = Decision.refuse(500, f"gateway emulator error: {type(exc).__name__}: {exc}",
                                                code="emulator_error")

@@ -10,7 +10,10 @@ and the forward-auth service, which trusts NGINX's address only: the bound token
 allowed; with another client certificate, without one, or with a client-written X-Client-Cert it is refused; a
 certificate from another CA never passes NGINX. The DPoP proof's htu is the URL the client called, as NGINX forwards
 it; a client's own X-Forwarded-Host does not change it. The same token through the real HTTP API and REST
-authorizer handlers, with the certificate where API Gateway's mutual TLS puts it (clientCert.clientCertPem).
+authorizer handlers, with the certificate where API Gateway's mutual TLS puts it (clientCert.clientCertPem), and
+through the emulated HTTP API and REST API of the stacks `authgate synth` writes with authgate:mtls_domain, served
+over TLS that asks for client certificates: its own certificate passes, another is refused, one outside the
+truststore ends the handshake.
 """
 from __future__ import annotations
 
@@ -293,3 +296,77 @@ def test_the_rest_handler_checks_the_api_gateway_client_certificate(world, handl
     for pem in (certs["intruder"].pem, None):
         with pytest.raises(Exception, match="Unauthorized"):
             authorize(rest_event(token, pem))
+
+
+# --- the same token through the emulated API Gateways, on their mutual TLS custom domains ------------------------
+MTLS_CONTEXT = {"certificate_arn": "arn:aws:acm:eu-west-1:111122223333:certificate/0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b",
+                "truststore_uri": "s3://example-truststores/orders/ca.pem",
+                "http_api_domain": "orders.api.example.com", "rest_api_domain": "orders-rest.api.example.com"}
+
+
+@pytest.fixture(scope="module")
+def emulated(world):
+    """The HttpApi and RestApi stacks synthesized with authgate:mtls_domain (cached), emulated behind TLS servers
+    that ask for client certificates from the test CA: the truststore's part, which API Gateway checks in the
+    handshake."""
+    from types import SimpleNamespace
+
+    from sandbox.artifacts import _aws_stack
+    from sandbox.environment import ISSUER_VARIABLE
+    from sandbox.gateways.http_api import HttpApiEmulator
+    from sandbox.gateways.rest_api import RestApiEmulator
+    from sandbox.gateways.server import GatewayServer
+    from sandbox.synth_cache import synthesize
+
+    policy_path = world["workdir"] / "policy.yaml"
+    synthesized = synthesize(policy_path, "orders", variable=ISSUER_VARIABLE,
+                             context={"authgate:mtls_domain": MTLS_CONTEXT})
+    holder = SimpleNamespace(synthesized=synthesized, idp=world["idp"], workdir=world["workdir"])
+    backend = LocalHttpServer().start()
+    for path in ("/orders", "/orders/1"):
+        backend.serve_json(path, {"ok": True})
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(str(world["certs"]["server"].path), str(world["certs"]["server"].key_path))
+    tls.load_verify_locations(cafile=str(world["ca"].path))
+    tls.verify_mode = ssl.CERT_REQUIRED
+    servers = {}
+    try:
+        for name, stack, emulator in (("http", "HttpApi", HttpApiEmulator), ("rest", "RestApi", RestApiEmulator)):
+            template, code_root_of, route_table, _ = _aws_stack(holder, stack)
+            gateway = emulator(template, code_root_of=code_root_of, route_table_path=route_table)
+            assert gateway.mtls_domain == MTLS_CONTEXT[f"{name}_api_domain"]
+            servers[name] = GatewayServer(gateway, backend.url(), tls=tls).start()
+        yield {"servers": servers, "backend": backend}
+    finally:
+        for server in servers.values():
+            server.stop()
+        backend.stop()
+
+
+def through(world, emulated, api: str, token: str, cert: str) -> tuple[int, int]:
+    """(status, backend arrivals) of DELETE /orders/1 through the emulated gateway `api` with client cert `cert`."""
+    base = emulated["servers"][api].url
+    before = len(emulated["backend"].requests())
+    request = urllib.request.Request(base + "/orders/1", method="DELETE", headers={"Authorization": f"Bearer {token}"})
+    context = world["certs"][cert].client_context(world["ca"])
+    try:
+        with urllib.request.urlopen(request, timeout=30, context=context) as response:
+            status = response.status
+            response.read()
+    except urllib.error.HTTPError as err:
+        status = err.code
+        err.read()
+    return status, len(emulated["backend"].requests()) - before
+
+
+@pytest.mark.parametrize("api, refused", [("http", 403), ("rest", 401)])
+def test_emulated_api_gateways_pass_the_client_certificate_to_the_authorizer(world, emulated, api, refused):
+    token = bound_token(world)
+    assert through(world, emulated, api, token, "client") == (200, 1)
+    assert through(world, emulated, api, token, "intruder") == (refused, 0)
+    # A certificate outside the truststore ends the handshake, as API Gateway's mutual TLS does (under TLS 1.3 the
+    # client hears the alert on its first read: an SSLError rather than urllib's URLError, both OSErrors).
+    with pytest.raises(OSError):
+        through(world, emulated, api, token, "stranger")
+    event = emulated["servers"][api].events[-1]
+    assert event.decision.code == "certificate_mismatch", event.decision
