@@ -11,6 +11,8 @@
 6. Back-channel logout: sign in, a `freshness: denylist` route allowed, logout at the provider, the logout token
    delivered to the emulated HTTP API's logout endpoint (the real handler, moto's DynamoDB as the shared table), then
    the same token refused on the denylist route and still accepted on a `freshness: none` route.
+7. Certificate-bound tokens: a token issued over mutual TLS, bound to the client's certificate, through the emulated
+   HTTP API's mutual TLS domain: allowed with its certificate, refused with another.
 Exit status: 0 when every expectation held, 1 when any failed, 2 when the sandbox could not start.
 `--keep-running` leaves it up and prints ready-to-paste curl commands (that is `authgate local`).
 """
@@ -28,6 +30,7 @@ from pathlib import Path
 from lambdas.validation import IssuerConfig, TokenRejected, Verifier
 from sandbox.gateway_calls import CallResult, call_through, expect_call, stopped_at  # noqa: F401 - also for tests
 from sandbox.logout_demo import backchannel_logout
+from sandbox.mtls_demo import certificate_bound
 from sandbox.web_demo import browser_sign_in
 from sandbox.cognito_api import APP_CLIENT_NAME, OTHER_CLIENT_NAME, AuthorizerAnswer, CognitoApi
 from sandbox.cognito_api import PASSWORD as COGNITO_PASSWORD
@@ -314,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
             demo.cognito()
             browser_sign_in(narrator)
             backchannel_logout(narrator)
+            certificate_bound(narrator)
             narrator.summary()
             print_metrics_summary(sandbox, narrator)
             narrator.note(f"took {time.monotonic() - started:.1f}s")

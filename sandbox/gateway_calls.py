@@ -6,6 +6,7 @@ import json
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from typing import Any
 
 from sandbox.report import Narrator, describe_token
 
@@ -19,15 +20,16 @@ class CallResult:
     code: str
 
 
-def call_through(sandbox, gateway, method: str, path: str, token: str | None) -> CallResult:
-    """`sandbox` is anything with the running `backend` (its arrival counter), `gateway` a GatewayHandle."""
+def call_through(sandbox, gateway, method: str, path: str, token: str | None, *, context: Any = None) -> CallResult:
+    """`sandbox` is anything with the running `backend` (its arrival counter), `gateway` a GatewayHandle; `context`
+    an ssl.SSLContext for a gateway served over (mutual) TLS."""
     headers = {"authorization": f"Bearer {token}"} if token else {}
     before = sandbox.backend.total_arrivals
     seen_events = len(gateway.server.events)
     request = urllib.request.Request(gateway.url + path, method=method, headers=headers,
                                      data=b"{}" if method in ("POST", "PUT", "PATCH") else None)
     try:
-        with urllib.request.urlopen(request, timeout=15) as resp:
+        with urllib.request.urlopen(request, timeout=15, context=context) as resp:
             status, raw = resp.status, resp.read()
     except urllib.error.HTTPError as err:
         status, raw = err.code, err.read()
@@ -50,11 +52,11 @@ def stopped_at(result: CallResult) -> str:
 
 
 def expect_call(narrator: Narrator, sandbox, step: str, caller: str, gateway, route: tuple[str, str],
-                token: str | None, status: int, where: str) -> CallResult:
+                token: str | None, status: int, where: str, *, context: Any = None) -> CallResult:
     """Call `route` through `gateway`, narrate the hop, and expect `status` answered at `where` (gateway, backend
     guard, backend)."""
     method, path = route
-    result = call_through(sandbox, gateway, method, path, token)
+    result = call_through(sandbox, gateway, method, path, token, context=context)
     answer = f"{result.status}" + (f" {result.code}" if result.code else "") + f", stopped at: {stopped_at(result)}"
     shown = describe_token(token) if token else "no token"
     narrator.hop(f"{caller} -> {gateway.title}", f"{method} {path} with {shown}", answer)

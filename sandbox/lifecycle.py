@@ -1,7 +1,7 @@
 """What the sandbox starts and stops (the OpenID provider, moto's Cognito, the whole sandbox) as context managers."""
 from __future__ import annotations
 
-from typing import Self
+from typing import Any, Callable, Self
 
 
 class StoppedOnExit:
@@ -18,3 +18,19 @@ class StoppedOnExit:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def run_demo_section(narrator: Any, world: StoppedOnExit, body: Callable[[Any], None], *, step: str,
+                     gateway: str) -> None:
+    """Start a demo section's own `world`, run `body(world)` and stop it. A world that cannot start is reported as
+    the failed expectation `step` (like a gateway that cannot start) and the rest of the demo stands."""
+    try:
+        world.start()
+    except Exception as exc:  # noqa: BLE001 - reported, never raised: the other sections still run
+        world.stop()
+        narrator.expect(step, gateway, "running", "unavailable", f"{type(exc).__name__}: {exc}")
+        return
+    try:
+        body(world)
+    finally:
+        world.stop()

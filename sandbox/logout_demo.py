@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from lambdas.backchannel_logout.http_api import LOGOUT_PATH
 from sandbox.gateway_calls import expect_call
-from sandbox.lifecycle import StoppedOnExit
+from sandbox.lifecycle import StoppedOnExit, run_demo_section
 from sandbox.report import Narrator
 
 POLICY = Path(__file__).resolve().with_name("logout_policy.yaml")
@@ -174,17 +174,11 @@ def sign_in_and_log_out(world: LogoutSandbox, narrator: Narrator) -> None:
 def backchannel_logout(narrator: Narrator) -> None:
     narrator.section("6. Back-channel logout: the provider tells the HTTP API's logout endpoint; denylist routes "
                      "refuse the session's tokens")
-    world = LogoutSandbox(log=narrator.note)
-    try:
-        world.start()
-    except Exception as exc:  # like a gateway that cannot start: reported, the rest of the demo stands
-        world.stop()
-        narrator.expect("logout: sandbox available", GATEWAY_TITLE, "running", "unavailable",
-                        f"{type(exc).__name__}: {exc}")
-        return
-    try:
+
+    def body(world: LogoutSandbox) -> None:
         narrator.note(f"policy {POLICY.name}: {DENYLIST_ROUTE[0]} {DENYLIST_ROUTE[1]} has freshness: denylist "
                       f"(revocation.cache_seconds 0), {PLAIN_ROUTE[0]} {PLAIN_ROUTE[1]} freshness: none")
         sign_in_and_log_out(world, narrator)
-    finally:
-        world.stop()
+
+    run_demo_section(narrator, LogoutSandbox(log=narrator.note), body, step="logout: sandbox available",
+                     gateway=GATEWAY_TITLE)

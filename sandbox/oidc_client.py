@@ -16,7 +16,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
-from typing import Callable
+from typing import Any, Callable
 
 from lambdas.validation.fetcher import is_loopback_host
 
@@ -48,7 +48,8 @@ class LoginTrace:
         self.hops.append((who, what, answer))
 
 
-def _post_form(url: str, form: dict[str, str], *, basic_auth: tuple[str, str] | None = None) -> dict:
+def _post_form(url: str, form: dict[str, str], *, basic_auth: tuple[str, str] | None = None,
+               context: Any = None) -> dict:
     headers = {"content-type": "application/x-www-form-urlencoded", "accept": "application/json"}
     if basic_auth:
         # RFC 6749 2.3.1: client id and secret are form-encoded before they are joined for Basic auth.
@@ -57,7 +58,7 @@ def _post_form(url: str, form: dict[str, str], *, basic_auth: tuple[str, str] | 
     request = urllib.request.Request(url, data=urllib.parse.urlencode(form).encode(), headers=headers,
                                      method="POST")
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as resp:
+        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS, context=context) as resp:
             return json.load(resp)
     except urllib.error.HTTPError as err:
         body = err.read()[:500].decode(errors="replace")
@@ -73,12 +74,14 @@ def _token_response(raw: dict, step: str) -> TokenResponse:
 
 
 def client_credentials(token_endpoint: str, client_id: str, client_secret: str, *, scope: str,
-                       resource: str | None = None) -> TokenResponse:
-    """RFC 6749 4.4 with an RFC 8707 resource indicator selecting the audience."""
+                       resource: str | None = None, context: Any = None) -> TokenResponse:
+    """RFC 6749 4.4 with an RFC 8707 resource indicator selecting the audience. `context` (an ssl.SSLContext holding
+    a client certificate) calls a mutual TLS token endpoint: the provider then binds the token to that certificate
+    (RFC 8705)."""
     form = {"grant_type": "client_credentials", "scope": scope}
     if resource:
         form["resource"] = resource
-    return _token_response(_post_form(token_endpoint, form, basic_auth=(client_id, client_secret)),
+    return _token_response(_post_form(token_endpoint, form, basic_auth=(client_id, client_secret), context=context),
                            "client credentials")
 
 

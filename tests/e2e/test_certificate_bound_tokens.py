@@ -44,7 +44,7 @@ from sandbox.idp.launcher import IdpProcess
 from stacks.policy import load_policy
 from stacks.policy.render import route_table_json
 from stacks.policy.render.nginx import render_nginx
-from tests.support.client_certs import ThrowawayCa
+from sandbox.tls_material import ThrowawayCa
 from tests.support.dpop import make_proof
 from tests.support.http_server import LocalHttpServer
 from tests.support.tokens import SigningKey
@@ -370,3 +370,19 @@ def test_emulated_api_gateways_pass_the_client_certificate_to_the_authorizer(wor
         through(world, emulated, api, token, "stranger")
     event = emulated["servers"][api].events[-1]
     assert event.decision.code == "certificate_mismatch", event.decision
+
+
+def test_the_demo_section_meets_its_expectations():
+    """`make demo`'s section 7 (sandbox/mtls_demo.py), as it runs there."""
+    import io
+
+    from sandbox.mtls_demo import certificate_bound
+    from sandbox.report import Narrator
+
+    narrator = Narrator(out=io.StringIO())
+    certificate_bound(narrator)
+    assert [o.step for o in narrator.outcomes] == [
+        "mtls: token bound to the client certificate", "mtls: bound token with its own certificate",
+        "mtls: bound token with another client certificate",
+        "mtls: a token bound to another certificate, on robot's connection"], narrator.out.getvalue()
+    assert not narrator.failures, narrator.out.getvalue()

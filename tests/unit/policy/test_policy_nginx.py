@@ -165,7 +165,7 @@ def test_bad_tls_options_are_refused(options, message):
 
 @pytest.mark.skipif(nginx_binary() is None, reason="nginx is not installed")
 def test_nginx_accepts_the_tls_configuration(tmp_path):
-    from tests.support.client_certs import ThrowawayCa
+    from sandbox.tls_material import ThrowawayCa
 
     ca = ThrowawayCa(tmp_path / "tls")
     server = ca.issue("nginx", server=True)
