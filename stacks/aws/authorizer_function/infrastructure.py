@@ -1,7 +1,7 @@
 """The Lambda authorizer function: one of lambdas/authorizers/* with the rendered route table inside its asset."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aws_cdk import Annotations, Duration, Stage, aws_iam as iam, aws_lambda as lambda_, aws_logs as logs
@@ -56,6 +56,36 @@ LAMBDA_CHECKOV_SKIPS = {
 }
 
 
+def asset_function(scope: Construct, *, handler: str, code: lambda_.Code, description: str,
+                   environment: Mapping[str, str], architecture: lambda_.Architecture, memory_size: int,
+                   timeout: Duration, log_retention: logs.RetentionDays, role_description: str | None = None,
+                   reads_secrets: bool = False, grant: Callable[[iam.Role], None] | None = None,
+                   checkov_reasons: Mapping[str, str] | None = None,
+                   ) -> tuple[logs.LogGroup, iam.Role, lambda_.Function]:
+    """A function running the authorizer asset (all of lambdas/), made as `scope`'s children Logs, Role and Function:
+    a role of its own that may write only its own log group (plus what `grant` adds before the function exists), JSON
+    logs, the runtime the asset was built for (acknowledged to cdk-nag), and the Lambda checkov skips, any of them
+    re-worded by `checkov_reasons` for what this function's environment holds and where it connects. The
+    authorizers, the token handler and the back-channel logout endpoint are all this shape."""
+    log_group = retained_log_group(scope, "Logs", retention=log_retention)
+    role = iam.Role(scope, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+                    description=role_description or description)
+    log_group.grant_write(role)
+    if grant is not None:
+        grant(role)
+    function = lambda_.Function(
+        scope, "Function", runtime=authorizer_runtime(), architecture=architecture, handler=handler, code=code,
+        role=role, memory_size=memory_size, timeout=timeout, log_group=log_group,
+        logging_format=lambda_.LoggingFormat.JSON,
+        # The secrets (cookie keys, a client secret) come from Secrets Manager through the extension at init.
+        params_and_secrets=secrets_extension() if reads_secrets else None,
+        description=description, environment=dict(environment))
+    for check_id, reason in {**LAMBDA_CHECKOV_SKIPS, **(checkov_reasons or {})}.items():
+        skip_checkov(function, check_id, reason)
+    acknowledge_asset_runtime(function)
+    return log_group, role, function
+
+
 def default_metrics_namespace(scope: Construct, gateway: str | None = None) -> str:
     """authgate/<stage name> (plain authgate outside a stage), and /<gateway> for a second gateway of the same API in
     the stage (the EKS front door beside the HttpApi stack), so no two share a metric."""
@@ -94,30 +124,20 @@ class AuthorizerFunction(Construct):
             raise ValueError(f"authorizer settings must be AUTHGATE_* variables, got {sorted(settings)}")
         if not route_table_path or route_table_path.startswith("/"):
             raise ValueError(f"route_table_path {route_table_path!r} must be a path relative to the asset root")
-        runtime = self.runtime = authorizer_runtime()
         self.metrics_namespace = check_namespace(metrics_namespace or default_metrics_namespace(self))
-        self.log_group = retained_log_group(self, "Logs", retention=log_retention)
-        # A role of its own with write access to its own log group only: the authorizer calls no AWS API.
-        self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-                             description=f"authgate {kind} authorizer for API {api_name}")
-        self.log_group.grant_write(self.role)
+        # The one AWS API it may call: the shared revocation table (read entries, write DPoP replay records).
+        grant = revocation_table.grant_authorizer if revocation_table is not None else None
         if revocation_table is not None:
-            # The one AWS API it may call: the shared revocation table (read entries, write DPoP replay records).
-            revocation_table.grant_authorizer(self.role)
             settings = {**(settings or {}), **revocation_table.environment}
-        self.function = lambda_.Function(
-            self, "Function", runtime=runtime, architecture=architecture, handler=AUTHORIZER_HANDLERS[kind],
-            code=code, role=self.role, memory_size=memory_size, timeout=timeout, log_group=self.log_group,
-            logging_format=lambda_.LoggingFormat.JSON,
+        self.log_group, self.role, self.function = asset_function(
+            self, handler=AUTHORIZER_HANDLERS[kind], code=code, architecture=architecture, memory_size=memory_size,
+            timeout=timeout, log_retention=log_retention, description=f"authgate {kind} authorizer for API {api_name}",
             # Cookie routes: the session cookie keys come from Secrets Manager through the extension at init.
-            params_and_secrets=secrets_extension() if reads_secrets else None,
-            description=f"authgate {kind} authorizer for API {api_name}",
+            reads_secrets=reads_secrets, grant=grant,
             environment={"AUTHGATE_POLICY": f"/var/task/{route_table_path}", "AUTHGATE_API": api_name,
                          "AUTHGATE_METRICS_NAMESPACE": self.metrics_namespace, **(settings or {})})
+        runtime = self.runtime = self.function.runtime
         # `cdk synth` shows this; `authgate synth` prints the same choice.
         Annotations.of(self.function).add_info(
             f"authgate: {kind} authorizer runtime {runtime.name}: the interpreter that builds the asset compiles its "
             "bytecode, which only that Python version can use")
-        for check_id, reason in LAMBDA_CHECKOV_SKIPS.items():
-            skip_checkov(self.function, check_id, reason)
-        acknowledge_asset_runtime(self.function)

@@ -9,14 +9,12 @@ logout-token records (RevocationTable.grant_logout_endpoint), never read, update
 from __future__ import annotations
 
 from aws_cdk import Duration, aws_apigatewayv2 as apigwv2, aws_apigatewayv2_integrations as integ
-from aws_cdk import aws_iam as iam, aws_lambda as lambda_, aws_logs as logs
+from aws_cdk import aws_lambda as lambda_, aws_logs as logs
 from constructs import Construct
 
 from lambdas.backchannel_logout.http_api import LOGOUT_PATH
-from stacks.aws.authorizer_function.infrastructure import (LAMBDA_CHECKOV_SKIPS, acknowledge_asset_runtime,
-                                                           authorizer_runtime, default_metrics_namespace)
-from stacks.aws.checkov import skip_checkov
-from stacks.aws.log_group import DEFAULT_RETENTION, retained_log_group
+from stacks.aws.authorizer_function.infrastructure import asset_function, default_metrics_namespace
+from stacks.aws.log_group import DEFAULT_RETENTION
 from stacks.aws.nag import acknowledge_nag
 from stacks.aws.refusals import UnsupportedConfiguration
 from stacks.aws.revocation_table.infrastructure import RevocationTable
@@ -48,28 +46,20 @@ class BackchannelLogoutEndpoint(Construct):
                 f"API {api_name}: route(s) {', '.join(taken)} of the policy use {path}, where the back-channel logout "
                 f"endpoint is deployed; rename the route in the policy")
         self.path = path
-        self.log_group = retained_log_group(self, "Logs", retention=log_retention)
         # A role of its own: its log group, and PutItem on denylist keys of the revocation table.
-        self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-                             description=f"authgate back-channel logout endpoint for API {api_name}")
-        self.log_group.grant_write(self.role)
-        revocation_table.grant_logout_endpoint(self.role)
-        self.function = lambda_.Function(
-            self, "Function", runtime=authorizer_runtime(), architecture=architecture, handler=LOGOUT_HANDLER,
-            code=code, role=self.role, memory_size=512,
+        self.log_group, self.role, self.function = asset_function(
+            self, handler=LOGOUT_HANDLER, code=code, architecture=architecture, memory_size=512,
             # Room for a key fetch from the issuer and a table write; the issuer waits for the answer.
-            timeout=Duration.seconds(10), log_group=self.log_group, logging_format=lambda_.LoggingFormat.JSON,
+            timeout=Duration.seconds(10), log_retention=log_retention,
             description=f"authgate back-channel logout endpoint for API {api_name}",
+            grant=revocation_table.grant_logout_endpoint,
             environment={"AUTHGATE_POLICY": f"/var/task/{route_table_path}", "AUTHGATE_API": api_name,
-                         **revocation_table.environment})
-        acknowledge_asset_runtime(self.function)
-        for check_id, reason in LAMBDA_CHECKOV_SKIPS.items():
-            if check_id not in ("CKV_AWS_117", "CKV_AWS_173"):
-                skip_checkov(self.function, check_id, reason)
-        skip_checkov(self.function, "CKV_AWS_117", "reaches only the issuer's public key endpoint and DynamoDB's "
-                                                   "public endpoint; a VPC would add NAT cost for nothing")
-        skip_checkov(self.function, "CKV_AWS_173", "the environment holds the route table path, the API name and the "
-                                                   "revocation table's name; no secret")
+                         **revocation_table.environment},
+            checkov_reasons={
+                "CKV_AWS_117": "reaches only the issuer's public key endpoint and DynamoDB's public endpoint; a VPC "
+                               "would add NAT cost for nothing",
+                "CKV_AWS_173": "the environment holds the route table path, the API name and the revocation table's "
+                               "name; no secret"})
         self.unavailable_metric = logs.MetricFilter(
             self, "Unavailable", log_group=self.log_group, metric_namespace=default_metrics_namespace(self),
             metric_name="BackchannelLogoutUnavailable", filter_pattern=logs.FilterPattern.literal(UNAVAILABLE_FILTER),

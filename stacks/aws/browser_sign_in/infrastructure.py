@@ -7,13 +7,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from aws_cdk import Duration, Stack, aws_apigatewayv2 as apigwv2, aws_apigatewayv2_integrations as integ
-from aws_cdk import aws_iam as iam, aws_lambda as lambda_, aws_logs as logs, aws_secretsmanager as secretsmanager
+from aws_cdk import aws_lambda as lambda_, aws_logs as logs, aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from stacks.aws.authorizer_function.infrastructure import (LAMBDA_CHECKOV_SKIPS, acknowledge_asset_runtime,
-                                                           authorizer_runtime, secrets_extension)
+from stacks.aws.authorizer_function.infrastructure import asset_function
 from stacks.aws.checkov import skip_checkov
-from stacks.aws.log_group import DEFAULT_RETENTION, retained_log_group
+from stacks.aws.log_group import DEFAULT_RETENTION
 from stacks.aws.nag import acknowledge_nag
 
 TOKEN_HANDLER_HANDLER = "lambdas.token_handler.http_api.handler"
@@ -64,28 +63,19 @@ class BrowserSignIn(Construct):
                  log_retention: logs.RetentionDays = DEFAULT_RETENTION) -> None:
         super().__init__(scope, id_)
         prefix = config["prefix"]
-        self.log_group = retained_log_group(self, "Logs", retention=log_retention)
-        self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-                             description=f"authgate token handler for {config['origin']}")
-        self.log_group.grant_write(self.role)
         handler_config = Stack.of(self).to_json_string({**config, "client_id": client_id})
-        self.function = lambda_.Function(
-            self, "Function", runtime=authorizer_runtime(), architecture=architecture,
-            handler=TOKEN_HANDLER_HANDLER, code=code, role=self.role, memory_size=512,
+        self.log_group, self.role, self.function = asset_function(
+            self, handler=TOKEN_HANDLER_HANDLER, code=code, architecture=architecture, memory_size=512,
             # Inside the HTTP API's 30 s integration timeout, with room for the issuer's token endpoint.
-            timeout=Duration.seconds(10), log_group=self.log_group, logging_format=lambda_.LoggingFormat.JSON,
-            params_and_secrets=secrets_extension(),
+            timeout=Duration.seconds(10), log_retention=log_retention, reads_secrets=True,
+            role_description=f"authgate token handler for {config['origin']}",
             description=f"authgate token handler (browser sign-in) for {config['origin']}",
             environment={"AUTHGATE_TOKEN_HANDLER_CONFIG": handler_config,
-                         "AUTHGATE_CLIENT_SECRET_ARN": client_secret.secret_arn})
-        acknowledge_asset_runtime(self.function)
+                         "AUTHGATE_CLIENT_SECRET_ARN": client_secret.secret_arn},
+            checkov_reasons={"CKV_AWS_173": "the environment holds the handler's configuration and the ARNs of its "
+                                            "secrets, never a secret value"})
         client_secret.grant_read(self.function)
         cookie_keys.grant_read(self.function)
-        for check_id, reason in LAMBDA_CHECKOV_SKIPS.items():
-            if check_id != "CKV_AWS_173":
-                skip_checkov(self.function, check_id, reason)
-        skip_checkov(self.function, "CKV_AWS_173", "the environment holds the handler's configuration and the ARNs "
-                                                   "of its secrets, never a secret value")
         integration = integ.HttpLambdaIntegration("TokenHandler", self.function)
         self.routes = http_api.add_routes(path=f"{prefix}/{{proxy+}}",
                                           methods=[apigwv2.HttpMethod.GET, apigwv2.HttpMethod.POST],
