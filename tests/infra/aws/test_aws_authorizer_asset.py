@@ -18,7 +18,6 @@ from lambdas.validation.vetted_keys import VETTED_KEYS_FILE, vetted_keys_record
 from stacks.aws.authorizer_asset import (MANIFEST_FILE, ROUTE_TABLE_FILE, AssetBuildError, build_authorizer_asset,
                                          compile_bytecode, lambda_runtime_name, read_manifest, zipped_size)
 from tests.support.route_tables import route, table_document
-from tests.support.tokens import SigningKey
 
 ELF_MACHINE = {"x86_64": 0x3E, "arm64": 0xB7}
 
@@ -30,8 +29,7 @@ def _machine(shared_object: Path) -> int:
 
 
 @pytest.fixture(scope="module")
-def table(tmp_path_factory):
-    key = SigningKey.generate("RS256")
+def table(tmp_path_factory, key):
     document = table_document(key, [route("GET /orders", scopes=["orders:read"])],
                               extra_apis={"stream": {"routes": [route("$connect", scopes=["orders:read"])]}})
     return key, document

@@ -17,10 +17,10 @@ from lambdas.backchannel_logout.core import BackchannelLogout
 from lambdas.validation.logout_token import BACKCHANNEL_LOGOUT_EVENT
 from lambdas.validation.route_decision import Outcome, decide_request
 from lambdas.validation.route_table import RouteTable
+from tests.support.keys import SIGNING_KEY as KEY  # the run's trusted key
 from tests.support.route_tables import route, table_document
-from tests.support.tokens import ISSUER, SigningKey, mint
+from tests.support.tokens import ISSUER, mint
 
-KEY = SigningKey.generate("RS256")
 FORM = "application/x-www-form-urlencoded"
 
 
