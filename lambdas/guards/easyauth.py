@@ -5,6 +5,8 @@ EasyAuth validates the token itself and passes the caller as base64 JSON: {"auth
 is trustworthy only when the app is reachable solely through App Service with authentication on and
 unauthenticated requests refused ("unauthenticatedClientAction": "Return401"); never use this guard where the app
 can be reached another way (a container listening on a public address, a private endpoint without EasyAuth).
+EasyAuth checks no DPoP proof or client certificate and passes neither on, so a bound token's claims (cnf.jkt,
+cnf x5t#S256) are refused.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from typing import Any, Sequence
 
 from lambdas.validation.errors import TokenRejected
 from lambdas.validation.names import name_set
+from lambdas.validation.possession import refuse_bound_forwarded_claims
 from lambdas.validation.principal import build_principal
 from lambdas.validation.profiles import PROFILES
 
@@ -70,6 +73,16 @@ def claims_from_client_principal(document: dict) -> dict:
     return claims
 
 
+def _refuse_bound_token(claims: dict) -> None:
+    """EasyAuth passes a bound token's claims (cnf) like any other's, and no DPoP proof or client certificate
+    reaches the app to check them against: refused, as the route decision refuses a bound token sent as Bearer."""
+    cnf = claims.get("cnf")
+    if isinstance(cnf, str):
+        # EasyAuth writes every claim value as a string: an object claim arrives as its JSON text.
+        claims["cnf"] = identity_json(cnf.encode("utf-8"), f"the cnf claim of {PRINCIPAL_HEADER}")
+    refuse_bound_forwarded_claims(claims, forwarded_by=f"App Service authentication ({PRINCIPAL_HEADER})")
+
+
 # Entra tenant ids are GUIDs (the tid claim); "common", "organizations", domain names and the like are not.
 _TENANT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -117,6 +130,7 @@ class EasyAuthGuard:
         if self.expected_audiences is not None and self.expected_audiences.isdisjoint(audience):
             raise TokenRejected("invalid_audience", "the token EasyAuth accepted was issued for another audience",
                                 expected=sorted(self.expected_audiences), found=list(audience))
+        _refuse_bound_token(claims)
         client, scopes, roles, groups, tenant = PROFILES["entra"].identity(claims, "access")
         return build_principal(subject, str(claims.get("iss", "")), self.issuer_name, client, audience, scopes, roles,
                                groups, tenant, "access", None, 0, claims)

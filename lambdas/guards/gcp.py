@@ -1,7 +1,9 @@
 """Behind Google Cloud: API Gateway's `X-Apigateway-Api-Userinfo` and Identity-Aware Proxy's `x-goog-iap-jwt-assertion`.
 
 API Gateway (x-google-issuer) verifies the caller's JWT and forwards its claims, base64url JSON, in
-X-Apigateway-Api-Userinfo; it cannot check roles or most claims, so the backend enforces those here. The header is
+X-Apigateway-Api-Userinfo; it cannot check roles or most claims, so the backend enforces those here. It cannot
+check a DPoP proof or a client certificate either, and neither reaches the backend, so claims with cnf.jkt or
+cnf x5t#S256 (a bound token, presented without what binds it) are refused. The header is
 only as trustworthy as the path it came by: anyone who can call the backend directly can write it. GcpGatewayGuard
 therefore refuses it unless the request provably came through the gateway:
   gateway_verifier  (recommended) a Verifier for the Google-signed ID token the gateway sends as `Authorization`
@@ -28,6 +30,7 @@ from lambdas.validation.config import IssuerConfig
 from lambdas.validation.errors import TokenRejected
 from lambdas.validation.jwk import b64url_bytes
 from lambdas.validation.names import name_set
+from lambdas.validation.possession import refuse_bound_forwarded_claims
 from lambdas.validation.principal import build_principal
 from lambdas.validation.profiles import PROFILES
 from lambdas.validation.route_decision import bearer_token
@@ -139,6 +142,9 @@ class GcpGatewayGuard:
         if type(iss) is not str or iss not in self.issuers:  # an array or object is unhashable: refuse, not raise
             raise TokenRejected("unknown_issuer", f"{USERINFO_HEADER} names an issuer this backend does not accept",
                                 expected=sorted(self.issuers), found=str(iss)[:200])
+        # The gateway forwards a DPoP-bound or certificate-bound token's claims like any other's, without the
+        # proof or certificate that makes it usable: refused here, as the route decision refuses it as Bearer.
+        refuse_bound_forwarded_claims(claims, forwarded_by=f"GCP API Gateway ({USERINFO_HEADER})")
         sub = claims.get("sub")
         if not isinstance(sub, str) or not sub:
             raise TokenRejected("missing_claim", f"{USERINFO_HEADER} has no sub")

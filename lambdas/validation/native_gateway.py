@@ -28,6 +28,38 @@ def native_scopes(requirement: Requirement) -> tuple[str, ...]:
     return ()
 
 
+def per_request_checks(route: Route) -> list[tuple[str, str, str]]:
+    """What `route` asks of every request beyond its token's claims, as (field, "field: value", what the check
+    does): the denylist or introspection (freshness), a DPoP proof or the client certificate (proof), the server's
+    DPoP nonce (dpop_nonce). A gateway that only verifies the token, or a backend that only sees the claims a gateway
+    forwarded, can do none of these; the native JWT authorizer and the GCP and APIM renderers refuse with this."""
+    if route.public:
+        return []
+    checks: list[tuple[str, str, str]] = []
+    if route.freshness != "none":
+        checks.append(("freshness", f"freshness: {route.freshness}",
+                       "consult a denylist or the issuer's introspection endpoint"))
+    if route.proof != "none":
+        what = "a DPoP proof" if route.proof == "dpop" else "a client certificate binding"
+        checks.append(("proof", f"proof: {route.proof}", f"check {what}"))
+    if route.dpop_nonce != "none":
+        checks.append(("dpop_nonce", f"dpop_nonce: {route.dpop_nonce}", "issue or check the server's DPoP nonces"))
+    return checks
+
+
+def gateway_blockers(route: Route, gateway: str) -> list[str]:
+    """Why `gateway` (a JWT-only gateway such as GCP API Gateway or Azure API Management, named for the message)
+    cannot enforce `route`'s per-request checks (empty: the route asks none). Renderers for such gateways refuse a
+    route with any, rather than render it as a plain JWT route: that would accept a token the policy says must be
+    re-checked or bound."""
+    return [f"{setting} cannot be enforced by {gateway}: it verifies the token and cannot {what}"
+            for _, setting, what in per_request_checks(route)]
+
+
+def _needs_lambda(setting: str, what: str) -> str:
+    return f"{setting} needs the Lambda authorizer: the native JWT authorizer cannot {what}"
+
+
 def native_blockers(route: Route, issuers: Mapping[str, IssuerConfig]) -> list[str]:
     """Why the HTTP API's native JWT authorizer cannot enforce `route` (empty: it can). Public routes need none.
 
@@ -48,15 +80,14 @@ def native_blockers(route: Route, issuers: Mapping[str, IssuerConfig]) -> list[s
     if unsupported:
         verb = "needs" if len(unsupported) == 1 else "need"
         reasons.append(f"{', '.join(unsupported)} {verb} the Lambda authorizer: {_NATIVE_CHECKS}")
-    if route.freshness != "none":
-        reasons.append(f"freshness: {route.freshness} needs the Lambda authorizer: the native JWT authorizer cannot "
-                       f"consult a denylist or the issuer's introspection endpoint")
+    checks = {name: (setting, what) for name, setting, what in per_request_checks(route)}
+    if "freshness" in checks:
+        reasons.append(_needs_lambda(*checks["freshness"]))
     if route.token_source == "cookie":
         reasons.append("token_source: cookie needs the Lambda authorizer: the native JWT authorizer reads a bearer "
                        "token from a header, not the token handler's sealed session cookie")
-    if route.proof != "none":
-        reasons.append(f"proof: {route.proof} needs the Lambda authorizer: the native JWT authorizer cannot check "
-                       f"a {'DPoP proof' if route.proof == 'dpop' else 'client certificate binding'}")
+    if "proof" in checks:
+        reasons.append(_needs_lambda(*checks["proof"]))
     scopes = native_scopes(requirement)
     if len(scopes) > NATIVE_MAX_SCOPES:
         reasons.append(f"{len(scopes)} any-of scopes exceed the native JWT authorizer's limit of "

@@ -84,6 +84,29 @@ def confirmation(claims: Mapping[str, Any]) -> tuple[str | None, str | None]:
     return jkt, x5t
 
 
+def _dpop_bound_token(how: str, hint: str) -> TokenRejected:
+    return TokenRejected("dpop_bound_token", f"this token is DPoP-bound (cnf.jkt) and {how}", hint=hint)
+
+
+def refuse_bound_forwarded_claims(claims: Mapping[str, Any], *, forwarded_by: str) -> None:
+    """Raise TokenRejected when the claims a gateway verified and forwarded (GCP API Gateway's
+    X-Apigateway-Api-Userinfo, EasyAuth's X-MS-CLIENT-PRINCIPAL) are a bound token's (cnf.jkt or cnf x5t#S256).
+
+    Behind such a gateway neither the DPoP proof nor the client certificate reaches the backend, so the token
+    arrived as what RequestChecks.check_possession refuses on every route: a bound token without its proof. A thief
+    who drops the proof must not get through there either."""
+    jkt, x5t = confirmation(claims)
+    if jkt is not None:
+        raise _dpop_bound_token(f"arrived through {forwarded_by}, which forwards only its claims: its DPoP proof "
+                                f"cannot be checked here", "call this API where DPoP proofs are checked (an authgate "
+                                "authorizer or forward-auth), or with an unbound token")
+    if x5t is not None:
+        raise TokenRejected("certificate_required", f"this token is bound to a client certificate (cnf x5t#S256) "
+                            f"and arrived through {forwarded_by}, which passes no client certificate to check it "
+                            "against", hint="call this API where mutual TLS is checked (an authgate authorizer "
+                            "behind API Gateway's mTLS domain, or forward-auth), or with an unbound token")
+
+
 class RequestChecks:
     """The stores and clients the checks need, shared by every request of an entry point.
 
@@ -120,8 +143,8 @@ class RequestChecks:
             # RFC 9449 7.2: a DPoP-bound token is refused as a Bearer token on every route, or a thief could drop
             # the proof and use it where DPoP is not required.
             if facts.scheme != "dpop":
-                raise TokenRejected("dpop_bound_token", "this token is DPoP-bound (cnf.jkt) and was sent as a Bearer "
-                                    "token", hint="send it as Authorization: DPoP <token> with a DPoP proof")
+                raise _dpop_bound_token("was sent as a Bearer token",
+                                        "send it as Authorization: DPoP <token> with a DPoP proof")
             if self.replay is None:
                 raise TokenRejected("replay_store_unavailable", "no DPoP replay store is configured, so a DPoP "
                                     "proof cannot be checked for replay")
@@ -241,4 +264,4 @@ def www_authenticate(rejection: TokenRejected | None, *, proof: str, issuer: Iss
 
 
 __all__ = ["ENV_DENYLIST_TABLE", "ENV_DPOP_NONCE_KEY", "RequestChecks", "RequestFacts", "authorization_credentials", "confirmation",
-           "dpop_nonce_header", "request_checks_from_env", "www_authenticate"]
+           "dpop_nonce_header", "refuse_bound_forwarded_claims", "request_checks_from_env", "www_authenticate"]

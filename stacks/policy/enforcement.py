@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from lambdas.validation.native_gateway import native_blockers, native_scopes
+from lambdas.validation.native_gateway import gateway_blockers, native_blockers, native_scopes
 
 if TYPE_CHECKING:
-    from stacks.policy.model import AuthPolicy, RouteSpec
+    from stacks.policy.model import ApiSpec, AuthPolicy, RouteSpec
 
 
 def route_native_blockers(policy: "AuthPolicy", route_key: str, route: "RouteSpec") -> list[str]:
@@ -19,3 +19,14 @@ def route_native_blockers(policy: "AuthPolicy", route_key: str, route: "RouteSpe
 def route_native_scopes(route: "RouteSpec") -> tuple[str, ...]:
     """The any-of scopes the native authorizer would be given for `route`."""
     return native_scopes(route.requirement())
+
+
+def refuse_per_request_checks(api_name: str, api: "ApiSpec", *, gateway: str, instead: str) -> None:
+    """ValueError listing every route of `api` whose freshness, proof or dpop_nonce `gateway` (one that only
+    verifies tokens) cannot enforce (the runtime's rule, native_gateway.gateway_blockers), and what to do instead.
+    Rendering such a route as a plain JWT route would accept what the policy refuses."""
+    problems = [f"route {key!r}: {reason}" for key, route in api.routes.items()
+                for reason in gateway_blockers(route.table_route(key), gateway)]
+    if problems:
+        raise ValueError(f"API {api_name!r} has routes {gateway} cannot enforce: " + "; ".join(problems)
+                         + f". {instead}")

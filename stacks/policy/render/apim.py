@@ -17,6 +17,7 @@ from pathlib import Path
 from string import Template
 from xml.sax.saxutils import escape
 
+from stacks.policy.enforcement import refuse_per_request_checks
 from stacks.policy.model import ApiSpec, AuthPolicy, IssuerSpec, RouteSpec
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[3] / "policies" / "apim"
@@ -46,6 +47,15 @@ UNTRUSTED_ISSUER_MESSAGE = ("Unauthorized: send a valid bearer token (Authorizat
 # The API level already accepted the token, so its issuer is trusted by the API but not named on this operation.
 ISSUER_NOT_FOR_ROUTE_MESSAGE = "Forbidden: this operation does not accept tokens from the issuer of this token"
 INDENT = "    "
+GATEWAY = "Azure API Management"
+# Why nothing behind APIM as authgate deploys it can make up for it, and where such routes can be served.
+PER_REQUEST_CHECKS_INSTEAD = (
+    "validate-jwt checks a token's signature and claims only and requires the Bearer scheme (a DPoP request never "
+    "passes it), the backend is not given the client certificate, and App Service EasyAuth "
+    "(lambdas.guards.easyauth.EasyAuthGuard) passes on only the claims, so no proof, certificate or revocation "
+    "check can happen there either. Serve this API where every request is checked (on AKS through the in-cluster "
+    "front door, authgate:aks.inCluster with authgate's forward-auth service, or the AWS stacks' Lambda "
+    "authorizer), or set the setting to none on these routes if the API does not need it")
 
 
 @functools.cache
@@ -238,6 +248,7 @@ def _http_api(policy: AuthPolicy, api_name: str) -> ApiSpec:
         raise ValueError(f"API {api_name!r} is a WebSocket API (protocol: websocket); authgate renders APIM policies "
                          f"for HTTP APIs only (its WebSocket APIs authorize on $connect with the AWS Lambda "
                          f"authorizer: stacks/aws/websocket_api). Pick an HTTP API of the policy")
+    refuse_per_request_checks(api_name, api, gateway=GATEWAY, instead=PER_REQUEST_CHECKS_INSTEAD)
     return api
 
 

@@ -5,6 +5,7 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
+from stacks.policy.enforcement import refuse_per_request_checks
 from stacks.policy.model import AuthPolicy, IssuerSpec, RouteSpec
 from lambdas.validation.fetcher import is_loopback_host
 from stacks.policy.route_keys import PathParameter, RouteKey, parse_route_key
@@ -22,6 +23,15 @@ _RESPONSES = {
     "403": {"description": "Valid token without the scopes, roles or claims the route requires (backend guard)"},
 }
 _PUBLIC_RESPONSES = {"200": {"description": "Success (the backend's response)"}}
+GATEWAY = "GCP API Gateway"
+# Why nothing behind the gateway can make up for it, and where such routes can be served.
+PER_REQUEST_CHECKS_INSTEAD = (
+    "The gateway passes the backend only the verified claims (X-Apigateway-Api-Userinfo, which is all "
+    "lambdas.guards.gcp.GcpGatewayGuard reads), it accepts only the Bearer scheme and terminates TLS without client "
+    "certificates, so no proof, certificate or revocation check can happen behind it either. Serve this API where "
+    "every request is checked (the AWS stacks' Lambda authorizer, or an in-cluster gateway with authgate's "
+    "forward-auth service: authgate render k8s), or set the setting to none on these routes if the API does not "
+    "need it")
 
 
 def _openapi_path(key: RouteKey) -> str:
@@ -103,6 +113,7 @@ def render_openapi(policy: AuthPolicy, api_name: str, *, backend_url: str, jwt_a
         raise ValueError(f"API {api_name!r} is a WebSocket API (protocol: websocket); GCP API Gateway serves HTTP "
                          f"APIs described by OpenAPI only. Deploy it with the AWS WebSocket API stack "
                          f"(stacks/aws/websocket_api), or pick an HTTP API of the policy")
+    refuse_per_request_checks(api_name, api, gateway=GATEWAY, instead=PER_REQUEST_CHECKS_INSTEAD)
     _check_backend_url(backend_url)
     used: dict[str, None] = {}
     for route in api.routes.values():

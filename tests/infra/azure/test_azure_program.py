@@ -16,6 +16,7 @@ from stacks.pulumi_program.settings import StackConfigError
 from tests.support.pulumi_mocks import stack_config
 
 ROOT = Path(__file__).resolve().parents[3]
+BOUND_ROUTES_POLICY = ROOT / "tests" / "infra" / "bound_routes_policy.yaml"
 
 
 def test_azure_dev_stack_builds_every_component_from_the_policy():
@@ -71,6 +72,13 @@ def test_entra_permissions_come_from_entra_issuer_routes_only():
 
 
 @pytest.mark.parametrize("overrides, key, fragment", [
+    # Routes that re-check tokens or need bound tokens: the gateway would enforce them as plain JWT routes.
+    ({"authgate__policy": str(BOUND_ROUTES_POLICY), "authgate__api": "orders"}, "authgate:api",
+     "route 'GET /reports': freshness: denylist cannot be enforced by Azure API Management"),
+    ({"authgate__policy": str(BOUND_ROUTES_POLICY), "authgate__api": "orders"}, "authgate:api",
+     "route 'POST /orders': proof: dpop cannot be enforced by Azure API Management"),
+    ({"authgate__policy": str(BOUND_ROUTES_POLICY), "authgate__api": "orders"}, "authgate:api",
+     "route 'PUT /orders': proof: mtls cannot be enforced by Azure API Management"),
     ({"authgate__location": None}, "authgate:location", "pulumi config set authgate:location westeurope"),
     ({"authgate__apim": None}, "authgate:apim", "is required"),
     ({"authgate__apim": {"serviceName": "acme"}}, "authgate:apim.publisherEmail", "is required"),

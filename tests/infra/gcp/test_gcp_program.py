@@ -15,6 +15,7 @@ from stacks.pulumi_program.settings import StackConfigError
 from tests.support.pulumi_mocks import stack_config, stack_config_values
 
 ROOT = Path(__file__).resolve().parents[3]
+BOUND_ROUTES_POLICY = ROOT / "tests" / "infra" / "bound_routes_policy.yaml"
 
 
 def test_gcp_dev_stack_builds_every_component_from_the_policy():
@@ -71,6 +72,13 @@ def test_minimal_gcp_stack_has_only_the_gateway():
     ({"authgate__api": "shipping"}, "authgate:api", "no API 'shipping'"),
     # orders trusts Cognito access tokens, which carry no aud: GCP's gateway would refuse them all.
     ({"authgate__api": "orders"}, "authgate:api", "cannot be served by GCP API Gateway"),
+    # Routes that re-check tokens or need bound tokens: the gateway would enforce them as plain JWT routes.
+    ({"authgate__policy": str(BOUND_ROUTES_POLICY), "authgate__api": "orders"}, "authgate:api",
+     "route 'GET /reports': freshness: denylist cannot be enforced by GCP API Gateway"),
+    ({"authgate__policy": str(BOUND_ROUTES_POLICY), "authgate__api": "orders"}, "authgate:api",
+     "route 'POST /orders': proof: dpop cannot be enforced by GCP API Gateway"),
+    ({"authgate__policy": str(BOUND_ROUTES_POLICY), "authgate__api": "orders"}, "authgate:api",
+     "route 'PUT /orders': proof: mtls cannot be enforced by GCP API Gateway"),
     ({"authgate__region": None}, "authgate:region", "pulumi config set authgate:region europe-west1"),
     ({"authgate__backendImage": None}, "authgate:backendImage", "is required"),
     ({"gcp__project": None}, "gcp:project", "pulumi config set gcp:project"),
