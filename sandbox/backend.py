@@ -17,7 +17,7 @@ from typing import Callable, Mapping, Sequence
 from lambdas.guards.gcp import USERINFO_HEADER, GcpGatewayGuard
 from lambdas.guards.require import BearerGuard
 from lambdas.validation import TokenRejected
-from lambdas.validation.route_decision import decide_for_principal
+from lambdas.validation.route_decision import decide_for_forwarded_claims
 from lambdas.validation.route_table import ApiRoutes
 
 MAX_BODY_BYTES = 1 << 20
@@ -60,8 +60,9 @@ def bearer_door(guard: BearerGuard) -> Guard:
 def gcp_userinfo_door(readers: Sequence[GcpGatewayGuard], routes: ApiRoutes) -> Guard:
     """Behind GCP API Gateway: lambdas.guards.GcpGatewayGuard verifies the gateway's own Google-signed ID token in
     Authorization, then reads the caller's verified claims from X-Apigateway-Api-Userinfo; the backend then requires
-    what the gateway cannot check (scopes, roles, claims) with the shared route decision. One reader per issuer of the
-    route table, each naming its issuer as the route table does."""
+    what the gateway cannot check (scopes, roles, claims) with the shared route decision for forwarded claims
+    (which refuses routes needing a proof or a re-check: none reaches this door). One reader per issuer of the route
+    table, each naming its issuer as the route table does."""
     def check(method: str, path: str, headers: Mapping[str, str]) -> GuardVerdict:
         route = routes.match(method, path.split("?", 1)[0])
         if route is None:
@@ -77,7 +78,7 @@ def gcp_userinfo_door(readers: Sequence[GcpGatewayGuard], routes: ApiRoutes) -> 
                 if err.code == "unknown_issuer" and USERINFO_HEADER in err.message.lower():
                     continue   # another issuer's reader may accept it
                 return _verdict(err)
-            decision = decide_for_principal(routes, route, principal)
+            decision = decide_for_forwarded_claims(routes, route, principal, forwarded_by="GCP API Gateway")
             if not decision.allowed:
                 return _verdict(decision.rejection)
             return GuardVerdict(True, subject=principal.subject)

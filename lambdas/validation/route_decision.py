@@ -224,6 +224,36 @@ def decide_for_principal(api: ApiRoutes | None, route: Route | None, principal: 
     return RouteDecision(Outcome.ALLOW, route, principal, satisfied=satisfied)
 
 
+# What a claims-only entry point answers for a route whose per-request check it cannot make: the code the route
+# decision gives when that check's proof or store is missing, so clients and alarms see the same reason.
+_UNCHECKABLE_CODES = {"dpop": "dpop_required", "mtls": "certificate_required", "denylist": "denylist_unavailable",
+                      "introspect": "introspection_unavailable"}
+
+
+def decide_for_forwarded_claims(api: ApiRoutes | None, route: Route | None, principal: Any, *,
+                                forwarded_by: str) -> RouteDecision:
+    """`decide_for_principal` for a caller whose claims a gateway verified and forwarded (GCP API Gateway's
+    userinfo header, EasyAuth's principal), named by `forwarded_by`.
+
+    Such a request carries no DPoP proof, client certificate or token to re-check, so a route whose proof or
+    freshness needs one is refused here (fail closed), never allowed on the claims alone. The renderers for those
+    gateways refuse such routes already (native_gateway.gateway_blockers); this holds when a gateway was set up
+    some other way."""
+    decision = decide_for_principal(api, route, principal)
+    if decision.outcome is not Outcome.ALLOW or not decision.route.checked_per_request:
+        return decision
+    from .native_gateway import gateway_blockers
+
+    allowed = decision.route
+    setting = allowed.proof if allowed.proof != "none" else allowed.freshness
+    code = _UNCHECKABLE_CODES[setting]
+    rejection = TokenRejected(code, "; ".join(gateway_blockers(allowed, forwarded_by)),
+                              hint="serve this route where every request is checked (an authgate authorizer or "
+                                   "forward-auth), or set its proof and freshness to none")
+    outcome = Outcome.UNAVAILABLE if code in UNAVAILABLE_CODES else Outcome.UNAUTHORIZED
+    return RouteDecision(outcome, allowed, principal, rejection)
+
+
 def routes_satisfied_by(routes: Iterable[Route], principal: Any) -> list[Route]:
     """The routes among `routes` that this principal may call on its token alone: public ones, and those whose
     issuers include the principal's and whose requirement it meets (the rule of `decide_for_principal`, without the
@@ -280,4 +310,4 @@ class _Permissions:
 
 
 __all__ = ["Outcome", "RouteDecision", "bearer_token", "decide_request", "decide_route", "decide_for_principal",
-           "routes_satisfied_by", "satisfied_routes", "permission_groups"]
+           "decide_for_forwarded_claims", "routes_satisfied_by", "satisfied_routes", "permission_groups"]

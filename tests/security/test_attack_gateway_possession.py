@@ -8,6 +8,8 @@ names in brackets:
 - a DPoP-bound token's claims (cnf.jkt) through the GCP userinfo header / the EasyAuth principal [forwarded-dpop-*]
 - a certificate-bound token's claims (cnf x5t#S256) through either [forwarded-cert-*]
 - a cnf claim that is not an object, or (EasyAuth) not JSON [forwarded-cnf-*]
+- an unbound token's forwarded claims on a route whose proof or freshness needs a check of the request
+  (decide_for_forwarded_claims), for a gateway set up other than by the renderers [forwarded-route-*]
 - `authgate render openapi` / `render apim` (API level, operations, one route) of an API with a freshness, proof or
   dpop_nonce route: refused with what cannot be enforced, why, and where to serve it instead [render-*]
 """
@@ -21,6 +23,8 @@ import pytest
 from lambdas.guards.easyauth import EasyAuthGuard
 from lambdas.guards.gcp import GcpGatewayGuard
 from lambdas.validation.errors import TokenRejected
+from lambdas.validation.route_decision import Outcome, decide_for_forwarded_claims
+from lambdas.validation.route_table import RouteTable
 from stacks.cli import main
 from stacks.policy import load_policy
 from stacks.policy.render.apim import render_apim, render_apim_operations
@@ -28,6 +32,7 @@ from stacks.policy.render.openapi import render_openapi
 from tests.support.client_certs import client_certificate
 from tests.support.dpop import thumbprint
 from tests.support.keys import SIGNING_KEY as ISSUER_KEY
+from tests.support.route_tables import route, table_document
 from tests.support.tokens import ISSUER, SigningKey, mint
 
 CLIENT_KEY = SigningKey.generate("ES256")
@@ -115,6 +120,35 @@ def test_the_refusal_names_the_gateway_and_what_to_do():
     with pytest.raises(TokenRejected) as raised:
         _through("easyauth", _token({"x5t#S256": X5T}))
     assert "x-ms-client-principal" in raised.value.message and "mutual TLS" in raised.value.hint
+
+
+ROUTES = table_document(ISSUER_KEY, [route("GET /orders"), route("POST /orders", proof="dpop"),
+                                     route("PUT /orders", proof="dpop", dpop_nonce="required"),
+                                     route("DELETE /orders/{id}", proof="mtls"),
+                                     route("GET /orders/{id}", freshness="denylist"),
+                                     route("GET /audit", freshness="introspect")])
+ROUTES["issuers"]["corp"].update(binding={"dpop": True, "mtls": True})
+ROUTES["issuers"]["corp"]["introspection"] = {"endpoint": "https://idp.example.com/introspect",
+                                              "client_id": "orders-gateway", "client_secret_env": "UNUSED"}
+API = RouteTable.load(ROUTES).api("orders")
+ROUTE_REFUSALS = [
+    ("forwarded-route-proof-dpop", "POST", "/orders", "dpop_required", Outcome.UNAUTHORIZED),
+    ("forwarded-route-dpop-nonce", "PUT", "/orders", "dpop_required", Outcome.UNAUTHORIZED),
+    ("forwarded-route-proof-mtls", "DELETE", "/orders/7", "certificate_required", Outcome.UNAUTHORIZED),
+    ("forwarded-route-freshness-denylist", "GET", "/orders/7", "denylist_unavailable", Outcome.UNAVAILABLE),
+    ("forwarded-route-freshness-introspect", "GET", "/audit", "introspection_unavailable", Outcome.UNAVAILABLE),
+]
+
+
+@pytest.mark.parametrize("name, method, path, code, outcome", ROUTE_REFUSALS, ids=[e[0] for e in ROUTE_REFUSALS])
+def test_forwarded_claims_never_pass_a_route_that_checks_each_request(name, method, path, code, outcome):
+    guard = GcpGatewayGuard(issuers=[ISSUER], private_ingress=True, issuer_name="corp")  # as the table names it
+    principal = guard.authenticate({"X-Apigateway-Api-Userinfo": _payload(mint(ISSUER_KEY))})
+    allowed = decide_for_forwarded_claims(API, API.match("GET", "/orders"), principal, forwarded_by="GCP API Gateway")
+    assert allowed.outcome is Outcome.ALLOW   # the control: the same caller on a plain route
+    decision = decide_for_forwarded_claims(API, API.match(method, path), principal, forwarded_by="GCP API Gateway")
+    assert (decision.outcome, decision.code) == (outcome, code)
+    assert "cannot be enforced by GCP API Gateway" in decision.message
 
 
 POLICY = """\
