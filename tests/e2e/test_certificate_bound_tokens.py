@@ -299,16 +299,12 @@ def test_the_rest_handler_checks_the_api_gateway_client_certificate(world, handl
 
 
 # --- the same token through the emulated API Gateways, on their mutual TLS custom domains ------------------------
-MTLS_CONTEXT = {"certificate_arn": "arn:aws:acm:eu-west-1:111122223333:certificate/0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b",
-                "truststore_uri": "s3://example-truststores/orders/ca.pem",
-                "http_api_domain": "orders.api.example.com", "rest_api_domain": "orders-rest.api.example.com"}
-
-
 @pytest.fixture(scope="module")
 def emulated(world):
-    """The HttpApi and RestApi stacks synthesized with authgate:mtls_domain (cached), emulated behind TLS servers
-    that ask for client certificates from the test CA: the truststore's part, which API Gateway checks in the
-    handshake."""
+    """The HttpApi and RestApi stacks of the demo's mutual TLS policy (sandbox/mtls_policy.yaml: the same API,
+    route and binding as here, so one synth serves both) synthesized with authgate:mtls_domain (cached), emulated
+    behind TLS servers that ask for client certificates from the test CA: the truststore's part, which API Gateway
+    checks in the handshake."""
     from types import SimpleNamespace
 
     from sandbox.artifacts import _aws_stack
@@ -316,10 +312,11 @@ def emulated(world):
     from sandbox.gateways.http_api import HttpApiEmulator
     from sandbox.gateways.rest_api import RestApiEmulator
     from sandbox.gateways.server import GatewayServer
+    from sandbox.mtls_demo import MTLS_CONTEXT
+    from sandbox.mtls_demo import POLICY as MTLS_POLICY
     from sandbox.synth_cache import synthesize
 
-    policy_path = world["workdir"] / "policy.yaml"
-    synthesized = synthesize(policy_path, "orders", variable=ISSUER_VARIABLE,
+    synthesized = synthesize(MTLS_POLICY, "orders", variable=ISSUER_VARIABLE,
                              context={"authgate:mtls_domain": MTLS_CONTEXT})
     holder = SimpleNamespace(synthesized=synthesized, idp=world["idp"], workdir=world["workdir"])
     backend = LocalHttpServer().start()
