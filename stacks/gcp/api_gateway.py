@@ -16,6 +16,8 @@ from stacks.gcp.naming import require_id, require_region
 # address and jwt_audience are that URL). In the program this is stacks.policy.render.render_openapi bound to a
 # policy and an API name.
 OpenApiForBackend = Callable[[str], "Mapping[str, Any] | str"]
+# A stand-in for the backend URL (known only once Cloud Run has created the service) to build the document with early.
+PLACEHOLDER_BACKEND_URL = "https://backend-placeholder.a.run.app"
 
 
 def openapi_document_text(document: "Mapping[str, Any] | str") -> str:
@@ -44,6 +46,10 @@ class ApiGatewayArgs:
         require_region(self.region, field="region", service="API Gateway")
         if not callable(self.openapi_for_backend):
             raise ValueError("openapi_for_backend must be a function from the backend URL to an OpenAPI 2.0 document")
+        # Built once now, so a policy API the gateway cannot enforce (render_openapi refuses it: a freshness or proof
+        # route, a Cognito access-token issuer, ...) is refused when the component is declared, not in the middle of
+        # `pulumi up` after the backend exists (during preview the real URL is unknown and the document is not built).
+        self.openapi_for_backend(PLACEHOLDER_BACKEND_URL)
 
 
 class ApiGateway(pulumi.ComponentResource):

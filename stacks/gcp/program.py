@@ -6,7 +6,7 @@ from typing import Any
 import pulumi
 import pulumi_gcp as gcp
 
-from stacks.gcp.api_gateway import ApiGateway, ApiGatewayArgs
+from stacks.gcp.api_gateway import PLACEHOLDER_BACKEND_URL, ApiGateway, ApiGatewayArgs
 from stacks.gcp.audit_alerts import AuditLogAlerts, AuditLogAlertsArgs
 from stacks.gcp.github_federation import GithubActionsFederation, GithubActionsFederationArgs
 from stacks.gcp.iap import IapWebBackend, IapWebBackendArgs
@@ -21,7 +21,6 @@ OPTIONAL_SERVICES = {"identityPlatform": ("identitytoolkit.googleapis.com",),
                      "iap": ("iap.googleapis.com", "compute.googleapis.com"),
                      "github": ("iamcredentials.googleapis.com", "sts.googleapis.com"),
                      "monitoring": ("logging.googleapis.com", "monitoring.googleapis.com")}
-_PLACEHOLDER_BACKEND = "https://backend-placeholder.a.run.app"
 
 
 def _identity_platform(source: ConfigSource, value: dict[str, Any], project: str) -> IdentityPlatformIssuerArgs:
@@ -104,9 +103,10 @@ def build_gcp_stack(source: ConfigSource, policy, api_name: str) -> None:
     image = source.text("authgate:backendImage", example="europe-docker.pkg.dev/acme-orders-dev/apps/orders:1.0.0")
     api_id = source.text("authgate:apiId", example=gcp_id_from_name(api_name), required=False,
                          default=gcp_id_from_name(api_name))
-    # Render once now, so a policy API Google's gateway cannot enforce fails the preview, not the update.
+    # Render once now, so a policy API Google's gateway cannot enforce fails the preview, not the update, and names
+    # the config key to change (ApiGatewayArgs refuses it too, for the component used on its own).
     try:
-        render_openapi(policy, api_name, backend_url=_PLACEHOLDER_BACKEND)
+        render_openapi(policy, api_name, backend_url=PLACEHOLDER_BACKEND_URL)
     except ValueError as exc:
         raise StackConfigError("authgate:api", f"API {api_name!r} cannot be served by GCP API Gateway: {exc}",
                                api_name) from None

@@ -242,6 +242,26 @@ def test_component_args_name_the_bad_field():
                           iap_members=["user:a@example.com"], rate_limit_action="deny")
 
 
+def test_api_gateway_refuses_a_policy_api_it_cannot_enforce_before_any_resource():
+    """Used on its own (without the program's own check), the component refuses an API whose routes need a proof or
+    a revocation re-check when it is declared: the document is built once with a stand-in backend URL."""
+    from pathlib import Path
+
+    from stacks.policy import load_policy
+    from stacks.policy.render.openapi import render_openapi
+
+    policy = load_policy(Path(__file__).resolve().parents[1] / "bound_routes_policy.yaml")
+    mocks = gcp_pulumi_mocks.install()
+    with pytest.raises(ValueError, match="route 'POST /orders': proof: dpop cannot be enforced by GCP API Gateway"):
+        @pulumi.runtime.test
+        def build():
+            ApiGateway("orders", ApiGatewayArgs(
+                api_id="orders", region="europe-west1", backend_image="img",
+                openapi_for_backend=lambda url: render_openapi(policy, "orders", backend_url=url)))
+        build()
+    assert mocks.resources == []
+
+
 @pytest.mark.parametrize("make_args, field, service", [
     (lambda region: PrivateCloudRunServiceArgs(service_name="svc", location=region, image="img",
                                                invokers=["user:a@example.com"], ingress="INGRESS_TRAFFIC_ALL"),
