@@ -13,8 +13,9 @@ ships its own file.
 Each run is `python -I -S -B`: no site-packages, no user site, nothing but the package directory on sys.path, and no
 bytecode written (Lambda's /var/task is read-only). The benchmark checks that no .pyc appeared in either directory.
 Every kind (HTTP API, REST, WebSocket) and both sides alternate within each round, so the machine's load falls on
-both alike. The ratio compares medians of the child's CPU time (user + system, from wait4), which a loaded machine
-disturbs less than wall time; wall time is reported beside it. Target (issue 14): HTTP API <= 0.5x PyJWT. Exits 1
+both alike. The ratio compares the child's CPU time (user + system, from wait4), which a loaded machine disturbs less
+than wall time; wall time is reported beside it. The target is checked on the paired ratio, the median over rounds of
+authgate's time over PyJWT's in the same round (run back to back); the ratio of the two medians is printed too. Target (issue 14): HTTP API <= 0.5x PyJWT. Exits 1
 when missed. Interpreter start-up is part of both timings, as it is of a Lambda cold start.
 """
 from __future__ import annotations
@@ -281,22 +282,27 @@ def main(argv: list[str] | None = None) -> int:
         medians = {side: {"cpu_ms": round(statistics.median(cpu[(side, kind)]) * 1000, 1),
                           "wall_ms": round(statistics.median(wall[(side, kind)]) * 1000, 1)}
                    for side in sides}
+        # The two sides of one round ran back to back, so they shared the machine's state; the median of those
+        # per-round ratios is steadier than the ratio of the medians when the host's speed drifts during a run.
+        paired = statistics.median(a / p for a, p in zip(cpu[("authgate", kind)], cpu[("pyjwt", kind)]))
         result["kinds"][kind] = {**medians,
                                  "cpu_ratio": round(medians["authgate"]["cpu_ms"] / medians["pyjwt"]["cpu_ms"], 3),
+                                 "paired_cpu_ratio": round(paired, 3),
                                  "wall_ratio": round(medians["authgate"]["wall_ms"] / medians["pyjwt"]["wall_ms"], 3)}
-    met = result["kinds"]["http_api"]["cpu_ratio"] <= TARGET
+    met = result["kinds"]["http_api"]["paired_cpu_ratio"] <= TARGET
     result.update(target=TARGET, met=met)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         print(f"Python {result['python']} {architecture}; {args.rounds} cold starts per kind and side, alternating; "
               f"{ROUTES}-route table, bundled keys; asset with {compiled['authgate']} .pyc, none written at run time")
-        print(f"{'':10}{'authgate cpu':>13}{'pyjwt cpu':>11}{'ratio':>7}{'authgate wall':>15}{'pyjwt wall':>12}"
-              f"{'ratio':>7}   (median ms)")
+        print(f"{'':10}{'authgate cpu':>13}{'pyjwt cpu':>11}{'ratio':>7}{'paired':>8}{'authgate wall':>15}"
+              f"{'pyjwt wall':>12}{'ratio':>7}   (median ms; paired: median of each round's ratio)")
         for kind, row in result["kinds"].items():
             print(f"{kind:10}{row['authgate']['cpu_ms']:>13.1f}{row['pyjwt']['cpu_ms']:>11.1f}{row['cpu_ratio']:>6.2f}x"
-                  f"{row['authgate']['wall_ms']:>15.1f}{row['pyjwt']['wall_ms']:>12.1f}{row['wall_ratio']:>6.2f}x")
-        print(f"HTTP API authgate/pyjwt CPU = {result['kinds']['http_api']['cpu_ratio']:.2f}x "
+                  f"{row['paired_cpu_ratio']:>7.2f}x{row['authgate']['wall_ms']:>15.1f}{row['pyjwt']['wall_ms']:>12.1f}"
+                  f"{row['wall_ratio']:>6.2f}x")
+        print(f"HTTP API authgate/pyjwt CPU, paired = {result['kinds']['http_api']['paired_cpu_ratio']:.2f}x "
               f"(target <= {TARGET}x): {'met' if met else 'MISSED'}")
     return 0 if met else 1
 
