@@ -2,8 +2,9 @@
 
     python tests/bench/bench_validation.py [--quick] [--json]
 
-For RS256-2048, ES256 and Ed25519 it times, interleaved and best-of-rounds so a noisy neighbour hurts all
-contenders alike:
+For RS256-2048, ES256 and Ed25519 it times, in interleaved rounds so a noisy neighbour hurts all contenders alike
+(throughputs: each one's best round; ratios: paired, the median over rounds of the two contenders' times in the same
+round, steadier than a ratio of two best rounds when the host's speed drifts):
   bare      cryptography's verify of the same signatures (prebuilt key, padding and hash objects): the floor
   authgate  Verifier.verify of distinct tokens with every claim check and a scope requirement
   pyjwt     jwt.decode of the same tokens with a prebuilt key object, audience and issuer checks
@@ -24,6 +25,7 @@ import base64
 import gc
 import json
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -61,19 +63,32 @@ def bare_verifier(key, alg):
     return lambda data, sig: public.verify(sig, data)
 
 
-def best_of(timers: dict, rounds: int) -> dict:
-    """The least seconds each timer reported over `rounds` interleaved rounds. A timer times only its own loop (setup
+def rounds_of(timers: dict, rounds: int) -> dict[str, list[float]]:
+    """The seconds each timer reported in each of `rounds` interleaved rounds. A timer times only its own loop (setup
     stays outside its clock); the garbage collector runs before each timer and is paused during it."""
-    best = {name: float("inf") for name in timers}
+    seconds: dict[str, list[float]] = {name: [] for name in timers}
     for _ in range(rounds):
         for name, timer in timers.items():
             gc.collect()
             gc.disable()
             try:
-                best[name] = min(best[name], timer())
+                seconds[name].append(timer())
             finally:
                 gc.enable()
-    return best
+    return seconds
+
+
+def best_of(timers: dict, rounds: int) -> dict:
+    """The least seconds each timer reported over `rounds` interleaved rounds (see rounds_of)."""
+    return {name: min(values) for name, values in rounds_of(timers, rounds).items()}
+
+
+def paired_ratio(faster: list[float], slower: list[float]) -> float:
+    """How many times `faster`'s throughput is `slower`'s: the median over rounds of slower's seconds over faster's
+    in the same round. Contenders of one round ran back to back, on the machine in one state, so a host whose speed
+    drifts during the run moves both sides of each pair alike; best-of for each contender alone can pair one's fast
+    moment with the other's slow one."""
+    return statistics.median(s / f for f, s in zip(faster, slower))
 
 
 def timed(step) -> float:
@@ -133,12 +148,13 @@ def run(alg: str, count: int, rounds: int) -> dict:
             verify(hit_token, scopes)
         return CLOCK() - start
 
-    best = best_of({"bare": time_bare, "authgate": time_authgate, "pyjwt": time_pyjwt, "hit": time_hit}, rounds)
-    per_second = {name: count / seconds for name, seconds in best.items()}
+    seconds = rounds_of({"bare": time_bare, "authgate": time_authgate, "pyjwt": time_pyjwt, "hit": time_hit},
+                        rounds)
+    per_second = {name: count / min(values) for name, values in seconds.items()}
     return {"alg": alg, "tokens": count, "rounds": rounds, "per_second": per_second,
-            "ratios": {"authgate/bare": per_second["authgate"] / per_second["bare"],
-                       "authgate/pyjwt": per_second["authgate"] / per_second["pyjwt"],
-                       "hit/pyjwt": per_second["hit"] / per_second["pyjwt"]}}
+            "ratios": {"authgate/bare": paired_ratio(seconds["authgate"], seconds["bare"]),
+                       "authgate/pyjwt": paired_ratio(seconds["authgate"], seconds["pyjwt"]),
+                       "hit/pyjwt": paired_ratio(seconds["hit"], seconds["pyjwt"])}}
 
 
 def breakdown(count: int, rounds: int) -> dict:
@@ -203,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps({"cpu": cpu, "results": results, "failures": failures}, indent=2))
     else:
-        print(f"pinned to cpu {cpu}; {count} distinct tokens per alg, best of {rounds} rounds (tokens per CPU second)")
+        print(f"pinned to cpu {cpu}; {count} distinct tokens per alg, best of {rounds} rounds (tokens per CPU second; "
+              f"ratios paired per round)")
         print(f"{'alg':<7}{'bare':>10}{'authgate':>10}{'pyjwt':>10}{'hit':>11}   "
               f"{'ag/bare':>8}{'ag/pyjwt':>9}{'hit/pyjwt':>10}")
         for r in results:
