@@ -74,8 +74,11 @@ class BearerGuard:
         self.cookie_source = cookie_source
         # DPoP replay records, the denylist and introspection clients (in memory unless AUTHGATE_DENYLIST_TABLE).
         # With dpop_nonce routes, also the nonce key (AUTHGATE_DPOP_NONCE_KEY or its _ARN): refused without one.
+        # A guard inside a Lambda backend whose routes need the shared table is refused without it, as an authorizer
+        # is: each execution environment's own memory would never see a logout or another one's DPoP proofs.
         self.checks = checks if checks is not None else request_checks_from_env(
-            os.environ, needs_shared_store=False, needs_dpop_nonces=routes is not None and routes.needs_dpop_nonces)
+            os.environ, needs_shared_store=routes is not None and routes.needs_shared_store,
+            needs_dpop_nonces=routes is not None and routes.needs_dpop_nonces)
         # The scheme and host clients call this service by (a DPoP proof's htu), e.g. https://api.example.com;
         # None: https:// and the request's Host header.
         self.public_origin = public_origin.rstrip("/") if public_origin else None
