@@ -28,7 +28,7 @@ from lambdas.validation.cert_binding import api_gateway_client_certificate
 from lambdas.validation.possession import RequestChecks, request_checks_from_env
 from lambdas.validation.vetted_keys import trust_vetted_keys_beside
 from lambdas.validation.route_decision import RouteDecision, decide_route
-from lambdas.validation.route_table import ApiRoutes, Route, RouteTable, RouteTableError
+from lambdas.validation.route_table import ApiRoutes, Route, RouteTable, RouteTableError, needs_shared_store
 
 ENV_POLICY = "AUTHGATE_POLICY"
 ENV_API = "AUTHGATE_API"
@@ -77,7 +77,7 @@ class AuthorizerRuntime:
     def __init__(self, table: RouteTable, api_name: str, *, verifier: Any = None,
                  max_policy_bytes: int | None = None, settings: Any = None,
                  metrics_namespace: str = DEFAULT_NAMESPACE, cookie_source: Any = None,
-                 request_checks: RequestChecks | None = None) -> None:
+                 request_checks: RequestChecks | None = None, environ: Mapping[str, str] | None = None) -> None:
         self.table = table
         self.settings = settings  # the handler kind's own settings (HTTP API response mode, WebSocket token source)
         self.api: ApiRoutes = table.api(api_name)
@@ -85,10 +85,12 @@ class AuthorizerRuntime:
         self.verifier = verifier if verifier is not None else table.verifier()
         self.max_policy_bytes = max_policy_bytes
         self._policy_builder = None
-        # DPoP replay records, the denylist, introspection clients: every request's possession and freshness checks.
+        # DPoP replay records, the denylist, introspection clients: every request's possession and freshness checks,
+        # from `environ` (from_env's, else the process's).
         try:
             self.request_checks = request_checks if request_checks is not None else request_checks_from_env(
-                os.environ, needs_shared_store=self.api.needs_shared_store or self._binds_tokens(),
+                os.environ if environ is None else environ,
+                needs_shared_store=needs_shared_store(self.api, self.verifier.issuers),
                 needs_dpop_nonces=self.api.needs_dpop_nonces)
         except ValueError as exc:
             raise AuthorizerMisconfigured(str(exc)) from None
@@ -130,6 +132,7 @@ class AuthorizerRuntime:
                 options.setdefault("cookie_source", SessionCookieSource.from_environment(environ))
             except ValueError as exc:
                 raise AuthorizerMisconfigured(str(exc)) from None
+        options.setdefault("environ", environ)
         # The asset's record of the bundled keys its builder tested spares the cold start their prime-modulus test.
         trust_vetted_keys_beside(path)
         try:
@@ -165,10 +168,6 @@ class AuthorizerRuntime:
         except Exception as exc:  # noqa: BLE001 - init must survive an issuer outage; requests fail closed later
             sys.stderr.write(f"authgate: could not load issuer keys at init ({type(exc).__name__}); requests will "
                              f"retry and fail closed while keys are unavailable\n")
-
-    def _binds_tokens(self) -> bool:
-        used = {name for route in self.api.routes for name in route.issuers}
-        return any(c.binding.dpop for c in self.verifier.issuers if c.display_name in used)
 
     def decide(self, authorization: str | Sequence[str] | None, route: Route | None, *,
                all_routes: bool = False, session_cookie: Any = None, **request_facts: Any) -> RouteDecision:

@@ -17,7 +17,7 @@ from lambdas.validation.errors import TokenRejected
 from lambdas.validation.possession import RequestChecks, request_checks_from_env
 from lambdas.validation.requirement import Requirement
 from lambdas.validation.route_decision import RouteDecision, bearer_token, decide_route
-from lambdas.validation.route_table import ApiRoutes, RouteTable
+from lambdas.validation.route_table import ApiRoutes, RouteTable, needs_shared_store
 
 
 def require(principal: Any, requirement: Requirement | None = None, *, scopes: Iterable[str] = (),
@@ -77,7 +77,7 @@ class BearerGuard:
         # A guard inside a Lambda backend whose routes need the shared table is refused without it, as an authorizer
         # is: each execution environment's own memory would never see a logout or another one's DPoP proofs.
         self.checks = checks if checks is not None else request_checks_from_env(
-            os.environ, needs_shared_store=routes is not None and routes.needs_shared_store,
+            os.environ, needs_shared_store=routes is not None and needs_shared_store(routes, verifier.issuers),
             needs_dpop_nonces=routes is not None and routes.needs_dpop_nonces)
         # The scheme and host clients call this service by (a DPoP proof's htu), e.g. https://api.example.com;
         # None: https:// and the request's Host header.

@@ -193,6 +193,8 @@ class RequestChecks:
 ENV_DENYLIST_TABLE = "AUTHGATE_DENYLIST_TABLE"
 ENV_DYNAMODB_ENDPOINT = "AUTHGATE_DYNAMODB_ENDPOINT"
 ENV_DPOP_NONCE_KEY = "AUTHGATE_DPOP_NONCE_KEY"
+# Set by whoever runs exactly one instance (a single pod): in-memory stores are then shared by every request.
+ENV_SINGLE_INSTANCE = "AUTHGATE_SINGLE_INSTANCE"
 
 
 def request_checks_from_env(environ: Mapping[str, str], *, needs_shared_store: bool, needs_dpop_nonces: bool = False,
@@ -203,7 +205,9 @@ def request_checks_from_env(environ: Mapping[str, str], *, needs_shared_store: b
 
     In Lambda (AWS_LAMBDA_FUNCTION_NAME is set) every concurrent execution environment has its own memory, so a
     replayed DPoP proof or a revocation would go unseen by the others: with `needs_shared_store` (the API has DPoP,
-    denylist or bound-token issuers) and no table, this raises ValueError instead of starting unsafe.
+    denylist or bound-token issuers) and no table, this raises ValueError instead of starting unsafe. So it does in
+    a Kubernetes pod (KUBERNETES_SERVICE_HOST is set), where a Deployment's replicas share nothing, unless
+    AUTHGATE_SINGLE_INSTANCE=true says this pod is the only one.
 
     The DPoP nonce key comes from AUTHGATE_DPOP_NONCE_KEY (or AUTHGATE_DPOP_NONCE_KEY_ARN, read through secrets.py);
     with `needs_dpop_nonces` (the API has dpop_nonce routes) and no key, this raises ValueError, in Lambda and
@@ -221,6 +225,14 @@ def request_checks_from_env(environ: Mapping[str, str], *, needs_shared_store: b
         raise ValueError(f"this API has routes or issuers that need the shared denylist / DPoP replay table, and "
                          f"{ENV_DENYLIST_TABLE} is not set; deploy with the authgate construct (it creates the table "
                          f"and sets it) or set it to the table's name")
+    if needs_shared_store and environ.get("KUBERNETES_SERVICE_HOST") \
+            and environ.get(ENV_SINGLE_INSTANCE, "").strip().lower() != "true":
+        # Kubernetes sets KUBERNETES_SERVICE_HOST in every pod; a Deployment's replicas share no memory, as Lambda's
+        # execution environments do not.
+        raise ValueError(f"this API has routes or issuers that need state every replica shares (the denylist, DPoP "
+                         f"replay records), this process runs in a Kubernetes pod, and no shared store is set: set "
+                         f"{ENV_DENYLIST_TABLE} (the stage's revocation table; `authgate render k8s "
+                         f"--denylist-table` does), or {ENV_SINGLE_INSTANCE}=true if this pod is the only instance")
     from .denylist import MemoryDenylistStore
     from .replay import MemoryReplayStore
 
@@ -263,5 +275,5 @@ def www_authenticate(rejection: TokenRejected | None, *, proof: str, issuer: Iss
     return 'Bearer error="invalid_token"'
 
 
-__all__ = ["ENV_DENYLIST_TABLE", "ENV_DPOP_NONCE_KEY", "RequestChecks", "RequestFacts", "authorization_credentials", "confirmation",
+__all__ = ["ENV_DENYLIST_TABLE", "ENV_DPOP_NONCE_KEY", "ENV_SINGLE_INSTANCE", "RequestChecks", "RequestFacts", "authorization_credentials", "confirmation",
            "dpop_nonce_header", "refuse_bound_forwarded_claims", "request_checks_from_env", "www_authenticate"]

@@ -387,6 +387,18 @@ class ApiRoutes(Record):
         return value
 
 
+def needs_shared_store(api: ApiRoutes, issuers: Iterable[IssuerConfig]) -> bool:
+    """Whether deciding `api`'s requests reads or writes state every instance must share: what its routes need
+    (ApiRoutes.needs_shared_store), or the replay records of DPoP proofs, which a token bound by any issuer of its
+    routes brings with it on every route (its proof is checked wherever it is presented). The one rule the entry
+    points (which refuse to start without a shared store where instances share no memory), the stacks (which create
+    the table) and the in-cluster renderer (which wires it) all read."""
+    if api.needs_shared_store:
+        return True
+    used = {name for route in api.routes for name in route.issuers}
+    return any(issuer.binding.dpop for issuer in issuers if issuer.display_name in used)
+
+
 class RouteTable:
     """A loaded route table: issuer configurations and the routes of each API."""
 
@@ -442,6 +454,10 @@ class RouteTable:
             known = ", ".join(sorted(self.apis)) or "none"
             raise RouteTableError(f"{self.source}: no API named {name!r} (the table has: {known}); set the API name "
                                   f"to one of those") from None
+
+    def needs_shared_store(self, api_name: str) -> bool:
+        """`needs_shared_store` for the API named `api_name` and this table's issuers."""
+        return needs_shared_store(self.api(api_name), self.issuers.values())
 
     def to_document(self) -> dict[str, Any]:
         """The route table as JSON-ready data: what `load` reads back, key order fixed (byte-stable output)."""
@@ -584,5 +600,5 @@ def _route(entry: Any, issuers: Mapping[str, IssuerConfig], where: str) -> Route
                        token_source=token_source, dpop_nonce=dpop_nonce)
 
 
-__all__ = ["FORMAT", "LITERAL", "PARAM", "GREEDY", "RouteTable", "RouteTableError", "ApiRoutes", "Route", "PathTemplate",
+__all__ = ["FORMAT", "needs_shared_store", "LITERAL", "PARAM", "GREEDY", "RouteTable", "RouteTableError", "ApiRoutes", "Route", "PathTemplate",
            "Router", "RouteMatch", "split_request_path"]

@@ -12,6 +12,7 @@ from stacks.aws import authorizer_asset as asset_builder
 from stacks.aws.authorizer_code import ROUTE_TABLE_FILE, prebuilt_authorizer_code
 from stacks.aws.policy_inputs import (alb_login, alb_machine_routes, cognito_clients, cognito_federation,
                                       cognito_scopes)
+from stacks.aws.eks_in_cluster.infrastructure import physical_name
 from stacks.aws.refusals import UnsupportedConfiguration
 from stacks.aws.mtls_domain.infrastructure import MtlsDomainSettings, mtls_route_keys
 from stacks.aws.route_plan import ApiPlan
@@ -63,9 +64,13 @@ def build(app: App, settings: AppSettings) -> ApiPlan:
         def mtls_domain(stack_id: str, stage_name: str = stage_name) -> MtlsDomainSettings | None:
             return settings.mtls_domain.for_stack(stack_id, stage_name) if uses_mtls else None
 
-        # One table per stage: a logout recorded by the endpoint is seen by every API stack's authorizer.
-        shared_table = RevocationStack(stage, "Revocation").revocation \
-            if plan.api.needs_shared_store or plan.logout_issuers else None
+        # One table per stage: a logout recorded by the endpoint is seen by every API stack's authorizer. In-cluster
+        # replicas name it in manifests written at synth, so it then has a fixed name.
+        in_cluster_reads_table = plan.needs_shared_store and settings.eks is not None \
+            and settings.eks.front_door == "in-cluster"
+        shared_table = RevocationStack(
+            stage, "Revocation", table_name=physical_name("authgate", stage_name, plan.name, "revocation", limit=255)
+            if in_cluster_reads_table else None).revocation if plan.needs_shared_store or plan.logout_issuers else None
         issuer_stack = None
         if settings.cognito and settings.cognito.issuer not in plan.issuers:
             # cdk.json turns the Cognito issuer on for the default API; another API whose routes do not accept
@@ -92,7 +97,7 @@ def build(app: App, settings: AppSettings) -> ApiPlan:
         else:
             RestApiStack(stage, "RestApi", authorizer_code=authorizer_code(), backend_url=settings.backend_url,
                          authorizer_type=settings.rest_authorizer_type, alarm_topic_arn=settings.alarm_topic_arn,
-                         revocation_table=shared_table if plan.api.needs_shared_store else None,
+                         revocation_table=shared_table if plan.needs_shared_store else None,
                          mtls_domain=mtls_domain("RestApi"), **api_props)
         if websocket_plan is not None:
             WebSocketApiStack(stage, "WebSocketApi", plan=websocket_plan, route_table_path=ROUTE_TABLE_FILE,
@@ -113,8 +118,9 @@ def build(app: App, settings: AppSettings) -> ApiPlan:
                                   login=alb_login(settings.alb, issuer, secret),
                                   machine_routes=alb_machine_routes(settings.alb, issuer))
         if settings.eks:
+            in_cluster_stack = None
             if settings.eks.front_door == "http-api-vpc-link":
-                if plan.api.needs_shared_store and not settings.region:
+                if plan.needs_shared_store and not settings.region:
                     # The front door lives in the cluster's region; the stage's table is read across stacks, which
                     # CloudFormation allows only within one environment.
                     raise UnsupportedConfiguration(
@@ -125,20 +131,31 @@ def build(app: App, settings: AppSettings) -> ApiPlan:
                 EksFrontDoorStack(stage, "EksFrontDoor", authorizer_code=authorizer_code(),
                                   env=regional_env(settings, region_from_eks_issuer(settings.eks.oidc_issuer)),
                                   alarm_topic_arn=settings.alarm_topic_arn,
-                                  revocation_table=shared_table if plan.api.needs_shared_store else None,
+                                  revocation_table=shared_table if plan.needs_shared_store else None,
                                   mtls_domain=mtls_domain("EksFrontDoor"), **api_props)
             elif settings.eks.front_door == "in-cluster":
                 in_cluster = settings.eks.in_cluster
-                EksInClusterFrontDoorStack(stage, "EksInCluster", policy=policy, api=settings.api, settings=in_cluster,
-                                           env=regional_env(settings, region_from_arn(in_cluster.certificate_arn)))
+                if in_cluster_reads_table and not (settings.account and settings.region):
+                    raise UnsupportedConfiguration(
+                        f"API {plan.name!r} needs state every forward-auth replica shares (freshness: denylist or "
+                        f"proof: dpop routes, or an issuer that binds tokens) and authgate:eks.front_door is "
+                        f"in-cluster: pin authgate:account and authgate:region (the table's), so the manifests written "
+                        f"at synth can name the stage's revocation table and the pods' IRSA role")
+                in_cluster_stack = EksInClusterFrontDoorStack(
+                    stage, "EksInCluster", policy=policy, api=settings.api, settings=in_cluster,
+                    revocation_table=shared_table if in_cluster_reads_table else None, cluster=settings.eks,
+                    env=regional_env(settings, region_from_arn(in_cluster.certificate_arn)))
             elif settings.eks.front_door == "alb-oidc" and not settings.alb:
                 raise UnsupportedConfiguration("authgate:eks.front_door alb-oidc is the Alb stack: set authgate:alb")
             if settings.eks.irsa or settings.eks.pod_identity:
-                WorkloadIdentityStack(stage, "WorkloadIdentity", cluster_name=settings.eks.cluster_name,
-                                      oidc_issuer=settings.eks.oidc_issuer,
-                                      oidc_provider_arn=settings.eks.oidc_provider_arn,
-                                      irsa_service_accounts=settings.eks.irsa,
-                                      pod_identity_service_accounts=settings.eks.pod_identity)
+                workload_stack = WorkloadIdentityStack(
+                    stage, "WorkloadIdentity", cluster_name=settings.eks.cluster_name,
+                    oidc_issuer=settings.eks.oidc_issuer, oidc_provider_arn=settings.eks.oidc_provider_arn,
+                    irsa_service_accounts=settings.eks.irsa, pod_identity_service_accounts=settings.eks.pod_identity)
+                if in_cluster_stack is not None and in_cluster_stack.table_access is not None \
+                        and settings.eks.irsa and not settings.eks.oidc_provider_arn:
+                    # The forward-auth role trusts the cluster's OIDC provider, which that stack creates.
+                    in_cluster_stack.add_dependency(workload_stack)
         if settings.github:
             GithubOidcStack(stage, "GithubOidc", repository=settings.github.repository, ref=settings.github.ref,
                             environment=settings.github.environment, provider_arn=settings.github.provider_arn,

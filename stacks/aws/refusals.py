@@ -71,20 +71,24 @@ def require_cache_within_token_lifetime(cache_seconds: int, token_lifetime_secon
             f"{token_lifetime_seconds}s")
 
 
-def authorizer_cache_for_api(api_routes: Any, requested_seconds: int | None, default_seconds: int, *,
+def authorizer_cache_for_api(plan: Any, requested_seconds: int | None, default_seconds: int, *,
                              what: str) -> int:
-    """The authorizer result cache TTL for an API. A route checked on every request (a DPoP proof, a client
-    certificate, the denylist, introspection) cannot be answered from a cached result: a DPoP proof is single-use
-    and a cached Allow would let it be replayed, and a revocation would wait out the cache. Such an API gets no
-    cache by default, and an explicit cache is refused."""
-    per_request = [route.route_key for route in api_routes.routes if route.checked_per_request]
-    if not per_request:
+    """The authorizer result cache TTL for an API (an ApiPlan). A route checked on every request (a DPoP proof, a
+    client certificate, the denylist, introspection) cannot be answered from a cached result: a DPoP proof is
+    single-use and a cached Allow would let it be replayed, and a revocation would wait out the cache. Nor can any
+    route of an issuer that binds tokens (binding.dpop): a DPoP-bound token's proof is checked wherever it is
+    presented, and a cached Allow keyed on `Authorization: DPoP <token>` would admit a stolen token with any proof
+    or none. Such an API gets no cache by default, and an explicit cache is refused."""
+    per_request = [route.route_key for route in plan.api.routes if route.checked_per_request]
+    binding = [issuer.name for issuer in plan.issuers_used(plan.routes) if issuer.binds_dpop]
+    if not per_request and not binding:
         return default_seconds if requested_seconds is None else requested_seconds
     if requested_seconds:
+        why = (f"route(s) {', '.join(per_request)} are checked on every request (proof or freshness)" if per_request
+               else f"issuer(s) {', '.join(binding)} bind tokens to DPoP keys, whose proofs are checked on every route")
         raise UnsupportedConfiguration(
-            f"{what} cache TTL {requested_seconds}s is refused: route(s) {', '.join(per_request)} are checked on "
-            f"every request (proof or freshness), and a cached answer would replay a single-use DPoP proof or outlive "
-            f"a revocation. Set the cache TTL to 0 (the default for such APIs)")
+            f"{what} cache TTL {requested_seconds}s is refused: {why}, and a cached answer would replay a single-use "
+            f"DPoP proof or outlive a revocation. Set the cache TTL to 0 (the default for such APIs)")
     return 0
 
 

@@ -44,6 +44,7 @@ class IssuerPlan:
     token_use: str | None
     max_token_age_seconds: int | None
     logout_audiences: tuple[str, ...] = ()   # revocation.logout_audiences: whose logout tokens are accepted
+    binds_dpop: bool = False                 # binding.dpop: its tokens may carry cnf.jkt, whose proof any route checks
 
     @property
     def jwks_endpoint(self) -> str:
@@ -85,6 +86,9 @@ class ApiPlan:
     issuers: Mapping[str, IssuerPlan]
     table: Mapping = field(compare=False, repr=False)   # the whole route table, as the authorizer will read it
     api: ApiRoutes = field(compare=False, repr=False)   # the same API, loaded
+    # Whether its decisions need the shared revocation table (route_table.needs_shared_store: denylist or DPoP
+    # routes, or an issuer that binds tokens, whose proofs any route checks).
+    needs_shared_store: bool = field(default=False, compare=False)
 
     @classmethod
     def from_route_table(cls, table: Mapping | str | Path, api: str) -> "ApiPlan":
@@ -102,6 +106,7 @@ class ApiPlan:
         if not routes:
             raise UnsupportedConfiguration(f"API {api!r} has no routes; add routes to it in the policy")
         return cls(name=api, routes=routes, issuers=issuers, api=routes_of,
+                   needs_shared_store=loaded.needs_shared_store(api),
                    table=table if isinstance(table, Mapping) else loaded.to_document())
 
     @property
@@ -143,7 +148,7 @@ def _issuer_plan(name: str, config: IssuerConfig) -> IssuerPlan:
     return IssuerPlan(name=name, issuer=config.issuer, audiences=tuple(config.audiences),
                       algorithms=tuple(config.algorithms), profile=config.profile, jwks_uri=config.jwks_uri,
                       token_use=config.token_use, max_token_age_seconds=config.max_token_age_seconds,
-                      logout_audiences=tuple(config.revocation.logout_audiences))
+                      logout_audiences=tuple(config.revocation.logout_audiences), binds_dpop=config.binding.dpop)
 
 
 def _route_plan(route: Route, issuers: Mapping[str, IssuerConfig]) -> RoutePlan:

@@ -5,7 +5,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aws_cdk import Duration, SecretValue, Stack, aws_apigateway as apigw, aws_apigatewayv2_integrations as integ
+from aws_cdk import Duration, SecretValue, Stack, Stage, aws_apigateway as apigw, aws_apigatewayv2_integrations as integ
 from aws_cdk import aws_iam as iam, aws_lambda as lambda_, aws_secretsmanager as secretsmanager
 from constructs import Construct
 
@@ -19,7 +19,7 @@ from stacks.aws.cognito_issuer.infrastructure import (CognitoIssuer, FederatedPr
                                                       SpaClientSpec, WebClientSpec)
 from stacks.aws.echo_backend.infrastructure import EchoBackend
 from stacks.aws.eks_front_door.infrastructure import HttpApiVpcLinkFrontDoor
-from stacks.aws.eks_in_cluster.infrastructure import InClusterFrontDoor
+from stacks.aws.eks_in_cluster.infrastructure import ForwardAuthTableAccess, InClusterFrontDoor, physical_name
 from stacks.aws.github_oidc.infrastructure import GithubActionsRole
 from stacks.aws.http_api.infrastructure import AuthgateHttpApi
 from stacks.aws.mtls_domain.infrastructure import MtlsDomainSettings
@@ -57,9 +57,9 @@ class RevocationStack(AuthgateStack):
     """The stage's revocation table, shared by every API stack's authorizer and the back-channel logout endpoint: a
     logout recorded once is seen by the HTTP API, the REST API and the EKS front door alike."""
 
-    def __init__(self, scope: Construct, id_: str, **kwargs) -> None:
+    def __init__(self, scope: Construct, id_: str, *, table_name: str | None = None, **kwargs) -> None:
         super().__init__(scope, id_, **kwargs)
-        self.revocation = RevocationTable(self, "Revocation")
+        self.revocation = RevocationTable(self, "Revocation", table_name=table_name)
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ class HttpApiStack(AuthgateStack):
                                         authorizer_code=authorizer_code, route_table_path=route_table_path,
                                         shortest_token_lifetime=shortest_token_lifetime, cookie_keys=cookie_keys,
                                         web_origin=web.config["origin"] if web is not None else None,
-                                        revocation_table=revocation_table if plan.api.needs_shared_store else None,
+                                        revocation_table=revocation_table if plan.needs_shared_store else None,
                                         mtls_domain=mtls_domain)
         if web is not None:
             self.browser_sign_in = BrowserSignIn(self, "BrowserSignIn", http_api=self.http_api.api,
@@ -199,11 +199,22 @@ class EksFrontDoorStack(AuthgateStack):
 class EksInClusterFrontDoorStack(AuthgateStack):
     """A VPC and an internet-facing ALB in front of the cluster's own gateway, which asks the forward-auth service."""
 
-    def __init__(self, scope: Construct, id_: str, *, policy, api: str, settings, **kwargs) -> None:
+    def __init__(self, scope: Construct, id_: str, *, policy, api: str, settings, revocation_table=None,
+                 cluster: Any = None, **kwargs) -> None:
+        """revocation_table  the stage's table (fixed physical name), for APIs whose decisions need state every
+                          replica shares; the forward-auth pods reach it through an IRSA role of `cluster`
+                          (the EksSettings: its OIDC issuer and provider)."""
         super().__init__(scope, id_, **kwargs)
         self.vpc = flow_logged_vpc(self, "Vpc")
+        self.table_access = None
+        if revocation_table is not None:
+            self.table_access = ForwardAuthTableAccess(
+                self, "ForwardAuthIdentity", table=revocation_table, oidc_issuer=cluster.oidc_issuer,
+                oidc_provider_arn=cluster.oidc_provider_arn, namespace=settings.namespace,
+                role_name=physical_name("authgate", Stage.of(self).stage_name or "app", api, "forward-auth",
+                                        limit=64))
         self.front_door = InClusterFrontDoor(self, "FrontDoor", vpc=self.vpc, policy=policy, api=api,
-                                             settings=settings)
+                                             settings=settings, shared_store=self.table_access)
 
 
 class WorkloadIdentityStack(AuthgateStack):

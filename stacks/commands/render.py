@@ -88,6 +88,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      "forwarded URL and client certificate the service reads (DPoP- and certificate-bound tokens)")
     k8s.add_argument("--public-origin", metavar="URL", help="the origin clients call (https://api.example.com), "
                      "for DPoP proofs' htu")
+    k8s.add_argument("--denylist-table", metavar="NAME", help="the stage's revocation table (DynamoDB), shared by "
+                     "every replica; required for APIs with denylist or DPoP routes or token-binding issuers, "
+                     "with --aws-region and --eks-role-arn")
+    k8s.add_argument("--aws-region", metavar="REGION", help="the revocation table's region (with --denylist-table)")
 
 
 def _write(text: str, output: str | None) -> None:
@@ -179,4 +183,5 @@ def _render_in_cluster(args: argparse.Namespace, policy) -> str:
                                      gateway_namespace=args.gateway_namespace, convention=args.convention,
                                      replicas=args.replicas, eks_role_arn=args.eks_role_arn,
                                      aks_client_id=args.aks_client_id, trusted_proxies=args.trusted_proxies,
-                                     public_origin=args.public_origin), header=header)
+                                     public_origin=args.public_origin, denylist_table=args.denylist_table,
+                                     aws_region=args.aws_region), header=header)

@@ -56,11 +56,11 @@ class AuthgateHttpApi(Construct):
         api_routes = plan.api
         refuse_dpop_nonce_routes(api_routes, what=f"API {plan.name} (HTTP API)")
         requested = None if authorizer_cache_ttl is None else int(authorizer_cache_ttl.to_seconds())
-        cache_seconds = min(authorizer_cache_for_api(api_routes, requested, DEFAULT_CACHE_SECONDS,
+        cache_seconds = min(authorizer_cache_for_api(plan, requested, DEFAULT_CACHE_SECONDS,
                                                      what="HTTP API Lambda authorizer"),
                             int(shortest_token_lifetime.to_seconds()))
         self.revocation_table = revocation_table
-        if self.revocation_table is None and plan.lambda_routes and needs_revocation_table(api_routes):
+        if self.revocation_table is None and plan.lambda_routes and needs_revocation_table(plan):
             self.revocation_table = RevocationTable(self, "RevocationTable")
         require_cache_within_token_lifetime(cache_seconds, int(shortest_token_lifetime.to_seconds()),
                                             what="HTTP API Lambda authorizer")

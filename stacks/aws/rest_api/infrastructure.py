@@ -108,14 +108,14 @@ class AuthgateRestApi(Construct):
         api_routes = plan.api
         refuse_dpop_nonce_routes(api_routes, what=f"API {plan.name} (REST API)")
         cache_seconds = authorizer_cache_for_api(
-            api_routes, None if authorizer_cache_ttl is None else int(authorizer_cache_ttl.to_seconds()),
+            plan, None if authorizer_cache_ttl is None else int(authorizer_cache_ttl.to_seconds()),
             DEFAULT_CACHE_SECONDS, what="REST API Lambda authorizer")
         if authorizer_type == "token" and any(r.proof != "none" for r in api_routes.routes):
             raise UnsupportedConfiguration(
                 f"API {plan.name}: a TOKEN authorizer sees only the token, not the DPoP header, the request URI or "
                 f"the client certificate its proof routes need; use authorizer_type \"request\"")
         self.revocation_table = revocation_table
-        if self.revocation_table is None and needs_revocation_table(api_routes):
+        if self.revocation_table is None and needs_revocation_table(plan):
             self.revocation_table = RevocationTable(self, "RevocationTable")
         require_cache_within_token_lifetime(cache_seconds, int(shortest_token_lifetime.to_seconds()),
                                             what="REST API Lambda authorizer")

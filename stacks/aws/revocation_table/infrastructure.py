@@ -21,14 +21,18 @@ AUTHORIZER_WRITES = ("dpop:*",)
 LOGOUT_WRITES = ("sid|*", "sub|*", "jti|*", "logout:*")
 
 
-def needs_revocation_table(api_routes) -> bool:
-    """Whether an API's authorizer needs the shared table: DPoP replay records or denylist reads."""
-    return api_routes.needs_shared_store
+def needs_revocation_table(plan) -> bool:
+    """Whether an API's authorizer needs the shared table: DPoP replay records or denylist reads (an ApiPlan)."""
+    return plan.needs_shared_store
 
 
 class RevocationTable(Construct):
-    def __init__(self, scope: Construct, id_: str, *, removal_policy: RemovalPolicy = RemovalPolicy.RETAIN) -> None:
+    def __init__(self, scope: Construct, id_: str, *, removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+                 table_name: str | None = None) -> None:
+        """table_name  a fixed physical name, for readers configured outside CloudFormation (the in-cluster
+                    forward-auth manifests, written at synth, must name the table literally); else generated."""
         super().__init__(scope, id_)
+        self.physical_name = table_name
         self.key = kms.Key(self, "Key", enable_key_rotation=True, removal_policy=removal_policy,
                            description="authgate revocation table (denylist and DPoP replay records)")
         self.table = dynamodb.Table(
@@ -37,7 +41,7 @@ class RevocationTable(Construct):
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True),
             encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED, encryption_key=self.key,
-            removal_policy=removal_policy)
+            removal_policy=removal_policy, table_name=table_name)
 
     @property
     def environment(self) -> dict[str, str]:

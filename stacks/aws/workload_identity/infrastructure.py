@@ -58,7 +58,8 @@ class IrsaRole(Construct):
 
     def __init__(self, scope: Construct, id_: str, *, provider: ClusterOidcProvider, namespace: str,
                  service_account: str, audience: str = STS_AUDIENCE,
-                 max_session_duration: Duration = Duration.hours(1), description: str | None = None) -> None:
+                 max_session_duration: Duration = Duration.hours(1), description: str | None = None,
+                 role_name: str | None = None) -> None:
         super().__init__(scope, id_)
         _check_service_account(namespace, service_account)
         self.subject = f"system:serviceaccount:{namespace}:{service_account}"
@@ -69,7 +70,7 @@ class IrsaRole(Construct):
         conditions = CfnJson(self, "TrustConditions", value={f"{issuer_host}:sub": self.subject,
                                                              f"{issuer_host}:aud": audience})
         self.role = iam.Role(
-            self, "Role", max_session_duration=max_session_duration,
+            self, "Role", max_session_duration=max_session_duration, role_name=role_name,
             description=description or f"IRSA role of {self.subject}",
             assumed_by=iam.WebIdentityPrincipal(provider.provider_arn, conditions={"StringEquals": conditions}))
 

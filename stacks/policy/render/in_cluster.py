@@ -232,7 +232,8 @@ IN_CLUSTER_GATEWAYS = ("nginx", "gateway-api", "istio")
 def render_front_door(policy: AuthPolicy, api: str, *, gateway: str, image: str, backend: str,
                       namespace: str = "authgate", gateway_namespace: str = "ingress", gateway_name: str = "authgate",
                       gateway_port: int = 8080, selector: Mapping[str, str] | None = None,
-                      eks_role_arn: str | None = None, aks_client_id: str | None = None) -> FrontDoorManifests:
+                      eks_role_arn: str | None = None, aks_client_id: str | None = None,
+                      denylist_table: str | None = None, aws_region: str | None = None) -> FrontDoorManifests:
     """The forward-auth service and the chosen gateway's configuration for `api`; ValueError (KeyError for an unknown
     API) when an input is refused or the result would leave a route open.
 
@@ -245,7 +246,7 @@ def render_front_door(policy: AuthPolicy, api: str, *, gateway: str, image: str,
     check_dns_label(gateway_namespace, "gateway_namespace")
     service = render_k8s(policy, api, image=image, namespace=namespace, gateway_namespace=gateway_namespace,
                          convention="nginx" if gateway == "nginx" else "envoy", eks_role_arn=eks_role_arn,
-                         aks_client_id=aks_client_id)
+                         aks_client_id=aks_client_id, denylist_table=denylist_table, aws_region=aws_region)
     forward_auth = f"{NAME}.{namespace}:{PORT}"
     target = ServiceRef.parse(backend, option="backend", namespace="default")
     mesh = None

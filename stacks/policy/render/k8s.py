@@ -10,6 +10,12 @@ readiness (keys loaded), and a short preStop pause so endpoints are gone before 
 Cloud identity, only when the keys need one (a private JWKS endpoint reached through the cloud's identity): EKS IRSA
 (`eks.amazonaws.com/role-arn` on the ServiceAccount) or AKS workload identity (`azure.workload.identity/client-id`
 on it, `azure.workload.identity/use: "true"` on the pods).
+
+Replicas share no memory, so an API whose decisions need shared state (route_table.needs_shared_store: a denylist or
+DPoP route, or an issuer that binds tokens) is rendered only with a shared store: the stage's revocation table
+(AUTHGATE_DENYLIST_TABLE and AWS_REGION, read and written with the IRSA role, which must be given). Without one the
+renderer refuses, as the service itself refuses to start in a pod without one: each replica would accept a DPoP
+proof another has seen, and no replica would ever see a logout.
 """
 from __future__ import annotations
 
@@ -18,7 +24,7 @@ from typing import Any
 
 from lambdas.forward_auth.service import ENV_CONVENTION, ENV_PATH_PREFIX
 from lambdas.forward_auth.conventions import CONVENTIONS, DEFAULT_ENVOY_PATH_PREFIX
-from lambdas.validation.possession import ENV_DPOP_NONCE_KEY
+from lambdas.validation.possession import ENV_DENYLIST_TABLE, ENV_DPOP_NONCE_KEY
 from lambdas.forward_auth.proxy_facts import (ENV_PUBLIC_ORIGIN, ENV_TRUSTED_PROXIES, parse_public_origin,
                                               parse_trusted_proxies)
 from stacks.policy.model import AuthPolicy
@@ -32,13 +38,16 @@ CONFIG_DIR = "/etc/authgate"
 _IMAGE = re.compile(r"[a-z0-9][a-z0-9._/:-]*(?::[A-Za-z0-9._-]+)?(?:@sha256:[0-9a-f]{64})?")
 _ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+")
 _GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
+_AWS_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]")
 
 
 def render_k8s(policy: AuthPolicy, api: str, *, image: str, namespace: str = "authgate",
                gateway_namespace: str = "ingress", convention: str = "nginx", replicas: int = 2,
                eks_role_arn: str | None = None, aks_client_id: str | None = None,
                ext_authz_prefix: str = DEFAULT_ENVOY_PATH_PREFIX, trusted_proxies: str | None = None,
-               public_origin: str | None = None) -> list[dict[str, Any]]:
+               public_origin: str | None = None, denylist_table: str | None = None,
+               aws_region: str | None = None) -> list[dict[str, Any]]:
     """The manifests that run the forward-auth service for `api` in `namespace`.
 
     image              the service image (`lambdas/forward_auth/Dockerfile`), pinned by digest: NAME@sha256:...
@@ -48,6 +57,8 @@ def render_k8s(policy: AuthPolicy, api: str, *, image: str, namespace: str = "au
                        certificate the service reads (DPoP- and certificate-bound tokens); unset: none, and such
                        tokens are refused
     public_origin      the origin clients call (https://api.example.com), for DPoP htu instead of forwarded headers
+    denylist_table     the stage's revocation table (DynamoDB), which every replica reads and writes through the
+                       IRSA role `eks_role_arn`, in `aws_region`; required for APIs whose decisions need shared state
     """
     from stacks.policy.render.route_table import route_table_json
 
@@ -76,6 +87,8 @@ def render_k8s(policy: AuthPolicy, api: str, *, image: str, namespace: str = "au
                          .replace(ENV_PUBLIC_ORIGIN, "--public-origin")) from None
     proxy_env = [{"name": name, "value": value} for name, value in ((ENV_TRUSTED_PROXIES, trusted_proxies),
                                                                     (ENV_PUBLIC_ORIGIN, public_origin)) if value]
+    proxy_env += shared_store_env(policy, api, denylist_table=denylist_table, aws_region=aws_region,
+                                  eks_role_arn=eks_role_arn, aks_client_id=aks_client_id)
     if any(route.dpop_nonce != "none" for route in http_api(policy, api).routes.values()):
         # Every replica must issue and accept the same nonces: one key for all, from a Secret the operator creates
         # (key material never goes into rendered manifests).
@@ -154,3 +167,46 @@ def render_k8s(policy: AuthPolicy, api: str, *, image: str, namespace: str = "au
                             "kubernetes.io/metadata.name": gateway_namespace}}}],
                                      "ports": [{"port": PORT, "protocol": "TCP"}]}]}}
     return [service_account, config_map, deployment, service, budget, network]
+
+
+def shared_store_env(policy: AuthPolicy, api: str, *, denylist_table: str | None, aws_region: str | None,
+                     eks_role_arn: str | None, aks_client_id: str | None) -> list[dict[str, str]]:
+    """The container's environment for the store every replica shares; ValueError when the API needs one and none
+    is given, or when the one given cannot be reached."""
+    from lambdas.validation.route_table import RouteTable
+    from stacks.policy.render.route_table import render_route_table
+
+    if denylist_table is not None:
+        if not _TABLE_NAME.fullmatch(denylist_table):
+            raise ValueError(f"--denylist-table {denylist_table!r} is not a DynamoDB table name (3-255 of A-Z a-z 0-9 "
+                             f"_ . -); give the stage's revocation table (stack Revocation, output TableName)")
+        if not aws_region or not _AWS_REGION.fullmatch(aws_region):
+            raise ValueError(f"--aws-region {aws_region!r}: give the region of the revocation table, e.g. eu-west-1")
+        if not eks_role_arn:
+            raise ValueError("--denylist-table needs --eks-role-arn: the pods reach the table with that IRSA role's "
+                             "credentials (it may BatchGetItem, and PutItem dpop:* items, on the table)")
+        return [{"name": ENV_DENYLIST_TABLE, "value": denylist_table}, {"name": "AWS_REGION", "value": aws_region}]
+    if aws_region is not None:
+        raise ValueError("--aws-region goes with --denylist-table (the region of the revocation table)")
+    table = RouteTable.load(render_route_table(policy, apis=[api]))
+    if table.needs_shared_store(api):
+        where = ("AKS has no DynamoDB: serve these routes from the AWS stacks, or remove them from this API"
+                 if aks_client_id else "give --denylist-table (the stage's revocation table), --aws-region and "
+                 "--eks-role-arn")
+        raise ValueError(f"API {api!r} needs state every forward-auth replica shares ({shared_state_reasons(table, api)}"
+                         f"), and replicas share no memory: a DPoP proof could be replayed at another replica and no "
+                         f"replica would see a logout; {where}")
+    return []
+
+
+def shared_state_reasons(table: Any, api: str) -> str:
+    """Which routes and issuers of `api` need the shared store, for the refusal."""
+    routes = table.api(api)
+    reasons = [f"{route.route_key}: " + ", ".join(
+        ([f"proof {route.proof}"] if route.proof == "dpop" else []) +
+        ([f"freshness {route.freshness}"] if route.freshness == "denylist" else []))
+        for route in routes.routes if route.proof == "dpop" or route.freshness == "denylist"]
+    used = {name for route in routes.routes for name in route.issuers}
+    reasons += [f"issuer {issuer.display_name} binds tokens (binding.dpop)" for issuer in table.issuers.values()
+                if issuer.binding.dpop and issuer.display_name in used]
+    return "; ".join(reasons)

@@ -177,3 +177,23 @@ def test_logout_endpoint_grant_writes_denylist_entries_only():
     assert write["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"] == ["sid|*", "sub|*", "jti|*",
                                                                                    "logout:*"]
     assert not any("dynamodb:BatchGetItem" in json.dumps(s) or "Delete" in json.dumps(s) for s in statements)
+
+
+def binding_issuer_table() -> dict:
+    """An issuer that binds tokens (binding.dpop) and not one route with proof or freshness set."""
+    table = copy.deepcopy(FIXTURE)
+    table["issuers"]["corp"]["binding"] = {"dpop": True, "mtls": False}
+    return table
+
+
+def test_an_issuer_that_binds_tokens_gets_the_table_and_no_cache_on_every_route():
+    # A DPoP-bound token's proof is checked on whatever route it is presented (its jti recorded in the shared table),
+    # and a cached Allow keyed on "DPoP <token>" would admit a stolen token with any proof.
+    for build, authorizer in ((http_api, "AWS::ApiGatewayV2::Authorizer"), (rest_api, "AWS::ApiGateway::Authorizer")):
+        _, template = build(binding_issuer_table())
+        template.resource_count_is("AWS::DynamoDB::Table", 1)
+        template.has_resource_properties(authorizer, {"AuthorizerResultTtlInSeconds": 0})
+        template.has_resource_properties("AWS::Lambda::Function", {
+            "Environment": {"Variables": Match.object_like({"AUTHGATE_DENYLIST_TABLE": Match.any_value()})}})
+    with pytest.raises(UnsupportedConfiguration, match=r"issuer\(s\) corp bind tokens to DPoP keys"):
+        http_api(binding_issuer_table(), authorizer_cache_ttl=Duration.minutes(5))

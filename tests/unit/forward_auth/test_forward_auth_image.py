@@ -27,9 +27,9 @@ def project_pins() -> dict[str, str]:
 
 def test_the_image_installs_exactly_the_pinned_versions():
     text = DOCKERFILE.read_text()
-    installed = dict(re.findall(r"\b(cryptography|uvicorn)==([0-9][0-9.]*)", text))
+    installed = dict(re.findall(r"\b(cryptography|uvicorn|boto3)==([0-9][0-9.]*)", text))
     pins = project_pins()
-    assert installed == {name: pins[name] for name in ("cryptography", "uvicorn")}
+    assert installed == {name: pins[name] for name in ("cryptography", "uvicorn", "boto3")}
 
 
 def test_the_image_runs_as_a_non_root_user_and_its_factory_exists():

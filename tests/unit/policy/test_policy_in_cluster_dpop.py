@@ -123,14 +123,17 @@ def test_istio_sends_the_proof_and_passes_every_denial_header(tmp_path):
 
 def test_the_forward_auth_deployment_reads_one_nonce_key_from_a_secret(tmp_path):
     image = "registry.example.com/authgate/forward-auth@sha256:" + "0" * 64
-    manifests = render_k8s(load_text(tmp_path, POLICY), "shop", image=image)
+    # DPoP routes need the replicas' shared table (replay records), which the pods reach with their IRSA role.
+    store = {"denylist_table": "authgate-prod-shop-revocation", "aws_region": "eu-west-1",
+             "eks_role_arn": "arn:aws:iam::111122223333:role/authgate-prod-shop-forward-auth"}
+    manifests = render_k8s(load_text(tmp_path, POLICY), "shop", image=image, **store)
     deployment = next(doc for doc in manifests if doc["kind"] == "Deployment")
     env = {item["name"]: item for item in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["AUTHGATE_DPOP_NONCE_KEY"] == {"name": "AUTHGATE_DPOP_NONCE_KEY", "valueFrom": {"secretKeyRef": {
         "name": "authgate-forward-auth-dpop-nonce", "key": "key"}}}
     assert not any(doc["kind"] == "Secret" for doc in manifests)   # the operator creates it; no key in manifests
     without = POLICY.replace(", dpop_nonce: required", "")
-    deployment = next(doc for doc in render_k8s(load_text(tmp_path, without), "shop", image=image)
+    deployment = next(doc for doc in render_k8s(load_text(tmp_path, without), "shop", image=image, **store)
                       if doc["kind"] == "Deployment")
     assert "AUTHGATE_DPOP_NONCE_KEY" not in {item["name"] for item in
                                              deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
