@@ -9,7 +9,9 @@ provider delivers a logout token to the back-channel endpoint and the session's 
 with a replayed proof or with another key's proof is refused; on a `dpop_nonce: required` route served by two
 backend-guard replicas over real HTTP (sharing only the nonce key), the provider's DPoP-bound token is first answered `use_dpop_nonce` with a
 DPoP-Nonce header, the client retries with it (as RFC 9449 clients do) and is allowed, the other replica accepts the
-same nonce, and a stale one is refused.
+same nonce, and a stale one is refused; two in-cluster forward-auth replicas configured as `render k8s
+--denylist-table` configures them (over real HTTP) share the table: a DPoP proof used at one is refused at the other,
+and one logout record refuses the subject's token at both.
 """
 from __future__ import annotations
 
@@ -368,3 +370,79 @@ def test_dpop_nonce_route_behind_guard_replicas(world, monkeypatch):
         stale = DpopNonces(NONCE_KEY, clock=lambda: time.time() - 2 * STEP_SECONDS).current()
         status, headers = second.sender(token)(make_proof(key, "POST", uri, token, claims={"nonce": stale}))
         assert status == 401 and headers["dpop-nonce"] not in ("", stale)
+
+
+class ForwardAuthReplica:
+    """One replica of the in-cluster forward-auth service as `render k8s --denylist-table` configures it (in a pod,
+    with the stage's table), under uvicorn on 127.0.0.1; its check requests use NGINX's auth_request headers."""
+
+    def __init__(self, environ: dict) -> None:
+        import uvicorn
+
+        from lambdas.forward_auth.app import ForwardAuthApp
+        from lambdas.forward_auth.service import ForwardAuthService
+
+        self.service = ForwardAuthService.from_env(environ)
+        self.server = uvicorn.Server(uvicorn.Config(ForwardAuthApp(self.service), host="127.0.0.1", port=0,
+                                                    log_level="warning", access_log=False, lifespan="off"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> "ForwardAuthReplica":
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started:
+            assert self.thread.is_alive() and time.monotonic() < deadline, "the forward-auth replica did not start"
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+    def check(self, method: str, path: str, authorization: str, proof: str | None = None) -> int:
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        headers = {"x-original-method": method, "x-original-uri": path, "authorization": authorization}
+        if proof is not None:
+            headers["dpop"] = proof
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/check", headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+
+
+def test_forward_auth_replicas_share_the_stage_table(world, monkeypatch):
+    pytest.importorskip("uvicorn")
+    from lambdas.validation.denylist import Denylist
+    from lambdas.validation.dynamodb_store import DynamoDbTable, dynamodb_client
+
+    idp, _, env, _ = world
+    # What the rendered Deployment sets: the table and its region (IRSA's credentials stand-in: DUMMY_AWS), the
+    # convention, the public origin; KUBERNETES_SERVICE_HOST as in every pod, so a missing store would refuse.
+    pod = {name: value for name, value in env.items() if name != "AWS_LAMBDA_FUNCTION_NAME"}
+    for name, value in DUMMY_AWS.items():   # boto3 reads credentials from the process (in a pod: IRSA's variables)
+        monkeypatch.setenv(name, value)
+    pod.update({"KUBERNETES_SERVICE_HOST": "10.96.0.1", "AUTHGATE_FORWARD_AUTH_CONVENTION": "nginx",
+                "AUTHGATE_FORWARD_AUTH_PUBLIC_ORIGIN": f"https://{HOST}"})
+    key = SigningKey.generate("ES256")
+    bound, token_type = worker_token(world, dpop_key=key)
+    assert token_type == "DPoP"
+    plain, _ = worker_token(world)
+    uri = f"https://{HOST}/orders"
+    with ForwardAuthReplica(pod) as first, ForwardAuthReplica(pod) as second:
+        proof = make_proof(key, "POST", uri, bound)
+        assert first.check("POST", "/orders", f"DPoP {bound}", proof) == 200
+        assert second.check("POST", "/orders", f"DPoP {bound}", proof) == 401      # replayed at another replica
+        assert second.check("POST", "/orders", f"DPoP {bound}", make_proof(key, "POST", uri, bound)) == 200
+
+        assert first.check("GET", "/reports", f"Bearer {plain}") == 200
+        assert second.check("GET", "/reports", f"Bearer {plain}") == 200
+        # Recorded as the logout endpoint records a subject's logout: once, in the table, seen by both replicas.
+        table = DynamoDbTable(env["AUTHGATE_DENYLIST_TABLE"], client_factory=lambda: dynamodb_client(
+            region="eu-west-1", endpoint_url=env["AUTHGATE_DYNAMODB_ENDPOINT"], timeout_seconds=5))
+        Denylist(table).revoke(idp.issuer, "sub", claims_of(plain)["sub"], lifetime_seconds=3600,
+                               at=claims_of(plain)["iat"] + 1)
+        assert first.check("GET", "/reports", f"Bearer {plain}") == 401
+        assert second.check("GET", "/reports", f"Bearer {plain}") == 401
+        assert first.check("GET", "/orders", f"Bearer {plain}") == 200           # freshness: none
