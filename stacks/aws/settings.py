@@ -36,6 +36,10 @@ class InClusterSettings:
     gateway_port: int = 8080        # the gateway pods' port, the ALB's IP targets
     gateway_name: str = "authgate"  # gateway-api: the Gateway the HTTPRoutes attach to
     selector: Any = None            # istio: the API's pod labels, e.g. {"app": "orders"}
+    # DPoP- and certificate-bound tokens: the gateway pods' CIDR range (whose forwarded URL and client certificate
+    # the service reads) and the origin clients call (a DPoP proof's htu); unset, such tokens are refused.
+    trusted_proxies: str | None = None
+    public_origin: str | None = None
 
 
 @dataclass(frozen=True)

@@ -138,7 +138,7 @@ def _aks_in_cluster(value: dict[str, Any], policy, api_name: str):
 
     key = "authgate:aks.inCluster"
     unknown_fields(value, key, ("image", "backend", "gateway", "namespace", "gatewayNamespace", "gatewayName",
-                                "gatewayPort", "selector", "clientId"))
+                                "gatewayPort", "selector", "clientId", "trustedProxies", "publicOrigin"))
     selector = field_of(value, key, "selector", dict, example='{"app": "orders"}', required=False)
     return checked(key, lambda: render_front_door(
         policy, api_name,
@@ -152,7 +152,10 @@ def _aks_in_cluster(value: dict[str, Any], policy, api_name: str):
                               default="authgate"),
         gateway_port=field_of(value, key, "gatewayPort", int, example="8080", required=False, default=8080),
         selector=selector, aks_client_id=field_of(value, key, "clientId", str, example="<managed identity client "
-                                                  "id>", required=False)))
+                                                  "id>", required=False),
+        trusted_proxies=field_of(value, key, "trustedProxies", str, example="10.244.0.0/16", required=False),
+        public_origin=field_of(value, key, "publicOrigin", str, example="https://api.example.com",
+                               required=False)))
 
 
 def _monitoring(value: dict[str, Any], api_name: str, resource_group_name: str, location: str) -> AuditLogAlertsArgs:

@@ -233,7 +233,8 @@ def render_front_door(policy: AuthPolicy, api: str, *, gateway: str, image: str,
                       namespace: str = "authgate", gateway_namespace: str = "ingress", gateway_name: str = "authgate",
                       gateway_port: int = 8080, selector: Mapping[str, str] | None = None,
                       eks_role_arn: str | None = None, aks_client_id: str | None = None,
-                      denylist_table: str | None = None, aws_region: str | None = None) -> FrontDoorManifests:
+                      denylist_table: str | None = None, aws_region: str | None = None,
+                      trusted_proxies: str | None = None, public_origin: str | None = None) -> FrontDoorManifests:
     """The forward-auth service and the chosen gateway's configuration for `api`; ValueError (KeyError for an unknown
     API) when an input is refused or the result would leave a route open.
 
@@ -246,7 +247,8 @@ def render_front_door(policy: AuthPolicy, api: str, *, gateway: str, image: str,
     check_dns_label(gateway_namespace, "gateway_namespace")
     service = render_k8s(policy, api, image=image, namespace=namespace, gateway_namespace=gateway_namespace,
                          convention="nginx" if gateway == "nginx" else "envoy", eks_role_arn=eks_role_arn,
-                         aks_client_id=aks_client_id, denylist_table=denylist_table, aws_region=aws_region)
+                         aks_client_id=aks_client_id, denylist_table=denylist_table, aws_region=aws_region,
+                         trusted_proxies=trusted_proxies, public_origin=public_origin)
     forward_auth = f"{NAME}.{namespace}:{PORT}"
     target = ServiceRef.parse(backend, option="backend", namespace="default")
     mesh = None

@@ -19,7 +19,8 @@ CERT = "arn:aws:acm:eu-west-1:111122223333:certificate/0f1e2d3c-4b5a-6978-8a9b-0
 IMAGE = "111122223333.dkr.ecr.eu-west-1.amazonaws.com/authgate-forward-auth@sha256:" + "ab" * 32
 ISSUER = "https://oidc.eks.eu-west-1.amazonaws.com/id/0123456789ABCDEF0123456789ABCDEF"
 EKS = {"cluster_name": "shop", "oidc_issuer": ISSUER, "front_door": "in-cluster",
-       "in_cluster": {"certificate_arn": CERT, "image": IMAGE, "backend": "orders.shop:8080"}}
+       "in_cluster": {"certificate_arn": CERT, "image": IMAGE, "backend": "orders.shop:8080",
+                      "trusted_proxies": "10.0.0.0/16", "public_origin": "https://orders.example.com"}}
 PINNED = {"authgate:account": "111122223333", "authgate:region": "eu-west-1"}
 
 
@@ -67,6 +68,9 @@ def test_the_table_has_the_name_the_manifests_give_the_replicas(assembly):
     env = forward_auth_env(assembly)
     assert table["TableName"] == env["AUTHGATE_DENYLIST_TABLE"] == "authgate-prod-orders-revocation"
     assert env["AWS_REGION"] == "eu-west-1"
+    # DPoP proofs' htu and the gateway pods whose forwarded facts count, from authgate:eks.in_cluster.
+    assert env["AUTHGATE_FORWARD_AUTH_PUBLIC_ORIGIN"] == "https://orders.example.com"
+    assert env["AUTHGATE_FORWARD_AUTH_TRUSTED_PROXIES"] == "10.0.0.0/16"
 
 
 def test_the_pods_role_trusts_one_service_account_and_may_only_read_and_write_replay_records(assembly):
