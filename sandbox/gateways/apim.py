@@ -7,9 +7,11 @@ The XML is parsed with defusedxml and interpreted element by element, in order, 
 through lambdas.validation configured from the element (openid-config url or issuer-signing-keys, audiences,
 issuers, clock-skew, require-expiration-time, header-name + require-scheme) and then its required-claims (match
 any/all, separator); on failure the request ends with failed-validation-httpcode and -error-message.
-`choose` runs the first `when` whose condition holds, else its `otherwise`; the one condition understood is the
+`choose` runs the first `when` whose condition holds, else its `otherwise`; the conditions understood are the
 renderer's issuer dispatch, `@(context.Request.Headers.GetValueOrDefault("Authorization", "").AsJwt()?.Issuer ==
-"<iss>")`, read as APIM's AsJwt does (the optional Bearer scheme stripped, the payload decoded, nothing verified).
+"<iss>")`, read as APIM's AsJwt does (the optional Bearer scheme stripped, the payload decoded, nothing verified),
+and its bound-token refusal, `@(((Jwt)context.Variables["<var>"]).Claims.ContainsKey("<claim>"))`, on the token
+a validate-jwt verified into that variable.
 `return-response` (set-status, literal set-header and set-body) ends the request with that answer.
 `rate-limit-by-key` counts calls per evaluated counter-key in a sliding window of renewal-period seconds and answers
 429 past `calls`, as APIM does (the key expressions understood are the renderer's: the caller from the validated
@@ -49,6 +51,8 @@ MAX_DISPATCH_HEADER_BYTES = 16 * 1024
 _ISSUER_CONDITION = re.compile(
     r'@\(\s*context\.Request\.Headers\.GetValueOrDefault\(\s*"([^"\\]+)"\s*,\s*""\s*\)\.AsJwt\(\)\?\.Issuer\s*==\s*'
     r'"((?:[^"\\]|\\["\\])*)"\s*\)', re.S)
+_CLAIM_CONDITION = re.compile(
+    r'@\(\s*\(\s*\(Jwt\)\s*context\.Variables\[\s*"(\w+)"\s*\]\s*\)\.Claims\.ContainsKey\(\s*"([^"\\]+)"\s*\)\s*\)')
 
 
 class ApimEmulationError(ValueError):
@@ -217,7 +221,7 @@ class ApimEmulator:
         self._clock = clock
         self._limits: dict[int, RateLimit] = {}
         self._validations: dict[int, JwtValidation] = {}
-        self._branches: dict[int, tuple["IssuerBranch", ...]] = {}
+        self._branches: dict[int, tuple["IssuerBranch | ClaimBranch", ...]] = {}
         self._responses: dict[int, "ReturnResponse"] = {}
         self.api_inbound = _inbound(api_policy_xml, "API policy")
         self.operations: list[ApimOperationPolicy] = []
@@ -286,7 +290,7 @@ class ApimEmulator:
                 if validation.output_variable:
                     state.variables[validation.output_variable] = principal
             elif element.tag == "choose":
-                branch = next((b for b in self._branches[id(element)] if b.applies(state.headers)), None)
+                branch = next((b for b in self._branches[id(element)] if b.applies(state)), None)
                 if branch is None:
                     # APIM runs nothing when no <when> holds and there is no <otherwise>; so does the emulator.
                     state.checked.append("choose: no branch applies, nothing checked")
@@ -295,9 +299,10 @@ class ApimEmulator:
                 refusal = self._run(branch.elements, state, in_operation=in_operation)
                 if refusal is not None:
                     status, message, code = refusal
-                    # Every <when> the emulator accepts dispatches on iss, so <otherwise> means no listed issuer.
-                    return status, message, ("unknown_issuer" if branch.issuer is None and code == "return_response"
-                                             else code)
+                    # An <otherwise> follows only the issuer dispatch's <when>s, so it means no listed issuer.
+                    if code == "return_response":
+                        code = branch.refusal_code
+                    return status, message, code
             elif element.tag == "rate-limit-by-key":
                 limit = self._limits[id(element)]
                 wait = limit.admit(_evaluate(limit.counter_key, state), self._clock())
@@ -319,22 +324,54 @@ class IssuerBranch:
     header: str
     elements: tuple[Element, ...]
 
-    def applies(self, headers: Mapping[str, str]) -> bool:
-        return self.issuer is None or _as_jwt_issuer(headers.get(self.header, "")) == self.issuer
+    def applies(self, state: "_RequestState") -> bool:
+        return self.issuer is None or _as_jwt_issuer(state.headers.get(self.header, "")) == self.issuer
 
     @property
     def summary(self) -> str:
         return "otherwise" if self.issuer is None else f"when iss == {self.issuer}"
 
+    @property
+    def refusal_code(self) -> str:
+        return "unknown_issuer" if self.issuer is None else "return_response"
 
-def _compile_choose(element: Element) -> tuple[IssuerBranch, ...]:
-    branches: list[IssuerBranch] = []
+
+@dataclass(frozen=True)
+class ClaimBranch:
+    """A <when> for a verified token (the principal a validate-jwt stored in `variable`) that has claim `claim`,
+    e.g. the renderer's refusal of bound tokens (cnf)."""
+    variable: str
+    claim: str
+    elements: tuple[Element, ...]
+
+    def applies(self, state: "_RequestState") -> bool:
+        principal = state.variables.get(self.variable)
+        if principal is None:
+            raise ApimEmulationError(f"context.Variables[{self.variable!r}] is read before a validate-jwt sets it")
+        return self.claim in principal.claims
+
+    @property
+    def summary(self) -> str:
+        return f"when the token has claim {self.claim}"
+
+    @property
+    def refusal_code(self) -> str:
+        return "bound_token" if self.claim == "cnf" else "return_response"
+
+
+def _compile_choose(element: Element) -> tuple[IssuerBranch | ClaimBranch, ...]:
+    branches: list[IssuerBranch | ClaimBranch] = []
     for index, branch in enumerate(element):
         if branch.tag == "when":
-            found = _ISSUER_CONDITION.fullmatch((branch.attrib.get("condition") or "").strip())
+            condition = (branch.attrib.get("condition") or "").strip()
+            has_claim = _CLAIM_CONDITION.fullmatch(condition)
+            if has_claim:
+                branches.append(ClaimBranch(has_claim.group(1), has_claim.group(2), tuple(branch)))
+                continue
+            found = _ISSUER_CONDITION.fullmatch(condition)
             if not found:
-                raise ApimEmulationError(f"<when condition={branch.attrib.get('condition', '')[:100]!r}> is not "
-                                         "emulated (only the issuer dispatch authgate renders)")
+                raise ApimEmulationError(f"<when condition={condition[:100]!r}> is not emulated (only the issuer "
+                                         "dispatch and the claim test authgate renders)")
             issuer = re.sub(r'\\(["\\])', r"\1", found.group(2))
             branches.append(IssuerBranch(issuer, found.group(1).lower(), tuple(branch)))
         elif branch.tag == "otherwise" and index == len(element) - 1 and index > 0:

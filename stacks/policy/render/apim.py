@@ -48,6 +48,15 @@ UNTRUSTED_ISSUER_MESSAGE = ("Unauthorized: send a valid bearer token (Authorizat
 ISSUER_NOT_FOR_ROUTE_MESSAGE = "Forbidden: this operation does not accept tokens from the issuer of this token"
 INDENT = "    "
 GATEWAY = "Azure API Management"
+# After validate-jwt: the verified token (the output variable) carries a confirmation claim. validate-jwt cannot
+# check a DPoP proof (it requires the Bearer scheme) nor the client certificate a cnf x5t#S256 names, so a bound
+# token here arrived without its proof, as every authgate entry point refuses it (possession.confirmation). Any cnf
+# member counts: APIM's Claims give the claim's JSON, not its members, and no binding can be checked here.
+BOUND_TOKEN_CONDITION = f'@(((Jwt)context.Variables["{TOKEN_VARIABLE}"]).Claims.ContainsKey("cnf"))'
+BOUND_TOKEN_MESSAGE = ("Unauthorized: this token is bound to a key or client certificate (cnf), and this gateway "
+                       "cannot check its proof; call with an unbound token, or where proofs are checked")
+BOUND_TOKEN_CHALLENGE = ('Bearer error="invalid_token", error_description="the token is bound (cnf); its proof '
+                         'cannot be checked here"')
 # Why nothing behind APIM as authgate deploys it can make up for it, and where such routes can be served.
 PER_REQUEST_CHECKS_INSTEAD = (
     "validate-jwt checks a token's signature and claims only and requires the Bearer scheme (a DPoP request never "
@@ -217,6 +226,12 @@ def _token_check(issuers: dict[str, IssuerSpec], route: RouteSpec | None, *, sta
     return "\n".join(line for line in xml.splitlines() if line.strip())
 
 
+def _bound_token_refusal() -> str:
+    body = json.dumps({"statusCode": 401, "message": BOUND_TOKEN_MESSAGE}, ensure_ascii=False)
+    return _fill("bound-token-refusal.xml", condition=_expression_attr_value(BOUND_TOKEN_CONDITION),
+                 challenge=_text(BOUND_TOKEN_CHALLENGE), body=_text(body))
+
+
 def _strip_headers() -> str:
     return "\n".join(f'<set-header name={_attr(h)} exists-action="delete" />' for h in SPOOFABLE_HEADERS)
 
@@ -265,6 +280,7 @@ def render_apim(policy: AuthPolicy, api_name: str, *, route_key: str | None = No
     xml = _fill("api-policy.xml", strip_headers=_indent(_strip_headers(), 2),
                 validate_jwt=_indent(_token_check(issuers, None, status=401, message=UNAUTHORIZED_MESSAGE,
                                                   unmatched_message=UNTRUSTED_ISSUER_MESSAGE), 2),
+                bound_token_refusal=_indent(_bound_token_refusal(), 2),
                 calls=str(api.rate_limit.calls), period=str(api.rate_limit.period_seconds),
                 caller_key=_expression_attr_value(CALLER_KEY), identity_headers=_indent(_identity_headers(), 2))
     return xml.rstrip("\n") + "\n"

@@ -34,9 +34,22 @@ def test_api_and_operation_policies_match_golden_and_parse(api):
         assert_golden(golden_name(api, route_key), xml)
 
 
+def issuer_dispatch(inbound):
+    """The per-issuer <choose> (its branches hold validate-jwt), or None for a single issuer's one validate-jwt."""
+    found = [choose for choose in inbound.findall("choose") if choose.find("when/validate-jwt") is not None]
+    assert len(found) <= 1
+    return found[0] if found else None
+
+
+def bound_token_refusal(inbound):
+    """The <choose> after token validation that refuses tokens carrying a cnf claim."""
+    [choose] = [c for c in inbound.findall("choose") if "ContainsKey" in (c.find("when").attrib["condition"])]
+    return choose
+
+
 def dispatched_checks(inbound) -> dict[str, object]:
     """issuer URL -> the validate-jwt APIM runs for a token with that iss, read from a per-issuer <choose>."""
-    [choose] = inbound.findall("choose")
+    choose = issuer_dispatch(inbound)
     checks = {}
     for when in choose.findall("when"):
         found = re.fullmatch(r'@\(context\.Request\.Headers\.GetValueOrDefault\("Authorization", ""\)\.AsJwt\(\)'
@@ -51,7 +64,7 @@ def statically_admits(xml: str, iss: str, aud: str) -> bool:
     """Whether the document's token checks (signature aside) let a token with this iss and aud through: the
     validate-jwt that applies to the token must list iss among its issuers and aud among its audiences."""
     inbound = SafeET.fromstring(xml).find("inbound")
-    if inbound.find("choose") is not None:
+    if issuer_dispatch(inbound) is not None:
         check = dispatched_checks(inbound).get(iss)
         if check is None:
             return False
@@ -82,7 +95,7 @@ def test_api_level_policy_validates_tokens_and_passes_identity_on():
     root = SafeET.fromstring(render_apim(example(), "billing"))
     inbound = root.find("inbound")
     assert inbound.find("validate-jwt") is None
-    choose = inbound.find("choose")
+    choose = issuer_dispatch(inbound)
     checks = dispatched_checks(inbound)
     assert list(checks) == [OKTA, ENTRA]
     for url, jwt in checks.items():
@@ -118,7 +131,23 @@ def test_api_level_policy_validates_tokens_and_passes_identity_on():
 
 def test_single_issuer_apis_keep_one_validate_jwt():
     inbound = SafeET.fromstring(render_apim(example(), "orders")).find("inbound")
-    assert inbound.find("choose") is None and len(inbound.findall("validate-jwt")) == 1
+    assert issuer_dispatch(inbound) is None and len(inbound.findall("validate-jwt")) == 1
+
+
+@pytest.mark.parametrize("api", ["orders", "billing"])
+def test_a_bound_token_is_refused_after_validation_before_identity_is_passed_on(api):
+    inbound = SafeET.fromstring(render_apim(example(), api)).find("inbound")
+    refusal = bound_token_refusal(inbound)
+    children = list(inbound)
+    validation = issuer_dispatch(inbound) if api == "billing" else inbound.find("validate-jwt")
+    limit = inbound.find("rate-limit-by-key")
+    assert children.index(validation) < children.index(refusal) < children.index(limit)
+    assert refusal.find("when").attrib["condition"] == '@(((Jwt)context.Variables["jwt"]).Claims.ContainsKey("cnf"))'
+    response = refusal.find("when/return-response")
+    assert response.find("set-status").attrib == {"code": "401", "reason": "Unauthorized"}
+    [challenge] = [h for h in response.findall("set-header") if h.attrib["name"] == "WWW-Authenticate"]
+    assert challenge.find("value").text.startswith('Bearer error="invalid_token"')
+    assert json.loads(response.find("set-body").text)["statusCode"] == 401
 
 
 def test_operation_policies_carry_route_requirements():

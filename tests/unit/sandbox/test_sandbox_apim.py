@@ -72,6 +72,29 @@ def test_public_operation_needs_no_token_and_unknown_paths_are_404(apim):
     assert apim.decide("GET", "/nowhere", {}).status == 404
 
 
+@pytest.mark.parametrize("cnf", [{"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"},
+                                 {"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}, {"kid": "any"}])
+def test_a_bound_token_is_refused_with_401_on_every_operation(apim, key, cnf):
+    # validate-jwt checks neither a DPoP proof nor a client certificate: a bound token reaching it came without its
+    # proof, which every authgate entry point refuses (a thief who dropped the proof must not pass here either).
+    for method, path in (("GET", "/orders"), ("GET", "/orders/9"), ("POST", "/orders")):
+        refused = apim.decide(method, path, auth(mint(key, scope="orders:read orders:write", tenant="acme",
+                                                      cnf=cnf)))
+        assert (refused.status, refused.code) == (401, "bound_token"), (method, path)
+        assert "bound to a key or client certificate" in refused.body["message"]
+        assert "when the token has claim cnf" in refused.checked
+    assert apim.decide("GET", "/orders", auth(mint(key, scope="orders:read"))).allowed      # the same, unbound
+    assert apim.decide("GET", "/health", {}).allowed                                       # public: no token read
+
+
+def test_a_claim_condition_before_any_validate_jwt_is_refused():
+    early = ('<policies><inbound><choose><when condition="@(((Jwt)context.Variables[&quot;jwt&quot;]).Claims.'
+             'ContainsKey(&quot;cnf&quot;))"><return-response><set-status code="401" reason="Unauthorized" />'
+             '</return-response></when></choose></inbound></policies>')
+    with pytest.raises(ApimEmulationError, match="before a validate-jwt sets it"):
+        ApimEmulator(early, OPERATIONS, {}).decide("GET", "/health", {})
+
+
 def test_required_claim_matching():
     all_of = ClaimRule("scope", "all", " ", ("a", "b"))
     assert all_of.failure({"scope": "b c a"}) is None
