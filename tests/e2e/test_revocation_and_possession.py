@@ -301,12 +301,37 @@ def test_dpop_bound_token_from_the_provider(world, authorize):
 NONCE_KEY = b"e2e DPoP nonce key, one per replica set"
 
 
-class GuardedBackend:
-    """A backend behind the ASGI guard for API orders-cluster, under uvicorn on 127.0.0.1 (an ephemeral port)."""
+class ServedApp:
+    """An ASGI app under uvicorn on 127.0.0.1 (an ephemeral port), in a thread, for the length of a with block."""
 
-    def __init__(self, table_path: str) -> None:
+    def __init__(self, app) -> None:
         import uvicorn
 
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
+                                                    access_log=False, lifespan="off"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started:
+            assert self.thread.is_alive() and time.monotonic() < deadline, f"{type(self).__name__} did not start"
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+    @property
+    def port(self) -> int:
+        return self.server.servers[0].sockets[0].getsockname()[1]
+
+
+class GuardedBackend(ServedApp):
+    """A backend behind the ASGI guard for API orders-cluster."""
+
+    def __init__(self, table_path: str) -> None:
         from lambdas.guards.asgi import AuthgateMiddleware
         from lambdas.guards.require import BearerGuard
 
@@ -316,24 +341,10 @@ class GuardedBackend:
             await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
             await send({"type": "http.response.body", "body": b"order created"})
 
-        self.server = uvicorn.Server(uvicorn.Config(AuthgateMiddleware(backend, check=guard.check), host="127.0.0.1",
-                                                    port=0, log_level="warning", access_log=False, lifespan="off"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> "GuardedBackend":
-        self.thread.start()
-        deadline = time.monotonic() + 15
-        while not self.server.started:
-            assert self.thread.is_alive() and time.monotonic() < deadline, "the guarded backend did not start"
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+        super().__init__(AuthgateMiddleware(backend, check=guard.check))
 
     def sender(self, token: str):
-        port = self.server.servers[0].sockets[0].getsockname()[1]
+        port = self.port
 
         def send(proof: str) -> tuple[int, dict]:
             request = urllib.request.Request(f"http://127.0.0.1:{port}/orders", data=b"{}", method="POST",
@@ -372,35 +383,18 @@ def test_dpop_nonce_route_behind_guard_replicas(world, monkeypatch):
         assert status == 401 and headers["dpop-nonce"] not in ("", stale)
 
 
-class ForwardAuthReplica:
+class ForwardAuthReplica(ServedApp):
     """One replica of the in-cluster forward-auth service as `render k8s --denylist-table` configures it (in a pod,
-    with the stage's table), under uvicorn on 127.0.0.1; its check requests use NGINX's auth_request headers."""
+    with the stage's table); its check requests use NGINX's auth_request headers."""
 
     def __init__(self, environ: dict) -> None:
-        import uvicorn
-
         from lambdas.forward_auth.app import ForwardAuthApp
         from lambdas.forward_auth.service import ForwardAuthService
 
-        self.service = ForwardAuthService.from_env(environ)
-        self.server = uvicorn.Server(uvicorn.Config(ForwardAuthApp(self.service), host="127.0.0.1", port=0,
-                                                    log_level="warning", access_log=False, lifespan="off"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> "ForwardAuthReplica":
-        self.thread.start()
-        deadline = time.monotonic() + 15
-        while not self.server.started:
-            assert self.thread.is_alive() and time.monotonic() < deadline, "the forward-auth replica did not start"
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+        super().__init__(ForwardAuthApp(ForwardAuthService.from_env(environ)))
 
     def check(self, method: str, path: str, authorization: str, proof: str | None = None) -> int:
-        port = self.server.servers[0].sockets[0].getsockname()[1]
+        port = self.port
         headers = {"x-original-method": method, "x-original-uri": path, "authorization": authorization}
         if proof is not None:
             headers["dpop"] = proof
