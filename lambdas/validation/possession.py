@@ -192,6 +192,15 @@ class RequestChecks:
 
 ENV_DENYLIST_TABLE = "AUTHGATE_DENYLIST_TABLE"
 ENV_DYNAMODB_ENDPOINT = "AUTHGATE_DYNAMODB_ENDPOINT"
+# The in-cluster alternative to the table (redis_store.py): rediss://host:port/db, the password and ACL user name
+# beside it (from a Kubernetes Secret, never in the URL), a CA file instead of the system store, the opt-in to plain
+# redis:// beyond loopback, and the key prefix.
+ENV_REDIS_URL = "AUTHGATE_REDIS_URL"
+ENV_REDIS_PASSWORD = "AUTHGATE_REDIS_PASSWORD"
+ENV_REDIS_USERNAME = "AUTHGATE_REDIS_USERNAME"
+ENV_REDIS_CA_FILE = "AUTHGATE_REDIS_CA_FILE"
+ENV_REDIS_ALLOW_PLAINTEXT = "AUTHGATE_REDIS_ALLOW_PLAINTEXT"
+ENV_REDIS_NAMESPACE = "AUTHGATE_REDIS_NAMESPACE"
 ENV_DPOP_NONCE_KEY = "AUTHGATE_DPOP_NONCE_KEY"
 # Set by whoever runs exactly one instance (a single pod): in-memory stores are then shared by every request.
 ENV_SINGLE_INSTANCE = "AUTHGATE_SINGLE_INSTANCE"
@@ -201,7 +210,8 @@ def request_checks_from_env(environ: Mapping[str, str], *, needs_shared_store: b
                             clock: Callable[[], float] = time.time) -> RequestChecks:
     """The stores an entry point uses, from its environment: the DynamoDB table named by AUTHGATE_DENYLIST_TABLE
     (denylist and DPoP replay records, shared by every instance; AUTHGATE_DYNAMODB_ENDPOINT points elsewhere than
-    AWS, e.g. moto in tests), else in-memory stores for one process.
+    AWS, e.g. moto in tests), or the Redis at AUTHGATE_REDIS_URL (the same, for replicas in a cluster; one of the
+    two, not both), else in-memory stores for one process.
 
     In Lambda (AWS_LAMBDA_FUNCTION_NAME is set) every concurrent execution environment has its own memory, so a
     replayed DPoP proof or a revocation would go unseen by the others: with `needs_shared_store` (the API has DPoP,
@@ -214,6 +224,14 @@ def request_checks_from_env(environ: Mapping[str, str], *, needs_shared_store: b
     elsewhere: a key made up per process would refuse every other instance's nonces."""
     nonces = _nonces_from_env(environ, needed=needs_dpop_nonces, clock=clock)
     table_name = environ.get(ENV_DENYLIST_TABLE)
+    if environ.get(ENV_REDIS_URL):
+        if table_name:
+            raise ValueError(f"both {ENV_DENYLIST_TABLE} and {ENV_REDIS_URL} are set; pick one shared store (every "
+                             f"instance must use the same one, or each would miss the others' records)")
+        from .redis_store import RedisStore
+
+        store = RedisStore.from_env(environ, clock=clock)
+        return RequestChecks(replay=store, denylist=Denylist(store, clock=clock), nonces=nonces, clock=clock)
     if table_name:
         from .dynamodb_store import DynamoDbTable, dynamodb_client
 
