@@ -6,7 +6,8 @@ check (the issuer should not retry it); 405 for a method other than POST; 503 wh
 records or the denylist cannot be reached now (the issuer may retry). Every answer carries Cache-Control: no-store.
 Configuration from the environment: AUTHGATE_POLICY (the route table; its issuers with revocation.logout_audiences
 are the ones whose logout tokens are accepted) and AUTHGATE_DENYLIST_TABLE (the DynamoDB table every authorizer
-reads; required in Lambda).
+reads; required in Lambda) or AUTHGATE_REDIS_URL (the Redis in-cluster forward-auth replicas read, with its
+companion variables: lambdas/validation/possession.py).
 """
 from __future__ import annotations
 
