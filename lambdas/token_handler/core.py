@@ -142,7 +142,7 @@ class TokenHandler:
         self._flights = RefreshFlights(config.refresh_replay_seconds, clock)
         # The shared denylist (lambdas.validation.denylist) the authorizers' freshness: denylist routes read: a
         # logout puts the session's access token (jti) and session (sid) on it. Default: the DynamoDB table named
-        # by AUTHGATE_DENYLIST_TABLE, or none.
+        # by AUTHGATE_DENYLIST_TABLE or the Redis at AUTHGATE_REDIS_URL, or none.
         self._denylist = denylist if denylist is not None else _denylist_from_env()
         self._routes = {
             ("GET", "/login"): self.login, ("GET", "/callback"): self.callback, ("GET", "/session"): self.session,
@@ -406,7 +406,9 @@ class TokenHandler:
 def _denylist_from_env() -> Any:
     import os
 
-    if not os.environ.get("AUTHGATE_DENYLIST_TABLE"):
+    # The names possession.py reads (ENV_DENYLIST_TABLE, ENV_REDIS_URL), checked before importing it: a token
+    # handler without a shared store never needs it, and each module imported at init is paid on every cold start.
+    if not (os.environ.get("AUTHGATE_DENYLIST_TABLE") or os.environ.get("AUTHGATE_REDIS_URL")):
         return None
     from lambdas.validation.possession import request_checks_from_env
     return request_checks_from_env(os.environ, needs_shared_store=True).denylist

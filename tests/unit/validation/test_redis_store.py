@@ -628,3 +628,21 @@ def test_back_channel_logout_records_through_redis_for_every_replica(secured, tm
     assert decide().outcome is Outcome.UNAUTHORIZED
     # The same logout token at another instance of the endpoint is a replay.
     assert other_endpoint.handle("POST", "application/x-www-form-urlencoded", body).status == 400
+
+
+def test_the_token_handlers_logout_writes_to_the_same_redis(secured, monkeypatch):
+    from lambdas.token_handler.core import _denylist_from_env
+
+    monkeypatch.delenv("AUTHGATE_DENYLIST_TABLE", raising=False)
+    monkeypatch.delenv("AUTHGATE_REDIS_URL", raising=False)
+    assert _denylist_from_env() is None
+    for name, value in replica_env(secured).items():
+        monkeypatch.setenv(name, value)
+    denylist = _denylist_from_env()
+    assert isinstance(denylist.store, RedisStore)
+    sid = unique("session-")
+    denylist.revoke(ISSUER, "sid", sid, lifetime_seconds=600)
+    replica = request_checks_from_env(replica_env(secured), needs_shared_store=True)
+    with pytest.raises(TokenRejected) as info:
+        replica.denylist.check(ISSUER, {"sub": "alice", "sid": sid, "iat": time.time() - 5}, cache_seconds=0)
+    assert info.value.code == "revoked"
