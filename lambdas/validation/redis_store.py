@@ -1,16 +1,17 @@
 """The Redis store in-cluster forward-auth replicas share: the denylist's entries and the DPoP/logout replay records,
 where there is no DynamoDB (AKS, any Kubernetes cluster). The same two roles as dynamodb_store.py, over RESP2.
 
-Standard library only (socket, ssl): lambdas/ may import nothing beyond it and cryptography, and a Redis client
-package would be the one dependency of the in-cluster image that the authorizers do not have. Keys are the callers'
-(denylist.entry_key, the DPoP and logout-token replay keys) under a namespace, default "authgate:", so a shared
-Redis can hold other data:
+Standard library only (socket, ssl), like all of lambdas/ apart from cryptography (pyproject's import-linter
+contract): the forward-auth image runs the same runtime code as the authorizers, with no Redis client package.
+Keys are the callers' (denylist.entry_key, the DPoP and logout-token replay keys) under a namespace, default
+"authgate:", so a shared Redis can hold other data:
 
   authgate:jti|<iss>|<jti>   "<revoked_at>" (decimal epoch seconds), expiring when the entry does
   authgate:dpop:<hash>       "1", expiring when the proof could no longer be accepted anyway
 
-Calls are bounded (connect and reply within `timeout_seconds`, default 0.5 s like DynamoDB's; one attempt; a broken
-connection is dropped and the next call dials again), and every failure is raised as DenylistUnavailable or
+Calls are bounded: waiting for a free connection, dialling one (TCP, TLS, AUTH, SELECT) and reading the reply each
+take at most `timeout_seconds` (default 0.5 s like DynamoDB's; name resolution is the resolver's own); one attempt;
+a broken connection is dropped and the next call dials again. Every failure is raised as DenylistUnavailable or
 ReplayStoreUnavailable naming the operation and the host, never the password, so the caller fails closed.
 """
 from __future__ import annotations
