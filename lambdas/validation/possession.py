@@ -215,8 +215,8 @@ def request_checks_from_env(environ: Mapping[str, str], *, needs_shared_store: b
 
     In Lambda (AWS_LAMBDA_FUNCTION_NAME is set) every concurrent execution environment has its own memory, so a
     replayed DPoP proof or a revocation would go unseen by the others: with `needs_shared_store` (the API has DPoP,
-    denylist or bound-token issuers) and no table, this raises ValueError instead of starting unsafe. So it does in
-    a Kubernetes pod (KUBERNETES_SERVICE_HOST is set), where a Deployment's replicas share nothing, unless
+    denylist or bound-token issuers) and no shared store, this raises ValueError instead of starting unsafe. So it
+    does in a Kubernetes pod (KUBERNETES_SERVICE_HOST is set), where a Deployment's replicas share nothing, unless
     AUTHGATE_SINGLE_INSTANCE=true says this pod is the only one.
 
     The DPoP nonce key comes from AUTHGATE_DPOP_NONCE_KEY (or AUTHGATE_DPOP_NONCE_KEY_ARN, read through secrets.py);
@@ -250,7 +250,8 @@ def request_checks_from_env(environ: Mapping[str, str], *, needs_shared_store: b
         raise ValueError(f"this API has routes or issuers that need state every replica shares (the denylist, DPoP "
                          f"replay records), this process runs in a Kubernetes pod, and no shared store is set: set "
                          f"{ENV_DENYLIST_TABLE} (the stage's revocation table; `authgate render k8s "
-                         f"--denylist-table` does), or {ENV_SINGLE_INSTANCE}=true if this pod is the only instance")
+                         f"--denylist-table` does) or {ENV_REDIS_URL} (a Redis every replica reaches, with "
+                         f"{ENV_REDIS_PASSWORD}), or {ENV_SINGLE_INSTANCE}=true if this pod is the only instance")
     from .denylist import MemoryDenylistStore
     from .replay import MemoryReplayStore
 

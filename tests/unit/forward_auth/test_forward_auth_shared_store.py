@@ -12,6 +12,7 @@ from lambdas.authorizers.runtime import AuthorizerMisconfigured
 from lambdas.forward_auth.service import ForwardAuthService
 from lambdas.validation.dynamodb_store import DynamoDbTable
 from lambdas.validation.denylist import MemoryDenylistStore
+from lambdas.validation.redis_store import RedisStore
 from tests.support.route_tables import route
 
 IN_A_POD = {"KUBERNETES_SERVICE_HOST": "10.0.0.1"}
@@ -36,7 +37,7 @@ def test_a_pod_without_a_shared_store_refuses_to_start(environ_for, needs):
     with pytest.raises(AuthorizerMisconfigured) as refused:
         ForwardAuthService.from_env(environ)
     message = str(refused.value)
-    assert "Kubernetes pod" in message and "AUTHGATE_DENYLIST_TABLE" in message
+    assert "Kubernetes pod" in message and "AUTHGATE_DENYLIST_TABLE" in message and "AUTHGATE_REDIS_URL" in message
     assert "AUTHGATE_SINGLE_INSTANCE=true" in message
 
 
@@ -58,6 +59,16 @@ def test_a_pod_with_the_table_uses_it(environ_for):
                           **IN_A_POD)
     checks = ForwardAuthService.from_env(environ).runtime.request_checks
     assert isinstance(checks.replay, DynamoDbTable) and checks.replay.table_name == "authgate-prod-orders-revocation"
+    assert checks.denylist.store is checks.replay
+
+
+def test_a_pod_with_redis_uses_it(environ_for):
+    environ = environ_for([route("GET /orders", scopes=["orders:read"], freshness="denylist")],
+                          AUTHGATE_REDIS_URL="rediss://redis.authgate.svc.cluster.local:6380/0",
+                          AUTHGATE_REDIS_PASSWORD="from-a-secret", **IN_A_POD)
+    checks = ForwardAuthService.from_env(environ).runtime.request_checks
+    assert isinstance(checks.replay, RedisStore) and checks.replay.endpoint.tls
+    assert checks.replay.endpoint.address == "redis.authgate.svc.cluster.local:6380"
     assert checks.denylist.store is checks.replay
 
 
