@@ -11,7 +11,7 @@ backend-guard replicas over real HTTP (sharing only the nonce key), the provider
 DPoP-Nonce header, the client retries with it (as RFC 9449 clients do) and is allowed, the other replica accepts the
 same nonce, and a stale one is refused; two in-cluster forward-auth replicas configured as `render k8s
 --denylist-table` configures them (over real HTTP) share the table: a DPoP proof used at one is refused at the other,
-and one logout record refuses the subject's token at both.
+and one logout record refuses the subject's token at both; and the same over a real redis-server (AUTHGATE_REDIS_URL).
 """
 from __future__ import annotations
 
@@ -440,3 +440,41 @@ def test_forward_auth_replicas_share_the_stage_table(world, monkeypatch):
         assert first.check("GET", "/reports", f"Bearer {plain}") == 401
         assert second.check("GET", "/reports", f"Bearer {plain}") == 401
         assert first.check("GET", "/orders", f"Bearer {plain}") == 200           # freshness: none
+
+
+def test_forward_auth_replicas_share_a_redis(world, tmp_path):
+    pytest.importorskip("uvicorn")
+    from lambdas.validation.denylist import Denylist
+    from lambdas.validation.redis_store import RedisEndpoint, RedisStore
+    from tests.support.redis_server import RedisServer
+
+    idp, _, env, _ = world
+    # The in-cluster shape without DynamoDB (AKS, any cluster): the Redis URL and the password from a Secret.
+    server = RedisServer(tmp_path, password="from-a-kubernetes-secret").start()
+    try:
+        pod = {name: value for name, value in env.items()
+               if name not in ("AWS_LAMBDA_FUNCTION_NAME", "AUTHGATE_DENYLIST_TABLE", "AUTHGATE_DYNAMODB_ENDPOINT")}
+        pod.update({"KUBERNETES_SERVICE_HOST": "10.96.0.1", "AUTHGATE_FORWARD_AUTH_CONVENTION": "nginx",
+                    "AUTHGATE_FORWARD_AUTH_PUBLIC_ORIGIN": f"https://{HOST}", "AUTHGATE_REDIS_URL": server.url,
+                    "AUTHGATE_REDIS_PASSWORD": server.password})
+        key = SigningKey.generate("ES256")
+        bound, _ = worker_token(world, dpop_key=key)
+        plain, _ = worker_token(world)
+        uri = f"https://{HOST}/orders"
+        with ForwardAuthReplica(pod) as first, ForwardAuthReplica(pod) as second:
+            proof = make_proof(key, "POST", uri, bound)
+            assert first.check("POST", "/orders", f"DPoP {bound}", proof) == 200
+            assert second.check("POST", "/orders", f"DPoP {bound}", proof) == 401  # replayed at another replica
+            assert second.check("POST", "/orders", f"DPoP {bound}", make_proof(key, "POST", uri, bound)) == 200
+
+            assert first.check("GET", "/reports", f"Bearer {plain}") == 200
+            store = RedisStore(RedisEndpoint(server.url, password=server.password))
+            Denylist(store).revoke(idp.issuer, "sub", claims_of(plain)["sub"], lifetime_seconds=3600,
+                                   at=claims_of(plain)["iat"] + 1)
+            assert first.check("GET", "/reports", f"Bearer {plain}") == 401
+            assert second.check("GET", "/reports", f"Bearer {plain}") == 401
+            server.stop()   # the store is gone: denylist and DPoP routes fail closed, others still answer
+            assert first.check("GET", "/reports", f"Bearer {plain}") == 503
+            assert first.check("GET", "/orders", f"Bearer {plain}") == 200
+    finally:
+        server.stop()
