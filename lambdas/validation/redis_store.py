@@ -154,6 +154,7 @@ class RedisEndpoint:
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self._tls_context is not None:
+                # CPython bounds the whole handshake by the socket's timeout (one deadline, not one per read).
                 sock.settimeout(_remaining(deadline))
                 sock = self._tls_context.wrap_socket(sock, server_hostname=self.host)
             connection = _Connection(sock)

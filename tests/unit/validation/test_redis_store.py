@@ -471,6 +471,41 @@ def test_a_peer_that_drips_a_reply_is_cut_off_at_the_deadline():
         listener.close()
 
 
+def test_a_peer_that_drips_a_tls_handshake_is_cut_off_at_the_deadline(tmp_path):
+    # A TLS record header announcing 16 KiB, then its body one byte every 50 ms: each read gets a byte in time.
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    stop = threading.Event()
+
+    def drip():
+        connection, _ = listener.accept()
+        try:
+            connection.recv(65536)
+            connection.sendall(b"\x16\x03\x03\x40\x00")
+            for _ in range(60):
+                if stop.is_set():
+                    break
+                connection.sendall(b"\x00")
+                time.sleep(0.05)
+        except OSError:
+            pass
+        connection.close()
+
+    thread = threading.Thread(target=drip, daemon=True)
+    thread.start()
+    try:
+        cert, _ = tls_certificate(tmp_path)
+        store = RedisStore(RedisEndpoint(f"rediss://127.0.0.1:{port}/0", ca_file=str(cert)), timeout_seconds=0.3)
+        started = time.monotonic()
+        with pytest.raises(ReplayStoreUnavailable, match="timed out"):
+            store.first_use("dpop:abc", expires_at=time.time() + 60)
+        assert time.monotonic() - started < 0.6
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        listener.close()
+
+
 # ---- URLs ---------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("url", ["redis://10.0.0.5:6379/0", "redis://redis.default.svc.cluster.local/0",
                                  "redis://[2001:db8::1]:6379"])
