@@ -125,6 +125,11 @@ class RedisEndpoint:
         self.username = username if username is not None else (unquote(parts.username) if parts.username else None)
         if self.username and not self.password:
             raise ValueError("a Redis user name is given without a password; ACL AUTH needs both")
+        for what, value in (("password", self.password), ("user name", self.username)):
+            if value and ("\n" in value or "\r" in value):
+                # Most often a Secret written with `echo`: AUTH would fail on every call, refused as WRONGPASS.
+                raise ValueError(f"the Redis {what} contains a line break (a Secret written with echo ends with "
+                                 f"one); store it without")
         if not self.tls and not allow_plaintext and not _is_loopback(self.host):
             raise ValueError(f"redis:// to {self.host} would send the password and every key in plain text; use "
                              f"rediss:// (TLS), or, when the network already encrypts (a service mesh), accept plain "
@@ -313,18 +318,17 @@ class RedisStore:
         """The store AUTHGATE_REDIS_URL and its companion variables describe (possession.py names them all)."""
         from .possession import (ENV_REDIS_ALLOW_PLAINTEXT, ENV_REDIS_CA_FILE, ENV_REDIS_NAMESPACE,
                                  ENV_REDIS_PASSWORD, ENV_REDIS_URL, ENV_REDIS_USERNAME)
+        from .secrets import secret_value
 
         plaintext = environ.get(ENV_REDIS_ALLOW_PLAINTEXT, "").strip().lower()
         if plaintext not in ("", "true", "false"):
             raise ValueError(f"{ENV_REDIS_ALLOW_PLAINTEXT} must be true or false")
-        try:
-            endpoint = RedisEndpoint(environ.get(ENV_REDIS_URL, ""), password=environ.get(ENV_REDIS_PASSWORD) or None,
-                                     username=environ.get(ENV_REDIS_USERNAME) or None,
-                                     ca_file=environ.get(ENV_REDIS_CA_FILE) or None,
-                                     allow_plaintext=plaintext == "true",
-                                     plaintext_opt_in=f"{ENV_REDIS_ALLOW_PLAINTEXT}=true")
-        except ValueError as exc:
-            raise ValueError(f"{ENV_REDIS_URL}: {exc}") from None
+        # The password as every runtime secret is read: the variable, else the Secrets Manager secret in _ARN.
+        # RedisEndpoint's messages name "the Redis URL", "the Redis password", ...: each is one of these variables.
+        endpoint = RedisEndpoint(environ.get(ENV_REDIS_URL, ""), password=secret_value(environ, ENV_REDIS_PASSWORD),
+                                 username=environ.get(ENV_REDIS_USERNAME) or None,
+                                 ca_file=environ.get(ENV_REDIS_CA_FILE) or None, allow_plaintext=plaintext == "true",
+                                 plaintext_opt_in=f"{ENV_REDIS_ALLOW_PLAINTEXT}=true")
         try:
             return cls(endpoint, namespace=environ.get(ENV_REDIS_NAMESPACE) or DEFAULT_NAMESPACE, clock=clock)
         except ValueError as exc:

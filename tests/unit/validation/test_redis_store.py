@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 import uuid
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -546,6 +547,13 @@ def test_a_password_in_the_url_and_beside_it_is_refused_without_echoing_either()
         RedisEndpoint("rediss://redis.example.com/0", username="app")
 
 
+@pytest.mark.parametrize("secret", [{"password": "pass-word-1234\n"}, {"password": "x", "username": "app\r\n"}])
+def test_a_secret_with_a_line_break_is_refused_without_echoing_it(secret):
+    with pytest.raises(ValueError, match="contains a line break") as info:
+        RedisEndpoint("rediss://redis.example.com/0", **secret)
+    assert "pass-word-1234" not in str(info.value)
+
+
 def test_an_unreadable_or_unused_ca_file_is_refused(tmp_path):
     (tmp_path / "ca.pem").write_text("not a certificate")
     with pytest.raises(ValueError, match="CA file .* cannot be read"):
@@ -620,9 +628,40 @@ def test_the_environment_names_every_setting(secured, tmp_path):
     assert tls.endpoint.ca_file == str(cert)
 
 
+def test_the_password_can_come_from_secrets_manager_as_every_runtime_secret(secured):
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:authgate-redis-AbCdEf"
+
+    class Extension(BaseHTTPRequestHandler):  # the Parameters and Secrets extension's loopback answer
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            known = (self.headers.get("X-Aws-Parameters-Secrets-Token") == "session-token"
+                     and parse_qs(urlsplit(self.path).query).get("secretId") == [arn])
+            body = json.dumps({"ARN": arn, "SecretString": PASSWORD}).encode() if known else b"not found"
+            self.send_response(200 if known else 400)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    extension = ThreadingHTTPServer(("127.0.0.1", 0), Extension)
+    threading.Thread(target=extension.serve_forever, daemon=True).start()
+    try:
+        store = request_checks_from_env({"AUTHGATE_REDIS_URL": secured.url, "AUTHGATE_REDIS_PASSWORD_ARN": arn,
+                                         "AWS_SESSION_TOKEN": "session-token",
+                                         "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT": str(extension.server_address[1])},
+                                        needs_shared_store=True).replay
+        assert store.first_use(unique("dpop:"), expires_at=time.time() + 60) is True
+    finally:
+        extension.shutdown()
+        extension.server_close()
+
+
 def test_plain_text_in_the_cluster_needs_the_opt_in():
     env = {"AUTHGATE_REDIS_URL": "redis://redis.authgate.svc.cluster.local:6379/0"}
-    with pytest.raises(ValueError, match="AUTHGATE_REDIS_URL: redis:// to redis.authgate.svc.cluster.local would "
+    with pytest.raises(ValueError, match="redis:// to redis.authgate.svc.cluster.local would "
                                          "send .* with AUTHGATE_REDIS_ALLOW_PLAINTEXT=true"):
         request_checks_from_env(env, needs_shared_store=True)
     checks = request_checks_from_env({**env, "AUTHGATE_REDIS_ALLOW_PLAINTEXT": "true"}, needs_shared_store=True)
