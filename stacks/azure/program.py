@@ -42,7 +42,8 @@ def public_paths(policy, api_name: str) -> list[str]:
     return list(paths)
 
 
-def _apim(value: dict[str, Any], policy, api_name: str, resource_group, location: str) -> ApimGatewayArgs:
+def _apim(value: dict[str, Any], policy, api_name: str, resource_group, location: str, *,
+          in_cluster: bool = False) -> ApimGatewayArgs:
     from stacks.policy.render.apim import render_apim, render_apim_operations
 
     key = "authgate:apim"
@@ -51,6 +52,11 @@ def _apim(value: dict[str, Any], policy, api_name: str, resource_group, location
         api_xml = render_apim(policy, api_name)
         operation_xml = render_apim_operations(policy, api_name)
     except ValueError as exc:
+        if in_cluster:
+            # authgate:aks.inCluster can serve it: then APIM is the part to drop, not the routes.
+            raise StackConfigError("authgate:apim", f"API {api_name!r} cannot be served by APIM ({exc}); "
+                                   f"authgate:aks.inCluster serves it, so remove authgate:apim from this stack",
+                                   "", command="pulumi config rm authgate:apim") from None
         raise StackConfigError("authgate:api", f"API {api_name!r} cannot be served by APIM: {exc}", api_name) \
             from None
     return checked(key, lambda: ApimGatewayArgs(
@@ -138,9 +144,10 @@ def _aks_in_cluster(value: dict[str, Any], policy, api_name: str):
 
     key = "authgate:aks.inCluster"
     unknown_fields(value, key, ("image", "backend", "gateway", "namespace", "gatewayNamespace", "gatewayName",
-                                "gatewayPort", "selector", "clientId", "trustedProxies", "publicOrigin"))
+                                "gatewayPort", "selector", "clientId", "trustedProxies", "publicOrigin",
+                                "redisUrl"))
     selector = field_of(value, key, "selector", dict, example='{"app": "orders"}', required=False)
-    return checked(key, lambda: render_front_door(
+    return checked(key, lambda: _in_cluster_names(lambda: render_front_door(
         policy, api_name,
         image=field_of(value, key, "image", str, example="acme.azurecr.io/authgate-forward-auth@sha256:<digest>"),
         backend=field_of(value, key, "backend", str, example="orders.shop:8080"),
@@ -155,7 +162,23 @@ def _aks_in_cluster(value: dict[str, Any], policy, api_name: str):
                                                   "id>", required=False),
         trusted_proxies=field_of(value, key, "trustedProxies", str, example="10.244.0.0/16", required=False),
         public_origin=field_of(value, key, "publicOrigin", str, example="https://api.example.com",
-                               required=False)))
+                               required=False),
+        # The replicas' shared store (denylist, DPoP replay records), for APIs that need one: Azure Managed Redis
+        # or any Redis the pods reach over TLS; its password in the Secret authgate-forward-auth-redis.
+        redis_url=field_of(value, key, "redisUrl", str, example="rediss://orders.westeurope.redis.azure.net:10000/0",
+                           required=False), cluster="aks")))
+
+
+def _in_cluster_names(render):
+    """The renderer's refusals speak of its command-line options; here they are this section's fields."""
+    try:
+        return render()
+    except ValueError as exc:
+        text = str(exc)
+        for option, name in (("--redis-url", "redisUrl"), ("--trusted-proxies", "trustedProxies"),
+                             ("--public-origin", "publicOrigin"), ("--aks-client-id", "clientId")):
+            text = text.replace(option, f"authgate:aks.inCluster.{name}")
+        raise ValueError(text) from None
 
 
 def _monitoring(value: dict[str, Any], api_name: str, resource_group_name: str, location: str) -> AuditLogAlertsArgs:
@@ -176,9 +199,9 @@ def _monitoring(value: dict[str, Any], api_name: str, resource_group_name: str, 
 def build_azure_stack(source: ConfigSource, policy, api_name: str) -> None:
     location = source.text("authgate:location", example="westeurope")
     resource_group_name = source.text("authgate:resourceGroup", example="rg-authgate-dev")
-    apim_value = source.object("authgate:apim", required=True, example=(
-        '{"serviceName": "acme-apis", "publisherEmail": "platform@example.com", "publisherName": "Acme", '
-        '"backendUrl": "https://orders.internal.example.com"}'))
+    apim_example = ('{"serviceName": "acme-apis", "publisherEmail": "platform@example.com", "publisherName": "Acme", '
+                    '"backendUrl": "https://orders.internal.example.com"}')
+    apim_value = source.object("authgate:apim", example=apim_example)
     entra_value = source.object("authgate:entra", example='{"spaRedirectUris": ["https://app.example.com/cb"]}')
     app_service_value = source.object("authgate:appService", example='{"name": "orders-app"}')
     aks_value = source.object("authgate:aks", example=(
@@ -189,7 +212,14 @@ def build_azure_stack(source: ConfigSource, policy, api_name: str) -> None:
         'workspaces/logs"}'))
 
     # Check every section before registering any resource: a bad key must not leave a half-built stack.
-    apim_args = _apim(apim_value, policy, api_name, resource_group_name, location)
+    served_in_cluster = isinstance(aks_value, dict) and aks_value.get("inCluster") is not None
+    if apim_value is None and not served_in_cluster:
+        # The API needs a gateway: APIM, or the AKS cluster's own (the forward-auth service decides every request,
+        # which is also where routes APIM cannot enforce, freshness and proof, are served).
+        raise StackConfigError("authgate:apim", "is required unless authgate:aks.inCluster serves the API",
+                               f"'{apim_example}'")
+    apim_args = (_apim(apim_value, policy, api_name, resource_group_name, location, in_cluster=served_in_cluster)
+                 if apim_value is not None else None)
     entra = _entra(entra_value, policy, api_name) if entra_value is not None else None
     app_service = None
     if app_service_value is not None:
@@ -217,8 +247,9 @@ def build_azure_stack(source: ConfigSource, policy, api_name: str) -> None:
     resource_group = azure_native.resources.ResourceGroup(
         "resource-group", resource_group_name=resource_group_name, location=location)
     after_group = pulumi.ResourceOptions(depends_on=[resource_group])
-    apim = ApimGateway(api_name, apim_args, opts=after_group)
-    pulumi.export("apimGatewayUrl", apim.gateway_url)
+    if apim_args is not None:
+        apim = ApimGateway(api_name, apim_args, opts=after_group)
+        pulumi.export("apimGatewayUrl", apim.gateway_url)
     if monitoring_args is not None:
         AuditLogAlerts(f"{api_name}-alerts", monitoring_args, opts=after_group)
 

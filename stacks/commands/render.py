@@ -92,6 +92,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      "every replica; required for APIs with denylist or DPoP routes or token-binding issuers, "
                      "with --aws-region and --eks-role-arn")
     k8s.add_argument("--aws-region", metavar="REGION", help="the revocation table's region (with --denylist-table)")
+    k8s.add_argument("--redis-url", metavar="URL", help="instead of the table: a Redis every replica reaches "
+                     "(rediss://HOST:PORT/0); its password from the Secret authgate-forward-auth-redis (key password)")
+    k8s.add_argument("--redis-allow-plaintext", action="store_true", help="accept a redis:// URL to a non-loopback "
+                     "host (a network that encrypts already, e.g. a service mesh)")
 
 
 def _write(text: str, output: str | None) -> None:
@@ -184,4 +188,5 @@ def _render_in_cluster(args: argparse.Namespace, policy) -> str:
                                      replicas=args.replicas, eks_role_arn=args.eks_role_arn,
                                      aks_client_id=args.aks_client_id, trusted_proxies=args.trusted_proxies,
                                      public_origin=args.public_origin, denylist_table=args.denylist_table,
-                                     aws_region=args.aws_region), header=header)
+                                     aws_region=args.aws_region, redis_url=args.redis_url,
+                                     redis_allow_plaintext=args.redis_allow_plaintext), header=header)

@@ -87,6 +87,7 @@ def in_cluster_files(policy, api: str, settings: InClusterSettings,
                                      gateway_name=settings.gateway_name, gateway_port=settings.gateway_port,
                                      selector=settings.selector if isinstance(settings.selector, dict) else None,
                                      trusted_proxies=settings.trusted_proxies, public_origin=settings.public_origin,
+                                     cluster="eks",
                                      **({} if shared_store is None else {
                                          "denylist_table": shared_store.table_name,
                                          "aws_region": shared_store.region, "eks_role_arn": shared_store.role_arn}))

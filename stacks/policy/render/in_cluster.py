@@ -234,7 +234,8 @@ def render_front_door(policy: AuthPolicy, api: str, *, gateway: str, image: str,
                       gateway_port: int = 8080, selector: Mapping[str, str] | None = None,
                       eks_role_arn: str | None = None, aks_client_id: str | None = None,
                       denylist_table: str | None = None, aws_region: str | None = None,
-                      trusted_proxies: str | None = None, public_origin: str | None = None) -> FrontDoorManifests:
+                      trusted_proxies: str | None = None, public_origin: str | None = None,
+                      redis_url: str | None = None, cluster: str = "any") -> FrontDoorManifests:
     """The forward-auth service and the chosen gateway's configuration for `api`; ValueError (KeyError for an unknown
     API) when an input is refused or the result would leave a route open.
 
@@ -248,7 +249,8 @@ def render_front_door(policy: AuthPolicy, api: str, *, gateway: str, image: str,
     service = render_k8s(policy, api, image=image, namespace=namespace, gateway_namespace=gateway_namespace,
                          convention="nginx" if gateway == "nginx" else "envoy", eks_role_arn=eks_role_arn,
                          aks_client_id=aks_client_id, denylist_table=denylist_table, aws_region=aws_region,
-                         trusted_proxies=trusted_proxies, public_origin=public_origin)
+                         trusted_proxies=trusted_proxies, public_origin=public_origin, redis_url=redis_url,
+                         cluster=cluster)
     forward_auth = f"{NAME}.{namespace}:{PORT}"
     target = ServiceRef.parse(backend, option="backend", namespace="default")
     mesh = None

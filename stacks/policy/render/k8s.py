@@ -13,9 +13,11 @@ on it, `azure.workload.identity/use: "true"` on the pods).
 
 Replicas share no memory, so an API whose decisions need shared state (route_table.needs_shared_store: a denylist or
 DPoP route, or an issuer that binds tokens) is rendered only with a shared store: the stage's revocation table
-(AUTHGATE_DENYLIST_TABLE and AWS_REGION, read and written with the IRSA role, which must be given). Without one the
-renderer refuses, as the service itself refuses to start in a pod without one: each replica would accept a DPoP
-proof another has seen, and no replica would ever see a logout.
+(AUTHGATE_DENYLIST_TABLE and AWS_REGION, read and written with the IRSA role, which must be given), or a Redis every
+replica reaches (AUTHGATE_REDIS_URL, rediss://; its password, and an ACL user name if any, from the Secret
+`authgate-forward-auth-redis`, keys `password` and `username`, which the operator creates). Without one the renderer
+refuses, as the service itself refuses to start in a pod without one: each replica would accept a DPoP proof another
+has seen, and no replica would ever see a logout.
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ from stacks.policy.render.in_cluster import check_dns_label, http_api
 
 NAME = "authgate-forward-auth"
 DPOP_NONCE_SECRET = f"{NAME}-dpop-nonce"   # kubectl create secret generic ... --from-literal=key=<base64url 32 bytes>
+REDIS_SECRET = f"{NAME}-redis"             # kubectl create secret generic ... --from-literal=password=<the password>
 PORT = 9100
 ROUTES_FILE = "routes.json"
 CONFIG_DIR = "/etc/authgate"
@@ -47,7 +50,8 @@ def render_k8s(policy: AuthPolicy, api: str, *, image: str, namespace: str = "au
                eks_role_arn: str | None = None, aks_client_id: str | None = None,
                ext_authz_prefix: str = DEFAULT_ENVOY_PATH_PREFIX, trusted_proxies: str | None = None,
                public_origin: str | None = None, denylist_table: str | None = None,
-               aws_region: str | None = None) -> list[dict[str, Any]]:
+               aws_region: str | None = None, redis_url: str | None = None,
+               redis_allow_plaintext: bool = False, cluster: str = "any") -> list[dict[str, Any]]:
     """The manifests that run the forward-auth service for `api` in `namespace`.
 
     image              the service image (`lambdas/forward_auth/Dockerfile`), pinned by digest: NAME@sha256:...
@@ -58,7 +62,11 @@ def render_k8s(policy: AuthPolicy, api: str, *, image: str, namespace: str = "au
                        tokens are refused
     public_origin      the origin clients call (https://api.example.com), for DPoP htu instead of forwarded headers
     denylist_table     the stage's revocation table (DynamoDB), which every replica reads and writes through the
-                       IRSA role `eks_role_arn`, in `aws_region`; required for APIs whose decisions need shared state
+                       IRSA role `eks_role_arn`, in `aws_region`; or
+    redis_url          a Redis every replica reaches (rediss://host:port/db; the password from the Secret REDIS_SECRET);
+                       one of the two is required for APIs whose decisions need shared state
+    redis_allow_plaintext  accept a redis:// URL to a non-loopback host (a network that encrypts already, a mesh)
+    cluster            eks, aks or any: which shared stores a refusal offers (AKS has no DynamoDB table)
     """
     from stacks.policy.render.route_table import route_table_json
 
@@ -70,6 +78,8 @@ def render_k8s(policy: AuthPolicy, api: str, *, image: str, namespace: str = "au
                          f"@sha256:<64 hex digits> (a tag can be moved to other contents)")
     if convention not in CONVENTIONS or convention == "auto":
         raise ValueError(f"--convention {convention!r}: name the proxy's convention: nginx, traefik or envoy")
+    if cluster not in ("eks", "aks", "any"):
+        raise ValueError(f"cluster {cluster!r}: eks, aks or any")
     if not 2 <= replicas <= 50:
         raise ValueError(f"--replicas {replicas}: at least 2 (a PodDisruptionBudget keeps one), at most 50")
     if eks_role_arn and aks_client_id:
@@ -88,7 +98,9 @@ def render_k8s(policy: AuthPolicy, api: str, *, image: str, namespace: str = "au
     proxy_env = [{"name": name, "value": value} for name, value in ((ENV_TRUSTED_PROXIES, trusted_proxies),
                                                                     (ENV_PUBLIC_ORIGIN, public_origin)) if value]
     proxy_env += shared_store_env(policy, api, denylist_table=denylist_table, aws_region=aws_region,
-                                  eks_role_arn=eks_role_arn, aks_client_id=aks_client_id)
+                                  eks_role_arn=eks_role_arn, redis_url=redis_url,
+                                  redis_allow_plaintext=redis_allow_plaintext,
+                                  cluster="aks" if aks_client_id else cluster)
     if any(route.dpop_nonce != "none" for route in http_api(policy, api).routes.values()):
         # Every replica must issue and accept the same nonces: one key for all, from a Secret the operator creates
         # (key material never goes into rendered manifests).
@@ -170,12 +182,19 @@ def render_k8s(policy: AuthPolicy, api: str, *, image: str, namespace: str = "au
 
 
 def shared_store_env(policy: AuthPolicy, api: str, *, denylist_table: str | None, aws_region: str | None,
-                     eks_role_arn: str | None, aks_client_id: str | None) -> list[dict[str, str]]:
+                     eks_role_arn: str | None, redis_url: str | None = None, redis_allow_plaintext: bool = False,
+                     cluster: str = "any") -> list[dict[str, Any]]:
     """The container's environment for the store every replica shares; ValueError when the API needs one and none
     is given, or when the one given cannot be reached."""
     from lambdas.validation.route_table import RouteTable
     from stacks.policy.render.route_table import render_route_table
 
+    if denylist_table is not None and redis_url is not None:
+        raise ValueError("give --denylist-table or --redis-url, not both: the replicas share one store")
+    if redis_url is not None:
+        return _redis_env(redis_url, allow_plaintext=redis_allow_plaintext)
+    if redis_allow_plaintext:
+        raise ValueError("--redis-allow-plaintext goes with --redis-url")
     if denylist_table is not None:
         if not _TABLE_NAME.fullmatch(denylist_table):
             raise ValueError(f"--denylist-table {denylist_table!r} is not a DynamoDB table name (3-255 of A-Z a-z 0-9 "
@@ -190,9 +209,10 @@ def shared_store_env(policy: AuthPolicy, api: str, *, denylist_table: str | None
         raise ValueError("--aws-region goes with --denylist-table (the region of the revocation table)")
     table = RouteTable.load(render_route_table(policy, apis=[api]))
     if table.needs_shared_store(api):
-        where = ("AKS has no DynamoDB: serve these routes from the AWS stacks, or remove them from this API"
-                 if aks_client_id else "give --denylist-table (the stage's revocation table), --aws-region and "
-                 "--eks-role-arn")
+        redis = "--redis-url rediss://HOST:PORT/0 (a Redis every replica reaches; its password in the Secret " \
+                f"{REDIS_SECRET}, key password)"
+        where = (f"give {redis}" if cluster == "aks" else f"give --denylist-table (the stage's revocation table), "
+                 f"--aws-region and --eks-role-arn, or {redis}")
         raise ValueError(f"API {api!r} needs state every forward-auth replica shares ({shared_state_reasons(table, api)}"
                          f"), and replicas share no memory: a DPoP proof could be replayed at another replica and no "
                          f"replica would see a logout; {where}")
@@ -210,3 +230,34 @@ def shared_state_reasons(table: Any, api: str) -> str:
     reasons += [f"issuer {issuer.display_name} binds tokens (binding.dpop)" for issuer in table.issuers.values()
                 if issuer.binding.dpop and issuer.display_name in used]
     return "; ".join(reasons)
+
+
+def _redis_env(url: str, *, allow_plaintext: bool) -> list[dict[str, Any]]:
+    """AUTHGATE_REDIS_URL as given (checked by the store's own URL rules), the password and an optional ACL user
+    name from the Secret (never in a manifest)."""
+    from urllib.parse import urlsplit
+
+    from lambdas.validation.possession import (ENV_REDIS_ALLOW_PLAINTEXT, ENV_REDIS_PASSWORD, ENV_REDIS_URL,
+                                               ENV_REDIS_USERNAME)
+    from lambdas.validation.redis_store import RedisEndpoint
+
+    try:
+        parts = urlsplit(url)
+        has_secret = parts.password is not None or bool(parts.username)
+    except ValueError:
+        has_secret = False
+    if has_secret:
+        raise ValueError(f"--redis-url holds a user name or password, which would be written into the manifest; give "
+                         f"rediss://HOST:PORT/0 and put them in the Secret {REDIS_SECRET} (keys password, username)")
+    try:
+        RedisEndpoint(url, allow_plaintext=allow_plaintext, plaintext_opt_in="--redis-allow-plaintext")
+    except ValueError as exc:
+        raise ValueError(f"--redis-url: {exc}") from None
+    secret = {"name": REDIS_SECRET}
+    env: list[dict[str, Any]] = [
+        {"name": ENV_REDIS_URL, "value": url},
+        {"name": ENV_REDIS_PASSWORD, "valueFrom": {"secretKeyRef": {**secret, "key": "password"}}},
+        {"name": ENV_REDIS_USERNAME, "valueFrom": {"secretKeyRef": {**secret, "key": "username", "optional": True}}}]
+    if allow_plaintext:
+        env.append({"name": ENV_REDIS_ALLOW_PLAINTEXT, "value": "true"})
+    return env

@@ -93,3 +93,54 @@ def test_args_refuse_objects_without_a_kind():
     with pytest.raises(ValueError, match="apiVersion and kind"):
         AksForwardAuthArgs(resource_group_name="rg", cluster_name="c", manifests=[{"metadata": {}}])
     assert base64  # the mocks answer listClusterUserCredential with a base64 kubeconfig, as Azure does
+
+
+SHARED_POLICY = str(Path(__file__).resolve().parent / "in_cluster_shared_policy.yaml")
+REDIS = "rediss://billing.westeurope.redis.azure.net:10000/0"
+SHARED = {"image": IMAGE, "backend": "billing.shop:8080", "publicOrigin": "https://billing.example.com",
+          "trustedProxies": "10.244.0.0/16"}
+
+
+def in_cluster_only(in_cluster: dict, **overrides):
+    """The stack with the API served by the AKS front door alone (no APIM, no Entra/EasyAuth sections)."""
+    values = {"authgate__policy": SHARED_POLICY, "authgate__apim": None, "authgate__entra": None,
+              "authgate__appService": None, "authgate__aks": {**AKS, "inCluster": in_cluster}, **overrides}
+    return stack_config("Pulumi.azure-dev.yaml", **values)
+
+
+def test_an_api_only_the_cluster_can_serve_gets_the_replicas_shared_redis():
+    mocks = azure_pulumi_mocks.install()
+
+    @pulumi.runtime.test
+    def build():
+        build_stack(in_cluster_only({**SHARED, "redisUrl": REDIS}), root=ROOT)
+
+    build()
+    assert not [r for r in mocks.resources if r.typ.startswith("azure-native:apimanagement")]
+    deployment = next(o for o in objects(mocks) if o["kind"] == "Deployment")
+    env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["AUTHGATE_REDIS_URL"]["value"] == REDIS
+    assert env["AUTHGATE_REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "authgate-forward-auth-redis"
+    assert env["AUTHGATE_FORWARD_AUTH_PUBLIC_ORIGIN"]["value"] == "https://billing.example.com"
+    assert env["AUTHGATE_FORWARD_AUTH_TRUSTED_PROXIES"]["value"] == "10.244.0.0/16"
+
+
+@pytest.mark.parametrize("config, fragment", [
+    (in_cluster_only(SHARED), "authgate:aks.inCluster.redisUrl"),            # replicas would share nothing
+    (in_cluster_only({**SHARED, "redisUrl": REDIS}, authgate__apim={"serviceName": "s", "publisherEmail": "p@x.io",
+                                                                     "publisherName": "P",
+                                                                     "backendUrl": "https://b.example.com"}),
+     "remove authgate:apim"),                                               # APIM cannot enforce these routes
+    (stack_config("Pulumi.azure-dev.yaml", authgate__apim=None), "authgate:apim: is required unless"),
+])
+def test_the_program_says_which_part_to_change_and_creates_nothing(config, fragment):
+    mocks = azure_pulumi_mocks.install()
+
+    @pulumi.runtime.test
+    def build():
+        build_stack(config, root=ROOT)
+
+    with pytest.raises(StackConfigError, match=fragment) as refused:
+        build()
+    assert "--denylist-table" not in str(refused.value)   # AKS has no DynamoDB table to offer
+    assert mocks.resources == []

@@ -74,10 +74,44 @@ def test_with_the_table_every_replica_reads_it_through_the_irsa_role(tmp_path):
     assert next(doc for doc in manifests if doc["kind"] == "Deployment")["spec"]["replicas"] >= 2
 
 
-def test_aks_is_refused_with_the_reason(tmp_path):
-    with pytest.raises(ValueError, match="AKS has no DynamoDB"):
-        render_k8s(load_text(tmp_path, POLICY), "shop", image=IMAGE,
-                   aks_client_id="0d9e8f7a-6b5c-4d3e-8f1a-2b3c4d5e6f7a")
+AKS = "0d9e8f7a-6b5c-4d3e-8f1a-2b3c4d5e6f7a"
+REDIS = "rediss://orders.westeurope.redis.azure.net:10000/0"
+
+
+def test_aks_needs_a_redis_and_is_told_so(tmp_path):
+    with pytest.raises(ValueError) as refused:
+        render_k8s(load_text(tmp_path, POLICY), "shop", image=IMAGE, aks_client_id=AKS)
+    assert "--redis-url" in str(refused.value) and "--denylist-table" not in str(refused.value)
+
+
+def test_with_a_redis_every_replica_reads_its_password_from_the_secret(tmp_path):
+    manifests = render_k8s(load_text(tmp_path, POLICY), "shop", image=IMAGE, aks_client_id=AKS, redis_url=REDIS)
+    env = {item["name"]: item for item in container(manifests)["env"]}
+    assert env["AUTHGATE_REDIS_URL"]["value"] == REDIS
+    assert env["AUTHGATE_REDIS_PASSWORD"]["valueFrom"] == {"secretKeyRef": {
+        "name": "authgate-forward-auth-redis", "key": "password"}}
+    assert env["AUTHGATE_REDIS_USERNAME"]["valueFrom"]["secretKeyRef"]["optional"] is True
+    assert "AUTHGATE_DENYLIST_TABLE" not in env and "AUTHGATE_REDIS_ALLOW_PLAINTEXT" not in env
+    assert not any(doc["kind"] == "Secret" for doc in manifests)   # the operator creates it; no password here
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"redis_url": "rediss://user:hunter2@redis.example.com:6380/0"}, "written into the manifest"),
+    ({"redis_url": "redis://redis.shop.svc.cluster.local:6379/0"}, "--redis-allow-plaintext"),
+    ({"redis_url": "https://redis.example.com"}, "rediss://"),
+    ({"redis_url": REDIS, **STORE}, "not both"),
+    ({"redis_allow_plaintext": True}, "goes with --redis-url"),
+])
+def test_a_redis_that_would_be_unsafe_or_unclear_is_refused(tmp_path, options, message):
+    with pytest.raises(ValueError, match=message) as refused:
+        render_k8s(load_text(tmp_path, POLICY), "shop", image=IMAGE, **options)
+    assert "hunter2" not in str(refused.value)
+
+
+def test_a_plaintext_redis_inside_a_mesh_is_accepted_when_said(tmp_path):
+    env = env_of(render_k8s(load_text(tmp_path, POLICY), "shop", image=IMAGE,
+                            redis_url="redis://redis.shop.svc.cluster.local:6379/0", redis_allow_plaintext=True))
+    assert env["AUTHGATE_REDIS_ALLOW_PLAINTEXT"] == "true"
 
 
 @pytest.mark.parametrize("options, message", [
@@ -108,3 +142,28 @@ def test_cli_takes_the_table(tmp_path):
                  "--eks-role-arn", ROLE]) == 0
     assert env_of([d for d in yaml.safe_load_all(target.read_text()) if d])["AUTHGATE_DENYLIST_TABLE"] == \
         STORE["denylist_table"]
+
+
+@pytest.mark.parametrize("store", ["table", "redis"])
+def test_the_service_starts_in_a_pod_with_exactly_what_the_manifest_gives_it(tmp_path, store):
+    """The rendered container environment (the Secret's keys filled in as the kubelet would) is one the service
+    accepts in a Kubernetes pod, where it refuses to start without a shared store."""
+    from lambdas.forward_auth.service import ForwardAuthService
+    from stacks.policy.render.route_table import route_table_json
+
+    policy = load_text(tmp_path, POLICY)
+    options = dict(STORE) if store == "table" else {"aks_client_id": AKS, "redis_url": REDIS}
+    manifests = render_k8s(policy, "shop", image=IMAGE, **options)
+    secret = {"password": "from-the-secret"}   # username absent: its optional reference sets nothing
+    environ = {"KUBERNETES_SERVICE_HOST": "10.96.0.1"}
+    for item in container(manifests)["env"]:
+        if "value" in item:
+            environ[item["name"]] = item["value"]
+        elif item["valueFrom"]["secretKeyRef"]["key"] in secret:
+            environ[item["name"]] = secret[item["valueFrom"]["secretKeyRef"]["key"]]
+    table = tmp_path / "routes.json"
+    table.write_text(route_table_json(policy, apis=["shop"]))
+    environ["AUTHGATE_POLICY"] = str(table)   # the ConfigMap's mount
+    checks = ForwardAuthService.from_env(environ).runtime.request_checks
+    assert type(checks.replay).__name__ == ("DynamoDbTable" if store == "table" else "RedisStore")
+    assert checks.denylist.store is checks.replay
