@@ -177,7 +177,8 @@ class RequestChecks:
         if freshness == "denylist":
             if self.denylist is None:
                 raise TokenRejected("denylist_unavailable", "no denylist store is configured for this entry point",
-                                    hint="set AUTHGATE_DENYLIST_TABLE (the construct does) or pass a Denylist")
+                                    hint="set AUTHGATE_DENYLIST_TABLE (the construct does) or AUTHGATE_REDIS_URL, "
+                                         "or pass a Denylist")
             self.denylist.check(principal.issuer, principal.claims, cache_seconds=issuer.revocation.cache_seconds)
         elif freshness == "introspect":
             self.introspection_client(issuer).confirm(token, principal)
