@@ -406,19 +406,11 @@ class ForwardAuthReplica(ServedApp):
             return error.code
 
 
-def test_forward_auth_replicas_share_the_stage_table(world, monkeypatch):
-    pytest.importorskip("uvicorn")
-    from lambdas.validation.denylist import Denylist
-    from lambdas.validation.dynamodb_store import DynamoDbTable, dynamodb_client
-
-    idp, _, env, _ = world
-    # What the rendered Deployment sets: the table and its region (IRSA's credentials stand-in: DUMMY_AWS), the
-    # convention, the public origin; KUBERNETES_SERVICE_HOST as in every pod, so a missing store would refuse.
-    pod = {name: value for name, value in env.items() if name != "AWS_LAMBDA_FUNCTION_NAME"}
-    for name, value in DUMMY_AWS.items():   # boto3 reads credentials from the process (in a pod: IRSA's variables)
-        monkeypatch.setenv(name, value)
-    pod.update({"KUBERNETES_SERVICE_HOST": "10.96.0.1", "AUTHGATE_FORWARD_AUTH_CONVENTION": "nginx",
-                "AUTHGATE_FORWARD_AUTH_PUBLIC_ORIGIN": f"https://{HOST}"})
+def replicas_share_proofs_and_logouts(world, pod: dict, denylist, then=None) -> None:
+    """Two forward-auth replicas started from `pod` (the environment the rendered Deployment gives them) over real
+    HTTP: a DPoP proof used at one is refused at the other, and a subject's logout recorded once in `denylist` (as
+    the logout endpoint records it) is seen by both; `then(first, plain)` runs while they still serve."""
+    idp = world[0]
     key = SigningKey.generate("ES256")
     bound, token_type = worker_token(world, dpop_key=key)
     assert token_type == "DPoP"
@@ -432,14 +424,37 @@ def test_forward_auth_replicas_share_the_stage_table(world, monkeypatch):
 
         assert first.check("GET", "/reports", f"Bearer {plain}") == 200
         assert second.check("GET", "/reports", f"Bearer {plain}") == 200
-        # Recorded as the logout endpoint records a subject's logout: once, in the table, seen by both replicas.
-        table = DynamoDbTable(env["AUTHGATE_DENYLIST_TABLE"], client_factory=lambda: dynamodb_client(
-            region="eu-west-1", endpoint_url=env["AUTHGATE_DYNAMODB_ENDPOINT"], timeout_seconds=5))
-        Denylist(table).revoke(idp.issuer, "sub", claims_of(plain)["sub"], lifetime_seconds=3600,
-                               at=claims_of(plain)["iat"] + 1)
+        denylist.revoke(idp.issuer, "sub", claims_of(plain)["sub"], lifetime_seconds=3600,
+                        at=claims_of(plain)["iat"] + 1)
         assert first.check("GET", "/reports", f"Bearer {plain}") == 401
         assert second.check("GET", "/reports", f"Bearer {plain}") == 401
         assert first.check("GET", "/orders", f"Bearer {plain}") == 200           # freshness: none
+        if then is not None:
+            then(first, plain)
+
+
+def in_a_pod(env: dict, **settings: str) -> dict:
+    """What the rendered Deployment sets besides the store: KUBERNETES_SERVICE_HOST (as in every pod, so a missing
+    store would refuse), the NGINX convention, the public origin."""
+    pod = {name: value for name, value in env.items()
+           if name not in ("AWS_LAMBDA_FUNCTION_NAME", "AUTHGATE_DENYLIST_TABLE", "AUTHGATE_DYNAMODB_ENDPOINT")}
+    return {**pod, "KUBERNETES_SERVICE_HOST": "10.96.0.1", "AUTHGATE_FORWARD_AUTH_CONVENTION": "nginx",
+            "AUTHGATE_FORWARD_AUTH_PUBLIC_ORIGIN": f"https://{HOST}", **settings}
+
+
+def test_forward_auth_replicas_share_the_stage_table(world, monkeypatch):
+    pytest.importorskip("uvicorn")
+    from lambdas.validation.denylist import Denylist
+    from lambdas.validation.dynamodb_store import DynamoDbTable, dynamodb_client
+
+    _, _, env, _ = world
+    for name, value in DUMMY_AWS.items():   # boto3 reads credentials from the process (in a pod: IRSA's variables)
+        monkeypatch.setenv(name, value)
+    pod = in_a_pod(env, AUTHGATE_DENYLIST_TABLE=env["AUTHGATE_DENYLIST_TABLE"],
+                   AUTHGATE_DYNAMODB_ENDPOINT=env["AUTHGATE_DYNAMODB_ENDPOINT"])
+    table = DynamoDbTable(env["AUTHGATE_DENYLIST_TABLE"], client_factory=lambda: dynamodb_client(
+        region="eu-west-1", endpoint_url=env["AUTHGATE_DYNAMODB_ENDPOINT"], timeout_seconds=5))
+    replicas_share_proofs_and_logouts(world, pod, Denylist(table))
 
 
 def test_forward_auth_replicas_share_a_redis(world, tmp_path):
@@ -448,33 +463,18 @@ def test_forward_auth_replicas_share_a_redis(world, tmp_path):
     from lambdas.validation.redis_store import RedisEndpoint, RedisStore
     from tests.support.redis_server import RedisServer
 
-    idp, _, env, _ = world
+    _, _, env, _ = world
     # The in-cluster shape without DynamoDB (AKS, any cluster): the Redis URL and the password from a Secret.
     server = RedisServer(tmp_path, password="from-a-kubernetes-secret").start()
-    try:
-        pod = {name: value for name, value in env.items()
-               if name not in ("AWS_LAMBDA_FUNCTION_NAME", "AUTHGATE_DENYLIST_TABLE", "AUTHGATE_DYNAMODB_ENDPOINT")}
-        pod.update({"KUBERNETES_SERVICE_HOST": "10.96.0.1", "AUTHGATE_FORWARD_AUTH_CONVENTION": "nginx",
-                    "AUTHGATE_FORWARD_AUTH_PUBLIC_ORIGIN": f"https://{HOST}", "AUTHGATE_REDIS_URL": server.url,
-                    "AUTHGATE_REDIS_PASSWORD": server.password})
-        key = SigningKey.generate("ES256")
-        bound, _ = worker_token(world, dpop_key=key)
-        plain, _ = worker_token(world)
-        uri = f"https://{HOST}/orders"
-        with ForwardAuthReplica(pod) as first, ForwardAuthReplica(pod) as second:
-            proof = make_proof(key, "POST", uri, bound)
-            assert first.check("POST", "/orders", f"DPoP {bound}", proof) == 200
-            assert second.check("POST", "/orders", f"DPoP {bound}", proof) == 401  # replayed at another replica
-            assert second.check("POST", "/orders", f"DPoP {bound}", make_proof(key, "POST", uri, bound)) == 200
 
-            assert first.check("GET", "/reports", f"Bearer {plain}") == 200
-            store = RedisStore(RedisEndpoint(server.url, password=server.password))
-            Denylist(store).revoke(idp.issuer, "sub", claims_of(plain)["sub"], lifetime_seconds=3600,
-                                   at=claims_of(plain)["iat"] + 1)
-            assert first.check("GET", "/reports", f"Bearer {plain}") == 401
-            assert second.check("GET", "/reports", f"Bearer {plain}") == 401
-            server.stop()   # the store is gone: denylist and DPoP routes fail closed, others still answer
-            assert first.check("GET", "/reports", f"Bearer {plain}") == 503
-            assert first.check("GET", "/orders", f"Bearer {plain}") == 200
+    def store_gone(first, plain) -> None:
+        server.stop()   # denylist and DPoP routes fail closed, others still answer
+        assert first.check("GET", "/reports", f"Bearer {plain}") == 503
+        assert first.check("GET", "/orders", f"Bearer {plain}") == 200
+
+    try:
+        pod = in_a_pod(env, AUTHGATE_REDIS_URL=server.url, AUTHGATE_REDIS_PASSWORD=server.password)
+        store = RedisStore(RedisEndpoint(server.url, password=server.password))
+        replicas_share_proofs_and_logouts(world, pod, Denylist(store), then=store_gone)
     finally:
         server.stop()
