@@ -73,6 +73,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     gateway_api.add_argument("--backend", required=True, metavar="SERVICE:PORT", help="the API's Service")
     gateway_api.add_argument("--gateway", default="authgate", metavar="[NAMESPACE/]NAME",
                              help="the Gateway the HTTPRoutes attach to (default: authgate)")
+    gateway_api.add_argument("--client-ca", metavar="configmap/NAME|secret/NAME", help="the CA bundle (key ca.crt, "
+                             "in the Gateway's namespace) client certificates chain to; required for APIs that "
+                             "receive certificate-bound tokens")
     istio.add_argument("--selector", required=True, action="append", metavar="KEY=VALUE",
                        help="a pod label of the API's workloads (repeatable), e.g. app=orders")
     k8s.add_argument("--image", required=True, help="the forward-auth image pinned by digest (NAME@sha256:...)")
@@ -172,7 +175,8 @@ def _render_in_cluster(args: argparse.Namespace, policy) -> str:
     if args.artefact == "gateway-api":
         from stacks.policy.render.gateway_api import render_gateway_api
         return manifests_yaml(render_gateway_api(policy, args.api, backend=args.backend, namespace=args.namespace,
-                                                 gateway=args.gateway, forward_auth=args.forward_auth), header=header)
+                                                 gateway=args.gateway, forward_auth=args.forward_auth,
+                                                 client_ca=args.client_ca), header=header)
     if args.artefact == "istio":
         from stacks.policy.render.istio import render_istio
         selector = dict(parse_variables(args.selector))

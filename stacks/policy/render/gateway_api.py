@@ -14,9 +14,12 @@
   client certificate as `Cert`), so a client's own never reaches the service; a ReferenceGrant lets the
   SecurityPolicies reach the forward-auth Service when it lives in another namespace.
 - extAuth sends the service the token, the DPoP proof, X-Forwarded-Proto and X-Forwarded-Client-Cert (Host is
-  always sent): the URL and certificate DPoP-bound and certificate-bound tokens are checked against. The Gateway's
-  listener must ask for client certificates (a ClientTrafficPolicy `tls.clientValidation`, optional, with the CA)
-  for certificate-bound tokens to pass; without, they are refused.
+  always sent): the URL and certificate DPoP-bound and certificate-bound tokens are checked against. An API that
+  receives certificate-bound tokens (a `proof: mtls` route, an issuer with `binding.mtls`) needs the client CA
+  (`client_ca`: a ConfigMap or Secret with `ca.crt` in the Gateway's namespace): the ClientTrafficPolicy then asks
+  for client certificates on the Gateway's HTTPS listeners (`tls.clientValidation`, optional, so routes that take
+  unbound tokens stay reachable without one), and the renderer refuses such an API without it, since Envoy would
+  otherwise pass no certificate and every such token would be refused.
 Each resource is annotated with the route it serves, its enforcement and why (`authgate.dev/enforcement`,
 `authgate.dev/reason`). The forward-auth service must read the `envoy` convention with this prefix.
 """
@@ -30,8 +33,8 @@ from lambdas.forward_auth.identity_headers import DEFAULT_NAMES
 from lambdas.forward_auth.proxy_facts import ENVOY_CHECK_HEADERS
 from lambdas.validation.route_table import GREEDY, LITERAL, PathTemplate
 from stacks.policy.model import AuthPolicy
-from stacks.policy.render.in_cluster import (FORWARD_AUTH, NATIVE, RoutePlan, ServiceRef, check_dns_label,
-                                             plan_routes, resource_name)
+from stacks.policy.render.in_cluster import (FORWARD_AUTH, NATIVE, RoutePlan, ServiceRef, certificate_binding_needs,
+                                             check_dns_label, plan_routes, resource_name)
 
 GATEWAY_API = "gateway.networking.k8s.io"
 ENVOY_GATEWAY = "gateway.envoyproxy.io"
@@ -39,6 +42,33 @@ GATEWAY = "Envoy Gateway"
 # Claims the JWT filter copies to identity headers on native routes (google and keycloak name the client in azp).
 NATIVE_CLAIM_HEADERS = (("sub", DEFAULT_NAMES["subject"]), ("azp", DEFAULT_NAMES["client_id"]),
                         ("scope", DEFAULT_NAMES["scopes"]), ("iss", DEFAULT_NAMES["issuer"]))
+
+
+_CA_REFERENCE = re.compile(r"(configmap|secret)/([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?)")
+
+
+def _client_validation(policy: AuthPolicy, api: str, client_ca: str | None) -> dict[str, Any]:
+    """The ClientTrafficPolicy's `tls` member asking for client certificates, when the API receives certificate-bound
+    tokens; ValueError when it does and no CA is given, or a CA is given that no decision would read."""
+    needs = certificate_binding_needs(policy, api)
+    if client_ca is None:
+        if needs:
+            raise ValueError(f"API {api!r} receives certificate-bound tokens ({'; '.join(needs)}), and Envoy Gateway "
+                             f"passes a client certificate only when its listener asks for one: give --client-ca "
+                             f"configmap/NAME or secret/NAME (the CA bundle, key ca.crt, in the Gateway's namespace)")
+        return {}
+    found = _CA_REFERENCE.fullmatch(client_ca)
+    if not found:
+        raise ValueError(f"--client-ca {client_ca!r}: write configmap/NAME or secret/NAME (a lower-case Kubernetes "
+                         f"name holding ca.crt in the Gateway's namespace)")
+    if not needs:
+        raise ValueError(f"--client-ca: API {api!r} has no route or issuer that binds tokens to certificates, so the "
+                         f"Gateway would ask for client certificates no decision reads")
+    kind = "ConfigMap" if found.group(1) == "configmap" else "Secret"
+    # optional: routes that take unbound tokens stay reachable without a certificate; a bound token without the
+    # certificate it names is refused by the forward-auth service.
+    return {"tls": {"clientValidation": {"optional": True, "caCertificateRefs": [
+        {"group": "", "kind": kind, "name": found.group(2)}]}}}
 
 
 def path_match(template: PathTemplate) -> dict[str, str]:
@@ -82,12 +112,15 @@ def _authorization(plan: RoutePlan) -> dict[str, Any]:
 
 def render_gateway_api(policy: AuthPolicy, api: str, *, backend: str, namespace: str = "default",
                        gateway: str = "authgate", forward_auth: str = "authgate-forward-auth.authgate:9100",
-                       ext_authz_prefix: str = DEFAULT_ENVOY_PATH_PREFIX) -> list[dict[str, Any]]:
+                       ext_authz_prefix: str = DEFAULT_ENVOY_PATH_PREFIX,
+                       client_ca: str | None = None) -> list[dict[str, Any]]:
     """The manifests for `api` behind Envoy Gateway.
 
     backend       SERVICE:PORT of the API's Service (in `namespace`, where the HTTPRoutes go)
     gateway       the Gateway the HTTPRoutes attach to: NAME (in `namespace`) or NAMESPACE/NAME
     forward_auth  SERVICE.NAMESPACE:PORT of the forward-auth Service (`authgate render k8s`)
+    client_ca     configmap/NAME or secret/NAME (key ca.crt, in the Gateway's namespace): the CA client certificates
+                  chain to, for APIs that receive certificate-bound tokens
     """
     check_dns_label(namespace, "--namespace")
     backend_ref = ServiceRef.parse(backend, option="--backend", namespace=namespace)
@@ -99,6 +132,7 @@ def render_gateway_api(policy: AuthPolicy, api: str, *, backend: str, namespace:
     gateway_namespace = check_dns_label(gateway_namespace or namespace, "--gateway namespace")
     check_dns_label(gateway_name, "--gateway")
     plans = plan_routes(policy, api, gateway=GATEWAY)
+    client_tls = _client_validation(policy, api, client_ca)
     out: list[dict[str, Any]] = [{
         "apiVersion": f"{ENVOY_GATEWAY}/v1alpha1", "kind": "ClientTrafficPolicy",
         # Named after the Gateway, not the API: every API on one Gateway writes this same object.
@@ -109,7 +143,8 @@ def render_gateway_api(policy: AuthPolicy, api: str, *, backend: str, namespace:
                  "headers": {"earlyRequestHeaders": {"remove": list(DEFAULT_NAMES.values())},
                              # The gateway writes XFCC itself (a client's own is dropped), with the client's
                              # certificate when its listener asked for one: what certificate binding reads.
-                             "xForwardedClientCert": {"mode": "SanitizeSet", "certDetailsToAdd": ["Cert"]}}},
+                             "xForwardedClientCert": {"mode": "SanitizeSet", "certDetailsToAdd": ["Cert"]}},
+                 **client_tls},
     }]
     uses_forward_auth = False
     for plan in plans:

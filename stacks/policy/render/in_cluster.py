@@ -51,6 +51,20 @@ class ServiceRef:
         return f"{self.name}.{self.namespace}.svc.cluster.local"
 
 
+def certificate_binding_needs(policy: AuthPolicy, api: str) -> list[str]:
+    """What makes `api` receive certificate-bound tokens: its proof: mtls routes and its issuers that bind to
+    certificates (a bound token is checked against its certificate on every route). The gateway must then ask
+    clients for certificates and pass them on (NGINX and Envoy Gateway renderers)."""
+    from stacks.policy.render.route_table import render_route_table
+
+    routes = render_route_table(policy, apis=[api])["apis"][api]["routes"]
+    needs = [f"route {route['route_key']} has proof: mtls" for route in routes if route.get("proof") == "mtls"]
+    issuers = dict.fromkeys(name for route in routes for name in route["issuers"])
+    needs += [f"issuer {name} binds tokens to certificates (binding.mtls)" for name in issuers
+              if policy.issuers[name].binding.mtls]
+    return needs
+
+
 def check_dns_label(value: str, option: str) -> str:
     if not isinstance(value, str) or not _DNS_LABEL.fullmatch(value):
         raise ValueError(f"{option} {value!r}: a Kubernetes name is lower-case letters, digits and '-', at most 63")
@@ -245,6 +259,16 @@ def render_front_door(policy: AuthPolicy, api: str, *, gateway: str, image: str,
 
     if gateway not in IN_CLUSTER_GATEWAYS:
         raise ValueError(f"gateway {gateway!r}: one of {', '.join(IN_CLUSTER_GATEWAYS)}")
+    needs = certificate_binding_needs(policy, api)
+    if needs and cluster in ("eks", "aks"):
+        # The client's certificate must reach the gateway: on EKS the ALB in front terminates TLS, and neither front
+        # door sets up the gateway's own client-certificate listener.
+        where = ("the ALB in front of the cluster terminates TLS, so no client certificate reaches its gateway; "
+                 "serve this API through the AWS API stacks (authgate:mtls_domain)" if cluster == "eks" else
+                 "this front door does not set up the gateway's client-certificate TLS; render the gateway with "
+                 "`authgate render nginx --tls-certificate --tls-key --client-ca` or `render gateway-api --client-ca` "
+                 "and apply it yourself")
+        raise ValueError(f"API {api!r} receives certificate-bound tokens ({'; '.join(needs)}): {where}")
     check_dns_label(gateway_namespace, "gateway_namespace")
     service = render_k8s(policy, api, image=image, namespace=namespace, gateway_namespace=gateway_namespace,
                          convention="nginx" if gateway == "nginx" else "envoy", eks_role_arn=eks_role_arn,

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from lambdas.forward_auth.identity_headers import DEFAULT_NAMES
 from lambdas.validation.route_table import GREEDY, LITERAL, PathTemplate
 from stacks.policy.model import AuthPolicy
-from stacks.policy.render.in_cluster import http_api
+from stacks.policy.render.in_cluster import certificate_binding_needs, http_api
 
 AUTH_LOCATION = "/_authgate/auth"
 FORWARD_AUTH_PATH = "/nginx-auth-request"
@@ -132,16 +132,6 @@ def _proxy_to_backend(upstream: str, *, identity: bool) -> list[str]:
     return lines
 
 
-def _mtls_needs(policy: AuthPolicy, api: str, routes: list[dict]) -> list[str]:
-    """What makes `api` receive certificate-bound tokens: its proof: mtls routes and its issuers that bind to
-    certificates (a bound token is checked against its certificate on every route)."""
-    needs = [f"route {route['route_key']} has proof: mtls" for route in routes if route.get("proof") == "mtls"]
-    issuers = dict.fromkeys(name for route in routes for name in route["issuers"])
-    needs += [f"issuer {name} binds tokens to certificates (binding.mtls)" for name in issuers
-              if policy.issuers[name].binding.mtls]
-    return needs
-
-
 def _tls_lines(policy: AuthPolicy, api: str, routes: list[dict], tls_certificate: str | None, tls_key: str | None,
                client_ca: str | None) -> list[str]:
     for value, option in ((tls_certificate, "--tls-certificate"), (tls_key, "--tls-key"), (client_ca, "--client-ca")):
@@ -149,7 +139,7 @@ def _tls_lines(policy: AuthPolicy, api: str, routes: list[dict], tls_certificate
             raise ValueError(f"{option} {value!r}: an absolute file path of letters, digits and ._/+-")
     if (tls_certificate is None) != (tls_key is None):
         raise ValueError("--tls-certificate and --tls-key go together: the server's certificate and its key")
-    needs = _mtls_needs(policy, api, routes)
+    needs = certificate_binding_needs(policy, api)
     if tls_certificate is None:
         if needs:
             raise ValueError(f"API {api!r} receives certificate-bound tokens ({'; '.join(needs)}), and NGINX sees "
