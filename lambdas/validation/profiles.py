@@ -40,11 +40,27 @@ def normalise_typ(typ: str | None) -> str | None:
     return typ[12:] if typ.startswith("application/") else typ
 
 
+# Split scope strings by their text: an issuer grants a handful of distinct scope strings, so most new tokens find
+# theirs here and share one tuple (no split, no new strings kept per cached Principal). Bounded in entries and in
+# the length of what is kept, so made-up scope strings cannot grow it.
+_SPLIT_SCOPES: dict[str, tuple[str, ...]] = {}
+_SPLIT_SCOPES_MAX = 256
+_SPLIT_SCOPES_MAX_CHARS = 512
+
+
 def _space_separated(value: str) -> tuple[str, ...]:
+    names = _SPLIT_SCOPES.get(value)
+    if names is not None:
+        return names
     # SP only (RFC 6749 3.3: scope = scope-token *( SP scope-token )). str.split() also splits on tabs, line breaks
     # and Unicode spaces, which would read "a<TAB>orders:read" as granting orders:read.
-    names = value.split(" ")
-    return tuple(names) if "" not in names else tuple(name for name in names if name)
+    split = value.split(" ")
+    names = tuple(split) if "" not in split else tuple(name for name in split if name)
+    if len(value) <= _SPLIT_SCOPES_MAX_CHARS:
+        if len(_SPLIT_SCOPES) >= _SPLIT_SCOPES_MAX:
+            _SPLIT_SCOPES.clear()
+        _SPLIT_SCOPES[value] = names
+    return names
 
 
 def _strings(claims: Mapping, name: str) -> tuple[str, ...]:
@@ -118,12 +134,23 @@ def _always(use: str) -> Callable[[Mapping, Mapping], str]:
 
 # --- normalisation: claims -> (client_id, scopes, roles, groups, tenant) -------------------------------------
 
+_GENERIC_CLIENT_ID_CLAIMS = ("client_id", "azp", "cid", "appid")
+
+
 def _generic_identity(claims: Mapping, token_use: str):
     scope = claims.get("scope")
     scopes = _space_separated(scope) if type(scope) is str else _strings(claims, "scope")
     if "scp" in claims:
         scopes = scopes + _strings(claims, "scp")
-    return (_string(claims, "client_id", "azp", "cid", "appid"), scopes,
+    # _string(claims, *_GENERIC_CLIENT_ID_CLAIMS) without its call for the usual case (this runs for every new
+    # token); a value that is not a string goes to _string for the rejection.
+    for name in _GENERIC_CLIENT_ID_CLAIMS:
+        client_id = claims.get(name)
+        if client_id is not None:
+            if type(client_id) is not str:
+                client_id = _string(claims, *_GENERIC_CLIENT_ID_CLAIMS)  # raises: not a string
+            break
+    return (client_id, scopes,
             _strings(claims, "roles") if "roles" in claims else _EMPTY,
             _strings(claims, "groups") if "groups" in claims else _EMPTY,
             _string(claims, "tid") if "tid" in claims else None)
