@@ -21,8 +21,8 @@ MAX_NUMERIC_DATE = 2 ** 53
 class IssuerRules:
     """An IssuerConfig in the form the checks use, with its key source."""
 
-    __slots__ = ("config", "name", "issuer", "audiences", "audience_list", "algorithms", "profile", "key_source",
-                 "leeway", "max_age", "require_exp", "token_use", "required_claims", "tenant_template")
+    __slots__ = ("config", "name", "issuer", "audiences", "audience_list", "single_audiences", "algorithms", "profile",
+                 "key_source", "leeway", "max_age", "require_exp", "token_use", "required_claims", "tenant_template")
 
     def __init__(self, config: IssuerConfig, key_source: KeySource) -> None:
         self.config = config
@@ -30,6 +30,9 @@ class IssuerRules:
         self.issuer = config.issuer
         self.audiences = frozenset(config.audiences)
         self.audience_list = list(config.audiences)
+        # The audience tuple of a token whose aud is one accepted string: one shared tuple per audience, instead of
+        # a new one kept by every cached Principal.
+        self.single_audiences = {aud: (aud,) for aud in config.audiences}
         self.algorithms = frozenset(config.algorithms)
         self.profile: Profile = PROFILES[config.profile]
         self.key_source = key_source

@@ -63,7 +63,7 @@ class Verifier:
         self._cache: dict[str, tuple[Principal, float]] = {}
         self._cache_size = max(0, int(verified_cache_size))
         self._requirements: dict[tuple, Requirement] = {}
-        self._scope_requirements: dict[tuple, Requirement] = {}
+        self._scope_requirements: dict[tuple, tuple[frozenset, Requirement]] = {}
         shared_sources: dict[tuple, KeySource] = {}
         self._rules: dict[str, IssuerRules] = {}
         self._by_iss: dict[str, tuple[IssuerRules, ...]] = {}
@@ -156,7 +156,7 @@ class Verifier:
                 candidates = self._by_iss.get(iss) if type(iss) is str else None
                 if candidates is not None and len(candidates) == 1 and (
                         issuers is None or candidates[0].name in issuers):
-                    return self._authenticate_with(candidates[0], token, *decoded, _FROM_CONFIG, True)
+                    return self._authenticate_with(candidates[0], token, decoded, _FROM_CONFIG, True)
         return self._authenticate(token, issuers, _FROM_CONFIG)[0]
 
     def verify(self, token: Any, scopes: Iterable[str] = (), *, scopes_all: Iterable[str] = (),
@@ -171,13 +171,16 @@ class Verifier:
         if scopes_all or roles or roles_all or groups or groups_all or claims:
             self._requirement(scopes, scopes_all, roles, roles_all, groups, groups_all, claims).check(principal)
         elif scopes:
-            # Only scopes (the most common route rule): one cached Requirement per scopes tuple.
+            # Only scopes (the most common route rule): per scopes tuple, its Requirement (built once, which checks
+            # the names) and the set of those scopes, tested here; the Requirement reports a principal that has none.
             by_scopes = self._scope_requirements.get(scopes) if type(scopes) is tuple else None
             if by_scopes is None:
-                by_scopes = Requirement(scopes_any=scopes)
+                requirement = Requirement(scopes_any=scopes)
+                by_scopes = (frozenset(requirement.scopes_any), requirement)
                 if type(scopes) is tuple and len(self._scope_requirements) < 256:
                     self._scope_requirements[scopes] = by_scopes
-            by_scopes.check(principal)
+            if by_scopes[0].isdisjoint(principal.scopes):
+                by_scopes[1].check(principal)
         return principal
 
     def verify_id_token(self, token: Any, *, client_id: str | None = None, nonce: str | None = None,
@@ -285,26 +288,26 @@ class Verifier:
 
     def _authenticate(self, token: Any, issuers: Iterable[str] | None, expected_use: str | None,
                       use_cache: bool = True) -> tuple[Principal, dict, IssuerRules]:
-        header, claims, signing_input, signature = self._decode(token)
-        candidates = self._candidates(claims, issuers)
+        decoded = self._decode(token)
+        header = decoded[0]
+        candidates = self._candidates(decoded[1], issuers)
         if len(candidates) == 1:
-            return (self._authenticate_with(candidates[0], token, header, claims, signing_input, signature,
-                                            expected_use, use_cache), header, candidates[0])
+            return (self._authenticate_with(candidates[0], token, decoded, expected_use, use_cache), header,
+                    candidates[0])
         failure: TokenRejected | None = None
         for rules in candidates:
             try:
-                return (self._authenticate_with(rules, token, header, claims, signing_input, signature,
-                                                expected_use, use_cache), header, rules)
+                return self._authenticate_with(rules, token, decoded, expected_use, use_cache), header, rules
             except TokenRejected as exc:
                 failure = failure or exc
         raise failure  # type: ignore[misc]
 
-    def _authenticate_with(self, rules: IssuerRules, token: Any, header: dict, claims: dict, signing_input: bytes,
-                           signature: bytes, expected_use: str | None,
-                           use_cache: bool) -> Principal:
+    def _authenticate_with(self, rules: IssuerRules, token: Any, decoded: tuple[dict, dict, bytes, bytes],
+                           expected_use: str | None, use_cache: bool) -> Principal:
         # Hot path. Each step first tries a narrow inline "clearly fine" test and otherwise calls the rule function
         # from claims.py, which is the authority: it either accepts the same way or raises the precise rejection.
         # The inline tests only ever accept a subset of what the rule functions accept.
+        header, claims, signing_input, signature = decoded
         alg = header["alg"]
         if alg not in rules.algorithms:
             check_algorithm(rules, alg)
@@ -317,18 +320,18 @@ class Verifier:
         if expected is not None and token_use != expected:
             check_token_use(rules, header, claims, expected)
         aud = claims.get(rules.profile.audience_claim_for_access if token_use == "access" else "aud")
-        if type(aud) is str and aud in rules.audiences:
-            audience: tuple = (aud,)
-        else:
+        audience = rules.single_audiences.get(aud) if type(aud) is str else None
+        if audience is None:
             audience = check_audience(rules, claims, token_use)
         now = self._clock()
         leeway = rules.leeway
+        latest = now + leeway  # the latest nbf and iat accepted
         exp = claims.get("exp")
         nbf = claims.get("nbf")
         iat = claims.get("iat")
         if not (type(exp) is int and 0 <= exp < _MAX_DATE and now < exp + leeway
-                and ((type(nbf) is int and 0 <= nbf <= now + leeway) or (nbf is None and "nbf" not in claims))
-                and ((type(iat) is int and 0 <= iat <= now + leeway) or (iat is None and "iat" not in claims))):
+                and ((type(nbf) is int and 0 <= nbf <= latest) or (nbf is None and "nbf" not in claims))
+                and ((type(iat) is int and 0 <= iat <= latest) or (iat is None and "iat" not in claims))):
             exp = check_expiry(rules, claims, now)
             check_not_before(rules, claims, now)
             check_issued_at(rules, claims, now)
@@ -345,7 +348,7 @@ class Verifier:
         principal = build_principal(subject, claims["iss"], rules.name, client_id, audience, scopes, roles, groups,
                                     tenant, token_use, jti, int(exp) if exp is not None else 0, claims)
         if use_cache and self._cache_size and type(token) is str:
-            valid_until = exp + rules.leeway if exp is not None else _INF
+            valid_until = exp + leeway if exp is not None else _INF
             if age_limit is not None and age_limit < valid_until:
                 valid_until = age_limit
             cache = self._cache
