@@ -154,3 +154,30 @@ def test_names_in_a_string_are_separated_by_spaces_only(key, profile, claim, sep
         iss, sub="u", **claims, **{claim: " orders:write  orders:read "}), typ="JWT" if profile == "entra" else None))
     assert {"scope": spaced.scopes, "scp": spaced.scopes, "cognito:groups": spaced.groups,
             "roles": spaced.roles}[claim] == ("orders:write", "orders:read")
+
+
+def test_generic_client_id_is_the_first_present_claim_and_must_be_a_string(key):
+    iss = "https://idp.example"
+    v = verifier(key, iss, ["api"], "generic")
+    assert v.verify(mint(key, base(iss, sub="s", aud="api", azp="from-azp", appid="from-appid"))).client_id == "from-azp"
+    assert v.verify(mint(key, base(iss, sub="s", aud="api", appid="from-appid"))).client_id == "from-appid"
+    assert v.verify(mint(key, base(iss, sub="s", aud="api"))).client_id is None
+    with pytest.raises(TokenRejected) as refused:
+        v.verify(mint(key, base(iss, sub="s", aud="api", cid=["not", "a", "string"], appid="app")))
+    assert refused.value.code == "malformed" and "'cid'" in refused.value.message
+
+
+def test_split_scope_strings_are_shared_and_the_memo_stays_bounded(monkeypatch):
+    from lambdas.validation import profiles
+
+    monkeypatch.setattr(profiles, "_SPLIT_SCOPES", {})
+    first = profiles._space_separated("orders:read  orders:write")
+    assert first == ("orders:read", "orders:write")
+    assert profiles._space_separated("orders:read  orders:write") is first  # the second token reuses the tuple
+    for n in range(3 * profiles._SPLIT_SCOPES_MAX):
+        assert profiles._space_separated(f"s{n} t{n}") == (f"s{n}", f"t{n}")
+        assert len(profiles._SPLIT_SCOPES) <= profiles._SPLIT_SCOPES_MAX
+    long_scope = " ".join(f"scope{n}" for n in range(200))
+    assert len(long_scope) > profiles._SPLIT_SCOPES_MAX_CHARS
+    assert profiles._space_separated(long_scope) == tuple(f"scope{n}" for n in range(200))
+    assert long_scope not in profiles._SPLIT_SCOPES  # long strings are split every time, never kept

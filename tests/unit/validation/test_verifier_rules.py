@@ -263,3 +263,24 @@ def test_every_code_raised_is_documented():
     raised = set(re.findall(r'TokenRejected\(\s*"([a-z_]+)"', source))
     assert raised <= set(CODES), raised - set(CODES)
     assert AUTHORIZATION_CODES <= set(CODES)
+
+
+def test_scopes_only_verify_accepts_any_of_and_names_what_was_missing(key):
+    v = make(key)
+    token = mint(key, claims(scope="orders:read"))
+    for _ in range(2):  # the second time from the cached scope set
+        assert v.verify(token, ("orders:write", "orders:read")).scopes == ("orders:read",)
+        with pytest.raises(TokenRejected) as refused:
+            v.verify(token, ("orders:write", "admin"))
+        assert refused.value.code == "insufficient_scope" and refused.value.expected == ["admin", "orders:write"]
+    with pytest.raises(ValueError, match="non-empty strings"):
+        v.verify(token, ("",))  # the names are still checked when the scope set is first built
+
+
+def test_accepted_audiences_are_shared_tuples_and_other_shapes_take_the_full_check(key):
+    v = make(key, audiences=[AUDIENCE, "other-api"])
+    one = v.verify(mint(key, claims(audience="other-api")))
+    two = v.verify(mint(key, claims(audience="other-api")))
+    assert one.audience == ("other-api",) and one.audience is two.audience
+    assert v.verify(mint(key, claims(audience=["x", AUDIENCE]))).audience == ("x", AUDIENCE)
+    assert code_of(v, mint(key, claims(audience="x"))) == "invalid_audience"
