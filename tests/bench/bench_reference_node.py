@@ -30,7 +30,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from tests.bench.bench_validation import CLOCK, bare_verifier, paired_ratio, pin_to_one_core, rounds_of  # noqa: E402
+from tests.bench.bench_validation import (CLOCK, QUICK_COUNT, QUICK_ROUNDS, ROUNDS, bare_verifier,  # noqa: E402
+                                          paired_ratio, pin_to_one_core, rounds_of)
 
 NODE_SIDE = Path(__file__).with_suffix(".mjs")
 MODULE = REPO / "sandbox" / "node_modules" / "aws-jwt-verify" / "package.json"
@@ -123,17 +124,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer tokens and rounds (a smoke run, noisier)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--rounds", type=int, help=f"interleaved rounds (default {ROUNDS}; --quick {QUICK_ROUNDS})")
     args = parser.parse_args(argv)
     if shutil.which("node") is None or not MODULE.exists():
         print("cannot compare: needs `node` on PATH and aws-jwt-verify in sandbox/node_modules "
               "(run `npm install` in sandbox/)", file=sys.stderr)
         return 2
     cpu = pin_to_one_core()  # before Node starts: the child inherits this affinity
-    count, rounds = (300, 3) if args.quick else (2000, 7)
-    result = run(count, rounds)
+    count, rounds = (QUICK_COUNT, QUICK_ROUNDS) if args.quick else (2000, ROUNDS)
+    result = run(count, args.rounds or rounds)
+    rounds = args.rounds or rounds
     ratio = result["ratios"]["authgate/aws-jwt-verify"]
     met = ratio >= TARGET
-    verdict = f"authgate/aws-jwt-verify {ratio:.2f}x  target >= {TARGET}x: {'met' if met else 'MISSED'}"
+    verdict = f"authgate/aws-jwt-verify {ratio:.3f}x  target >= {TARGET}x: {'met' if met else 'MISSED'}"
     if args.json:
         print(json.dumps({"cpu": cpu, "node": node_version(), "result": result, "target": TARGET, "met": met},
                          indent=2))
