@@ -23,6 +23,7 @@ from stacks.policy.render.istio import render_istio
 from stacks.policy.render.k8s import render_k8s
 from stacks.policy.render.nginx import render_nginx
 from tests.unit.policy.policy_testing import load_text
+from tests.support.required import unavailable
 
 POLICY = """
 issuers:
@@ -68,8 +69,9 @@ class _Decisions(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.mark.skipif(nginx_binary() is None, reason="nginx is not installed")
 def test_a_real_nginx_hands_the_nonce_and_challenge_to_the_client(tmp_path):
+    if nginx_binary() is None:
+        unavailable("nginx is not installed; install it with: apt-get install -y nginx (.ci/run does, as root)")
     decisions = ThreadingHTTPServer(("127.0.0.1", 0), _Decisions)
     threading.Thread(target=decisions.serve_forever, daemon=True).start()
     port = free_loopback_port()

@@ -12,6 +12,7 @@ from stacks.policy import load_policy
 from stacks.policy.render import render_route_table
 from stacks.policy.render.nginx import render_nginx
 from tests.unit.policy.policy_testing import ISSUER_BLOCK, REPO, assert_golden, load_text
+from tests.support.required import unavailable
 
 K8S = {"backend": "orders.shop.svc.cluster.local:8080",
        "forward_auth": "authgate-forward-auth.authgate.svc.cluster.local:9100"}
@@ -26,9 +27,10 @@ def test_matches_golden(api):
     assert_golden(f"example.{api}.nginx.conf", render_nginx(example(), api, **K8S))
 
 
-@pytest.mark.skipif(nginx_binary() is None, reason="nginx is not installed")
 @pytest.mark.parametrize("api", ["orders", "billing"])
 def test_nginx_accepts_the_rendered_configuration(tmp_path, api):
+    if nginx_binary() is None:
+        unavailable("nginx is not installed; install it with: apt-get install -y nginx (.ci/run does, as root)")
     config = render_nginx(example(), api, backend="127.0.0.1:8080", forward_auth="127.0.0.1:9100",
                           listen="127.0.0.1:18080")
     conf = tmp_path / "nginx.conf"
@@ -163,8 +165,9 @@ def test_bad_tls_options_are_refused(options, message):
         render_nginx(example(), "orders", **{**K8S, **options})
 
 
-@pytest.mark.skipif(nginx_binary() is None, reason="nginx is not installed")
 def test_nginx_accepts_the_tls_configuration(tmp_path):
+    if nginx_binary() is None:
+        unavailable("nginx is not installed; install it with: apt-get install -y nginx (.ci/run does, as root)")
     from sandbox.tls_material import ThrowawayCa
 
     ca = ThrowawayCa(tmp_path / "tls")

@@ -8,6 +8,7 @@ import pytest
 import sandbox.gateways.nginx as nginx_module
 from sandbox.environment import Sandbox
 from sandbox.gateways.nginx import ACCESS_LOG, NginxGateway, main_config
+from tests.support.required import unavailable
 
 
 class StoppedForwardAuth:
@@ -46,7 +47,7 @@ def test_without_nginx_the_sandbox_says_how_to_install_it(monkeypatch):
 
 def test_a_refused_configuration_is_reported(tmp_path):
     if nginx_module.nginx_binary() is None:
-        pytest.skip("nginx is not installed")
+        unavailable("nginx is not installed; install it with: apt-get install -y nginx (.ci/run does, as root)")
     gateway = NginxGateway("server { listen 127.0.0.1:1; bogus_directive on; }", tmp_path / "n", 1, "127.0.0.1:2",
                            StoppedForwardAuth())
     with pytest.raises(RuntimeError, match="bogus_directive"):
