@@ -267,6 +267,12 @@ class Route(Record):
         return self.template.matches(request_segments)
 
     @property
+    def needs_shared_store(self) -> bool:
+        """Whether deciding this route writes or reads state every instance must share: DPoP replay records (proof
+        dpop) or the denylist (freshness denylist)."""
+        return self.proof == "dpop" or self.freshness == "denylist"
+
+    @property
     def checked_per_request(self) -> bool:
         """Whether every request needs its own check beyond the token (a DPoP proof, the client certificate, the
         denylist or introspection): no cached authorizer answer may stand in for it."""
@@ -356,7 +362,7 @@ class ApiRoutes(Record):
     def needs_shared_store(self) -> bool:
         """Whether deciding this API's requests writes or reads state every instance must share: DPoP replay
         records (a dpop route), the denylist (a denylist route)."""
-        return any(route.proof == "dpop" or route.freshness == "denylist" for route in self.routes)
+        return any(route.needs_shared_store for route in self.routes)
 
     @property
     def needs_dpop_nonces(self) -> bool:
@@ -393,10 +399,18 @@ def needs_shared_store(api: ApiRoutes, issuers: Iterable[IssuerConfig]) -> bool:
     routes brings with it on every route (its proof is checked wherever it is presented). The one rule the entry
     points (which refuse to start without a shared store where instances share no memory), the stacks (which create
     the table) and the in-cluster renderer (which wires it) all read."""
-    if api.needs_shared_store:
-        return True
+    return bool(shared_store_reasons(api, issuers))
+
+
+def shared_store_reasons(api: ApiRoutes, issuers: Iterable[IssuerConfig]) -> list[str]:
+    """Why `api` needs a shared store, one reason per route or issuer (empty: it does not), for refusals."""
+    reasons = [f"{route.route_key}: " + ", ".join(
+        ([f"proof {route.proof}"] if route.proof == "dpop" else []) +
+        ([f"freshness {route.freshness}"] if route.freshness == "denylist" else []))
+        for route in api.routes if route.needs_shared_store]
     used = {name for route in api.routes for name in route.issuers}
-    return any(issuer.binding.dpop for issuer in issuers if issuer.display_name in used)
+    return reasons + [f"issuer {issuer.display_name} binds tokens (binding.dpop)" for issuer in issuers
+                      if issuer.binding.dpop and issuer.display_name in used]
 
 
 class RouteTable:
@@ -600,5 +614,5 @@ def _route(entry: Any, issuers: Mapping[str, IssuerConfig], where: str) -> Route
                        token_source=token_source, dpop_nonce=dpop_nonce)
 
 
-__all__ = ["FORMAT", "needs_shared_store", "LITERAL", "PARAM", "GREEDY", "RouteTable", "RouteTableError", "ApiRoutes", "Route", "PathTemplate",
+__all__ = ["FORMAT", "needs_shared_store", "shared_store_reasons", "LITERAL", "PARAM", "GREEDY", "RouteTable", "RouteTableError", "ApiRoutes", "Route", "PathTemplate",
            "Router", "RouteMatch", "split_request_path"]

@@ -186,7 +186,7 @@ def shared_store_env(policy: AuthPolicy, api: str, *, denylist_table: str | None
                      cluster: str = "any") -> list[dict[str, Any]]:
     """The container's environment for the store every replica shares; ValueError when the API needs one and none
     is given, or when the one given cannot be reached."""
-    from lambdas.validation.route_table import RouteTable
+    from lambdas.validation.route_table import RouteTable, shared_store_reasons
     from stacks.policy.render.route_table import render_route_table
 
     if denylist_table is not None and redis_url is not None:
@@ -208,28 +208,16 @@ def shared_store_env(policy: AuthPolicy, api: str, *, denylist_table: str | None
     if aws_region is not None:
         raise ValueError("--aws-region goes with --denylist-table (the region of the revocation table)")
     table = RouteTable.load(render_route_table(policy, apis=[api]))
-    if table.needs_shared_store(api):
+    reasons = shared_store_reasons(table.api(api), table.issuers.values())
+    if reasons:
         redis = "--redis-url rediss://HOST:PORT/0 (a Redis every replica reaches; its password in the Secret " \
                 f"{REDIS_SECRET}, key password)"
         where = (f"give {redis}" if cluster == "aks" else f"give --denylist-table (the stage's revocation table), "
                  f"--aws-region and --eks-role-arn, or {redis}")
-        raise ValueError(f"API {api!r} needs state every forward-auth replica shares ({shared_state_reasons(table, api)}"
+        raise ValueError(f"API {api!r} needs state every forward-auth replica shares ({'; '.join(reasons)}"
                          f"), and replicas share no memory: a DPoP proof could be replayed at another replica and no "
                          f"replica would see a logout; {where}")
     return []
-
-
-def shared_state_reasons(table: Any, api: str) -> str:
-    """Which routes and issuers of `api` need the shared store, for the refusal."""
-    routes = table.api(api)
-    reasons = [f"{route.route_key}: " + ", ".join(
-        ([f"proof {route.proof}"] if route.proof == "dpop" else []) +
-        ([f"freshness {route.freshness}"] if route.freshness == "denylist" else []))
-        for route in routes.routes if route.proof == "dpop" or route.freshness == "denylist"]
-    used = {name for route in routes.routes for name in route.issuers}
-    reasons += [f"issuer {issuer.display_name} binds tokens (binding.dpop)" for issuer in table.issuers.values()
-                if issuer.binding.dpop and issuer.display_name in used]
-    return "; ".join(reasons)
 
 
 def _redis_env(url: str, *, allow_plaintext: bool) -> list[dict[str, Any]]:
