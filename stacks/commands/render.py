@@ -85,7 +85,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     k8s.add_argument("--convention", default="nginx", choices=("nginx", "traefik", "envoy"),
                      help="the proxy's forward-auth convention (default: nginx)")
     k8s.add_argument("--replicas", type=int, default=2, help="replicas, spread across zones (default: 2)")
-    k8s.add_argument("--eks-role-arn", help="IRSA role for the service account (EKS), when keys need it")
+    k8s.add_argument("--eks-role-arn", help="IRSA role for the service account (EKS): when keys need it, and with "
+                     "--denylist-table (the role that may read and write the table)")
     k8s.add_argument("--aks-client-id", help="workload identity client id (AKS), when keys need it")
     k8s.add_argument("--trusted-proxies", metavar="CIDRS", help="the gateway pods' addresses or CIDR range, whose "
                      "forwarded URL and client certificate the service reads (DPoP- and certificate-bound tokens)")
