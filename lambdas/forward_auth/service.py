@@ -33,7 +33,7 @@ from lambdas.authorizers.audit import audit_record, emit
 from lambdas.authorizers.runtime import AuthorizerMisconfigured, AuthorizerRuntime, elapsed_us
 from lambdas.observability.prometheus import DecisionCounters, render_prometheus
 from lambdas.validation.errors import DPOP_CODES, POSSESSION_CODES
-from lambdas.validation.possession import dpop_nonce_header, www_authenticate
+from lambdas.validation.possession import dpop_nonce_header, fresh_dpop_nonce_header, www_authenticate
 from lambdas.validation.route_decision import Outcome, RouteDecision, decide_request
 
 from .conventions import CONVENTIONS, DEFAULT_ENVOY_PATH_PREFIX, BadCheckRequest, original_request
@@ -219,6 +219,9 @@ class ForwardAuthService:
             headers = [(DECISION_HEADER, decision.outcome.value)]
             if decision.principal is not None:
                 headers.extend(identity_headers(decision.principal, self.settings.header_names))
+            nonce = fresh_dpop_nonce_header(decision.route, self.runtime.request_checks)
+            if nonce is not None:   # RFC 9449 8.2: the proxy hands it to the client (NGINX add_header, Istio)
+                headers.append((nonce[0].lower(), nonce[1]))
             return Answer(200, tuple(headers), b"", decision.outcome.value, None)
         if decision.outcome is Outcome.UNAVAILABLE:
             return self._unavailable(decision.code or "jwks_unavailable")

@@ -1,6 +1,7 @@
 """A small ASGI middleware that guards every HTTP request with a check (no web framework needed).
 
     app = AuthgateMiddleware(app, check=guard.check)           # check(headers, method, path) -> Principal | None
+    app = AuthgateMiddleware(app, check=guard.check, success_headers=guard.success_headers)   # + a fresh DPoP-Nonce
 
 The principal lands in scope["state"]["principal"] (Starlette/FastAPI read `request.state.principal`) and in
 scope["authgate.principal"]. A rejected request gets a JSON body with the code and message (never the token):
@@ -17,6 +18,7 @@ from lambdas.validation.errors import POSSESSION_CODES, UNAVAILABLE_CODES, Token
 from lambdas.validation.possession import dpop_nonce_header, www_authenticate
 
 Check = Callable[[list, str, str], Any]
+SuccessHeaders = Callable[[str, str], list]
 
 
 def _status(error: TokenRejected) -> int:
@@ -28,10 +30,13 @@ def _status(error: TokenRejected) -> int:
 
 
 class AuthgateMiddleware:
-    def __init__(self, app: Callable[..., Awaitable[None]], *, check: Check, skip_paths: tuple[str, ...] = ()) -> None:
+    def __init__(self, app: Callable[..., Awaitable[None]], *, check: Check, skip_paths: tuple[str, ...] = (),
+                 success_headers: SuccessHeaders | None = None) -> None:
         self.app = app
         self.check = check
         self.skip_paths = frozenset(skip_paths)
+        # (method, path) -> [(name, value)] added to an allowed request's response (BearerGuard.success_headers).
+        self.success_headers = success_headers
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope.get("type") not in ("http", "websocket") or scope.get("path") in self.skip_paths:
@@ -44,6 +49,11 @@ class AuthgateMiddleware:
             return
         scope.setdefault("state", {})["principal"] = principal
         scope["authgate.principal"] = principal
+        extra = self.success_headers(scope.get("method", "GET"), scope.get("path", "/")) \
+            if self.success_headers is not None and scope["type"] == "http" else []
+        if extra:
+            send = _adding_headers(send, [(name.lower().encode("latin-1"), value.encode("latin-1"))
+                                          for name, value in extra])
         await self.app(scope, receive, send)
 
     @staticmethod
@@ -67,3 +77,15 @@ class AuthgateMiddleware:
             headers.append((b"www-authenticate", b'Bearer error="insufficient_scope"'))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+def _adding_headers(send: Callable, extra: list[tuple[bytes, bytes]]) -> Callable:
+    """`send` with `extra` added to the response's start (replacing the app's own headers of those names)."""
+    names = {name for name, _ in extra}
+
+    async def sending(message: dict) -> None:
+        if message.get("type") == "http.response.start":
+            kept = [(k, v) for k, v in message.get("headers") or () if k.lower() not in names]
+            message = {**message, "headers": kept + extra}
+        await send(message)
+    return sending

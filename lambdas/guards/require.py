@@ -110,6 +110,15 @@ class BearerGuard:
                             request_uri=origin + path if origin else None,
                             dpop_proof=header_values(headers, "dpop") or None, checks=self.checks)
 
+    def success_headers(self, method: str, path: str) -> list[tuple[str, str]]:
+        """Headers to add to an allowed response on `method path`: a fresh DPoP-Nonce on a dpop_nonce route (RFC 9449
+        8.2), so the client's next proof carries a nonce that has not aged out."""
+        from lambdas.validation.possession import fresh_dpop_nonce_header
+
+        route = self.routes.match(method, path) if self.routes is not None else None
+        nonce = fresh_dpop_nonce_header(route, self.checks)
+        return [nonce] if nonce is not None else []
+
     def check(self, headers: Any, method: str, path: str) -> Any:
         """The principal allowed on `method path` (None on a public route without a good token), or the decision's
         TokenRejected: 401 codes, 403 codes, route_not_found for an unknown route, jwks_unavailable."""

@@ -282,6 +282,16 @@ def dpop_nonce_header(rejection: TokenRejected | None) -> tuple[str, str] | None
     return ("DPoP-Nonce", nonce) if isinstance(nonce, str) and nonce else None
 
 
+def fresh_dpop_nonce_header(route: Any, checks: RequestChecks | None) -> tuple[str, str] | None:
+    """("DPoP-Nonce", the current nonce) for an allowed request on a route with dpop_nonce: required, None otherwise.
+    RFC 9449 8.2 lets a server hand out a fresh nonce on success: a client that keeps it never has a proof refused
+    for an aged-out nonce (without it, every 60-120 s costs a 401 and a retry). Entry points that answer the client
+    add it to the allowed response."""
+    if route is None or getattr(route, "dpop_nonce", "none") != "required" or checks is None or checks.nonces is None:
+        return None
+    return "DPoP-Nonce", checks.nonces.current()
+
+
 def www_authenticate(rejection: TokenRejected | None, *, proof: str, issuer: IssuerConfig | None = None) -> str:
     """The WWW-Authenticate header of a 401 on a route: DPoP's challenge (with algs) on DPoP routes and for DPoP
     refusals, Bearer's (RFC 6750 3) elsewhere."""
@@ -296,4 +306,4 @@ def www_authenticate(rejection: TokenRejected | None, *, proof: str, issuer: Iss
 
 
 __all__ = ["ENV_DENYLIST_TABLE", "ENV_DPOP_NONCE_KEY", "ENV_SINGLE_INSTANCE", "RequestChecks", "RequestFacts", "authorization_credentials", "confirmation",
-           "dpop_nonce_header", "refuse_bound_forwarded_claims", "request_checks_from_env", "www_authenticate"]
+           "dpop_nonce_header", "fresh_dpop_nonce_header", "refuse_bound_forwarded_claims", "request_checks_from_env", "www_authenticate"]

@@ -19,7 +19,7 @@ Certificate-bound tokens need the client's certificate in XFCC's first element, 
 terminates the client's TLS can write (gateway topology forwardClientCertDetails SANITIZE_SET, with the certificate
 in the details); this renderer does not configure the ingress gateway. Without it they are refused.
 headersToDownstreamOnDeny stays unset, so a refusal's headers (the DPoP challenge, a dpop_nonce route's DPoP-Nonce)
-all reach the client.
+all reach the client; headersToDownstreamOnAllow passes the fresh DPoP-Nonce of an allowed dpop_nonce route.
 Not covered: removing client-sent identity headers on public and native routes needs an EnvoyFilter; on those
 routes only the outputClaimToHeaders headers (subject, client id, scopes, issuer) are set by Istio.
 """
@@ -142,7 +142,10 @@ def render_istio(policy: AuthPolicy, api: str, *, selector: Mapping[str, str], n
     mesh = {"extensionProviders": [{"name": PROVIDER, "envoyExtAuthzHttp": {
         "service": auth_ref.host, "port": auth_ref.port, "pathPrefix": ext_authz_prefix,
         "includeRequestHeadersInCheck": list(ENVOY_CHECK_HEADERS),
-        "headersToUpstreamOnAllow": list(DEFAULT_NAMES.values()), "failOpen": False}}]}
+        "headersToUpstreamOnAllow": list(DEFAULT_NAMES.values()),
+        # RFC 9449 8.2: the service's fresh DPoP-Nonce on an allowed dpop_nonce route goes to the client (the
+        # provider is shared by the mesh's APIs; the header is only there when the service sent one).
+        "headersToDownstreamOnAllow": ["dpop-nonce"], "failOpen": False}}]}
     problems = pairing_problems(manifests)
     if problems:
         raise ValueError("; ".join(problems))

@@ -5,6 +5,7 @@ routes ask for nonces refuses to start without the key."""
 from __future__ import annotations
 
 import base64
+import time
 
 import pytest
 
@@ -58,6 +59,27 @@ def test_use_dpop_nonce_then_the_retry_with_the_nonce_is_allowed(nonce_key):
     # Another replica holding the same key accepts the nonce the first one gave, with nothing shared but the key.
     status, _ = sender(replica(), token)(make_proof(CLIENT_KEY, "POST", URL, token, claims={"nonce": nonce}))
     assert status == 200
+
+
+def test_an_allowed_answer_hands_out_a_fresh_nonce(nonce_key):
+    # RFC 9449 8.2: a proof with the previous step's nonce is still allowed, and the answer carries the current one,
+    # so the client's next proof does not run into use_dpop_nonce when that nonce ages out.
+    token = mint(ISSUER_KEY, cnf={"jkt": thumbprint(CLIENT_KEY)})
+    previous = DpopNonces(KEY, clock=lambda: time.time() - 60).current()
+    status, headers = sender(replica(), token)(make_proof(CLIENT_KEY, "POST", URL, token,
+                                                          claims={"nonce": previous}))
+    assert status == 200 and DpopNonces(KEY).accepts(headers["dpop-nonce"]) and headers["dpop-nonce"] != previous
+
+
+def test_routes_without_nonces_hand_out_none(nonce_key):
+    document = table_document(ISSUER_KEY, [route("POST /orders", proof="dpop")])
+    document["issuers"]["corp"]["binding"] = {"dpop": True, "dpop_algorithms": ["ES256"]}
+    service = ForwardAuthService(AuthorizerRuntime(RouteTable.load(document), "orders"),
+                                 ForwardAuthSettings(convention="envoy",
+                                                     trusted_proxies=parse_trusted_proxies("10.0.0.9")))
+    token = mint(ISSUER_KEY, cnf={"jkt": thumbprint(CLIENT_KEY)})
+    status, headers = sender(service, token)(make_proof(CLIENT_KEY, "POST", URL, token))
+    assert status == 200 and "dpop-nonce" not in headers
 
 
 def test_other_refusals_carry_no_nonce(nonce_key):

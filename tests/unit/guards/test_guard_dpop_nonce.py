@@ -37,14 +37,15 @@ def nonce_key(monkeypatch):
     monkeypatch.delenv("AUTHGATE_DENYLIST_TABLE", raising=False)
 
 
-def app_behind_guard():
+def app_behind_guard(*, fresh_nonces: bool = False, app_headers: tuple = ()):
     guard = BearerGuard.from_route_table(table(), "orders", public_origin=ORIGIN)
 
     async def app(scope, receive, send):
-        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.start", "status": 200, "headers": list(app_headers)})
         await send({"type": "http.response.body", "body": b"ok"})
 
-    return AuthgateMiddleware(app, check=guard.check)
+    return AuthgateMiddleware(app, check=guard.check,
+                              success_headers=guard.success_headers if fresh_nonces else None)
 
 
 def sender(app, method: str, path: str, token: str):
@@ -117,3 +118,16 @@ def test_a_guard_with_nonce_routes_refuses_to_start_without_the_key(monkeypatch)
     monkeypatch.delenv("AUTHGATE_DPOP_NONCE_KEY_ARN", raising=False)
     with pytest.raises(ValueError, match="dpop_nonce: required, and neither AUTHGATE_DPOP_NONCE_KEY"):
         BearerGuard.from_route_table(table(), "orders", public_origin=ORIGIN)
+
+
+def test_an_allowed_response_hands_out_a_fresh_nonce_on_nonce_routes_only(nonce_key):
+    # RFC 9449 8.2: with success_headers the allowed answer carries the current nonce, so the client's next proof
+    # does not run into use_dpop_nonce when the one it has ages out.
+    # The app's own DPoP-Nonce (stale, say) must not reach the client beside the guard's on a nonce route.
+    app, token = app_behind_guard(fresh_nonces=True, app_headers=((b"dpop-nonce", b"app's own"),)), bound_token()
+    previous = DpopNonces(KEY, clock=lambda: time.time() - STEP_SECONDS).current()
+    status, headers = sender(app, "POST", "/orders", token)(
+        make_proof(CLIENT_KEY, "POST", f"{ORIGIN}/orders", token, claims={"nonce": previous}))
+    assert status == 200 and headers["dpop-nonce"] != previous and DpopNonces(KEY).accepts(headers["dpop-nonce"])
+    status, headers = sender(app, "GET", "/orders", token)(make_proof(CLIENT_KEY, "GET", f"{ORIGIN}/orders", token))
+    assert status == 200 and headers["dpop-nonce"] == "app's own"   # no nonce route: the app's answer untouched

@@ -108,6 +108,62 @@ def test_a_real_nginx_hands_the_nonce_and_challenge_to_the_client(tmp_path):
         decisions.server_close()
 
 
+class _Allowing(BaseHTTPRequestHandler):
+    """Both peers of an allowed request: the decision service's 200 with a fresh DPoP-Nonce (RFC 9449 8.2) on the
+    auth_request subrequest, and the backend's 200 for the request itself."""
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        self.send_response(200)
+        self.send_header("DPoP-Nonce", NONCE)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_a_real_nginx_hands_an_allowed_requests_fresh_nonce_to_the_client(tmp_path):
+    if nginx_binary() is None:
+        unavailable("nginx is not installed; install it with: apt-get install -y nginx (.ci/run does, as root)")
+    peers = ThreadingHTTPServer(("127.0.0.1", 0), _Allowing)
+    threading.Thread(target=peers.serve_forever, daemon=True).start()
+    address = f"127.0.0.1:{peers.server_address[1]}"
+    port = free_loopback_port()
+    config = render_nginx(load_text(tmp_path, POLICY), "shop", backend=address, forward_auth=address,
+                          listen=f"127.0.0.1:{port}")
+    workdir = tmp_path / "nginx"
+    workdir.mkdir()
+    (workdir / "nginx.conf").write_text(main_config(config, workdir))
+    process = subprocess.Popen([nginx_binary(), "-e", "stderr", "-p", str(workdir), "-c", str(workdir / "nginx.conf")],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                with urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/orders", method="POST",
+                                                                   data=b"{}"), timeout=5) as response:
+                    status, headers = response.status, response.headers
+                break
+            except urllib.error.HTTPError as err:
+                pytest.fail(f"nginx answered {err.code}; the decision service allowed the request")
+            except OSError:
+                assert process.poll() is None and time.monotonic() < deadline, "nginx did not start"
+                time.sleep(0.05)
+        assert status == 200 and headers["DPoP-Nonce"] == NONCE
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        peers.shutdown()
+        peers.server_close()
+
+
 def test_envoy_gateway_sends_the_proof_and_filters_no_denial_header(tmp_path):
     manifests = render_gateway_api(load_text(tmp_path, POLICY), "shop", backend="shop:8080")
     ext_auth = {doc["metadata"]["annotations"]["authgate.dev/route"]: doc["spec"]["extAuth"] for doc in manifests
@@ -121,6 +177,7 @@ def test_istio_sends_the_proof_and_passes_every_denial_header(tmp_path):
     provider = mesh["extensionProviders"][0]["envoyExtAuthzHttp"]
     assert "dpop" in provider["includeRequestHeadersInCheck"]
     assert "headersToDownstreamOnDeny" not in provider
+    assert provider["headersToDownstreamOnAllow"] == ["dpop-nonce"]   # RFC 9449 8.2: the fresh nonce of a 200
 
 
 def test_the_forward_auth_deployment_reads_one_nonce_key_from_a_secret(tmp_path):
