@@ -67,6 +67,9 @@ class Verifier:
         shared_sources: dict[tuple, KeySource] = {}
         self._rules: dict[str, IssuerRules] = {}
         self._by_iss: dict[str, tuple[IssuerRules, ...]] = {}
+        # The one issuer configuration of an iss that only one configuration accepts: the common case, which
+        # authenticate() serves without building or measuring the candidates tuple.
+        self._sole_by_iss: dict[str, IssuerRules] = {}
         self._templates: list[IssuerRules] = []
         for config in issuers:
             if not isinstance(config, IssuerConfig):
@@ -83,6 +86,7 @@ class Verifier:
             else:
                 for iss in config.accepted_issuers:
                     self._by_iss[iss] = self._by_iss.get(iss, ()) + (rules,)
+        self._sole_by_iss = {iss: candidates[0] for iss, candidates in self._by_iss.items() if len(candidates) == 1}
 
     def _key_source_for(self, config: IssuerConfig, shared: dict[tuple, KeySource]) -> KeySource:
         if config.jwks is not None:
@@ -153,10 +157,9 @@ class Verifier:
             decoded = decode_token_fast(token, self._headers)
             if decoded is not None:
                 iss = decoded[1].get("iss")
-                candidates = self._by_iss.get(iss) if type(iss) is str else None
-                if candidates is not None and len(candidates) == 1 and (
-                        issuers is None or candidates[0].name in issuers):
-                    return self._authenticate_with(candidates[0], token, decoded, _FROM_CONFIG, True)
+                rules = self._sole_by_iss.get(iss) if type(iss) is str else None
+                if rules is not None and (issuers is None or rules.name in issuers):
+                    return self._authenticate_with(rules, token, decoded, _FROM_CONFIG, True)
         return self._authenticate(token, issuers, _FROM_CONFIG)[0]
 
     def verify(self, token: Any, scopes: Iterable[str] = (), *, scopes_all: Iterable[str] = (),
