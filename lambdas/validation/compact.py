@@ -311,11 +311,17 @@ def decode_token_fast(token: str, headers: HeaderCache) -> tuple[dict, dict, byt
         claims, end = _PLAIN_SCAN(text, 0)
     except (StopIteration, ValueError, RecursionError):
         return None
-    if end != len(text) or type(claims) is not dict or (  # _may_nest_too_deeply, written out
-            text.count("{") + text.count("[") > MAX_JSON_DEPTH and _nesting_exceeds(claims, MAX_JSON_DEPTH)):
+    if end != len(text) or type(claims) is not dict:
         return None
     names = text.count('":')
-    if names != len(claims) and names != _member_count(claims):
+    if names == len(claims):
+        # Every member name is the top object's, so any nested object is empty: a chain of containers deeper than
+        # MAX_JSON_DEPTH (the top object being level 1) holds an array at each of levels 2 to MAX_JSON_DEPTH, one '['
+        # each at least. Fewer '[' in the text rule it out without counting '{' as well (the usual flat claims set).
+        if text.count("[") >= MAX_JSON_DEPTH - 1 and _nesting_exceeds(claims, MAX_JSON_DEPTH):
+            return None
+    elif names != _member_count(claims) or (  # _may_nest_too_deeply, written out
+            text.count("{") + text.count("[") > MAX_JSON_DEPTH and _nesting_exceeds(claims, MAX_JSON_DEPTH)):
         return None
     return header, claims, signing_input, signature
 

@@ -340,6 +340,27 @@ def test_hot_path_decoder_declines_or_returns_what_the_careful_decoder_returns(t
         assert fast is not None, "a well-formed token with a cached header must take the hot path"
 
 
+def test_hot_path_depth_bound_with_only_top_level_member_names():
+    # The hot path counts only '[' when every member name is the top object's; at the bound, arrays (and an empty
+    # object or array as the innermost level) nest exactly as deep as the careful decoder allows, and one more is refused.
+    headers = HeaderCache()
+    headers.decode(ORIGINALS[0].split(".")[0].encode())
+    header_segment = ORIGINALS[0].split(".")[0]
+    claims_text = json.dumps(standard_claims(now=NOW, scope="orders:read"), separators=(",", ":"))
+    for arrays, leaf in ((MAX_JSON_DEPTH - 1, "1"), (MAX_JSON_DEPTH - 2, "[]"), (MAX_JSON_DEPTH - 2, "{}"),
+                         (MAX_JSON_DEPTH - 1, "[]"), (MAX_JSON_DEPTH - 1, "{}"), (MAX_JSON_DEPTH, "1")):
+        nested = "[" * arrays + leaf + "]" * arrays
+        depth = 1 + arrays + (leaf in ("[]", "{}"))
+        text = claims_text[:-1] + ',"x":' + nested + "}"
+        signing_input = f"{header_segment}.{b64url(text.encode())}"
+        token = f"{signing_input}.{b64url(KEYS[0].sign(signing_input.encode()))}"
+        fast = decode_token_fast(token, headers)
+        if depth > MAX_JSON_DEPTH:
+            assert fast is None and careful_decode(token) is None, (arrays, leaf)
+        else:
+            assert fast is not None and fast == careful_decode(token), (arrays, leaf)
+
+
 @property_settings(300)
 @given(token_texts)
 def test_verifier_outcome_does_not_depend_on_the_header_cache_or_str_vs_bytes(token):
