@@ -7,6 +7,7 @@ DPoP-Nonce reach it (ext_authz passes every header of a denial when no client-he
 Deployment of such an API reads its one nonce key from a Secret."""
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
 import threading
@@ -55,6 +56,23 @@ def test_only_a_path_with_a_nonce_route_passes_the_header(tmp_path):
     assert "dpop_nonce" not in items and "DPoP-Nonce" not in items
 
 
+@contextlib.contextmanager
+def real_nginx(tmp_path, config: str):
+    """Debian's nginx running `config` (a rendered server block) under tmp_path, stopped afterwards; the process."""
+    if nginx_binary() is None:
+        unavailable("nginx is not installed; install it with: apt-get install -y nginx (.ci/run does, as root)")
+    workdir = tmp_path / "nginx"
+    workdir.mkdir()
+    (workdir / "nginx.conf").write_text(main_config(config, workdir))
+    process = subprocess.Popen([nginx_binary(), "-e", "stderr", "-p", str(workdir), "-c", str(workdir / "nginx.conf")],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        yield process
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
 class _Decisions(BaseHTTPRequestHandler):
     """The decision service's side of auth_request: 401 use_dpop_nonce with a nonce, whatever is asked."""
 
@@ -70,40 +88,33 @@ class _Decisions(BaseHTTPRequestHandler):
 
 
 def test_a_real_nginx_hands_the_nonce_and_challenge_to_the_client(tmp_path):
-    if nginx_binary() is None:
-        unavailable("nginx is not installed; install it with: apt-get install -y nginx (.ci/run does, as root)")
     decisions = ThreadingHTTPServer(("127.0.0.1", 0), _Decisions)
     threading.Thread(target=decisions.serve_forever, daemon=True).start()
     port = free_loopback_port()
     config = render_nginx(load_text(tmp_path, POLICY), "shop", backend="127.0.0.1:9",
                           forward_auth=f"127.0.0.1:{decisions.server_address[1]}", listen=f"127.0.0.1:{port}")
-    workdir = tmp_path / "nginx"
-    workdir.mkdir()
-    (workdir / "nginx.conf").write_text(main_config(config, workdir))
-    process = subprocess.Popen([nginx_binary(), "-e", "stderr", "-p", str(workdir), "-c", str(workdir / "nginx.conf")],
-                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        answers = {}
-        deadline = time.monotonic() + 15
-        for method, path in (("POST", "/orders"), ("GET", "/items")):
-            while True:
-                try:
-                    urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method,
-                                                                  data=b"" if method == "POST" else None), timeout=5)
-                    pytest.fail("the decision service refused; nginx must not answer 2xx")
-                except urllib.error.HTTPError as err:
-                    answers[path] = (err.code, err.headers)
-                    break
-                except OSError:
-                    assert process.poll() is None and time.monotonic() < deadline, "nginx did not start"
-                    time.sleep(0.05)
-        status, headers = answers["/orders"]
-        assert status == 401 and headers["DPoP-Nonce"] == NONCE and headers["WWW-Authenticate"] == CHALLENGE
-        status, headers = answers["/items"]
-        assert status == 401 and headers["DPoP-Nonce"] is None and headers["WWW-Authenticate"] == CHALLENGE
+        with real_nginx(tmp_path, config) as process:
+            answers = {}
+            deadline = time.monotonic() + 15
+            for method, path in (("POST", "/orders"), ("GET", "/items")):
+                while True:
+                    try:
+                        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method,
+                                                         data=b"" if method == "POST" else None)
+                        urllib.request.urlopen(request, timeout=5)
+                        pytest.fail("the decision service refused; nginx must not answer 2xx")
+                    except urllib.error.HTTPError as err:
+                        answers[path] = (err.code, err.headers)
+                        break
+                    except OSError:
+                        assert process.poll() is None and time.monotonic() < deadline, "nginx did not start"
+                        time.sleep(0.05)
+            status, headers = answers["/orders"]
+            assert status == 401 and headers["DPoP-Nonce"] == NONCE and headers["WWW-Authenticate"] == CHALLENGE
+            status, headers = answers["/items"]
+            assert status == 401 and headers["DPoP-Nonce"] is None and headers["WWW-Authenticate"] == CHALLENGE
     finally:
-        process.terminate()
-        process.wait(timeout=10)
         decisions.shutdown()
         decisions.server_close()
 
@@ -130,36 +141,28 @@ class _Allowing(BaseHTTPRequestHandler):
 
 
 def test_a_real_nginx_hands_an_allowed_requests_fresh_nonce_to_the_client(tmp_path):
-    if nginx_binary() is None:
-        unavailable("nginx is not installed; install it with: apt-get install -y nginx (.ci/run does, as root)")
     peers = ThreadingHTTPServer(("127.0.0.1", 0), _Allowing)
     threading.Thread(target=peers.serve_forever, daemon=True).start()
     address = f"127.0.0.1:{peers.server_address[1]}"
     port = free_loopback_port()
     config = render_nginx(load_text(tmp_path, POLICY), "shop", backend=address, forward_auth=address,
                           listen=f"127.0.0.1:{port}")
-    workdir = tmp_path / "nginx"
-    workdir.mkdir()
-    (workdir / "nginx.conf").write_text(main_config(config, workdir))
-    process = subprocess.Popen([nginx_binary(), "-e", "stderr", "-p", str(workdir), "-c", str(workdir / "nginx.conf")],
-                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                with urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/orders", method="POST",
-                                                                   data=b"{}"), timeout=5) as response:
-                    status, headers = response.status, response.headers
-                break
-            except urllib.error.HTTPError as err:
-                pytest.fail(f"nginx answered {err.code}; the decision service allowed the request")
-            except OSError:
-                assert process.poll() is None and time.monotonic() < deadline, "nginx did not start"
-                time.sleep(0.05)
-        assert status == 200 and headers["DPoP-Nonce"] == NONCE
+        with real_nginx(tmp_path, config) as process:
+            deadline = time.monotonic() + 15
+            while True:
+                try:
+                    with urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/orders", method="POST",
+                                                                       data=b"{}"), timeout=5) as response:
+                        status, headers = response.status, response.headers
+                    break
+                except urllib.error.HTTPError as err:
+                    pytest.fail(f"nginx answered {err.code}; the decision service allowed the request")
+                except OSError:
+                    assert process.poll() is None and time.monotonic() < deadline, "nginx did not start"
+                    time.sleep(0.05)
+            assert status == 200 and headers["DPoP-Nonce"] == NONCE
     finally:
-        process.terminate()
-        process.wait(timeout=10)
         peers.shutdown()
         peers.server_close()
 
