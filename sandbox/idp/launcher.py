@@ -53,6 +53,10 @@ class IdpProcess(StoppedOnExit):
         self._stderr_tail: list[str] = []
 
     def start(self) -> "IdpProcess":
+        if self._process is not None and self._process.poll() is None:
+            # Started already (`with IdpProcess(...).start() as idp:` enters, which starts again): a second provider
+            # would replace this one's handle and outlive the test or demo that started it.
+            return self
         node = shutil.which("node")
         if node is None:
             raise IdpError("node is not on PATH; the sandbox's OpenID provider needs Node.js 20 or later")

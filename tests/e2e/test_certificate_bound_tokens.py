@@ -98,7 +98,7 @@ def world(tmp_path_factory):
     for client in setup.document["clients"]:
         if client["client_id"] == "bound-worker":
             client["certificate_bound"] = True
-    with IdpProcess(setup.document).start() as idp:
+    with IdpProcess(setup.document) as idp:
         assert idp.tls_origin.startswith("https://127.0.0.1:")
         table_path = workdir / "routes.json"
         table_path.write_text(route_table_json(load_policy(policy_path, variables={"LOCAL_ISSUER_URL": idp.issuer})))

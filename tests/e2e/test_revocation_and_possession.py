@@ -157,7 +157,7 @@ def world(tmp_path_factory, dynamodb):
     setup.document["resources"].append({"indicator": OPAQUE_RESOURCE, "audience": "orders-api",
                                         "scopes": ["orders:read"], "access_token_format": "opaque"})
     try:
-        with IdpProcess(setup.document).start() as idp:
+        with IdpProcess(setup.document) as idp:
             table_path = policy_path.parent / "routes.json"
             table_path.write_text(route_table_json(load_policy(policy_path,
                                                                variables={"LOCAL_ISSUER_URL": idp.issuer})))

@@ -23,6 +23,13 @@ if (!existsSync(marker)) {
 setInterval(() => {}, 1000);
 """
 ALWAYS_STALLS = "setInterval(() => {}, 1000);\n"
+# Ready at once; each start leaves a line in the marker file, so the test can count the providers started.
+COUNTS_STARTS = """
+import { appendFileSync } from 'node:fs';
+appendFileSync(process.env.STAND_IN_MARKER, 'started\\n');
+process.stdout.write(JSON.stringify({event: 'ready', issuer: 'http://127.0.0.1:9', signing_kid: 'k'}) + '\\n');
+setInterval(() => {}, 1000);
+"""
 EXITS = "process.stderr.write('authgate idp: cannot read config\\n'); process.exit(2);\n"
 
 
@@ -37,7 +44,7 @@ def stand_in(tmp_path, monkeypatch, source: str) -> None:
 
 def test_a_stalled_start_is_retried_once(tmp_path, monkeypatch):
     stand_in(tmp_path, monkeypatch, STALLS_ONCE)
-    with IdpProcess({}).start() as idp:
+    with IdpProcess({}) as idp:
         assert idp.issuer == "http://127.0.0.1:9"
     assert (tmp_path / "stalled").exists(), "the first start stalled"
 
@@ -52,3 +59,12 @@ def test_a_provider_that_exits_says_its_status_and_what_it_wrote(tmp_path, monke
     stand_in(tmp_path, monkeypatch, EXITS)
     with pytest.raises(IdpError, match="exited with status 2 before it was ready: authgate idp: cannot read config"):
         IdpProcess({}).start()
+
+
+def test_entering_a_started_provider_starts_no_second_one(tmp_path, monkeypatch):
+    # `with IdpProcess(...).start() as idp:` starts, then enters (which starts): one provider, stopped on leaving.
+    stand_in(tmp_path, monkeypatch, COUNTS_STARTS)
+    with IdpProcess({}).start() as idp:
+        process = idp._process
+    assert (tmp_path / "stalled").read_text() == "started\n"
+    assert process.poll() is not None, "the provider outlived the with block"

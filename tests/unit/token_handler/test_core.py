@@ -27,7 +27,7 @@ CSRF = {"x-authgate-csrf": "1", "origin": ORIGIN}
 def provider():
     setup = build_idp_setup(load_policy(WEB_POLICY, variables={"LOCAL_ISSUER_URL": PLACEHOLDER_ISSUER,
                                                               "WEB_ORIGIN": ORIGIN}), "local")
-    with IdpProcess(setup.document).start() as idp:
+    with IdpProcess(setup.document) as idp:
         yield idp, setup
 
 

@@ -33,7 +33,7 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 def test_serve_token_handler_redirects_to_the_issuer_and_stops_on_sigterm():
     setup = build_idp_setup(load_policy(WEB_POLICY, variables={"LOCAL_ISSUER_URL": PLACEHOLDER_ISSUER,
                                                               "WEB_ORIGIN": ORIGIN}), "local")
-    with IdpProcess(setup.document).start() as idp:
+    with IdpProcess(setup.document) as idp:
         env = {**os.environ, "PYTHONPATH": str(REPO), "AUTHGATE_CLIENT_SECRET": setup.clients[CLIENT].client_secret,
                "AUTHGATE_COOKIE_KEYS": CookieKeys.generate().to_json()}
         proc = subprocess.Popen(
