@@ -76,9 +76,10 @@ class BearerGuard:
         # With dpop_nonce routes, also the nonce key (AUTHGATE_DPOP_NONCE_KEY or its _ARN): refused without one.
         # A guard inside a Lambda backend whose routes need the shared table is refused without it, as an authorizer
         # is: each execution environment's own memory would never see a logout or another one's DPoP proofs.
+        self._hands_out_nonces = routes is not None and routes.needs_dpop_nonces
         self.checks = checks if checks is not None else request_checks_from_env(
             os.environ, needs_shared_store=routes is not None and needs_shared_store(routes, verifier.issuers),
-            needs_dpop_nonces=routes is not None and routes.needs_dpop_nonces)
+            needs_dpop_nonces=self._hands_out_nonces)
         # The scheme and host clients call this service by (a DPoP proof's htu), e.g. https://api.example.com;
         # None: https:// and the request's Host header.
         self.public_origin = public_origin.rstrip("/") if public_origin else None
@@ -115,7 +116,9 @@ class BearerGuard:
         8.2), so the client's next proof carries a nonce that has not aged out."""
         from lambdas.validation.possession import fresh_dpop_nonce_header
 
-        route = self.routes.match(method, path) if self.routes is not None else None
+        if not self._hands_out_nonces:
+            return []   # no route hands out nonces: no second route match per request
+        route = self.routes.match(method, path)
         nonce = fresh_dpop_nonce_header(route, self.checks)
         return [nonce] if nonce is not None else []
 

@@ -287,7 +287,7 @@ def fresh_dpop_nonce_header(route: Any, checks: RequestChecks | None) -> tuple[s
     RFC 9449 8.2 lets a server hand out a fresh nonce on success: a client that keeps it never has a proof refused
     for an aged-out nonce (without it, every 60-120 s costs a 401 and a retry). Entry points that answer the client
     add it to the allowed response."""
-    if route is None or getattr(route, "dpop_nonce", "none") != "required" or checks is None or checks.nonces is None:
+    if route is None or route.dpop_nonce != "required" or checks is None or checks.nonces is None:
         return None
     return "DPoP-Nonce", checks.nonces.current()
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Callable, Generic, Iterable, Mapping, Sequence, TypeVar
+from typing import Any, Callable, Generic, Iterable, Iterator, Mapping, Sequence, TypeVar
 
 from .config import ROUTE_TABLE_ISSUER_FIELDS, IssuerConfig
 from .records import Record, set_field
@@ -398,19 +398,29 @@ def needs_shared_store(api: ApiRoutes, issuers: Iterable[IssuerConfig]) -> bool:
     (ApiRoutes.needs_shared_store), or the replay records of DPoP proofs, which a token bound by any issuer of its
     routes brings with it on every route (its proof is checked wherever it is presented). The one rule the entry
     points (which refuse to start without a shared store where instances share no memory), the stacks (which create
-    the table) and the in-cluster renderer (which wires it) all read."""
-    return bool(shared_store_reasons(api, issuers))
+    the table) and the in-cluster renderer (which wires it) all read. Stops at the first need: it runs at every
+    authorizer's init."""
+    return next(_shared_store_needs(api, issuers), None) is not None
 
 
 def shared_store_reasons(api: ApiRoutes, issuers: Iterable[IssuerConfig]) -> list[str]:
     """Why `api` needs a shared store, one reason per route or issuer (empty: it does not), for refusals."""
-    reasons = [f"{route.route_key}: " + ", ".join(
-        ([f"proof {route.proof}"] if route.proof == "dpop" else []) +
-        ([f"freshness {route.freshness}"] if route.freshness == "denylist" else []))
-        for route in api.routes if route.needs_shared_store]
+    reasons = []
+    for need in _shared_store_needs(api, issuers):
+        if isinstance(need, Route):
+            reasons.append(f"{need.route_key}: " + ", ".join(
+                ([f"proof {need.proof}"] if need.proof == "dpop" else []) +
+                ([f"freshness {need.freshness}"] if need.freshness == "denylist" else [])))
+        else:
+            reasons.append(f"issuer {need.display_name} binds tokens (binding.dpop)")
+    return reasons
+
+
+def _shared_store_needs(api: ApiRoutes, issuers: Iterable[IssuerConfig]) -> Iterator[Route | IssuerConfig]:
+    """Each route of `api` that needs the shared store, then each issuer of its routes that binds tokens: the rule."""
+    yield from (route for route in api.routes if route.needs_shared_store)
     used = {name for route in api.routes for name in route.issuers}
-    return reasons + [f"issuer {issuer.display_name} binds tokens (binding.dpop)" for issuer in issuers
-                      if issuer.binding.dpop and issuer.display_name in used]
+    yield from (issuer for issuer in issuers if issuer.binding.dpop and issuer.display_name in used)
 
 
 class RouteTable:

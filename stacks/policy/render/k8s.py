@@ -68,7 +68,7 @@ def render_k8s(policy: AuthPolicy, api: str, *, image: str, namespace: str = "au
     redis_allow_plaintext  accept a redis:// URL to a non-loopback host (a network that encrypts already, a mesh)
     cluster            eks, aks or any: which shared stores a refusal offers (AKS has no DynamoDB table)
     """
-    from stacks.policy.render.route_table import route_table_json
+    from stacks.policy.render.route_table import route_table
 
     http_api(policy, api)
     check_dns_label(namespace, "--namespace")
@@ -97,7 +97,9 @@ def render_k8s(policy: AuthPolicy, api: str, *, image: str, namespace: str = "au
                          .replace(ENV_PUBLIC_ORIGIN, "--public-origin")) from None
     proxy_env = [{"name": name, "value": value} for name, value in ((ENV_TRUSTED_PROXIES, trusted_proxies),
                                                                     (ENV_PUBLIC_ORIGIN, public_origin)) if value]
-    proxy_env += shared_store_env(policy, api, denylist_table=denylist_table, aws_region=aws_region,
+    # One route table per render: the ConfigMap's content, and what decides whether the replicas need a shared store.
+    table = route_table(policy, apis=[api])
+    proxy_env += shared_store_env(table, api, denylist_table=denylist_table, aws_region=aws_region,
                                   eks_role_arn=eks_role_arn, redis_url=redis_url,
                                   redis_allow_plaintext=redis_allow_plaintext,
                                   cluster="aks" if aks_client_id else cluster)
@@ -125,7 +127,7 @@ def render_k8s(policy: AuthPolicy, api: str, *, image: str, namespace: str = "au
     if sa_annotations:
         service_account["metadata"]["annotations"] = sa_annotations
     config_map = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"{NAME}-routes", **meta},
-                  "data": {ROUTES_FILE: route_table_json(policy, apis=[api])}}
+                  "data": {ROUTES_FILE: table.to_json()}}
     probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10, "timeoutSeconds": 2,
              "failureThreshold": 3}
     container = {
@@ -181,13 +183,12 @@ def render_k8s(policy: AuthPolicy, api: str, *, image: str, namespace: str = "au
     return [service_account, config_map, deployment, service, budget, network]
 
 
-def shared_store_env(policy: AuthPolicy, api: str, *, denylist_table: str | None, aws_region: str | None,
+def shared_store_env(table: Any, api: str, *, denylist_table: str | None, aws_region: str | None,
                      eks_role_arn: str | None, redis_url: str | None = None, redis_allow_plaintext: bool = False,
                      cluster: str = "any") -> list[dict[str, Any]]:
-    """The container's environment for the store every replica shares; ValueError when the API needs one and none
-    is given, or when the one given cannot be reached."""
-    from lambdas.validation.route_table import RouteTable, shared_store_reasons
-    from stacks.policy.render.route_table import render_route_table
+    """The container's environment for the store every replica shares (`table`: the rendered RouteTable); ValueError
+    when the API needs one and none is given, or when the one given cannot be reached."""
+    from lambdas.validation.route_table import shared_store_reasons
 
     if denylist_table is not None and redis_url is not None:
         raise ValueError("give --denylist-table or --redis-url, not both: the replicas share one store")
@@ -207,7 +208,6 @@ def shared_store_env(policy: AuthPolicy, api: str, *, denylist_table: str | None
         return [{"name": ENV_DENYLIST_TABLE, "value": denylist_table}, {"name": "AWS_REGION", "value": aws_region}]
     if aws_region is not None:
         raise ValueError("--aws-region goes with --denylist-table (the region of the revocation table)")
-    table = RouteTable.load(render_route_table(policy, apis=[api]))
     reasons = shared_store_reasons(table.api(api), table.issuers.values())
     if reasons:
         redis = "--redis-url rediss://HOST:PORT/0 (a Redis every replica reaches; its password in the Secret " \
