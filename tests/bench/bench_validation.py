@@ -38,6 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 # Issue 14 restated them: 0.8x of the bare verify is out of reach (the standard library's base64 and JSON calls alone
 # take most of that budget, see --breakdown); these keep the ratios from slipping.
 TARGETS = {"authgate/bare": 0.65, "authgate/pyjwt": 2.2, "hit/pyjwt": 100.0}
+# The ratios reported for every alg: "a/b" is contender a's throughput over contender b's.
+PAIRS = ("authgate/bare", "authgate/pyjwt", "hit/pyjwt")
 ROUNDS = 21
 QUICK_COUNT, QUICK_ROUNDS = 300, 3
 CLOCK = time.process_time  # CPU time of this process: see the module docstring
@@ -93,17 +95,22 @@ def paired_ratio(faster: list[float], slower: list[float]) -> float:
     in the same round. Contenders of one round ran back to back, on the machine in one state, so a host whose speed
     drifts during the run moves both sides of each pair alike; best-of for each contender alone can pair one's fast
     moment with the other's slow one."""
-    return statistics.median(s / f for f, s in zip(faster, slower))
+    return statistics.median(round_ratios(faster, slower))
 
 
 def paired_spread(faster: list[float], slower: list[float]) -> tuple[float, float]:
     """The middle half of the rounds' paired ratios (first and third quartile), printed beside a verdict: when a
     target lies inside it, the verdict is within the round-to-round noise and may flip on the next run."""
-    if len(faster) < 2:
-        ratio = paired_ratio(faster, slower)
-        return ratio, ratio
-    q1, _, q3 = statistics.quantiles((s / f for f, s in zip(faster, slower)), n=4)
+    ratios = round_ratios(faster, slower)
+    if len(ratios) < 2:
+        return ratios[0], ratios[0]
+    q1, _, q3 = statistics.quantiles(ratios, n=4)
     return q1, q3
+
+
+def round_ratios(faster: list[float], slower: list[float]) -> list[float]:
+    """Each round's ratio: slower's seconds over faster's in that round."""
+    return [s / f for f, s in zip(faster, slower)]
 
 
 def timed(step) -> float:
@@ -166,13 +173,10 @@ def run(alg: str, count: int, rounds: int) -> dict:
     seconds = rounds_of({"bare": time_bare, "authgate": time_authgate, "pyjwt": time_pyjwt, "hit": time_hit},
                         rounds)
     per_second = {name: count / min(values) for name, values in seconds.items()}
+    pairs = {name: [seconds[side] for side in name.split("/")] for name in PAIRS}
     return {"alg": alg, "tokens": count, "rounds": rounds, "per_second": per_second,
-            "ratios": {"authgate/bare": paired_ratio(seconds["authgate"], seconds["bare"]),
-                       "authgate/pyjwt": paired_ratio(seconds["authgate"], seconds["pyjwt"]),
-                       "hit/pyjwt": paired_ratio(seconds["hit"], seconds["pyjwt"])},
-            "spreads": {"authgate/bare": paired_spread(seconds["authgate"], seconds["bare"]),
-                        "authgate/pyjwt": paired_spread(seconds["authgate"], seconds["pyjwt"]),
-                        "hit/pyjwt": paired_spread(seconds["hit"], seconds["pyjwt"])}}
+            "ratios": {name: paired_ratio(*sides) for name, sides in pairs.items()},
+            "spreads": {name: paired_spread(*sides) for name, sides in pairs.items()}}
 
 
 def breakdown(count: int, rounds: int) -> dict:
